@@ -1,0 +1,4 @@
+//! wormnet-agent: everything that needs libtorch — NCP wirings and cells, policies, PPO,
+//! checkpoints — kept in one crate so that `sim` and `envs` build and test without it.
+
+pub mod runtime;

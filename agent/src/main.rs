@@ -1,0 +1,90 @@
+//! The `wormnet` command: one entry point for everything a user does with wormnet.
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+use wormnet_agent::runtime::{RuntimeInfo, EXPECTED_LIBTORCH};
+
+/// Train and audit Neural Circuit Policies.
+#[derive(Parser)]
+#[command(name = "wormnet", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the libtorch version, CUDA devices, CPU threads and crate versions.
+    Info {
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Info { json } => info(json),
+    }
+}
+
+fn info(json: bool) -> Result<()> {
+    let info = RuntimeInfo::gather();
+    if json {
+        println!("{}", serde_json::to_string(&info)?);
+        return Ok(());
+    }
+    let version = info.libtorch_version.as_deref().unwrap_or("unknown");
+    println!("libtorch        {version}");
+    match &info.libtorch_dir {
+        Some(dir) => println!("libtorch dir    {}", dir.display()),
+        None => println!("libtorch dir    not found in this process"),
+    }
+    if !info.version_matches() {
+        println!(
+            "warning         tch expects libtorch {EXPECTED_LIBTORCH}; run scripts/setup to install it"
+        );
+    }
+    if info.cuda_available {
+        println!(
+            "cuda            available, {} device(s), cudnn {}",
+            info.cuda_devices,
+            if info.cudnn_available { "yes" } else { "no" }
+        );
+    } else {
+        let why = match &info.cuda_backend {
+            Ok(_) => "no CUDA device or driver found".to_string(),
+            Err(e) => e.clone(),
+        };
+        println!("cuda            not available, training runs on the CPU ({why})");
+    }
+    println!(
+        "cpu threads     {} intra-op, {} inter-op (OMP_NUM_THREADS changes it)",
+        info.cpu_threads, info.interop_threads
+    );
+    println!(
+        "cpu backends    mkl {}, openmp {}",
+        yes_no(info.mkl),
+        yes_no(info.openmp)
+    );
+    let crates: Vec<String> = info.crates.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    println!("crates          {}", crates.join(", "));
+    Ok(())
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
+}

@@ -1,0 +1,43 @@
+# Sourced by the other scripts: decides where the venv (libtorch) and the cargo target dir live,
+# and exports what the build needs. Nothing here installs anything.
+#
+#   WORMNET_CACHE  a directory outside the clone shared by every clone on this machine
+#                  (default ~/.cache/wormnet). When it exists, its venv/ and target/ are used,
+#                  so a second clone (or CI) builds incrementally. When it does not, the clone's
+#                  own .venv/ and target/ are used and nothing outside the clone is touched.
+#   LIBTORCH       an existing libtorch 2.13.0 (a directory holding lib/libtorch.so); when set,
+#                  no venv is made and the build links against it.
+
+WORMNET_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+WORMNET_CACHE="${WORMNET_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/wormnet}"
+WORMNET_TORCH_VERSION="2.13.0"
+
+if [ -d "$WORMNET_CACHE" ]; then
+    WORMNET_VENV="${WORMNET_VENV:-$WORMNET_CACHE/venv}"
+    export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$WORMNET_CACHE/target}"
+else
+    WORMNET_VENV="${WORMNET_VENV:-$WORMNET_ROOT/.venv}"
+    export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$WORMNET_ROOT/target}"
+fi
+
+if [ -n "${LIBTORCH:-}" ]; then
+    export LIBTORCH
+    unset LIBTORCH_USE_PYTORCH
+else
+    # torch-sys asks the venv's python where libtorch is and which C++ ABI it uses.
+    export VIRTUAL_ENV="$WORMNET_VENV"
+    export PATH="$WORMNET_VENV/bin:$PATH"
+    export LIBTORCH_USE_PYTORCH=1
+fi
+# Two cores here: let cargo use them all, and keep the same flags for every command so that
+# nothing is rebuilt between `scripts/wormnet` and `scripts/test`.
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-auto}"
+
+# With the shared cache, ./target is a link to it, so ./target/release/wormnet works as usual.
+link_target() {
+    if [ "$CARGO_TARGET_DIR" != "$WORMNET_ROOT/target" ] && [ ! -e "$WORMNET_ROOT/target" ] \
+        && [ ! -L "$WORMNET_ROOT/target" ]; then
+        mkdir -p "$CARGO_TARGET_DIR"
+        ln -s "$CARGO_TARGET_DIR" "$WORMNET_ROOT/target"
+    fi
+}
