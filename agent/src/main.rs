@@ -76,7 +76,11 @@ fn info(json: bool) -> Result<()> {
         yes_no(info.mkl),
         yes_no(info.openmp)
     );
-    let crates: Vec<String> = info.crates.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    let crates: Vec<String> = info
+        .crates
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
     println!("crates          {}", crates.join(", "));
     Ok(())
 }
