@@ -1,0 +1,300 @@
+//! Training metrics on disk: a `metrics.csv` anyone can open and TensorBoard event files, under
+//! CleanRL's metric names so curves compare directly with the Python baselines.
+//!
+//! The TensorBoard format is small enough to write directly (length-prefixed, CRC32C-masked
+//! records holding protobuf `Event`s with scalar summaries), which keeps protobuf code
+//! generation out of the build.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Failures while writing metrics; they name the file so a full disk or a bad path is obvious.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    #[error("cannot write metrics file {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("metric name {0:?} contains a comma or newline; CSV columns must be plain names")]
+    BadName(String),
+}
+
+/// One row of scalars for one global step, e.g. `charts/episodic_return` = 187.0.
+pub type Scalars = BTreeMap<String, f64>;
+
+/// Writes every logged scalar to both `metrics.csv` and a TensorBoard event file.
+pub struct MetricsWriter {
+    csv_path: PathBuf,
+    csv: BufWriter<File>,
+    columns: Vec<String>,
+    events_path: PathBuf,
+    events: BufWriter<File>,
+}
+
+impl MetricsWriter {
+    /// Opens (or, with `resume`, appends to) the metrics of a run directory.
+    ///
+    /// CSV columns are fixed by the first row written; later names that were not in it are
+    /// still written to TensorBoard, and a resumed run keeps the existing header.
+    pub fn open(run_dir: &Path, resume: bool) -> Result<Self, MetricsError> {
+        let csv_path = run_dir.join("metrics.csv");
+        let columns = if resume {
+            std::fs::read_to_string(&csv_path)
+                .ok()
+                .and_then(|text| text.lines().next().map(str::to_owned))
+                .map(|header| header.split(',').skip(1).map(str::to_owned).collect())
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let csv = OpenOptions::new()
+            .create(true)
+            .append(resume)
+            .write(true)
+            .truncate(!resume)
+            .open(&csv_path)
+            .map_err(|source| MetricsError::Io {
+                path: csv_path.clone(),
+                source,
+            })?;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        // TensorBoard reads every events.out.tfevents.* file in the directory, so a resumed
+        // run simply adds a new file.
+        let events_path = run_dir.join(format!(
+            "events.out.tfevents.{}.wormnet.{}",
+            now as u64,
+            std::process::id()
+        ));
+        let events = File::create(&events_path).map_err(|source| MetricsError::Io {
+            path: events_path.clone(),
+            source,
+        })?;
+        let mut writer = MetricsWriter {
+            csv_path,
+            csv: BufWriter::new(csv),
+            columns,
+            events_path,
+            events: BufWriter::new(events),
+        };
+        let header = event_bytes(now, 0, EventBody::FileVersion("brain.Event:2"));
+        writer.write_record(&header)?;
+        Ok(writer)
+    }
+
+    /// Where the CSV goes, for messages and plots.
+    pub fn csv_path(&self) -> &Path {
+        &self.csv_path
+    }
+
+    /// Appends one step's scalars to both outputs and flushes them, so a killed run loses at
+    /// most the row being written.
+    pub fn log(&mut self, step: u64, scalars: &Scalars) -> Result<(), MetricsError> {
+        if let Some(bad) = scalars.keys().find(|k| k.contains([',', '\n', '\r'])) {
+            return Err(MetricsError::BadName(bad.clone()));
+        }
+        let csv_err = |source| MetricsError::Io {
+            path: self.csv_path.clone(),
+            source,
+        };
+        if self.columns.is_empty() {
+            self.columns = scalars.keys().cloned().collect();
+            let header = std::iter::once("global_step".to_string())
+                .chain(self.columns.iter().cloned())
+                .collect::<Vec<_>>()
+                .join(",");
+            writeln!(self.csv, "{header}").map_err(csv_err)?;
+        }
+        let mut row = step.to_string();
+        for column in &self.columns {
+            row.push(',');
+            if let Some(v) = scalars.get(column) {
+                row.push_str(&v.to_string());
+            }
+        }
+        writeln!(self.csv, "{row}")
+            .and_then(|_| self.csv.flush())
+            .map_err(|source| MetricsError::Io {
+                path: self.csv_path.clone(),
+                source,
+            })?;
+
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        let event = event_bytes(now, step as i64, EventBody::Scalars(scalars));
+        self.write_record(&event)?;
+        self.events.flush().map_err(|source| MetricsError::Io {
+            path: self.events_path.clone(),
+            source,
+        })
+    }
+
+    /// Frames one serialized `Event` as a TFRecord: len, masked crc(len), data, masked crc(data).
+    fn write_record(&mut self, data: &[u8]) -> Result<(), MetricsError> {
+        let len = (data.len() as u64).to_le_bytes();
+        let mut buf = Vec::with_capacity(data.len() + 16);
+        buf.extend_from_slice(&len);
+        buf.extend_from_slice(&masked_crc(&len).to_le_bytes());
+        buf.extend_from_slice(data);
+        buf.extend_from_slice(&masked_crc(data).to_le_bytes());
+        self.events
+            .write_all(&buf)
+            .map_err(|source| MetricsError::Io {
+                path: self.events_path.clone(),
+                source,
+            })
+    }
+}
+
+/// TFRecord's CRC masking, which keeps CRCs of data that itself contains CRCs well distributed.
+fn masked_crc(data: &[u8]) -> u32 {
+    let crc = crc32c::crc32c(data);
+    (crc.rotate_right(15)).wrapping_add(0xa282_ead8)
+}
+
+enum EventBody<'a> {
+    FileVersion(&'a str),
+    Scalars(&'a Scalars),
+}
+
+/// Encodes `tensorflow.Event { wall_time=1, step=2, file_version=3 | summary=5 }` by hand;
+/// a scalar summary is `Summary { repeated Value value=1 { tag=1, simple_value=2 } }`.
+fn event_bytes(wall_time: f64, step: i64, body: EventBody<'_>) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.push(0x09); // field 1, fixed64
+    out.extend_from_slice(&wall_time.to_le_bytes());
+    out.push(0x10); // field 2, varint
+    put_varint(&mut out, step as u64);
+    match body {
+        EventBody::FileVersion(v) => put_bytes(&mut out, 3, v.as_bytes()),
+        EventBody::Scalars(scalars) => {
+            let mut summary = Vec::new();
+            for (tag, value) in scalars {
+                let mut v = Vec::new();
+                put_bytes(&mut v, 1, tag.as_bytes());
+                v.push(0x15); // field 2, fixed32
+                v.extend_from_slice(&(*value as f32).to_le_bytes());
+                put_bytes(&mut summary, 1, &v);
+            }
+            put_bytes(&mut out, 5, &summary);
+        }
+    }
+    out
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn put_bytes(out: &mut Vec<u8>, field: u32, bytes: &[u8]) {
+    put_varint(out, u64::from(field << 3 | 2));
+    put_varint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reads TFRecords back, checking both CRCs, the way TensorBoard's loader does.
+    fn read_records(bytes: &[u8]) -> Vec<Vec<u8>> {
+        let mut records = Vec::new();
+        let mut at = 0;
+        while at < bytes.len() {
+            let len_bytes = &bytes[at..at + 8];
+            let len = u64::from_le_bytes(len_bytes.try_into().unwrap()) as usize;
+            let crc = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap());
+            assert_eq!(crc, masked_crc(len_bytes), "length CRC");
+            let data = &bytes[at + 12..at + 12 + len];
+            let crc = u32::from_le_bytes(bytes[at + 12 + len..at + 16 + len].try_into().unwrap());
+            assert_eq!(crc, masked_crc(data), "data CRC");
+            records.push(data.to_vec());
+            at += 16 + len;
+        }
+        records
+    }
+
+    #[test]
+    fn crc32c_matches_the_standard_check_value() {
+        // The CRC-32C check value of "123456789" is 0xE3069283 (RFC 3720).
+        assert_eq!(crc32c::crc32c(b"123456789"), 0xE306_9283);
+    }
+
+    #[test]
+    fn writes_csv_and_readable_event_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = MetricsWriter::open(dir.path(), false).unwrap();
+        let mut s = Scalars::new();
+        s.insert("charts/episodic_return".into(), 21.5);
+        s.insert("losses/approx_kl".into(), 0.01);
+        w.log(128, &s).unwrap();
+        s.insert("charts/episodic_return".into(), 40.0);
+        w.log(256, &s).unwrap();
+        drop(w);
+
+        let csv = std::fs::read_to_string(dir.path().join("metrics.csv")).unwrap();
+        let lines: Vec<_> = csv.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "global_step,charts/episodic_return,losses/approx_kl",
+                "128,21.5,0.01",
+                "256,40,0.01"
+            ]
+        );
+
+        let events: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with("events.out"))
+            .collect();
+        assert_eq!(events.len(), 1);
+        let records = read_records(&std::fs::read(events[0].path()).unwrap());
+        assert_eq!(records.len(), 3, "file version + two scalar events");
+        assert!(records[0].windows(13).any(|w| w == b"brain.Event:2"));
+        let tag = b"charts/episodic_return";
+        assert!(records[2].windows(tag.len()).any(|w| w == tag));
+        assert!(records[2]
+            .windows(4)
+            .any(|w| w == 40.0f32.to_le_bytes().as_slice()));
+    }
+
+    #[test]
+    fn resume_appends_under_the_existing_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Scalars::new();
+        s.insert("charts/SPS".into(), 1000.0);
+        MetricsWriter::open(dir.path(), false)
+            .unwrap()
+            .log(1, &s)
+            .unwrap();
+        MetricsWriter::open(dir.path(), true)
+            .unwrap()
+            .log(2, &s)
+            .unwrap();
+        let csv = std::fs::read_to_string(dir.path().join("metrics.csv")).unwrap();
+        assert_eq!(csv, "global_step,charts/SPS\n1,1000\n2,1000\n");
+    }
+
+    #[test]
+    fn rejects_names_that_would_break_the_csv() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = MetricsWriter::open(dir.path(), false).unwrap();
+        let mut s = Scalars::new();
+        s.insert("a,b".into(), 1.0);
+        assert!(matches!(w.log(1, &s), Err(MetricsError::BadName(_))));
+    }
+}
