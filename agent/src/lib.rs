@@ -4,4 +4,5 @@
 pub mod checkpoint;
 pub mod metrics;
 pub mod normalize;
+pub mod ppo;
 pub mod runtime;
