@@ -2,4 +2,5 @@
 //! reference checklist names, each visible in one place.
 
 pub mod adam;
+pub mod config;
 pub mod gae;
