@@ -1,8 +1,15 @@
 //! wormnet-agent: everything that needs libtorch — NCP wirings and cells, policies, PPO,
 //! checkpoints — kept in one crate so that `sim` and `envs` build and test without it.
 
+pub mod cfc;
 pub mod checkpoint;
+pub mod interchange;
+pub mod lstm;
+pub mod ltc;
+pub mod ltc_cpu;
 pub mod metrics;
 pub mod normalize;
 pub mod ppo;
 pub mod runtime;
+pub mod sequence;
+pub mod wiring;

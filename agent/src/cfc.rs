@@ -1,0 +1,342 @@
+//! Closed-form continuous-time (CfC) cells: the LTC's behaviour approximated in closed form,
+//! so one step is a few dense layers instead of an ODE solve. [`CfcCell`] is ncps's `CfCCell`
+//! (optional backbone MLP, modes default / pure / no_gate); [`WiredCfcCell`] runs one masked
+//! `CfCCell` per wiring layer (inter → command → motor), as ncps's `WiredCfCCell` does.
+
+use serde::{Deserialize, Serialize};
+use tch::{nn, Tensor};
+
+use crate::interchange::{default_bias, xavier, NamedTensors};
+use crate::wiring::Wiring;
+
+/// CfC solution form.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CfcMode {
+    /// `ff1·(1 − σ) + σ·ff2` with the time gate `σ = σ(t_a·Δt + t_b)`.
+    #[default]
+    Default,
+    /// `−A·exp(−Δt(|w_tau| + |ff1|))·ff1 + A` (direct closed-form solution).
+    Pure,
+    /// `ff1 + σ·ff2`.
+    NoGate,
+}
+
+/// Backbone activation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    /// `1.7159·tanh(0.666·x)` (ncps default).
+    #[default]
+    LecunTanh,
+    /// SiLU.
+    Silu,
+    /// ReLU.
+    Relu,
+    /// tanh.
+    Tanh,
+    /// exact (erf) GELU.
+    Gelu,
+}
+
+impl Activation {
+    fn apply(self, x: &Tensor) -> Tensor {
+        match self {
+            Activation::LecunTanh => (x * 0.666).tanh() * 1.7159,
+            Activation::Silu => x.silu(),
+            Activation::Relu => x.relu(),
+            Activation::Tanh => x.tanh(),
+            Activation::Gelu => x.gelu("none"),
+        }
+    }
+}
+
+/// A dense layer `y = x·Wᵀ + b`, optionally with a constant mask on `W`.
+pub struct Dense {
+    /// Weight `(out, in)`.
+    pub weight: Tensor,
+    /// Bias `(out)`.
+    pub bias: Option<Tensor>,
+}
+
+impl Dense {
+    /// Registers `name.weight`/`name.bias` with xavier weights and torch-default biases
+    /// (ncps's CfC init); `xavier = false` keeps torch's default weight init.
+    pub fn new(
+        path: &nn::Path,
+        prefix: &str,
+        name: &str,
+        fan_in: i64,
+        fan_out: i64,
+        xavier_init: bool,
+        named: &mut NamedTensors,
+    ) -> Self {
+        let sub = path.sub(name);
+        let prefix = format!("{prefix}{name}.");
+        let w = if xavier_init {
+            xavier(&[fan_out, fan_in])
+        } else {
+            let bound = 1.0 / (fan_in as f64).sqrt();
+            crate::interchange::uniform(&[fan_out, fan_in], -bound, bound)
+        };
+        let weight = named.var(&sub, &prefix, "weight", w);
+        let bias = Some(named.var(&sub, &prefix, "bias", default_bias(fan_out, fan_in)));
+        Self { weight, bias }
+    }
+
+    /// `x·Wᵀ + b`, with `W ⊙ mask` when a mask is given.
+    pub fn forward(&self, x: &Tensor, mask: Option<&Tensor>) -> Tensor {
+        match mask {
+            Some(m) => x.linear(&(&self.weight * m), self.bias.as_ref()),
+            None => x.linear(&self.weight, self.bias.as_ref()),
+        }
+    }
+}
+
+/// Shape of a CfC cell (ncps `CfCCell` arguments).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CfcOptions {
+    /// Solution form.
+    pub mode: CfcMode,
+    /// Backbone activation.
+    pub activation: Activation,
+    /// Backbone width.
+    pub backbone_units: usize,
+    /// Backbone depth (0 = none).
+    pub backbone_layers: usize,
+    /// Dropout after backbone layers 2.. (training only; ncps never drops after the first).
+    pub backbone_dropout: f64,
+}
+
+/// ncps `CfCCell`: keys `backbone.{0,2,…}`, `ff1`, `ff2`, `time_a`, `time_b`, `w_tau`, `A`,
+/// `sparsity_mask`.
+pub struct CfcCell {
+    /// Backbone layers with their ncps Sequential indices.
+    pub backbone: Vec<Dense>,
+    /// First head.
+    pub ff1: Dense,
+    /// Second head (not in pure mode).
+    pub ff2: Option<Dense>,
+    /// Time-gate slope head (not in pure mode).
+    pub time_a: Option<Dense>,
+    /// Time-gate bias head (not in pure mode).
+    pub time_b: Option<Dense>,
+    /// Pure mode time constant `(1, H)`.
+    pub w_tau: Option<Tensor>,
+    /// Pure mode amplitude `(1, H)`.
+    pub a: Option<Tensor>,
+    /// Constant mask `(H, in + H)` on ff1/ff2 (wired cells).
+    pub sparsity_mask: Option<Tensor>,
+    /// Options.
+    pub options: CfcOptions,
+    /// Hidden size.
+    pub hidden: usize,
+}
+
+impl CfcCell {
+    /// Registers the cell under `path` with ncps's init (xavier on every 2-D weight, including
+    /// pure mode's `w_tau` and `A`). `mask` is `[src, dst]` of shape `(in + H, H)` as in ncps.
+    pub fn new(
+        path: &nn::Path,
+        prefix: &str,
+        input_size: usize,
+        hidden: usize,
+        options: CfcOptions,
+        mask: Option<Tensor>,
+        named: &mut NamedTensors,
+    ) -> Self {
+        let (i, h) = (input_size as i64, hidden as i64);
+        let sparsity_mask =
+            mask.map(|m| named.constant(path, prefix, "sparsity_mask", m.abs().tr().contiguous()));
+        let pure = options.mode == CfcMode::Pure;
+        let (w_tau, a) = if pure {
+            (
+                Some(named.var(path, prefix, "w_tau", xavier(&[1, h]))),
+                Some(named.var(path, prefix, "A", xavier(&[1, h]))),
+            )
+        } else {
+            (None, None)
+        };
+        let mut backbone = Vec::new();
+        let bb_path = path.sub("backbone");
+        let bb_prefix = format!("{prefix}backbone.");
+        let units = options.backbone_units as i64;
+        for l in 0..options.backbone_layers {
+            let index = backbone_index(l, options.backbone_dropout);
+            let fan_in = if l == 0 { i + h } else { units };
+            backbone.push(Dense::new(
+                &bb_path,
+                &bb_prefix,
+                &index.to_string(),
+                fan_in,
+                units,
+                true,
+                named,
+            ));
+        }
+        let cat = if options.backbone_layers == 0 { i + h } else { units };
+        let mut dense = |name: &str| Dense::new(path, prefix, name, cat, h, true, named);
+        let ff1 = dense("ff1");
+        let (ff2, time_a, time_b) = if pure {
+            (None, None, None)
+        } else {
+            (Some(dense("ff2")), Some(dense("time_a")), Some(dense("time_b")))
+        };
+        Self {
+            backbone,
+            ff1,
+            ff2,
+            time_a,
+            time_b,
+            w_tau,
+            a,
+            sparsity_mask,
+            options,
+            hidden,
+        }
+    }
+
+    /// One step: `(B, in)`, `(B, H)`, time (scalar tensor or `(B, 1)`) → new hidden `(B, H)`.
+    pub fn step(&self, input: &Tensor, hx: &Tensor, ts: &Tensor, train: bool) -> Tensor {
+        let mut x = Tensor::cat(&[input, hx], 1);
+        for (l, layer) in self.backbone.iter().enumerate() {
+            x = self.options.activation.apply(&layer.forward(&x, None));
+            if l > 0 && self.options.backbone_dropout > 0.0 {
+                x = x.dropout(self.options.backbone_dropout, train);
+            }
+        }
+        let mask = self.sparsity_mask.as_ref();
+        let ff1 = self.ff1.forward(&x, mask);
+        if let (Some(a), Some(w_tau)) = (&self.a, &self.w_tau) {
+            let decay = (-(ts * (w_tau.abs() + ff1.abs()))).exp();
+            return -a * decay * ff1 + a;
+        }
+        let (Some(ff2), Some(time_a), Some(time_b)) = (&self.ff2, &self.time_a, &self.time_b)
+        else {
+            unreachable!("non-pure CfC cells always have ff2/time_a/time_b");
+        };
+        let ff1 = ff1.tanh();
+        let ff2 = ff2.forward(&x, mask).tanh();
+        let t_interp = (time_a.forward(&x, None) * ts + time_b.forward(&x, None)).sigmoid();
+        if self.options.mode == CfcMode::NoGate {
+            ff1 + &t_interp * ff2
+        } else {
+            ff1 * (1.0 - &t_interp) + t_interp * ff2
+        }
+    }
+}
+
+/// Index of backbone layer `l` in ncps's `nn.Sequential` (activations and dropouts in between).
+fn backbone_index(l: usize, dropout: f64) -> usize {
+    if l == 0 {
+        0
+    } else {
+        2 + (l - 1) * if dropout > 0.0 { 3 } else { 2 }
+    }
+}
+
+/// ncps `WiredCfCCell`: one masked CfC per wiring layer, state in layer order
+/// `[layer 0 | layer 1 | …]` (inter | command | motor for NCP).
+pub struct WiredCfcCell {
+    /// One cell per layer, keys `layer_{l}.*`.
+    pub layers: Vec<CfcCell>,
+    /// Neurons per layer.
+    pub layer_sizes: Vec<usize>,
+    /// Outputs: the first `M` neurons of the last layer (ncps returns the whole last layer,
+    /// which differs only for single-layer wirings with `output_dim < units`).
+    pub output_dim: usize,
+    wiring: Wiring,
+}
+
+impl WiredCfcCell {
+    /// Builds the layers from a built wiring: input mask from the sensory (layer 0) or
+    /// previous-layer adjacency, all-ones recurrent block, polarity discarded (as ncps).
+    pub fn new(
+        path: &nn::Path,
+        prefix: &str,
+        wiring: &Wiring,
+        mode: CfcMode,
+        named: &mut NamedTensors,
+    ) -> Self {
+        let n = wiring.units();
+        let s = wiring.input_dim().unwrap_or(0);
+        let mut layers = Vec::new();
+        let mut layer_sizes = Vec::new();
+        let mut prev: Option<&Vec<usize>> = None;
+        let mut in_features = s;
+        for (l, ids) in wiring.layers().iter().enumerate() {
+            let nl = ids.len();
+            let mut mask = vec![0f32; (in_features + nl) * nl];
+            for (r, src) in (0..in_features).enumerate() {
+                for (c, &dst) in ids.iter().enumerate() {
+                    let p = match prev {
+                        None => wiring.sensory_adjacency()[src * n + dst],
+                        Some(p_ids) => wiring.adjacency()[p_ids[src] * n + dst],
+                    };
+                    mask[r * nl + c] = (p as f32).abs();
+                }
+            }
+            for v in mask[in_features * nl..].iter_mut() {
+                *v = 1.0;
+            }
+            let mask = Tensor::from_slice(&mask).view([(in_features + nl) as i64, nl as i64]);
+            let options = CfcOptions {
+                mode,
+                activation: Activation::LecunTanh,
+                backbone_units: 0,
+                backbone_layers: 0,
+                backbone_dropout: 0.0,
+            };
+            let sub = path.sub(format!("layer_{l}"));
+            let sub_prefix = format!("{prefix}layer_{l}.");
+            layers.push(CfcCell::new(
+                &sub,
+                &sub_prefix,
+                in_features,
+                nl,
+                options,
+                Some(mask),
+                named,
+            ));
+            layer_sizes.push(nl);
+            in_features = nl;
+            prev = Some(ids);
+        }
+        Self {
+            layers,
+            layer_sizes,
+            output_dim: wiring.output_dim(),
+            wiring: wiring.clone(),
+        }
+    }
+
+    /// The wiring.
+    pub fn wiring(&self) -> &Wiring {
+        &self.wiring
+    }
+
+    /// Neuron id of each state column (layer order → wiring ids), for labelling states.
+    pub fn state_neuron_ids(&self) -> Vec<usize> {
+        self.wiring.layers().iter().flatten().copied().collect()
+    }
+
+    /// One step → `(outputs (B, M'), new state (B, N))`.
+    pub fn step(&self, input: &Tensor, hx: &Tensor, ts: &Tensor, train: bool) -> (Tensor, Tensor) {
+        let sizes: Vec<i64> = self.layer_sizes.iter().map(|&s| s as i64).collect();
+        let parts = hx.split_with_sizes(sizes.as_slice(), 1);
+        let mut inp = input.shallow_clone();
+        let mut new = Vec::with_capacity(parts.len());
+        for (cell, h) in self.layers.iter().zip(parts.iter()) {
+            let h_new = cell.step(&inp, h, ts, train);
+            inp = h_new.shallow_clone();
+            new.push(h_new);
+        }
+        let last = *self.layer_sizes.last().unwrap_or(&0);
+        let out = if self.output_dim < last {
+            inp.narrow(1, 0, self.output_dim as i64)
+        } else {
+            inp
+        };
+        (out, Tensor::cat(&new, 1))
+    }
+}

@@ -1,0 +1,539 @@
+//! The sequence layer a policy uses: an LTC or CfC cell (wired or dense), optional mixed
+//! memory and projection, run over `(B, L, F)` sequences with per-step, per-sample timespans,
+//! or stepped one observation at a time while acting. Built from a serde config; weights
+//! exchange with ncps's `LTC`/`CfC` modules by `state_dict` key.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use tch::{nn, Device, Kind, Tensor};
+use thiserror::Error;
+
+use crate::cfc::{Activation, CfcCell, CfcMode, CfcOptions, Dense, WiredCfcCell};
+use crate::interchange::{InterchangeError, NamedTensors};
+use crate::lstm::LstmCell;
+use crate::ltc::{LtcCell, LtcOptions, Mapping};
+use crate::ltc_cpu;
+use crate::wiring::{NeuronType, Wiring, WiringConfig, WiringError};
+
+/// Which continuous-time cell.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CellKind {
+    /// Liquid time-constant cell (ODE, `ode_unfolds` sub-steps).
+    #[default]
+    Ltc,
+    /// Closed-form continuous-time cell.
+    Cfc,
+}
+
+fn six() -> usize {
+    6
+}
+fn eps() -> f64 {
+    1e-8
+}
+fn yes() -> bool {
+    true
+}
+
+/// Everything needed to build a policy network; mirrors the ncps `LTC`/`CfC` arguments.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NcpConfig {
+    /// `ltc` or `cfc`.
+    #[serde(default)]
+    pub cell: CellKind,
+    /// The wiring (required for LTC unless `units` is set; for CfC, `wiring` = wired CfC).
+    #[serde(default)]
+    pub wiring: Option<WiringConfig>,
+    /// Without a wiring: LTC → FullyConnected(units); CfC → dense CfC with a backbone.
+    #[serde(default)]
+    pub units: Option<usize>,
+    /// LTC input mapping.
+    #[serde(default)]
+    pub input_mapping: Mapping,
+    /// LTC output mapping.
+    #[serde(default)]
+    pub output_mapping: Mapping,
+    /// LTC sub-steps per step.
+    #[serde(default = "six")]
+    pub ode_unfolds: usize,
+    /// LTC denominator epsilon.
+    #[serde(default = "eps")]
+    pub epsilon: f64,
+    /// LTC: softplus positivity (true, ncps `LTC` default) or clamp after each step (false).
+    #[serde(default = "yes")]
+    pub implicit_constraints: bool,
+    /// CfC mode.
+    #[serde(default)]
+    pub mode: CfcMode,
+    /// Add the LSTM mixed-memory augmentation.
+    #[serde(default)]
+    pub mixed_memory: bool,
+    /// Dense CfC backbone activation.
+    #[serde(default)]
+    pub activation: Activation,
+    /// Dense CfC backbone width (default 128).
+    #[serde(default)]
+    pub backbone_units: Option<usize>,
+    /// Dense CfC backbone depth (default 1).
+    #[serde(default)]
+    pub backbone_layers: Option<usize>,
+    /// Dense CfC backbone dropout (default 0).
+    #[serde(default)]
+    pub backbone_dropout: Option<f64>,
+    /// CfC output projection `Linear(output → proj_size)` (key `fc`).
+    #[serde(default)]
+    pub proj_size: Option<usize>,
+}
+
+impl Default for NcpConfig {
+    fn default() -> Self {
+        Self {
+            cell: CellKind::Ltc,
+            wiring: Some(WiringConfig::AutoNcp {
+                units: 19,
+                output_size: 4,
+                sparsity_level: 0.5,
+                seed: 22222,
+            }),
+            units: None,
+            input_mapping: Mapping::Affine,
+            output_mapping: Mapping::Affine,
+            ode_unfolds: 6,
+            epsilon: 1e-8,
+            implicit_constraints: true,
+            mode: CfcMode::Default,
+            mixed_memory: false,
+            activation: Activation::LecunTanh,
+            backbone_units: None,
+            backbone_layers: None,
+            backbone_dropout: None,
+            proj_size: None,
+        }
+    }
+}
+
+/// Why a network could not be built or loaded.
+#[derive(Debug, Error)]
+pub enum NcpError {
+    /// The wiring is impossible.
+    #[error(transparent)]
+    Wiring(#[from] WiringError),
+    /// Inconsistent config fields.
+    #[error("invalid NCP config: {0}")]
+    Config(String),
+    /// Weight exchange failed.
+    #[error(transparent)]
+    Interchange(#[from] InterchangeError),
+}
+
+/// Recurrent state: neuron potentials `h (B, N)` and the LSTM cell state with mixed memory.
+pub struct State {
+    /// Cell state: all N neuron potentials (LTC: id order; wired CfC: layer order).
+    pub h: Tensor,
+    /// LSTM memory (mixed memory only).
+    pub c: Option<Tensor>,
+}
+
+impl State {
+    /// A detached copy (for storing rollout start states).
+    pub fn detach(&self) -> State {
+        State {
+            h: self.h.detach(),
+            c: self.c.as_ref().map(|c| c.detach()),
+        }
+    }
+
+    /// Zeroes the rows where `reset (B,)` is true (episode starts), keeping the others.
+    pub fn reset(&self, reset: &Tensor) -> State {
+        let keep = reset.logical_not().to_kind(self.h.kind()).unsqueeze(1);
+        State {
+            h: &self.h * &keep,
+            c: self.c.as_ref().map(|c| c * &keep),
+        }
+    }
+}
+
+enum Cell {
+    Ltc(LtcCell),
+    Cfc(CfcCell),
+    Wired(WiredCfcCell),
+}
+
+/// A built NCP network (ncps `LTC` or `CfC` module).
+pub struct NcpNet {
+    cell: Cell,
+    lstm: Option<LstmCell>,
+    fc: Option<Dense>,
+    named: NamedTensors,
+    config: NcpConfig,
+    wiring: Option<Wiring>,
+    input_size: usize,
+    state_size: usize,
+    output_size: usize,
+    training: bool,
+}
+
+impl NcpNet {
+    /// Builds the network for `input_size` features with its variables under `path`
+    /// (their ncps keys are relative to the module: `rnn_cell.…`, `lstm.…`, `fc.…`).
+    pub fn new(path: &nn::Path, input_size: usize, config: &NcpConfig) -> Result<Self, NcpError> {
+        let bad = |m: &str| Err(NcpError::Config(m.to_string()));
+        if input_size == 0 {
+            return bad("input_size must be at least 1");
+        }
+        let mut named = NamedTensors::default();
+        let cell_path = path.sub("rnn_cell");
+        let wiring = match (&config.wiring, config.units, config.cell) {
+            (Some(_), Some(_), _) => return bad("give either `wiring` or `units`, not both"),
+            (None, None, _) => return bad("give a `wiring` or `units`"),
+            (Some(w), None, _) => Some(Wiring::from_config(w)?.built(input_size)?),
+            (None, Some(u), CellKind::Ltc) => {
+                Some(Wiring::fully_connected(u, None, 1111, true)?.built(input_size)?)
+            }
+            (None, Some(_), CellKind::Cfc) => None,
+        };
+        let backbone_set = config.backbone_units.is_some()
+            || config.backbone_layers.is_some()
+            || config.backbone_dropout.is_some();
+        let (cell, state_size, output_size) = match (config.cell, &wiring) {
+            (CellKind::Ltc, Some(w)) => {
+                if config.proj_size.is_some() || backbone_set {
+                    return bad("an LTC has no proj_size or backbone");
+                }
+                if config.ode_unfolds == 0 {
+                    return bad("ode_unfolds must be at least 1");
+                }
+                let options = LtcOptions {
+                    input_mapping: config.input_mapping,
+                    output_mapping: config.output_mapping,
+                    ode_unfolds: config.ode_unfolds,
+                    epsilon: config.epsilon,
+                    implicit_constraints: config.implicit_constraints,
+                };
+                let cell = LtcCell::new(&cell_path, "rnn_cell.", w, options, &mut named);
+                (Cell::Ltc(cell), w.units(), w.output_dim())
+            }
+            (CellKind::Cfc, Some(w)) => {
+                if backbone_set {
+                    return bad("a wired CfC has no backbone (backbone_* must be unset)");
+                }
+                let cell = WiredCfcCell::new(&cell_path, "rnn_cell.", w, config.mode, &mut named);
+                (Cell::Wired(cell), w.units(), w.output_dim())
+            }
+            (CellKind::Cfc, None) => {
+                let units = config.units.unwrap_or(0);
+                if units == 0 {
+                    return bad("units must be at least 1");
+                }
+                let options = CfcOptions {
+                    mode: config.mode,
+                    activation: config.activation,
+                    backbone_units: config.backbone_units.unwrap_or(128),
+                    backbone_layers: config.backbone_layers.unwrap_or(1),
+                    backbone_dropout: config.backbone_dropout.unwrap_or(0.0),
+                };
+                if options.backbone_layers > 0 && options.backbone_units == 0 {
+                    return bad("backbone_units must be at least 1");
+                }
+                if !(0.0..1.0).contains(&options.backbone_dropout) {
+                    return bad("backbone_dropout must be in [0, 1)");
+                }
+                let cell = CfcCell::new(
+                    &cell_path,
+                    "rnn_cell.",
+                    input_size,
+                    units,
+                    options,
+                    None,
+                    &mut named,
+                );
+                (Cell::Cfc(cell), units, units)
+            }
+            (CellKind::Ltc, None) => return bad("an LTC needs a wiring or units"),
+        };
+        let lstm = config.mixed_memory.then(|| {
+            LstmCell::new(&path.sub("lstm"), "lstm.", input_size, state_size, &mut named)
+        });
+        let fc = match config.proj_size {
+            Some(0) => return bad("proj_size must be at least 1"),
+            Some(p) => Some(Dense::new(
+                path,
+                "",
+                "fc",
+                output_size as i64,
+                p as i64,
+                false,
+                &mut named,
+            )),
+            None => None,
+        };
+        Ok(Self {
+            cell,
+            lstm,
+            fc,
+            named,
+            config: config.clone(),
+            wiring,
+            input_size,
+            state_size,
+            output_size: config.proj_size.unwrap_or(output_size),
+            training: false,
+        })
+    }
+
+    /// The config it was built from.
+    pub fn config(&self) -> &NcpConfig {
+        &self.config
+    }
+    /// The built wiring (None for a dense CfC).
+    pub fn wiring(&self) -> Option<&Wiring> {
+        self.wiring.as_ref()
+    }
+    /// Number of input features.
+    pub fn input_size(&self) -> usize {
+        self.input_size
+    }
+    /// Number of neurons in the state (`N`).
+    pub fn state_size(&self) -> usize {
+        self.state_size
+    }
+    /// Width of the outputs (motor neurons, or `proj_size`).
+    pub fn output_size(&self) -> usize {
+        self.output_size
+    }
+    /// The LTC cell, if this is an LTC.
+    pub fn ltc(&self) -> Option<&LtcCell> {
+        match &self.cell {
+            Cell::Ltc(c) => Some(c),
+            _ => None,
+        }
+    }
+    /// Enables dropout (dense CfC backbones only); off by default.
+    pub fn set_training(&mut self, training: bool) {
+        self.training = training;
+    }
+
+    /// Neuron id of each state column: identity for LTC, layer order for the wired CfC.
+    pub fn state_neuron_ids(&self) -> Vec<usize> {
+        match &self.cell {
+            Cell::Wired(c) => c.state_neuron_ids(),
+            _ => (0..self.state_size).collect(),
+        }
+    }
+
+    /// A label per state column (`motor_0`, `command_3`, …; `neuron_i` for a dense CfC).
+    pub fn state_labels(&self) -> Vec<String> {
+        match &self.wiring {
+            Some(w) => {
+                let names = w.neuron_names();
+                self.state_neuron_ids().iter().map(|&i| names[i].clone()).collect()
+            }
+            None => (0..self.state_size).map(|i| format!("neuron_{i}")).collect(),
+        }
+    }
+
+    /// Neuron types per state column.
+    pub fn state_neuron_types(&self) -> Vec<NeuronType> {
+        match &self.wiring {
+            Some(w) => self
+                .state_neuron_ids()
+                .iter()
+                .map(|&i| w.neuron_type(i))
+                .collect(),
+            None => vec![NeuronType::Inter; self.state_size],
+        }
+    }
+
+    /// The ncps-named tensors (parameters and masks).
+    pub fn named_tensors(&self) -> &NamedTensors {
+        &self.named
+    }
+
+    /// Saves all weights (masks included) as safetensors with ncps keys.
+    pub fn save_safetensors(&self, path: impl AsRef<Path>) -> Result<(), NcpError> {
+        Ok(self.named.save(path.as_ref())?)
+    }
+
+    /// Loads weights saved by ncps (`state_dict` → safetensors) or by [`Self::save_safetensors`]:
+    /// keys must match exactly, masks must equal this wiring's.
+    pub fn load_safetensors(&self, path: impl AsRef<Path>) -> Result<(), NcpError> {
+        Ok(self.named.load(path.as_ref())?)
+    }
+
+    /// Clamps LTC weights in explicit-constraint mode (call after every optimizer step).
+    pub fn apply_weight_constraints(&self) {
+        if let Cell::Ltc(c) = &self.cell {
+            c.apply_weight_constraints();
+        }
+    }
+
+    /// Zero state for `batch` samples.
+    pub fn initial_state(&self, batch: i64, device: Device) -> State {
+        let z = || Tensor::zeros([batch, self.state_size as i64], (Kind::Float, device));
+        State {
+            h: z(),
+            c: self.lstm.as_ref().map(|_| z()),
+        }
+    }
+
+    fn cell_step(&self, x: &Tensor, state: &State, ts: &Tensor) -> (Tensor, State) {
+        let (h, c) = match (&self.lstm, &state.c) {
+            (Some(lstm), Some(c)) => {
+                let (h, c) = lstm.step(x, &state.h, c);
+                (h, Some(c))
+            }
+            (Some(lstm), None) => {
+                let c = state.h.zeros_like();
+                let (h, c) = lstm.step(x, &state.h, &c);
+                (h, Some(c))
+            }
+            (None, _) => (state.h.shallow_clone(), None),
+        };
+        let (out, h) = match &self.cell {
+            Cell::Ltc(cell) => cell.step(x, &h, ts),
+            Cell::Cfc(cell) => {
+                let h = cell.step(x, &h, ts, self.training);
+                (h.shallow_clone(), h)
+            }
+            Cell::Wired(cell) => cell.step(x, &h, ts, self.training),
+        };
+        let out = match &self.fc {
+            Some(fc) => fc.forward(&out, None),
+            None => out,
+        };
+        (out, State { h, c })
+    }
+
+    /// Whether the hand-written CPU kernel computes this network (LTC without mixed memory on
+    /// the CPU, no autograd needed).
+    fn use_cpu_kernel(&self, x: &Tensor) -> bool {
+        matches!(self.cell, Cell::Ltc(_))
+            && self.lstm.is_none()
+            && x.device() == Device::Cpu
+            && x.kind() == Kind::Float
+            && !grad_enabled()
+    }
+
+    /// Runs a sequence `(B, L, F)` from `h0` (zeros if None) with optional per-step,
+    /// per-sample timespans `(B, L)` or `(B, L, 1)` (1.0 if None). Returns the outputs
+    /// `(B, L, out)` and the final state. Differentiable with libtorch autograd; without
+    /// grad on the CPU the LTC runs the hand-written kernel.
+    pub fn forward_sequence(
+        &self,
+        x: &Tensor,
+        h0: Option<&State>,
+        timespans: Option<&Tensor>,
+    ) -> (Tensor, State) {
+        let (b, l) = (x.size()[0], x.size()[1]);
+        let state = match h0 {
+            Some(s) => State {
+                h: s.h.shallow_clone(),
+                c: s.c.as_ref().map(|c| c.shallow_clone()),
+            },
+            None => self.initial_state(b, x.device()),
+        };
+        let ts = timespans.map(|t| t.reshape([b, l]).to_kind(Kind::Float));
+        if self.use_cpu_kernel(x) {
+            if let Cell::Ltc(cell) = &self.cell {
+                let (y, h) = ltc_cpu::forward_sequence(cell, x, &state.h, ts.as_ref());
+                return (y, State { h, c: None });
+            }
+        }
+        let one = Tensor::from(1.0f32).to_device(x.device());
+        let mut state = state;
+        let mut outs = Vec::with_capacity(l as usize);
+        for t in 0..l {
+            let x_t = x.select(1, t);
+            let ts_t = match &ts {
+                Some(ts) => ts.select(1, t).unsqueeze(1),
+                None => one.shallow_clone(),
+            };
+            let (out, next) = self.cell_step(&x_t, &state, &ts_t);
+            outs.push(out);
+            state = next;
+        }
+        (Tensor::stack(&outs, 1), state)
+    }
+
+    /// One environment step under no-grad: `x (B, F)`, state, elapsed time `(B, 1)` (or a
+    /// scalar tensor) → `(outputs (B, out), new state)`. Uses the CPU kernel for LTC on CPU.
+    pub fn step(&self, x: &Tensor, state: &State, dt: &Tensor) -> (Tensor, State) {
+        tch::no_grad(|| {
+            if self.use_cpu_kernel(x) {
+                if let Cell::Ltc(cell) = &self.cell {
+                    let b = x.size()[0];
+                    let dt = dt.to_kind(Kind::Float).expand([b, 1], false).reshape([b, 1]);
+                    let (y, h) = ltc_cpu::forward_sequence(
+                        cell,
+                        &x.unsqueeze(1),
+                        &state.h,
+                        Some(&dt),
+                    );
+                    return (y.squeeze_dim(1), State { h, c: None });
+                }
+            }
+            self.cell_step(x, state, dt)
+        })
+    }
+
+    /// Training forward: like [`Self::forward_sequence`] with autograd, but an LTC without
+    /// mixed memory on the CPU runs the hand-written kernel and its backward. Call
+    /// [`TrainTape::backward`] right after `loss.backward()` (a no-op on the generic path, where
+    /// autograd already did everything).
+    pub fn forward_sequence_train(
+        &self,
+        x: &Tensor,
+        h0: Option<&State>,
+        timespans: Option<&Tensor>,
+    ) -> (Tensor, State, TrainTape) {
+        if let (Cell::Ltc(cell), None, Device::Cpu, Kind::Float) =
+            (&self.cell, &self.lstm, x.device(), x.kind())
+        {
+            let (b, l) = (x.size()[0], x.size()[1]);
+            let h0 = match h0 {
+                Some(s) => s.h.shallow_clone(),
+                None => self.initial_state(b, x.device()).h,
+            };
+            let ts = timespans.map(|t| t.reshape([b, l]).to_kind(Kind::Float));
+            let (y, h, tape) = ltc_cpu::forward_sequence_train(cell, x, &h0, ts.as_ref());
+            return (y, State { h, c: None }, TrainTape(Some(tape)));
+        }
+        let (y, s) = self.forward_sequence(x, h0, timespans);
+        (y, s, TrainTape(None))
+    }
+
+    /// One step through the generic libtorch path (for checking the kernel against it).
+    pub fn step_generic(&self, x: &Tensor, state: &State, dt: &Tensor) -> (Tensor, State) {
+        self.cell_step(x, state, dt)
+    }
+}
+
+/// The pending backward of [`NcpNet::forward_sequence_train`].
+pub struct TrainTape(Option<ltc_cpu::Tape>);
+
+impl TrainTape {
+    /// Completes the backward pass (after `loss.backward()`); a no-op for autograd paths.
+    pub fn backward(self) {
+        if let Some(tape) = self.0 {
+            tape.backward();
+        }
+    }
+
+    /// Whether the hand-written kernel ran (so `backward` must be called).
+    pub fn is_kernel(&self) -> bool {
+        self.0.is_some()
+    }
+}
+
+/// Whether libtorch autograd is currently recording.
+pub fn grad_enabled() -> bool {
+    // tch has no getter: an op on a leaf that requires grad records a graph only in grad mode.
+    thread_local! {
+        static PROBE: Tensor =
+            Tensor::zeros([1], (Kind::Float, Device::Cpu)).set_requires_grad(true);
+    }
+    PROBE.with(|p| (p * 1.0).requires_grad())
+}
