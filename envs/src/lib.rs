@@ -1,2 +1,43 @@
 //! wormnet-envs: the environments wormnet ships, kept apart from the trainer so that a user's
 //! own environment crate needs only `wormnet-sim`.
+//!
+//! [`registry()`] maps names to constructors taking a TOML options table:
+//! `cartpole` and `pendulum` (Gymnasium's CartPole-v1 and Pendulum-v1, each with a
+//! `no_velocity` option) and `ball_slope` (a Bevy + Rapier test env).
+
+pub mod ball_slope;
+pub mod cartpole;
+pub mod pendulum;
+
+use wormnet_sim::{Env, EnvError, Registry};
+
+type Constructor = fn(&toml::Table) -> Result<Box<dyn Env>, EnvError>;
+
+/// Every env this crate provides, by name; the trainer and the CLI look envs up here.
+pub fn registry() -> Registry {
+    let mut registry = Registry::new();
+    let entries: [(&str, &str, Constructor); 3] = [
+        (
+            cartpole::NAME,
+            "Gymnasium CartPole-v1 (options: no_velocity)",
+            |o| Ok(Box::new(cartpole::CartPole::from_options(o)?)),
+        ),
+        (
+            pendulum::NAME,
+            "Gymnasium Pendulum-v1 (options: no_velocity)",
+            |o| Ok(Box::new(pendulum::Pendulum::from_options(o)?)),
+        ),
+        (
+            ball_slope::NAME,
+            "Bevy + Rapier ball on a slope, pushed sideways (options: slope, push_force, substeps)",
+            |o| Ok(Box::new(ball_slope::from_options(o)?)),
+        ),
+    ];
+    for (name, summary, constructor) in entries {
+        if let Err(e) = registry.register(name, summary, constructor) {
+            // Only reachable if two entries above share a name: a bug in this crate.
+            panic!("wormnet-envs registry: {e}");
+        }
+    }
+    registry
+}

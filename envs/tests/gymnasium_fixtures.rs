@@ -1,0 +1,183 @@
+//! CartPole-v1 and Pendulum-v1 replay trajectories recorded from Gymnasium 1.4
+//! (scripts/gym_fixtures.py) and must match them to 1e-5.
+
+use serde::Deserialize;
+use wormnet_envs::cartpole::{CartPole, CartPoleOptions};
+use wormnet_envs::pendulum::{Pendulum, PendulumOptions};
+use wormnet_sim::{Env, EpisodeDriver};
+
+#[derive(Deserialize)]
+struct Fixture {
+    trajectories: Vec<Trajectory>,
+}
+
+#[derive(Deserialize)]
+struct Trajectory {
+    seed: u64,
+    policy: String,
+    initial_state: Vec<f64>,
+    initial_observation: Vec<f32>,
+    steps: Vec<FixtureStep>,
+}
+
+#[derive(Deserialize)]
+struct FixtureStep {
+    action: Vec<f32>,
+    observation: Vec<f32>,
+    reward: f64,
+    terminated: bool,
+    truncated: bool,
+}
+
+const TOL: f32 = 1e-5;
+
+fn load(name: &str) -> Fixture {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn close(a: &[f32], b: &[f32], what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}");
+    for (x, y) in a.iter().zip(b) {
+        assert!((x - y).abs() <= TOL, "{what}: {a:?} vs gymnasium {b:?}");
+    }
+}
+
+/// Replays `traj` through `env` (after `set_state`), checking obs, reward, flags; the time
+/// limit comes from the spec through an EpisodeDriver-equivalent count.
+fn replay(env: &mut dyn Env, traj: &Trajectory, initial_obs: &[f32]) {
+    let tag = format!("seed {} policy {}", traj.seed, traj.policy);
+    close(
+        initial_obs,
+        &traj.initial_observation,
+        &format!("{tag} reset"),
+    );
+    let limit = env
+        .spec()
+        .max_episode_steps
+        .expect("gymnasium envs have a limit");
+    let mut obs = vec![0.0; env.spec().obs_dim()];
+    for (t, s) in traj.steps.iter().enumerate() {
+        let step = env.step(&s.action, &mut obs);
+        let what = format!("{tag} step {t}");
+        close(&obs, &s.observation, &what);
+        assert!(
+            (f64::from(step.reward) - s.reward).abs() <= f64::from(TOL),
+            "{what}: reward {} vs {}",
+            step.reward,
+            s.reward
+        );
+        assert_eq!(step.terminated, s.terminated, "{what}: terminated");
+        let truncated = step.truncated || (t as u32 + 1) >= limit;
+        assert_eq!(truncated, s.truncated, "{what}: truncated");
+    }
+}
+
+#[test]
+fn cartpole_matches_gymnasium() {
+    let fixture = load("cartpole.json");
+    assert!(
+        fixture.trajectories.iter().any(|t| t.steps.len() == 500),
+        "a time-limit case"
+    );
+    assert!(fixture
+        .trajectories
+        .iter()
+        .any(|t| t.steps.last().unwrap().terminated));
+    for traj in &fixture.trajectories {
+        let mut env = CartPole::new(CartPoleOptions::default());
+        let mut obs = vec![0.0; 4];
+        let s = &traj.initial_state;
+        env.set_state([s[0], s[1], s[2], s[3]], &mut obs);
+        replay(&mut env, traj, &obs);
+    }
+}
+
+#[test]
+fn pendulum_matches_gymnasium_including_its_torque_clipping() {
+    let fixture = load("pendulum.json");
+    assert!(
+        fixture
+            .trajectories
+            .iter()
+            .any(|t| t.steps.iter().any(|s| s.action[0].abs() > 2.0)),
+        "fixtures exercise out-of-range torques"
+    );
+    for traj in &fixture.trajectories {
+        let mut env = Pendulum::new(PendulumOptions::default());
+        let mut obs = vec![0.0; 3];
+        env.set_state([traj.initial_state[0], traj.initial_state[1]], &mut obs);
+        replay(&mut env, traj, &obs);
+    }
+}
+
+#[test]
+fn no_velocity_variants_hide_exactly_the_velocities() {
+    let fixture = load("cartpole.json");
+    let traj = &fixture.trajectories[1];
+    let mut env = CartPole::new(CartPoleOptions { no_velocity: true });
+    assert_eq!(
+        env.spec().observation_names,
+        ["cart_position", "pole_angle"]
+    );
+    let mut obs = vec![0.0; 2];
+    let s = &traj.initial_state;
+    env.set_state([s[0], s[1], s[2], s[3]], &mut obs);
+    for st in &traj.steps {
+        env.step(&st.action, &mut obs);
+        close(
+            &obs,
+            &[st.observation[0], st.observation[2]],
+            "cartpole no_velocity",
+        );
+    }
+
+    let fixture = load("pendulum.json");
+    let traj = &fixture.trajectories[0];
+    let mut env = Pendulum::new(PendulumOptions { no_velocity: true });
+    assert_eq!(env.spec().observation_names, ["cos_theta", "sin_theta"]);
+    let mut obs = vec![0.0; 2];
+    env.set_state([traj.initial_state[0], traj.initial_state[1]], &mut obs);
+    for st in &traj.steps {
+        env.step(&st.action, &mut obs);
+        close(&obs, &st.observation[..2], "pendulum no_velocity");
+    }
+}
+
+#[test]
+fn time_limits_and_clipping_through_the_driver() {
+    // Pendulum never terminates: the driver truncates at exactly 200 steps, clipping torques.
+    let mut driver = EpisodeDriver::new(Box::new(Pendulum::new(PendulumOptions::default())), 0);
+    let mut obs = vec![0.0; 3];
+    driver.reset(Some(5), &mut obs).unwrap();
+    for t in 1..=200u32 {
+        let tr = driver.step(&[7.5], &mut obs).unwrap();
+        assert_eq!(tr.step.truncated, t == 200);
+        assert!(!tr.step.terminated);
+    }
+    // CartPole rejects a non-index action instead of clamping it.
+    let mut driver = EpisodeDriver::new(Box::new(CartPole::new(CartPoleOptions::default())), 3);
+    let mut obs = vec![0.0; 4];
+    driver.reset(Some(5), &mut obs).unwrap();
+    let err = driver.step(&[2.0], &mut obs).unwrap_err().to_string();
+    assert!(err.contains("`cartpole` #3"), "{err}");
+}
+
+#[test]
+fn resets_are_seeded_and_within_gymnasium_ranges() {
+    let mut a = CartPole::new(CartPoleOptions::default());
+    let mut b = CartPole::new(CartPoleOptions::default());
+    let (mut oa, mut ob) = (vec![0.0; 4], vec![0.0; 4]);
+    a.reset(Some(9), &mut oa);
+    b.reset(Some(9), &mut ob);
+    assert_eq!(oa, ob);
+    assert!(a.state().iter().all(|s| s.abs() <= 0.05));
+    let mut p = Pendulum::new(PendulumOptions::default());
+    let mut op = vec![0.0; 3];
+    for seed in 0..50 {
+        p.reset(Some(seed), &mut op);
+        let [th, thdot] = p.state();
+        assert!(th.abs() <= std::f64::consts::PI && thdot.abs() <= 1.0);
+    }
+}

@@ -1,0 +1,318 @@
+//! Headless Bevy + Rapier stepping: turns a Bevy plugin (bodies + systems for actions,
+//! observations and rewards) into an [`Env`] whose physics advances exactly one fixed `dt` per
+//! `step`, never by wall-clock time.
+//!
+//! Data moves through three resources: the wrapper writes [`EnvAction`] before each update;
+//! the plugin's systems in [`EnvSystems::Act`] (in `Update`) apply it; physics runs in
+//! `PostUpdate`; the plugin's systems in [`EnvSystems::Observe`] (after Rapier's writeback)
+//! fill [`EnvOutput`]. Each episode builds a fresh `App` seeded from [`EpisodeRng`] (3–6 ms), so
+//! the same seed and actions give bit-identical observations.
+
+use std::sync::Arc;
+
+use bevy::app::{App, PostUpdate, Update};
+use bevy::ecs::prelude::*;
+use bevy::math::Vec2;
+use bevy::transform::components::GlobalTransform;
+use bevy::transform::TransformPlugin;
+use bevy_rapier2d::plugin::{
+    NoUserData, PhysicsSet, RapierConfiguration, RapierContextInitialization, RapierPhysicsPlugin,
+    TimestepMode,
+};
+use bevy_rapier2d::prelude::Collider;
+use bevy_rapier2d::rapier::dynamics::IntegrationParameters;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::env::{Env, EnvSpec, Step};
+use crate::frame::{Frame, Geometry, Polyline, Pose, Rgba, Shape};
+
+/// The action of the current step (already validated/clipped against the spec), for the
+/// plugin's [`EnvSystems::Act`] systems.
+#[derive(Resource, Clone, Debug, Default)]
+pub struct EnvAction(pub Vec<f32>);
+
+/// What the plugin's [`EnvSystems::Observe`] systems report after the physics step.
+/// `reward`, `terminated` and `truncated` are cleared before every step.
+#[derive(Resource, Clone, Debug, Default)]
+pub struct EnvOutput {
+    /// The observation, `spec.obs_dim()` long.
+    pub observation: Vec<f32>,
+    /// Reward of this step.
+    pub reward: f32,
+    /// The task ended.
+    pub terminated: bool,
+    /// The env cut the episode short (the time limit is applied outside).
+    pub truncated: bool,
+}
+
+/// The episode's random source: use it in `Startup` systems to randomise initial states, so
+/// episodes are reproducible from the env seed.
+#[derive(Resource, Debug)]
+pub struct EpisodeRng(pub ChaCha8Rng);
+
+/// Where env systems go, so they are ordered around the physics step.
+#[derive(SystemSet, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EnvSystems {
+    /// In `Update`: read [`EnvAction`], set forces, motors, velocities.
+    Act,
+    /// In `PostUpdate` after Rapier's writeback: fill [`EnvOutput`].
+    Observe,
+}
+
+/// Physics settings of a Bevy env; `dt` comes from the spec.
+#[derive(Clone, Copy, Debug)]
+pub struct PhysicsConfig {
+    /// Rapier steps per env step (each `dt / substeps` long).
+    pub substeps: usize,
+    /// Gravity in m/s².
+    pub gravity: Vec2,
+    /// Rapier solver iterations (raise for stiff joint chains).
+    pub solver_iterations: usize,
+}
+
+impl Default for PhysicsConfig {
+    fn default() -> Self {
+        PhysicsConfig {
+            substeps: 1,
+            gravity: Vec2::new(0.0, -9.81),
+            solver_iterations: 4,
+        }
+    }
+}
+
+/// A Bevy environment: its spec, physics settings, and a plugin-like `build` that spawns the
+/// bodies (in `Startup`) and adds systems in [`EnvSystems`]. The same definition can later drive
+/// a windowed viewer.
+pub trait BevyEnvPlugin: Send + Sync + 'static {
+    /// The env's spec (`dt` is the physics step per env step).
+    fn spec(&self) -> EnvSpec;
+
+    /// Substeps, gravity, solver iterations.
+    fn physics(&self) -> PhysicsConfig {
+        PhysicsConfig::default()
+    }
+
+    /// Adds the env's startup and per-step systems to a fresh headless `App`.
+    fn build(&self, app: &mut App);
+
+    /// The scene for renderers; by default every collider with its pose.
+    fn frame(&self, world: &World) -> Frame {
+        collider_frame(world)
+    }
+}
+
+/// An [`Env`] backed by a headless Bevy `App` (no window, no renderer). `!Send` like `App`:
+/// build it on the thread that steps it (VecEnv workers do).
+pub struct BevyEnv<P: BevyEnvPlugin> {
+    plugin: Arc<P>,
+    spec: EnvSpec,
+    app: Option<App>,
+    seeds: ChaCha8Rng,
+    steps: u32,
+}
+
+impl<P: BevyEnvPlugin> BevyEnv<P> {
+    /// Wraps `plugin`; the `App` is built on the first `reset`.
+    pub fn new(plugin: P) -> Self {
+        let spec = plugin.spec();
+        BevyEnv {
+            plugin: Arc::new(plugin),
+            spec,
+            app: None,
+            seeds: ChaCha8Rng::seed_from_u64(0),
+            steps: 0,
+        }
+    }
+
+    /// The live `App`, for tests and tools that inspect the world (None before `reset`).
+    pub fn app(&self) -> Option<&App> {
+        self.app.as_ref()
+    }
+
+    fn build_app(&self, episode_seed: u64) -> App {
+        let physics = self.plugin.physics();
+        let mut app = App::new();
+        let integration_parameters = IntegrationParameters {
+            num_solver_iterations: physics.solver_iterations.max(1),
+            ..IntegrationParameters::default()
+        };
+        let mut rapier_configuration = RapierConfiguration::new(1.0);
+        rapier_configuration.gravity = physics.gravity;
+        // Paused for the first update, which only spawns the scene (the reset observation).
+        rapier_configuration.physics_pipeline_active = false;
+        app.add_plugins((
+            bevy::MinimalPlugins,
+            TransformPlugin,
+            RapierPhysicsPlugin::<NoUserData>::default().with_custom_initialization(
+                RapierContextInitialization::InitializeDefaultRapierContext {
+                    integration_parameters,
+                    rapier_configuration,
+                },
+            ),
+        ));
+        app.insert_resource(TimestepMode::Fixed {
+            dt: self.spec.dt,
+            substeps: physics.substeps.max(1),
+        });
+        app.insert_resource(EnvAction(vec![0.0; self.spec.action_dim()]));
+        app.insert_resource(EnvOutput {
+            observation: vec![0.0; self.spec.obs_dim()],
+            ..EnvOutput::default()
+        });
+        app.insert_resource(EpisodeRng(ChaCha8Rng::seed_from_u64(episode_seed)));
+        app.configure_sets(Update, EnvSystems::Act);
+        app.configure_sets(PostUpdate, EnvSystems::Observe.after(PhysicsSet::Writeback));
+        self.plugin.build(&mut app);
+        app.finish();
+        app.cleanup();
+        app.update();
+        let world = app.world_mut();
+        let mut configs = world.query::<&mut RapierConfiguration>();
+        for mut config in configs.iter_mut(world) {
+            config.physics_pipeline_active = true;
+        }
+        app
+    }
+
+    fn output(&self) -> &EnvOutput {
+        match &self.app {
+            Some(app) => app.world().resource::<EnvOutput>(),
+            None => panic!("env `{}`: step before reset", self.spec.name),
+        }
+    }
+}
+
+impl<P: BevyEnvPlugin> Env for BevyEnv<P> {
+    fn spec(&self) -> &EnvSpec {
+        &self.spec
+    }
+
+    fn reset(&mut self, seed: Option<u64>, obs: &mut [f32]) {
+        if let Some(seed) = seed {
+            self.seeds = ChaCha8Rng::seed_from_u64(seed);
+        }
+        let episode_seed = self.seeds.random::<u64>();
+        // Drop the old App first: rebuilding never shares state with the previous episode.
+        self.app = None;
+        self.app = Some(self.build_app(episode_seed));
+        self.steps = 0;
+        obs.copy_from_slice(&self.output().observation);
+    }
+
+    fn step(&mut self, action: &[f32], obs: &mut [f32]) -> Step {
+        let Some(app) = self.app.as_mut() else {
+            panic!("env `{}`: step before reset", self.spec.name);
+        };
+        app.world_mut()
+            .resource_mut::<EnvAction>()
+            .0
+            .copy_from_slice(action);
+        {
+            let mut out = app.world_mut().resource_mut::<EnvOutput>();
+            out.reward = 0.0;
+            out.terminated = false;
+            out.truncated = false;
+        }
+        app.update();
+        self.steps += 1;
+        let out = self.output();
+        obs.copy_from_slice(&out.observation);
+        Step {
+            reward: out.reward,
+            terminated: out.terminated,
+            truncated: out.truncated,
+        }
+    }
+
+    fn frame(&self) -> Frame {
+        let Some(app) = self.app.as_ref() else {
+            return Frame::default();
+        };
+        let mut frame = self.plugin.frame(app.world());
+        frame.time = self.steps as f32 * self.spec.dt;
+        frame
+    }
+}
+
+/// Every collider as a [`Shape`] (balls, boxes, capsules, convex polygons) or a [`Polyline`]
+/// (segments, polylines) at its global pose: a renderer-ready scene for any Rapier env.
+pub fn collider_frame(world: &World) -> Frame {
+    let mut frame = Frame::default();
+    let Some(mut query) = world.try_query::<(&Collider, &GlobalTransform)>() else {
+        return frame;
+    };
+    let body = Rgba::rgb(70, 130, 180);
+    let line = Rgba::rgb(60, 60, 60);
+    for (collider, transform) in query.iter(world) {
+        let t = transform.compute_transform();
+        let (axis, angle) = t.rotation.to_axis_angle();
+        let angle = if axis.z < 0.0 { -angle } else { angle };
+        let pose = Pose {
+            x: t.translation.x,
+            y: t.translation.y,
+            angle,
+        };
+        let (sin, cos) = angle.sin_cos();
+        let to_world = |p: Vec2| -> [f32; 2] {
+            [
+                pose.x + cos * p.x - sin * p.y,
+                pose.y + sin * p.x + cos * p.y,
+            ]
+        };
+        let geometry = if let Some(ball) = collider.as_ball() {
+            Some(Geometry::Circle {
+                radius: ball.radius(),
+            })
+        } else if let Some(cuboid) = collider.as_cuboid() {
+            let h = cuboid.half_extents();
+            Some(Geometry::Rect {
+                half_width: h.x,
+                half_height: h.y,
+            })
+        } else if let Some(capsule) = collider.as_capsule() {
+            let seg = capsule.segment();
+            let (a, b) = (seg.a(), seg.b());
+            let points: Vec<[f32; 2]> = [a, b].into_iter().map(to_world).collect();
+            frame.polylines.push(Polyline {
+                points,
+                closed: false,
+                color: body,
+                width: 2.0 * capsule.radius(),
+            });
+            None
+        } else if let Some(poly) = collider.as_convex_polygon() {
+            Some(Geometry::Polygon {
+                points: poly.points().map(|p| [p.x, p.y]).collect(),
+            })
+        } else if let Some(seg) = collider.as_segment() {
+            frame.polylines.push(Polyline {
+                points: vec![to_world(seg.a()), to_world(seg.b())],
+                closed: false,
+                color: line,
+                width: 0.02,
+            });
+            None
+        } else if let Some(polyline) = collider.as_polyline() {
+            for (a, b) in polyline.segments() {
+                frame.polylines.push(Polyline {
+                    points: vec![to_world(a), to_world(b)],
+                    closed: false,
+                    color: line,
+                    width: 0.02,
+                });
+            }
+            None
+        } else {
+            None
+        };
+        if let Some(geometry) = geometry {
+            frame.shapes.push(Shape {
+                geometry,
+                pose,
+                color: body,
+            });
+        }
+    }
+    frame
+}

@@ -1,0 +1,229 @@
+//! The environment contract: what an env declares ([`EnvSpec`]) and what it does ([`Env`]).
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::frame::Frame;
+use crate::space::{Space, SpaceError};
+
+/// Everything a trainer, a renderer or an audit log needs to know about an env before running it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EnvSpec {
+    /// Registry name, used in every error message about this env.
+    pub name: String,
+    /// What `reset`/`step` write into the observation buffer.
+    pub observation_space: Space,
+    /// What `step` accepts.
+    pub action_space: Space,
+    /// Simulated seconds per `step`; also the NCP's elapsed time per step.
+    pub dt: f32,
+    /// Time limit: the step that reaches it reports `truncated` (Gymnasium's `TimeLimit`).
+    pub max_episode_steps: Option<u32>,
+    /// One name per observation component (labels the NCP's sensory neurons).
+    pub observation_names: Vec<String>,
+    /// One name per action component (labels the NCP's motor neurons).
+    pub action_names: Vec<String>,
+    /// Whether out-of-bounds Box actions are clipped into the action space instead of being an
+    /// error. Set it only where the original env clips (Pendulum-v1 clips its torque).
+    pub clip_actions: bool,
+}
+
+/// Why an [`EnvSpec`] is unusable, caught when an env is built rather than mid-training.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SpecError {
+    /// A space is malformed.
+    #[error("env `{env}`: {which} space: {source}")]
+    Space {
+        /// Env name.
+        env: String,
+        /// `observation` or `action`.
+        which: &'static str,
+        /// What is wrong.
+        source: SpaceError,
+    },
+    /// The names do not match the space's dimension.
+    #[error("env `{env}`: {which} has {names} names for {dim} components")]
+    Names {
+        /// Env name.
+        env: String,
+        /// `observation` or `action`.
+        which: &'static str,
+        /// Number of names.
+        names: usize,
+        /// Space dimension.
+        dim: usize,
+    },
+    /// `dt` is not a positive finite number.
+    #[error("env `{env}`: dt must be positive and finite, got {dt}")]
+    Dt {
+        /// Env name.
+        env: String,
+        /// The bad value.
+        dt: f32,
+    },
+}
+
+impl EnvSpec {
+    /// Length of one observation in the flat buffer.
+    pub fn obs_dim(&self) -> usize {
+        self.observation_space.dim()
+    }
+
+    /// Length of one action in the flat buffer.
+    pub fn action_dim(&self) -> usize {
+        self.action_space.dim()
+    }
+
+    /// Checks spaces, names and `dt`, so that a bad env definition fails at construction.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        for (which, space, names) in [
+            (
+                "observation",
+                &self.observation_space,
+                &self.observation_names,
+            ),
+            ("action", &self.action_space, &self.action_names),
+        ] {
+            space.validate().map_err(|source| SpecError::Space {
+                env: self.name.clone(),
+                which,
+                source,
+            })?;
+            if names.len() != space.dim() {
+                return Err(SpecError::Names {
+                    env: self.name.clone(),
+                    which,
+                    names: names.len(),
+                    dim: space.dim(),
+                });
+            }
+        }
+        if !(self.dt > 0.0 && self.dt.is_finite()) {
+            return Err(SpecError::Dt {
+                env: self.name.clone(),
+                dt: self.dt,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// What one `step` reports besides the observation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    /// Reward for this transition.
+    pub reward: f32,
+    /// The task ended (MDP terminal state: do not bootstrap).
+    pub terminated: bool,
+    /// The episode was cut short from outside the MDP, e.g. a time limit (bootstrap).
+    pub truncated: bool,
+}
+
+impl Step {
+    /// Whether the episode is over for either reason.
+    pub fn done(&self) -> bool {
+        self.terminated || self.truncated
+    }
+}
+
+/// One environment instance. Plain Rust envs and Bevy apps both implement it.
+///
+/// Not `Send`: a Bevy `App` cannot move between threads, so vectorised envs are *built* on
+/// their worker thread from a `Send` [`EnvFactory`](crate::registry::EnvFactory).
+/// Envs need not check their inputs: the [`EpisodeDriver`](crate::episode::EpisodeDriver)
+/// validates actions against the spec, enforces the time limit and checks outputs for NaN.
+pub trait Env {
+    /// The env's static description.
+    fn spec(&self) -> &EnvSpec;
+
+    /// Starts a new episode and writes its first observation into `obs` (`spec().obs_dim()`
+    /// long). `Some(seed)` reseeds the env's RNG; `None` continues it (Gymnasium semantics).
+    fn reset(&mut self, seed: Option<u64>, obs: &mut [f32]);
+
+    /// Advances one `dt` with `action` (`spec().action_dim()` long, already inside the action
+    /// space) and writes the next observation into `obs`.
+    fn step(&mut self, action: &[f32], obs: &mut [f32]) -> Step;
+
+    /// The current scene as plain data, for renderers and episode recordings.
+    fn frame(&self) -> Frame;
+}
+
+/// Env-side errors: bad options or a bad spec, reported when an env is constructed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EnvError {
+    /// The options table has an unknown key or a value of the wrong type.
+    #[error("env `{env}`: bad options: {message}")]
+    Options {
+        /// Env name.
+        env: String,
+        /// What serde reported, naming the option.
+        message: String,
+    },
+    /// The env's spec is inconsistent.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// Anything else that makes the env impossible to build.
+    #[error("env `{env}`: {message}")]
+    Build {
+        /// Env name.
+        env: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// Parses an env's TOML options into its options struct (which should use
+/// `#[serde(deny_unknown_fields, default)]`), so unknown options fail with the env's name.
+pub fn parse_options<T: DeserializeOwned>(env: &str, options: &toml::Table) -> Result<T, EnvError> {
+    T::deserialize(toml::Value::Table(options.clone())).map_err(|e| EnvError::Options {
+        env: env.to_string(),
+        message: e.to_string().trim().to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize, Debug, Default)]
+    #[serde(deny_unknown_fields, default)]
+    struct Opts {
+        no_velocity: bool,
+    }
+
+    #[test]
+    fn unknown_option_names_option_and_env() {
+        let table: toml::Table = toml::from_str("no_velocty = true").unwrap();
+        let err = parse_options::<Opts>("cartpole", &table).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("cartpole"), "{text}");
+        assert!(text.contains("no_velocty"), "{text}");
+    }
+
+    #[test]
+    fn wrong_type_is_an_error() {
+        let table: toml::Table = toml::from_str("no_velocity = 3").unwrap();
+        assert!(parse_options::<Opts>("cartpole", &table).is_err());
+        let table: toml::Table = toml::from_str("no_velocity = true").unwrap();
+        assert!(
+            parse_options::<Opts>("cartpole", &table)
+                .unwrap()
+                .no_velocity
+        );
+    }
+
+    #[test]
+    fn spec_validation_catches_name_mismatch() {
+        let spec = EnvSpec {
+            name: "x".into(),
+            observation_space: Space::uniform(2, -1.0, 1.0).unwrap(),
+            action_space: Space::discrete(2).unwrap(),
+            dt: 0.1,
+            max_episode_steps: None,
+            observation_names: vec!["a".into()],
+            action_names: vec!["push".into()],
+            clip_actions: false,
+        };
+        assert!(matches!(spec.validate(), Err(SpecError::Names { .. })));
+    }
+}
