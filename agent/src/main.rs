@@ -1,5 +1,7 @@
 //! The `wormnet` command: one entry point for everything a user does with wormnet.
 
+mod bench;
+
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
@@ -21,6 +23,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Measure throughput (env steps/s, …) the same way every time.
+    Bench {
+        #[command(subcommand)]
+        what: bench::BenchCommand,
+    },
 }
 
 fn main() -> Result<()> {
@@ -34,6 +41,7 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Info { json } => info(json),
+        Command::Bench { what } => bench::run(what),
     }
 }
 

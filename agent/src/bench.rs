@@ -1,0 +1,89 @@
+//! `wormnet bench …`: throughput figures measured the same way every time, so numbers in
+//! issues and READMEs are comparable. The measuring loops live in the library crates; this
+//! module only parses arguments and prints.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+
+/// What to measure.
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Environment steps per second with random actions through a VecEnv.
+    Env(EnvBench),
+}
+
+/// Arguments of `wormnet bench env`.
+#[derive(Args)]
+pub struct EnvBench {
+    /// Registered env name (e.g. cartpole, pendulum, ball_slope).
+    pub name: String,
+    /// Number of envs N in the VecEnv.
+    #[arg(long, default_value_t = 16)]
+    pub envs: usize,
+    /// Number of worker threads W.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// Seconds to measure (after a short warm-up).
+    #[arg(long, default_value_t = 5.0)]
+    pub seconds: f64,
+    /// Seed for the envs and the random actions.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Env option as TOML `key=value`, repeatable (e.g. `--option no_velocity=true`).
+    #[arg(long = "option", value_name = "KEY=VALUE")]
+    pub options: Vec<String>,
+    /// Microseconds a waiting thread polls before sleeping (default: the VecEnv's).
+    #[arg(long)]
+    pub spin_us: Option<u64>,
+    /// Print one JSON object (`env`, `envs`, `workers`, `steps_per_sec`, …) instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs a `wormnet bench` subcommand.
+pub fn run(command: BenchCommand) -> Result<()> {
+    match command {
+        BenchCommand::Env(args) => bench_env(args),
+    }
+}
+
+fn bench_env(args: EnvBench) -> Result<()> {
+    let mut options = toml::Table::new();
+    for option in &args.options {
+        let table: toml::Table = toml::from_str(option)
+            .with_context(|| format!("--option `{option}` is not TOML `key = value`"))?;
+        options.extend(table);
+    }
+    if !(args.seconds > 0.0 && args.seconds.is_finite()) {
+        anyhow::bail!("--seconds must be positive, got {}", args.seconds);
+    }
+    let factory = wormnet_envs::registry().factory(&args.name, options)?;
+    let mut vec_env = wormnet_sim::VecEnvConfig::new(args.envs, args.workers);
+    if let Some(us) = args.spin_us {
+        vec_env.spin = Duration::from_micros(us);
+    }
+    let config = wormnet_sim::bench::BenchConfig {
+        vec_env,
+        duration: Duration::from_secs_f64(args.seconds),
+        seed: args.seed,
+    };
+    let report = wormnet_sim::bench::bench_env(factory, &config)
+        .with_context(|| format!("benchmarking env `{}`", args.name))?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "{}: {:.0} env steps/s ({} envs, {} workers, {} steps in {:.2} s, {} episodes)",
+            report.env,
+            report.steps_per_sec,
+            report.envs,
+            report.workers,
+            report.steps,
+            report.seconds,
+            report.episodes
+        );
+    }
+    Ok(())
+}
