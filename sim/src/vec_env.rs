@@ -227,25 +227,23 @@ impl<'a> StepView<'a> {
     }
 }
 
+/// Receives with a short yielding poll before blocking. Yielding on every empty poll matters
+/// on small machines: with more runnable threads than cores (main + W workers), the thread we
+/// wait for may be the one that needs our core; measured on 2 cores, polling 64 times between
+/// yields halved cartpole throughput.
 fn recv_spinning<T>(rx: &Receiver<T>, spin: Duration) -> Result<T, RecvError> {
     if !spin.is_zero() {
         let start = Instant::now();
-        let mut polls = 0u32;
         loop {
             match rx.try_recv() {
                 Ok(v) => return Ok(v),
                 Err(TryRecvError::Disconnected) => return Err(RecvError),
                 Err(TryRecvError::Empty) => {}
             }
-            polls += 1;
-            if polls.is_multiple_of(64) {
-                if start.elapsed() >= spin {
-                    break;
-                }
-                std::thread::yield_now();
-            } else {
-                std::hint::spin_loop();
+            if start.elapsed() >= spin {
+                break;
             }
+            std::thread::yield_now();
         }
     }
     rx.recv()
