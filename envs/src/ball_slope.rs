@@ -9,7 +9,7 @@ use bevy_rapier2d::prelude::{Collider, ExternalForce, Friction, RigidBody, Sleep
 use rand::Rng;
 use serde::Deserialize;
 use wormnet_sim::bevy_env::{
-    BevyEnv, BevyEnvPlugin, EnvAction, EnvOutput, EnvSystems, EpisodeRng, PhysicsConfig,
+    BevyEnv, BevyEnvPlugin, EnvAction, EnvOutput, EnvReset, EnvSystems, EpisodeRng, PhysicsConfig,
 };
 use wormnet_sim::{parse_options, EnvError, EnvSpec, Space};
 
@@ -31,6 +31,8 @@ pub struct BallSlopeOptions {
     pub push_force: f32,
     /// Rapier substeps per env step.
     pub substeps: usize,
+    /// Start new episodes by teleporting the ball instead of rebuilding the `App`.
+    pub in_place_reset: bool,
 }
 
 impl Default for BallSlopeOptions {
@@ -39,6 +41,7 @@ impl Default for BallSlopeOptions {
             slope: 0.3,
             push_force: 5.0,
             substeps: 1,
+            in_place_reset: false,
         }
     }
 }
@@ -105,9 +108,14 @@ impl BevyEnvPlugin for BallSlope {
         }
     }
 
+    fn resets_in_place(&self) -> bool {
+        self.options.in_place_reset
+    }
+
     fn build(&self, app: &mut App) {
         app.insert_resource(Config(self.options.clone()))
             .add_systems(Startup, spawn)
+            .add_systems(EnvReset, restart)
             .add_systems(Update, push.in_set(EnvSystems::Act))
             .add_systems(PostUpdate, observe.in_set(EnvSystems::Observe));
     }
@@ -121,9 +129,6 @@ fn spawn(mut commands: Commands, mut rng: ResMut<EpisodeRng>, config: Res<Config
         Friction::coefficient(0.8),
         Transform::from_rotation(Quat::from_rotation_z(-slope)),
     ));
-    // Start uphill, just above the surface, at a random spot.
-    let x = -3.0 + rng.0.random_range(-0.5..0.5);
-    let surface = -x * slope.tan() + SLOPE_HALF_THICKNESS / slope.cos();
     commands.spawn((
         Ball,
         RigidBody::Dynamic,
@@ -132,8 +137,28 @@ fn spawn(mut commands: Commands, mut rng: ResMut<EpisodeRng>, config: Res<Config
         Velocity::zero(),
         ExternalForce::default(),
         Sleeping::disabled(),
-        Transform::from_xyz(x, surface + BALL_RADIUS + 0.01, 0.0),
+        start(&mut rng.0, slope),
     ));
+}
+
+/// Uphill, just above the surface, at a random spot.
+fn start(rng: &mut impl Rng, slope: f32) -> Transform {
+    let x = -3.0 + rng.random_range(-0.5..0.5);
+    let surface = -x * slope.tan() + SLOPE_HALF_THICKNESS / slope.cos();
+    Transform::from_xyz(x, surface + BALL_RADIUS + 0.01, 0.0)
+}
+
+/// In-place reset: teleport the ball to a new start and stop it.
+fn restart(
+    mut rng: ResMut<EpisodeRng>,
+    config: Res<Config>,
+    mut balls: Query<(&mut Transform, &mut Velocity, &mut ExternalForce), With<Ball>>,
+) {
+    for (mut transform, mut velocity, mut force) in &mut balls {
+        *transform = start(&mut rng.0, config.0.slope);
+        *velocity = Velocity::zero();
+        *force = ExternalForce::default();
+    }
 }
 
 fn push(

@@ -116,3 +116,50 @@ fn bevy_envs_vectorise_deterministically_across_workers() {
     };
     assert_eq!(bits(&run(1)), bits(&run(2)));
 }
+
+/// Runs `steps` steps with zero push, returning each episode's reset observation and the
+/// observation one step later.
+fn episode_starts(options: &str, steps: usize) -> Vec<(Vec<f32>, Vec<f32>)> {
+    let env = wormnet_envs::registry()
+        .make("ball_slope", &table(options))
+        .unwrap();
+    let mut driver = EpisodeDriver::new(env, 0);
+    let (mut obs, mut fin) = (vec![0.0; 5], vec![0.0; 5]);
+    driver.reset(Some(21), &mut obs).unwrap();
+    let mut starts = Vec::new();
+    let mut start = Some(obs.clone());
+    for _ in 0..steps {
+        let t = driver.step_autoreset(&[0.0], &mut obs, &mut fin).unwrap();
+        if let Some(s) = start.take() {
+            starts.push((s, obs.clone()));
+        }
+        if t.step.done() {
+            start = Some(obs.clone());
+        }
+    }
+    starts
+}
+
+#[test]
+fn in_place_reset_restarts_like_a_fresh_app() {
+    // Slope 0.6: the ball rolls off the end in well under 300 steps, so episodes are short.
+    let fresh = episode_starts("slope = 0.6", 600);
+    let in_place = episode_starts("slope = 0.6\nin_place_reset = true", 600);
+    assert!(fresh.len() >= 3, "several episodes: {}", fresh.len());
+    assert_eq!(fresh.len(), in_place.len());
+    for ((f0, f1), (p0, p1)) in fresh.iter().zip(&in_place) {
+        // Same episode seed ⇒ same start; zero velocity after the teleport.
+        assert_eq!(bits(f0), bits(p0));
+        assert_eq!(&p0[2..], &[0.0, 0.0, 0.0]);
+        // Rapier took the teleport: one step later the ball is still at its new start.
+        assert!(
+            (p1[0] - p0[0]).abs() < 0.05 && (p1[1] - p0[1]).abs() < 0.05,
+            "{p0:?} -> {p1:?}"
+        );
+        assert!((f1[0] - p1[0]).abs() < 1e-3, "{f1:?} vs {p1:?}");
+    }
+    assert_eq!(
+        bits(&trajectory("in_place_reset = true", 8, 400)),
+        bits(&trajectory("in_place_reset = true", 8, 400))
+    );
+}

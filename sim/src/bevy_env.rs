@@ -5,13 +5,17 @@
 //! Data moves through three resources: the wrapper writes [`EnvAction`] before each update;
 //! the plugin's systems in [`EnvSystems::Act`] (in `Update`) apply it; physics runs in
 //! `PostUpdate`; the plugin's systems in [`EnvSystems::Observe`] (after Rapier's writeback)
-//! fill [`EnvOutput`]. Each episode builds a fresh `App` seeded from [`EpisodeRng`] (3–6 ms), so
-//! the same seed and actions give bit-identical observations.
+//! fill [`EnvOutput`]. By default each episode builds a fresh `App` seeded from [`EpisodeRng`]
+//! (a few ms), so an episode is bit-identical to itself whatever ran before it. A plugin that
+//! restores its start state in the [`EnvReset`] schedule (teleport bodies, zero velocities) can
+//! opt into reusing the `App` ([`BevyEnvPlugin::resets_in_place`]): much cheaper for short
+//! episodes, and still the same run for the same seed and actions.
 
 use std::sync::Arc;
 
 use bevy::app::{App, PostUpdate, Update};
 use bevy::ecs::prelude::*;
+use bevy::ecs::schedule::ScheduleLabel;
 use bevy::math::Vec2;
 use bevy::transform::components::GlobalTransform;
 use bevy::transform::TransformPlugin;
@@ -60,6 +64,11 @@ pub enum EnvSystems {
     Observe,
 }
 
+/// Schedule run (outside `update`) to start a new episode in the existing `App`, after a new
+/// [`EpisodeRng`] is inserted; only used when [`BevyEnvPlugin::resets_in_place`] is true.
+#[derive(ScheduleLabel, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct EnvReset;
+
 /// Physics settings of a Bevy env; `dt` comes from the spec.
 #[derive(Clone, Copy, Debug)]
 pub struct PhysicsConfig {
@@ -95,6 +104,13 @@ pub trait BevyEnvPlugin: Send + Sync + 'static {
 
     /// Adds the env's startup and per-step systems to a fresh headless `App`.
     fn build(&self, app: &mut App);
+
+    /// Whether `reset` reuses the `App` by running the plugin's [`EnvReset`] systems instead of
+    /// building a fresh `App`. Reproducible from the seed either way; only a fresh `App` makes an
+    /// episode independent of the ones before it.
+    fn resets_in_place(&self) -> bool {
+        false
+    }
 
     /// The scene for renderers; by default every collider with its pose.
     fn frame(&self, world: &World) -> Frame {
@@ -161,18 +177,27 @@ impl<P: BevyEnvPlugin> BevyEnv<P> {
             ..EnvOutput::default()
         });
         app.insert_resource(EpisodeRng(ChaCha8Rng::seed_from_u64(episode_seed)));
+        app.init_schedule(EnvReset);
         app.configure_sets(Update, EnvSystems::Act);
         app.configure_sets(PostUpdate, EnvSystems::Observe.after(PhysicsSet::Writeback));
         self.plugin.build(&mut app);
         app.finish();
         app.cleanup();
         app.update();
-        let world = app.world_mut();
-        let mut configs = world.query::<&mut RapierConfiguration>();
-        for mut config in configs.iter_mut(world) {
-            config.physics_pipeline_active = true;
-        }
+        set_physics_active(&mut app, true);
         app
+    }
+
+    /// Starts a new episode in the existing `App`: new RNG, the plugin's reset systems, then one
+    /// update with physics paused so Rapier takes the new poses and the observation is fresh.
+    fn reset_in_place(app: &mut App, episode_seed: u64) {
+        let world = app.world_mut();
+        world.insert_resource(EpisodeRng(ChaCha8Rng::seed_from_u64(episode_seed)));
+        world.run_schedule(EnvReset);
+        world.resource_mut::<EnvAction>().0.fill(0.0);
+        set_physics_active(app, false);
+        app.update();
+        set_physics_active(app, true);
     }
 
     fn output(&self) -> &EnvOutput {
@@ -193,9 +218,14 @@ impl<P: BevyEnvPlugin> Env for BevyEnv<P> {
             self.seeds = ChaCha8Rng::seed_from_u64(seed);
         }
         let episode_seed = self.seeds.random::<u64>();
-        // Drop the old App first: rebuilding never shares state with the previous episode.
-        self.app = None;
-        self.app = Some(self.build_app(episode_seed));
+        match self.app.as_mut() {
+            Some(app) if self.plugin.resets_in_place() => Self::reset_in_place(app, episode_seed),
+            _ => {
+                // Drop the old App first: a rebuilt one shares no state with the last episode.
+                self.app = None;
+                self.app = Some(self.build_app(episode_seed));
+            }
+        }
         self.steps = 0;
         obs.copy_from_slice(&self.output().observation);
     }
@@ -232,6 +262,14 @@ impl<P: BevyEnvPlugin> Env for BevyEnv<P> {
         let mut frame = self.plugin.frame(app.world());
         frame.time = self.steps as f32 * self.spec.dt;
         frame
+    }
+}
+
+fn set_physics_active(app: &mut App, active: bool) {
+    let world = app.world_mut();
+    let mut configs = world.query::<&mut RapierConfiguration>();
+    for mut config in configs.iter_mut(world) {
+        config.physics_pipeline_active = active;
     }
 }
 
