@@ -87,3 +87,21 @@ fn cartpole_vec_env_runs_episodes_with_statistics() {
         "alternating pushes end episodes quickly"
     );
 }
+
+#[test]
+fn frames_describe_the_scene_as_plain_data() {
+    let registry = wormnet_envs::registry();
+    for (name, shapes) in [("cartpole", 2), ("pendulum", 2), ("ball_slope", 2)] {
+        let mut env = registry.make(name, &toml::Table::new()).unwrap();
+        let mut obs = vec![0.0; env.spec().obs_dim()];
+        env.reset(Some(3), &mut obs);
+        let action = vec![0.0; env.spec().action_dim()];
+        env.step(&action, &mut obs);
+        let frame = env.frame();
+        assert_eq!(frame.shapes.len(), shapes, "{name}");
+        assert!(frame.time > 0.0, "{name}");
+        let text = serde_json::to_string(&frame).unwrap();
+        let back: wormnet_sim::Frame = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, frame, "{name}");
+    }
+}

@@ -218,3 +218,27 @@ fn zero_envs_is_a_config_error() {
         .unwrap();
     assert!(err.to_string().contains("at least one env"), "{err}");
 }
+
+#[test]
+fn single_env_driver_rejects_wrong_action_length_and_needs_reset() {
+    use wormnet_sim::EpisodeDriver;
+    let env = common::Walk::new(
+        common::WalkOptions {
+            max_length: 3,
+            ..Default::default()
+        },
+        None,
+    );
+    let mut driver = EpisodeDriver::new(Box::new(env), 7);
+    let mut obs = vec![0.0; 4];
+    let err = driver.step(&[0.0], &mut obs).unwrap_err();
+    assert_eq!(err.kind, FaultKind::NeedsReset);
+    driver.reset(Some(1), &mut obs).unwrap();
+    let err = driver.step(&[0.0, 0.0], &mut obs).unwrap_err().to_string();
+    assert!(
+        err.contains("`walk` #7") && err.contains("has 2 components, expected 1"),
+        "{err}"
+    );
+    // A wrong-length action is refused before the env runs, so the env stays usable.
+    driver.step(&[0.0], &mut obs).unwrap();
+}
