@@ -8,6 +8,7 @@
 pub mod ball_slope;
 pub mod cartpole;
 pub mod pendulum;
+pub mod worm;
 
 use wormnet_sim::{Env, EnvError, Registry};
 
@@ -16,7 +17,7 @@ type Constructor = fn(&toml::Table) -> Result<Box<dyn Env>, EnvError>;
 /// Every env this crate provides, by name; the trainer and the CLI look envs up here.
 pub fn registry() -> Registry {
     let mut registry = Registry::new();
-    let entries: [(&str, &str, Constructor); 3] = [
+    let entries: [(&str, &str, Constructor); 4] = [
         (
             cartpole::NAME,
             "Gymnasium CartPole-v1 (options: no_velocity)",
@@ -31,6 +32,11 @@ pub fn registry() -> Registry {
             ball_slope::NAME,
             "Bevy + Rapier ball on a slope, pushed sideways (options: slope, push_force, substeps)",
             |o| Ok(Box::new(ball_slope::from_options(o)?)),
+        ),
+        (
+            worm::NAME,
+            "Bevy + Rapier swimming worm: capsule chain, motorised joints, resistive-force drag",
+            |o| Ok(Box::new(worm::from_options(o)?)),
         ),
     ];
     for (name, summary, constructor) in entries {
