@@ -3,13 +3,17 @@
 
 pub mod cfc;
 pub mod checkpoint;
+pub mod config;
 pub mod interchange;
 pub mod lstm;
 pub mod ltc;
 pub mod ltc_cpu;
 pub mod metrics;
+pub mod ncp_bench;
 pub mod normalize;
+pub mod policy;
 pub mod ppo;
 pub mod runtime;
 pub mod sequence;
+pub mod train;
 pub mod wiring;

@@ -1,6 +1,7 @@
 //! The `wormnet` command: one entry point for everything a user does with wormnet.
 
 mod bench;
+mod runs;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -23,6 +24,10 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Train an NCP policy with PPO from a config file (or continue a run with --resume).
+    Train(runs::TrainArgs),
+    /// Evaluate a trained policy: mean ± std return and success rate over N episodes.
+    Eval(runs::EvalArgs),
     /// Measure throughput (env steps/s, …) the same way every time.
     Bench {
         #[command(subcommand)]
@@ -42,6 +47,8 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Info { json } => info(json),
         Command::Bench { what } => bench::run(what),
+        Command::Train(args) => runs::train(args),
+        Command::Eval(args) => runs::eval(args),
     }
 }
 

@@ -1,0 +1,235 @@
+//! The training config file: one TOML per experiment (`configs/*.toml`), parsed strictly so a
+//! typo is an error that names the field and the file, and written back resolved into every
+//! run directory so a run can always be reproduced.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::policy::PolicyConfig;
+use crate::ppo::config::PpoConfig;
+
+fn default_num_envs() -> usize {
+    8
+}
+fn default_workers() -> usize {
+    2
+}
+
+/// `[env]`: which environment, how many copies, and its options.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvSection {
+    /// Registry name (`wormnet bench env --list`… or the envs crate's registry).
+    pub name: String,
+    /// Parallel envs N.
+    #[serde(default = "default_num_envs")]
+    pub num_envs: usize,
+    /// Worker threads stepping them.
+    #[serde(default = "default_workers")]
+    pub workers: usize,
+    /// Passed to the env's constructor; unknown keys are an error from the env.
+    #[serde(default)]
+    pub options: toml::Table,
+    /// Options for evaluation envs, merged over `options` (e.g. held-out track seeds).
+    #[serde(default)]
+    pub eval_options: toml::Table,
+}
+
+fn default_seed() -> u64 {
+    1
+}
+fn default_total_steps() -> u64 {
+    100_000
+}
+fn default_device() -> String {
+    "cpu".into()
+}
+fn default_threads() -> usize {
+    1
+}
+fn default_every() -> usize {
+    10
+}
+fn default_eval_episodes() -> usize {
+    10
+}
+
+/// `[run]`: how long, where, and how often to evaluate and checkpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSection {
+    /// Run directory name under `runs/` (default: config name, seed and start time).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Seeds libtorch, the envs and minibatch shuffling.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Environment steps (all envs together) to train for.
+    #[serde(default = "default_total_steps")]
+    pub total_steps: u64,
+    /// `cpu` or `cuda` (or `cuda:N`).
+    #[serde(default = "default_device")]
+    pub device: String,
+    /// libtorch intra-op threads; 1 is fastest for NCP-sized tensors and leaves cores to the envs.
+    #[serde(default = "default_threads")]
+    pub threads: usize,
+    /// Write the `latest` checkpoint every this many updates. Envs are re-seeded at these
+    /// boundaries, which is what makes a resumed run continue exactly like an uninterrupted one.
+    #[serde(default = "default_every")]
+    pub checkpoint_every: usize,
+    /// Evaluate every this many updates (0 = only at the end).
+    #[serde(default = "default_every")]
+    pub eval_every: usize,
+    /// Episodes per evaluation.
+    #[serde(default = "default_eval_episodes")]
+    pub eval_episodes: usize,
+    /// Evaluate with the mode of the action distribution instead of samples.
+    #[serde(default)]
+    pub eval_deterministic: bool,
+}
+
+impl Default for RunSection {
+    fn default() -> Self {
+        toml::from_str("").expect("every run field has a default")
+    }
+}
+
+/// A whole experiment.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    pub env: EnvSection,
+    pub policy: PolicyConfig,
+    #[serde(default)]
+    pub ppo: PpoConfig,
+    #[serde(default)]
+    pub run: RunSection,
+}
+
+/// A config that could not be read or does not make sense, naming the file and the field.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config {path}: {field}: {message}")]
+    Invalid {
+        path: PathBuf,
+        field: String,
+        message: String,
+    },
+}
+
+impl TrainConfig {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates config text; `path` is only used in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let config: TrainConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string().trim().to_string(),
+        })?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    /// Checks values that serde cannot (ranges, divisibility).
+    pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |field: &str, message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            field: field.to_string(),
+            message,
+        };
+        if self.env.num_envs == 0 {
+            return Err(invalid("env.num_envs", "must be at least 1".into()));
+        }
+        if self.env.workers == 0 {
+            return Err(invalid("env.workers", "must be at least 1".into()));
+        }
+        if self.run.threads == 0 {
+            return Err(invalid("run.threads", "must be at least 1".into()));
+        }
+        if self.run.checkpoint_every == 0 {
+            return Err(invalid("run.checkpoint_every", "must be at least 1".into()));
+        }
+        if self.run.eval_episodes == 0 {
+            return Err(invalid("run.eval_episodes", "must be at least 1".into()));
+        }
+        self.ppo
+            .validate(self.env.num_envs)
+            .map_err(|e| invalid(&format!("ppo.{}", e.field), e.message))?;
+        Ok(())
+    }
+
+    /// The options for evaluation envs: `options` with `eval_options` laid over it.
+    pub fn eval_env_options(&self) -> toml::Table {
+        let mut options = self.env.options.clone();
+        for (k, v) in &self.env.eval_options {
+            options.insert(k.clone(), v.clone());
+        }
+        options
+    }
+
+    /// The config as TOML, as written into a run directory.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("a parsed config serialises back to TOML")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[env]
+name = "cartpole"
+[policy.actor]
+cell = "cfc"
+wiring = { kind = "auto_ncp", units = 8, output_size = 2 }
+"#;
+
+    #[test]
+    fn minimal_config_gets_defaults_and_round_trips() {
+        let c = TrainConfig::parse(MINIMAL, Path::new("x.toml")).unwrap();
+        assert_eq!(c.env.num_envs, 8);
+        assert_eq!(c.run.seed, 1);
+        let again = TrainConfig::parse(&c.to_toml(), Path::new("resolved.toml")).unwrap();
+        assert_eq!(again, c);
+    }
+
+    #[test]
+    fn unknown_field_names_field_and_file() {
+        let text = format!("{MINIMAL}\n[ppo]\nlearning_rat = 1e-3\n");
+        let e = TrainConfig::parse(&text, Path::new("configs/typo.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("configs/typo.toml") && e.contains("learning_rat"), "{e}");
+    }
+
+    #[test]
+    fn ill_typed_field_is_named() {
+        let text = format!("{MINIMAL}\n[run]\ntotal_steps = \"lots\"\n");
+        let e = TrainConfig::parse(&text, Path::new("c.toml")).unwrap_err().to_string();
+        assert!(e.contains("total_steps"), "{e}");
+    }
+
+    #[test]
+    fn invalid_minibatches_name_the_ppo_field() {
+        let text = format!("{MINIMAL}\n[ppo]\nminibatches = 3\n");
+        let e = TrainConfig::parse(&text, Path::new("c.toml")).unwrap_err().to_string();
+        assert!(e.contains("ppo.minibatches"), "{e}");
+    }
+}

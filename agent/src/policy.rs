@@ -1,0 +1,502 @@
+//! The actor-critic a PPO run trains: an NCP actor whose motor neurons are the action means
+//! (Box) or logits (Discrete), and a critic that is a small MLP or a second NCP.
+//!
+//! The MLP critic sees the observation *and the actor's neuron state* (detached): in a
+//! partially observed task (cartpole without velocities) a memoryless critic cannot tell
+//! states apart, while the actor's neurons already integrate the history. No gradient flows
+//! from the critic into the actor through that input.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use tch::{nn, Device, Kind, Tensor};
+use wormnet_sim::{EnvSpec, Space};
+
+use crate::sequence::{NcpConfig, NcpError, NcpNet, State};
+
+/// Which critic to train beside the NCP actor.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CriticKind {
+    /// A tanh MLP on the observation (and, by default, the actor's detached neuron state).
+    #[default]
+    Mlp,
+    /// A second NCP with its own state; its first motor neuron is the value.
+    Ncp,
+}
+
+fn default_hidden() -> Vec<usize> {
+    vec![64, 64]
+}
+fn yes() -> bool {
+    true
+}
+
+/// The critic's shape; the defaults are CleanRL's 64-64 tanh value network.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CriticConfig {
+    /// `mlp` (default) or `ncp`.
+    #[serde(default)]
+    pub kind: CriticKind,
+    /// Hidden layer widths of the MLP critic.
+    #[serde(default = "default_hidden")]
+    pub hidden: Vec<usize>,
+    /// Feed the actor's (detached) neuron state to the MLP critic as well as the observation.
+    #[serde(default = "yes")]
+    pub with_actor_state: bool,
+    /// The NCP critic's network (`kind = "ncp"`); its outputs must include at least one neuron.
+    #[serde(default)]
+    pub ncp: Option<NcpConfig>,
+}
+
+impl Default for CriticConfig {
+    fn default() -> Self {
+        CriticConfig {
+            kind: CriticKind::Mlp,
+            hidden: default_hidden(),
+            with_actor_state: true,
+            ncp: None,
+        }
+    }
+}
+
+/// The `[policy]` section of a training config.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// The NCP actor; its wiring's outputs must equal the env's action dimension (Box) or
+    /// number of actions (Discrete).
+    pub actor: NcpConfig,
+    /// The critic.
+    #[serde(default)]
+    pub critic: CriticConfig,
+    /// Elapsed time per env step given to the NCP; absent means the env's `dt`. ncps's default
+    /// of 1.0 suits cells whose initial time constants are O(1).
+    #[serde(default)]
+    pub timespan: Option<f32>,
+    /// Initial log standard deviation of Box actions (state-independent, learned).
+    #[serde(default)]
+    pub log_std_init: f64,
+}
+
+/// Why a policy could not be built for an env, naming the config field.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("policy.actor: {0}")]
+    Actor(NcpError),
+    #[error("policy.critic: {0}")]
+    Critic(String),
+    #[error(
+        "policy.actor: the NCP has {outputs} motor neurons but env `{env}` needs {needed} \
+         ({what}); set the wiring's output size to {needed}"
+    )]
+    Outputs {
+        env: String,
+        outputs: usize,
+        needed: usize,
+        what: &'static str,
+    },
+    #[error("policy.timespan must be positive and finite, got {0}")]
+    Timespan(f32),
+}
+
+/// How actions are drawn from the actor's outputs.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ActionKind {
+    /// Diagonal Gaussian around the motor outputs; samples are clipped to the bounds only when
+    /// sent to the env (the raw sample is what PPO stores).
+    Continuous { low: Vec<f32>, high: Vec<f32> },
+    /// Categorical over the motor outputs as logits.
+    Discrete { n: usize },
+}
+
+/// Recurrent state of the whole policy for a batch of envs.
+pub struct PolicyState {
+    /// The actor's neuron potentials (and LSTM memory with mixed memory).
+    pub actor: State,
+    /// The NCP critic's state, if the critic is an NCP.
+    pub critic: Option<State>,
+}
+
+impl PolicyState {
+    /// Zeroes the rows where `starts (B,)` is true: those envs begin a new episode.
+    pub fn reset(&self, starts: &Tensor) -> PolicyState {
+        PolicyState {
+            actor: self.actor.reset(starts),
+            critic: self.critic.as_ref().map(|c| c.reset(starts)),
+        }
+    }
+
+    /// A detached copy, stored at the start of each rollout for the replay.
+    pub fn detach(&self) -> PolicyState {
+        PolicyState {
+            actor: self.actor.detach(),
+            critic: self.critic.as_ref().map(State::detach),
+        }
+    }
+
+    /// Rows `index` of every tensor (a minibatch of envs).
+    pub fn select(&self, index: &Tensor) -> PolicyState {
+        let pick = |s: &State| State {
+            h: s.h.index_select(0, index),
+            c: s.c.as_ref().map(|c| c.index_select(0, index)),
+        };
+        PolicyState {
+            actor: pick(&self.actor),
+            critic: self.critic.as_ref().map(pick),
+        }
+    }
+}
+
+enum Critic {
+    Mlp {
+        layers: Vec<nn::Linear>,
+        with_state: bool,
+    },
+    Ncp(NcpNet),
+}
+
+/// What one acting step produced for a batch of envs.
+pub struct Act {
+    /// Raw actions `(B, A)` (Discrete: the index as a float).
+    pub action: Tensor,
+    /// Log-probability of `action`, `(B,)`.
+    pub logp: Tensor,
+    /// Value estimate of the observation, `(B,)`.
+    pub value: Tensor,
+    /// The state after consuming the observation.
+    pub state: PolicyState,
+}
+
+/// Log-probabilities, entropies and values of a replayed sequence, all `(B, T)`.
+pub struct Evaluation {
+    pub logp: Tensor,
+    pub entropy: Tensor,
+    pub value: Tensor,
+}
+
+/// The trained actor-critic with all its parameters in one `VarStore`.
+pub struct Policy {
+    /// Owns every parameter (actor under `actor.`, critic under `critic.`, `log_std`).
+    pub vs: nn::VarStore,
+    /// The NCP actor.
+    pub actor: NcpNet,
+    critic: Critic,
+    log_std: Option<Tensor>,
+    /// How actions are drawn.
+    pub action: ActionKind,
+    obs_dim: usize,
+    timespan: f32,
+}
+
+impl Policy {
+    /// Builds the policy for `spec` on `device`, with weights from libtorch's current seed.
+    pub fn new(spec: &EnvSpec, config: &PolicyConfig, device: Device) -> Result<Self, PolicyError> {
+        let vs = nn::VarStore::new(device);
+        let root = vs.root();
+        let obs_dim = spec.obs_dim();
+        let actor = NcpNet::new(&root.sub("actor"), obs_dim, &config.actor).map_err(PolicyError::Actor)?;
+        let (action, needed, what) = match &spec.action_space {
+            Space::Box { low, high } => (
+                ActionKind::Continuous {
+                    low: low.clone(),
+                    high: high.clone(),
+                },
+                low.len(),
+                "one mean per action component",
+            ),
+            Space::Discrete { n } => (
+                ActionKind::Discrete { n: *n as usize },
+                *n as usize,
+                "one logit per discrete action",
+            ),
+        };
+        if actor.output_size() != needed {
+            return Err(PolicyError::Outputs {
+                env: spec.name.clone(),
+                outputs: actor.output_size(),
+                needed,
+                what,
+            });
+        }
+        let timespan = config.timespan.unwrap_or(spec.dt);
+        if !(timespan > 0.0 && timespan.is_finite()) {
+            return Err(PolicyError::Timespan(timespan));
+        }
+        let critic_path = root.sub("critic");
+        let critic = match config.critic.kind {
+            CriticKind::Mlp => {
+                if config.critic.hidden.contains(&0) {
+                    return Err(PolicyError::Critic("hidden layer widths must be at least 1".into()));
+                }
+                let with_state = config.critic.with_actor_state;
+                let mut width = obs_dim + if with_state { actor.state_size() } else { 0 };
+                let mut layers = Vec::new();
+                for (i, &h) in config.critic.hidden.iter().enumerate() {
+                    layers.push(orthogonal_linear(&critic_path.sub(i.to_string()), width, h, 2f64.sqrt()));
+                    width = h;
+                }
+                let head = config.critic.hidden.len().to_string();
+                layers.push(orthogonal_linear(&critic_path.sub(head), width, 1, 1.0));
+                Critic::Mlp { layers, with_state }
+            }
+            CriticKind::Ncp => {
+                let ncp = config
+                    .critic
+                    .ncp
+                    .as_ref()
+                    .ok_or_else(|| PolicyError::Critic("kind = \"ncp\" needs a [policy.critic.ncp] table".into()))?;
+                let net = NcpNet::new(&critic_path, obs_dim, ncp).map_err(|e| PolicyError::Critic(e.to_string()))?;
+                Critic::Ncp(net)
+            }
+        };
+        let log_std = match action {
+            ActionKind::Continuous { .. } => Some(root.var(
+                "log_std",
+                &[1, needed as i64],
+                nn::Init::Const(config.log_std_init),
+            )),
+            ActionKind::Discrete { .. } => None,
+        };
+        Ok(Policy {
+            vs,
+            actor,
+            critic,
+            log_std,
+            action,
+            obs_dim,
+            timespan,
+        })
+    }
+
+    /// The device every tensor of this policy lives on.
+    pub fn device(&self) -> Device {
+        self.vs.device()
+    }
+
+    /// Width of one action row.
+    pub fn action_dim(&self) -> usize {
+        match &self.action {
+            ActionKind::Continuous { low, .. } => low.len(),
+            ActionKind::Discrete { .. } => 1,
+        }
+    }
+
+    /// Trainable parameters in a stable (name) order, so optimizer state lines up on resume.
+    pub fn parameters(&self) -> Vec<(String, Tensor)> {
+        let vars: BTreeMap<String, Tensor> = self.vs.variables().into_iter().collect();
+        vars.into_iter().filter(|(_, t)| t.requires_grad()).collect()
+    }
+
+    /// Zero state for `batch` envs.
+    pub fn initial_state(&self, batch: i64) -> PolicyState {
+        let device = self.device();
+        PolicyState {
+            actor: self.actor.initial_state(batch, device),
+            critic: match &self.critic {
+                Critic::Ncp(net) => Some(net.initial_state(batch, device)),
+                Critic::Mlp { .. } => None,
+            },
+        }
+    }
+
+    /// Elapsed time per step as a `(B, 1)` tensor.
+    fn dt(&self, batch: i64) -> Tensor {
+        Tensor::full([batch, 1], f64::from(self.timespan), (Kind::Float, self.device()))
+    }
+
+    /// One step of actor and critic for the observations `(B, O)`; the caller has already
+    /// reset the rows of envs that start a new episode.
+    fn forward_step(&self, obs: &Tensor, state: &PolicyState, grad: bool) -> (Tensor, Tensor, PolicyState) {
+        let b = obs.size()[0];
+        let dt = self.dt(b);
+        let (out, actor_state) = if grad {
+            self.actor.step_generic(obs, &state.actor, &dt)
+        } else {
+            self.actor.step(obs, &state.actor, &dt)
+        };
+        let (value, critic_state) = match &self.critic {
+            Critic::Mlp { layers, with_state } => {
+                let mut x = if *with_state {
+                    Tensor::cat(&[obs.shallow_clone(), actor_state.h.detach()], 1)
+                } else {
+                    obs.shallow_clone()
+                };
+                let last = layers.len() - 1;
+                for (i, layer) in layers.iter().enumerate() {
+                    x = x.apply(layer);
+                    if i < last {
+                        x = x.tanh();
+                    }
+                }
+                (x.squeeze_dim(1), None)
+            }
+            Critic::Ncp(net) => {
+                let cs = state.critic.as_ref().expect("NCP critic without critic state");
+                let (v, s) = if grad {
+                    net.step_generic(obs, cs, &dt)
+                } else {
+                    net.step(obs, cs, &dt)
+                };
+                (v.select(1, 0), Some(s))
+            }
+        };
+        (
+            out,
+            value,
+            PolicyState {
+                actor: actor_state,
+                critic: critic_state,
+            },
+        )
+    }
+
+    /// Acts for a batch of envs (no gradient): samples an action (or takes the mode when
+    /// `deterministic`), with its log-probability and the value estimate.
+    pub fn act(&self, obs: &Tensor, state: &PolicyState, deterministic: bool) -> Act {
+        tch::no_grad(|| {
+            let (out, value, state) = self.forward_step(obs, state, false);
+            let (action, logp) = match &self.action {
+                ActionKind::Continuous { .. } => {
+                    let std = self.log_std().exp();
+                    let action = if deterministic {
+                        out.shallow_clone()
+                    } else {
+                        &out + out.randn_like() * &std
+                    };
+                    let logp = self.gaussian_logp(&out, &action);
+                    (action, logp)
+                }
+                ActionKind::Discrete { .. } => {
+                    let logits = out.log_softmax(-1, Kind::Float);
+                    let index = if deterministic {
+                        logits.argmax(-1, true)
+                    } else {
+                        logits.exp().multinomial(1, true)
+                    };
+                    let logp = logits.gather(1, &index, false).squeeze_dim(1);
+                    (index.to_kind(Kind::Float), logp)
+                }
+            };
+            Act {
+                action,
+                logp,
+                value,
+                state,
+            }
+        })
+    }
+
+    /// V(obs) after consuming `obs` from `state`: the bootstrap value of a truncated episode's
+    /// final observation, with the pre-reset state.
+    pub fn value(&self, obs: &Tensor, state: &PolicyState) -> Tensor {
+        tch::no_grad(|| self.forward_step(obs, state, false).1)
+    }
+
+    /// Replays sequences `obs (B, T, O)` with their actions `(B, T, A)` from `state0`, resetting
+    /// the state wherever `starts (B, T)` is true, exactly as during the rollout; returns
+    /// differentiable log-probabilities, entropies and values.
+    pub fn evaluate(&self, obs: &Tensor, actions: &Tensor, starts: &Tensor, state0: &PolicyState) -> Evaluation {
+        let t_len = obs.size()[1];
+        let mut state = PolicyState {
+            actor: State {
+                h: state0.actor.h.shallow_clone(),
+                c: state0.actor.c.as_ref().map(Tensor::shallow_clone),
+            },
+            critic: state0.critic.as_ref().map(|s| State {
+                h: s.h.shallow_clone(),
+                c: s.c.as_ref().map(Tensor::shallow_clone),
+            }),
+        };
+        let mut outs = Vec::with_capacity(t_len as usize);
+        let mut values = Vec::with_capacity(t_len as usize);
+        for t in 0..t_len {
+            state = state.reset(&starts.select(1, t));
+            let (out, value, next) = self.forward_step(&obs.select(1, t), &state, true);
+            outs.push(out);
+            values.push(value);
+            state = next;
+        }
+        let out = Tensor::stack(&outs, 1);
+        let value = Tensor::stack(&values, 1);
+        let (logp, entropy) = match &self.action {
+            ActionKind::Continuous { .. } => {
+                let logp = self.gaussian_logp(&out, actions);
+                let per_dim = 0.5 + 0.5 * (2.0 * std::f64::consts::PI).ln() + self.log_std();
+                let entropy = per_dim.sum(Kind::Float).expand_as(&logp);
+                (logp, entropy)
+            }
+            ActionKind::Discrete { .. } => {
+                let logits = out.log_softmax(-1, Kind::Float);
+                let index = actions.to_kind(Kind::Int64);
+                let logp = logits.gather(2, &index, false).squeeze_dim(2);
+                let entropy = -(logits.exp() * &logits).sum_dim_intlist(-1, false, Kind::Float);
+                (logp, entropy)
+            }
+        };
+        Evaluation {
+            logp,
+            entropy,
+            value,
+        }
+    }
+
+    fn log_std(&self) -> Tensor {
+        match &self.log_std {
+            Some(t) => t.shallow_clone(),
+            None => Tensor::zeros([1, 1], (Kind::Float, self.device())),
+        }
+    }
+
+    /// Sum over action components of the diagonal Gaussian log-density.
+    fn gaussian_logp(&self, mean: &Tensor, action: &Tensor) -> Tensor {
+        let log_std = self.log_std();
+        let z = (action - mean) / log_std.exp();
+        let log_norm = 0.5 * (2.0 * std::f64::consts::PI).ln();
+        let per_dim: Tensor = z.pow_tensor_scalar(2) * -0.5 - &log_std - log_norm;
+        per_dim.sum_dim_intlist(-1, false, Kind::Float)
+    }
+
+    /// Writes actions into `out` as the env expects them: Box samples clipped to the bounds,
+    /// Discrete indices as floats.
+    pub fn env_actions(&self, action: &Tensor, out: &mut [f32]) {
+        let flat = Vec::<f32>::try_from(action.to_device(Device::Cpu).reshape([-1]))
+            .expect("policy actions are a float tensor");
+        out.copy_from_slice(&flat);
+        if let ActionKind::Continuous { low, high } = &self.action {
+            for row in out.chunks_mut(low.len()) {
+                for ((x, lo), hi) in row.iter_mut().zip(low).zip(high) {
+                    *x = x.clamp(*lo, *hi);
+                }
+            }
+        }
+    }
+
+    /// Observation width this policy was built for.
+    pub fn obs_dim(&self) -> usize {
+        self.obs_dim
+    }
+
+    /// Clamps explicit-constraint LTC weights after an optimizer step.
+    pub fn apply_weight_constraints(&self) {
+        self.actor.apply_weight_constraints();
+        if let Critic::Ncp(net) = &self.critic {
+            net.apply_weight_constraints();
+        }
+    }
+}
+
+/// A linear layer with orthogonal weights and zero bias (PPO detail C2).
+fn orthogonal_linear(path: &nn::Path, input: usize, output: usize, gain: f64) -> nn::Linear {
+    nn::linear(
+        path,
+        input as i64,
+        output as i64,
+        nn::LinearConfig {
+            ws_init: nn::Init::Orthogonal { gain },
+            bs_init: Some(nn::Init::Const(0.0)),
+            bias: true,
+        },
+    )
+}
