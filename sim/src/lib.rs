@@ -12,6 +12,8 @@
 //! - [`rollout`]: recorded episodes for the watch/record/audit tools.
 //! - [`bench`]: env steps per second with random actions.
 
+#![warn(missing_docs)]
+
 pub mod bench;
 pub mod bevy_env;
 pub mod env;
