@@ -12,6 +12,34 @@ use clap::{Args, Subcommand};
 pub enum BenchCommand {
     /// Environment steps per second with random actions through a VecEnv.
     Env(EnvBench),
+    /// NCP speed: LTC and CfC on AutoNCP(19, 4), 8 inputs, sequence 100 (forward, train, step).
+    Ncp(NcpBench),
+}
+
+/// Arguments of `wormnet bench ncp` (scripts/bench_ncps.py runs the same cases on Python ncps).
+#[derive(Args)]
+pub struct NcpBench {
+    /// libtorch intra-op threads (Python ncps reference numbers use 1).
+    #[arg(long, default_value_t = 1)]
+    pub threads: i32,
+    /// Approximate seconds to measure each case.
+    #[arg(long, default_value_t = 1.0)]
+    pub seconds: f64,
+    /// Batch sizes for `forward` and `train`.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 32, 256])]
+    pub batches: Vec<i64>,
+    /// Batch sizes for the streaming `step`.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 16, 32, 256])]
+    pub step_batches: Vec<i64>,
+    /// Sequence length.
+    #[arg(long, default_value_t = 100)]
+    pub seq: i64,
+    /// Skip the generic-libtorch reference rows for the LTC.
+    #[arg(long)]
+    pub no_tch: bool,
+    /// Print one JSON object per case (`model`, `batch`, `mode`, `ms`, …).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `wormnet bench env`.
@@ -46,7 +74,58 @@ pub struct EnvBench {
 pub fn run(command: BenchCommand) -> Result<()> {
     match command {
         BenchCommand::Env(args) => bench_env(args),
+        BenchCommand::Ncp(args) => bench_ncp(args),
     }
+}
+
+fn bench_ncp(args: NcpBench) -> Result<()> {
+    if !(args.seconds > 0.0 && args.seconds.is_finite()) {
+        anyhow::bail!("--seconds must be positive, got {}", args.seconds);
+    }
+    if args.threads < 1 || args.seq < 1 {
+        anyhow::bail!("--threads and --seq must be at least 1");
+    }
+    if args
+        .batches
+        .iter()
+        .chain(&args.step_batches)
+        .any(|&b| b < 1)
+    {
+        anyhow::bail!("batch sizes must be at least 1");
+    }
+    tch::set_num_threads(args.threads);
+    let options = wormnet_agent::ncp_bench::BenchOptions {
+        batches: args.batches,
+        step_batches: args.step_batches,
+        seq: args.seq,
+        seconds: args.seconds,
+        tch_too: !args.no_tch,
+        ..Default::default()
+    };
+    if !args.json {
+        println!(
+            "wormnet NCP bench, AutoNCP(19,4), 8 inputs, seq {}, {} torch thread(s)",
+            options.seq, args.threads
+        );
+    }
+    wormnet_agent::ncp_bench::run(&options, |row| {
+        if args.json {
+            match serde_json::to_string(row) {
+                Ok(line) => println!("{line}"),
+                Err(e) => eprintln!("cannot serialise bench row: {e}"),
+            }
+        } else {
+            let per = if row.mode == "step" {
+                format!("{:9.1} µs", row.ms * 1e3)
+            } else {
+                format!("{:9.2} ms", row.ms)
+            };
+            println!(
+                "{:<4} {:<8} batch {:>4}  {per}  ({}, {} reps)",
+                row.model, row.mode, row.batch, row.path, row.reps
+            );
+        }
+    })
 }
 
 fn bench_env(args: EnvBench) -> Result<()> {

@@ -174,13 +174,21 @@ impl CfcCell {
                 named,
             ));
         }
-        let cat = if options.backbone_layers == 0 { i + h } else { units };
+        let cat = if options.backbone_layers == 0 {
+            i + h
+        } else {
+            units
+        };
         let mut dense = |name: &str| Dense::new(path, prefix, name, cat, h, true, named);
         let ff1 = dense("ff1");
         let (ff2, time_a, time_b) = if pure {
             (None, None, None)
         } else {
-            (Some(dense("ff2")), Some(dense("time_a")), Some(dense("time_b")))
+            (
+                Some(dense("ff2")),
+                Some(dense("time_a")),
+                Some(dense("time_b")),
+            )
         };
         Self {
             backbone,

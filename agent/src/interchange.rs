@@ -30,7 +30,9 @@ pub enum InterchangeError {
         unexpected: Vec<String>,
     },
     /// A tensor has the wrong shape.
-    #[error("safetensors file {path}: tensor {key} has shape {found:?}, the model expects {expected:?}")]
+    #[error(
+        "safetensors file {path}: tensor {key} has shape {found:?}, the model expects {expected:?}"
+    )]
     Shape {
         /// The file.
         path: PathBuf,
@@ -112,7 +114,12 @@ impl NamedTensors {
         let named: Vec<(&str, Tensor)> = self
             .entries
             .iter()
-            .map(|e| (e.key.as_str(), e.tensor.detach().to_device(tch::Device::Cpu).contiguous()))
+            .map(|e| {
+                (
+                    e.key.as_str(),
+                    e.tensor.detach().to_device(tch::Device::Cpu).contiguous(),
+                )
+            })
             .collect();
         Tensor::write_safetensors(&named, path).map_err(|e| InterchangeError::Io {
             path: path.to_path_buf(),

@@ -53,7 +53,10 @@ impl LstmCell {
 
 /// A `(rows, cols)` matrix with orthonormal columns (or rows), like `torch.nn.init.orthogonal_`.
 fn orthogonal(rows: i64, cols: i64) -> Tensor {
-    let flat = Tensor::randn([rows.max(cols), rows.min(cols)], (tch::Kind::Float, tch::Device::Cpu));
+    let flat = Tensor::randn(
+        [rows.max(cols), rows.min(cols)],
+        (tch::Kind::Float, tch::Device::Cpu),
+    );
     let (q, r) = Tensor::linalg_qr(&flat, "reduced");
     let d = r.diagonal(0, 0, 1).sign();
     let q = q * d.unsqueeze(0);

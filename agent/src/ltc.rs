@@ -94,6 +94,7 @@ pub struct LtcCell {
     /// Solver options.
     pub options: LtcOptions,
     wiring: Wiring,
+    pub(crate) kernel_cache: crate::ltc_cpu::KernelCache,
 }
 
 /// The wiring's adjacency as float tensors: `(mask, polarity)` for internal and sensory synapses.
@@ -101,7 +102,11 @@ pub fn wiring_tensors(wiring: &Wiring) -> (Tensor, Tensor, Tensor, Tensor) {
     let n = wiring.units() as i64;
     let s = wiring.input_dim().unwrap_or(0) as i64;
     let adj: Vec<f32> = wiring.adjacency().iter().map(|&v| v as f32).collect();
-    let sadj: Vec<f32> = wiring.sensory_adjacency().iter().map(|&v| v as f32).collect();
+    let sadj: Vec<f32> = wiring
+        .sensory_adjacency()
+        .iter()
+        .map(|&v| v as f32)
+        .collect();
     let adj = Tensor::from_slice(&adj).view([n, n]);
     let sadj = Tensor::from_slice(&sadj).view([s, n]);
     (adj.abs(), adj, sadj.abs(), sadj)
@@ -164,6 +169,7 @@ impl LtcCell {
             output_b,
             options,
             wiring: wiring.clone(),
+            kernel_cache: Default::default(),
         }
     }
 

@@ -8,12 +8,33 @@
 //! [`Tape::backward`], which makes the parameters' `.grad` exactly what autograd through the
 //! generic path would produce (checked in the tests), so any tch optimizer can step them.
 
+use std::sync::{Arc, Mutex};
+
 use tch::{Device, Kind, Tensor};
 
 use crate::ltc::LtcCell;
 
+/// `e^x` in f32 (Cephes polynomial, ~1 ulp), written so the compiler vectorises loops over it
+/// (libm's `expf` is a call per element).
+#[inline(always)]
+fn fast_exp(x: f32) -> f32 {
+    let x = x.clamp(-87.0, 88.0);
+    // Round x·log2(e) to the nearest integer with the 1.5·2^23 trick (no libm `round`).
+    let k = (x * std::f32::consts::LOG2_E + 12_582_912.0) - 12_582_912.0;
+    let r = x - k * 0.693_359_4 - k * -2.121_944_4e-4;
+    let mut p = 1.987_569_1e-4f32;
+    p = p * r + 1.398_199_9e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 1.666_666_5e-1;
+    p = p * r + 5.000_000_1e-1;
+    let e = p * r * r + r + 1.0;
+    e * f32::from_bits((((k as i32) + 127) as u32) << 23)
+}
+
+#[inline(always)]
 fn sigmoid(z: f32) -> f32 {
-    1.0 / (1.0 + (-z).exp())
+    1.0 / (1.0 + fast_exp(-z))
 }
 
 /// torch's softplus (beta 1, threshold 20).
@@ -34,12 +55,81 @@ fn softplus_grad(x: f32) -> f32 {
     }
 }
 
+/// A tensor's values as f32; a contiguous CPU f32 tensor is read directly (no libtorch op).
 fn values(t: &Tensor) -> Vec<f32> {
-    let t = t.detach().to_device(Device::Cpu).to_kind(Kind::Float).contiguous();
+    if t.device() == Device::Cpu && t.kind() == Kind::Float && t.is_contiguous() {
+        let n = t.numel();
+        if n == 0 {
+            return Vec::new();
+        }
+        // SAFETY: a defined, contiguous CPU float tensor holds `n` f32 values at data_ptr,
+        // and we only read them while `t` is borrowed.
+        return unsafe { std::slice::from_raw_parts(t.data_ptr() as *const f32, n) }.to_vec();
+    }
+    let t = t
+        .detach()
+        .to_device(Device::Cpu)
+        .to_kind(Kind::Float)
+        .contiguous();
     let n = t.numel();
     let mut v = vec![0f32; n];
     t.copy_data(&mut v, n);
     v
+}
+
+/// Cached kernel form of an LTC cell's parameters, rebuilt when any parameter tensor changes
+/// (libtorch bumps a tensor's version on every in-place update, e.g. an optimizer step).
+#[derive(Default)]
+pub struct KernelCache {
+    slot: Mutex<Option<(Vec<(i64, usize)>, Arc<Params>)>>,
+}
+
+fn param_tensors(cell: &LtcCell) -> Vec<&Tensor> {
+    let mut v = vec![
+        &cell.gleak,
+        &cell.vleak,
+        &cell.cm,
+        &cell.sigma,
+        &cell.mu,
+        &cell.w,
+        &cell.erev,
+        &cell.sensory_sigma,
+        &cell.sensory_mu,
+        &cell.sensory_w,
+        &cell.sensory_erev,
+    ];
+    for t in [&cell.input_w, &cell.input_b, &cell.output_w, &cell.output_b]
+        .into_iter()
+        .flatten()
+    {
+        v.push(t);
+    }
+    v
+}
+
+fn params(cell: &LtcCell) -> Arc<Params> {
+    let key: Vec<(i64, usize)> = param_tensors(cell)
+        .iter()
+        .map(|t| (t.internal_version(), t.data_ptr() as usize))
+        .collect();
+    let mut slot = match cell.kernel_cache.slot.lock() {
+        Ok(s) => s,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    if let Some((k, p)) = slot.as_ref() {
+        if *k == key {
+            return p.clone();
+        }
+    }
+    let p = Arc::new(Params::new(cell));
+    *slot = Some((key, p.clone()));
+    p
+}
+
+fn to_tensor(v: &[f32], shape: &[i64]) -> Tensor {
+    // SAFETY: reinterpreting initialised f32s as bytes.
+    let bytes = unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u8, v.len() * 4) };
+    Tensor::from_data_size(bytes, shape, Kind::Float)
 }
 
 /// Parameters gathered per synapse, positivity applied.
@@ -85,7 +175,7 @@ impl Synapses {
 }
 
 /// A snapshot of an LTC cell's parameters in kernel form.
-struct Params {
+pub struct Params {
     n: usize,
     s: usize,
     m: usize,
@@ -176,46 +266,6 @@ impl Params {
         }
     }
 
-    /// One unfold: `v → out`.
-    fn unfold(&self, v: &[f32], cm_t: &[f32], snum: &[f32], sden: &[f32], out: &mut [f32]) {
-        let n = self.n;
-        let mut num = [0f32; 64];
-        let mut den = [0f32; 64];
-        let (num, den): (&mut [f32], &mut [f32]) = if n <= 64 {
-            (&mut num[..n], &mut den[..n])
-        } else {
-            // Large wirings: heap buffers (rare; policy wirings are small).
-            return self.unfold_large(v, cm_t, snum, sden, out);
-        };
-        num.copy_from_slice(snum);
-        den.copy_from_slice(sden);
-        let p = &self.syn;
-        for k in 0..p.src.len() {
-            let a = p.w[k] * sigmoid(p.sigma[k] * (v[p.src[k]] - p.mu[k]));
-            num[p.dst[k]] += a * p.erev[k];
-            den[p.dst[k]] += a;
-        }
-        for j in 0..n {
-            out[j] = (cm_t[j] * v[j] + self.gleak[j] * self.vleak[j] + num[j])
-                / (cm_t[j] + self.gleak[j] + den[j] + self.eps);
-        }
-    }
-
-    fn unfold_large(&self, v: &[f32], cm_t: &[f32], snum: &[f32], sden: &[f32], out: &mut [f32]) {
-        let mut num = snum.to_vec();
-        let mut den = sden.to_vec();
-        let p = &self.syn;
-        for k in 0..p.src.len() {
-            let a = p.w[k] * sigmoid(p.sigma[k] * (v[p.src[k]] - p.mu[k]));
-            num[p.dst[k]] += a * p.erev[k];
-            den[p.dst[k]] += a;
-        }
-        for j in 0..self.n {
-            out[j] = (cm_t[j] * v[j] + self.gleak[j] * self.vleak[j] + num[j])
-                / (cm_t[j] + self.gleak[j] + den[j] + self.eps);
-        }
-    }
-
     fn map_input(&self, x: &[f32], out: &mut [f32]) {
         for i in 0..self.s {
             out[i] = x[i] * self.input_w[i] + self.input_b[i];
@@ -248,47 +298,108 @@ fn run_inputs(x: &Tensor, h0: &Tensor, ts: Option<&Tensor>) -> Run {
     }
 }
 
-/// Runs the forward pass; `trace` (if given) receives every sub-step state, laid out
-/// `[b][t][u in 0..=U][n]`.
+/// Runs the forward pass for the whole batch at once: states are kept neuron-major `[n][B]`
+/// so that the per-synapse work is a contiguous loop over samples (vectorised by the
+/// compiler). `trace` (if given) receives every sub-step state, laid out `[t][u in 0..=U][n][B]`.
 fn forward(p: &Params, r: &Run, y: &mut [f32], h: &mut [f32], mut trace: Option<&mut Vec<f32>>) {
-    let (n, s, m, u_n) = (p.n, p.s, p.m, p.unfolds);
-    let mut xm = vec![0f32; s];
-    let mut snum = vec![0f32; n];
-    let mut sden = vec![0f32; n];
-    let mut cm_t = vec![0f32; n];
-    let mut v = vec![0f32; n];
-    let mut next = vec![0f32; n];
-    for bi in 0..r.b {
-        v.copy_from_slice(&r.h0[bi * n..(bi + 1) * n]);
-        for t in 0..r.l {
+    let (n, s, m, u_n, bn) = (p.n, p.s, p.m, p.unfolds, r.b);
+    let mut xm = vec![0f32; s * bn];
+    let mut snum = vec![0f32; n * bn];
+    let mut sden = vec![0f32; n * bn];
+    let mut cm_t = vec![0f32; n * bn];
+    let mut v = vec![0f32; n * bn];
+    let mut next = vec![0f32; n * bn];
+    let mut num = vec![0f32; n * bn];
+    let mut den = vec![0f32; n * bn];
+    let mut inv_dt = vec![0f32; bn];
+    for bi in 0..bn {
+        for j in 0..n {
+            v[j * bn + bi] = r.h0[bi * n + j];
+        }
+    }
+    let leak: Vec<f32> = (0..n).map(|j| p.gleak[j] * p.vleak[j]).collect();
+    for t in 0..r.l {
+        for bi in 0..bn {
             let xo = (bi * r.l + t) * s;
-            p.map_input(&r.x[xo..xo + s], &mut xm);
-            p.sensory(&xm, &mut snum, &mut sden);
-            let dt = r.ts[bi * r.l + t];
-            for j in 0..n {
-                cm_t[j] = p.cm[j] / (dt / u_n as f32);
+            for i in 0..s {
+                xm[i * bn + bi] = r.x[xo + i] * p.input_w[i] + p.input_b[i];
             }
+            inv_dt[bi] = u_n as f32 / r.ts[bi * r.l + t];
+        }
+        for j in 0..n {
+            for (c, &idt) in cm_t[j * bn..(j + 1) * bn].iter_mut().zip(&inv_dt) {
+                *c = p.cm[j] * idt;
+            }
+        }
+        synapse_sums(&p.sens, &xm, bn, &mut snum, &mut sden, true);
+        if let Some(tr) = trace.as_deref_mut() {
+            tr.extend_from_slice(&v);
+        }
+        for _ in 0..u_n {
+            num.copy_from_slice(&snum);
+            den.copy_from_slice(&sden);
+            synapse_sums(&p.syn, &v, bn, &mut num, &mut den, false);
+            for j in 0..n {
+                let r_ = j * bn..(j + 1) * bn;
+                let (gl, lk) = (p.gleak[j] + p.eps, leak[j]);
+                for ((((o, &vj), &c), &nm), &dn) in next[r_.clone()]
+                    .iter_mut()
+                    .zip(&v[r_.clone()])
+                    .zip(&cm_t[r_.clone()])
+                    .zip(&num[r_.clone()])
+                    .zip(&den[r_])
+                {
+                    *o = (c * vj + lk + nm) / (c + gl + dn);
+                }
+            }
+            std::mem::swap(&mut v, &mut next);
             if let Some(tr) = trace.as_deref_mut() {
                 tr.extend_from_slice(&v);
             }
-            for _ in 0..u_n {
-                p.unfold(&v, &cm_t, &snum, &sden, &mut next);
-                std::mem::swap(&mut v, &mut next);
-                if let Some(tr) = trace.as_deref_mut() {
-                    tr.extend_from_slice(&v);
-                }
-            }
+        }
+        for bi in 0..bn {
             let yo = (bi * r.l + t) * m;
             for j in 0..m {
-                y[yo + j] = v[j] * p.output_w[j] + p.output_b[j];
+                y[yo + j] = v[j * bn + bi] * p.output_w[j] + p.output_b[j];
             }
         }
-        h[bi * n..(bi + 1) * n].copy_from_slice(&v);
+    }
+    for bi in 0..bn {
+        for j in 0..n {
+            h[bi * n + j] = v[j * bn + bi];
+        }
     }
 }
 
-fn to_tensor(v: &[f32], shape: &[i64]) -> Tensor {
-    Tensor::from_slice(v).view(shape)
+/// Adds every synapse's activation (and activation × erev) into the destination rows, for
+/// all samples: `den[dst] += w·σ(sigma·(pre[src] − mu))`, `num[dst] += … · erev`.
+/// `zero` clears the sums first.
+fn synapse_sums(
+    q: &Synapses,
+    pre: &[f32],
+    bn: usize,
+    num: &mut [f32],
+    den: &mut [f32],
+    zero: bool,
+) {
+    if zero {
+        num.fill(0.0);
+        den.fill(0.0);
+    }
+    for k in 0..q.src.len() {
+        let (i, j) = (q.src[k], q.dst[k]);
+        let (w, sg, mu, e) = (q.w[k], q.sigma[k], q.mu[k], q.erev[k]);
+        let pre_i = &pre[i * bn..(i + 1) * bn];
+        let (num_j, den_j) = (
+            &mut num[j * bn..(j + 1) * bn],
+            &mut den[j * bn..(j + 1) * bn],
+        );
+        for ((nm, dn), &x) in num_j.iter_mut().zip(den_j.iter_mut()).zip(pre_i) {
+            let a = w * sigmoid(sg * (x - mu));
+            *nm += a * e;
+            *dn += a;
+        }
+    }
 }
 
 /// No-grad forward over `(B, L, S)` from `h0 (B, N)` with timespans `(B, L)` (1.0 if None):
@@ -299,7 +410,7 @@ pub fn forward_sequence(
     h0: &Tensor,
     ts: Option<&Tensor>,
 ) -> (Tensor, Tensor) {
-    let p = Params::new(cell);
+    let p = params(cell);
     let r = run_inputs(x, h0, ts);
     let mut y = vec![0f32; r.b * r.l * p.m];
     let mut h = vec![0f32; r.b * p.n];
@@ -310,9 +421,36 @@ pub fn forward_sequence(
     )
 }
 
+/// One streaming step: `x (B, S)`, `h (B, N)`, `dt` a scalar tensor or `(B, 1)` →
+/// `(outputs (B, M), new state (B, N))`, with as few libtorch calls as possible.
+pub fn step(cell: &LtcCell, x: &Tensor, h: &Tensor, dt: &Tensor) -> (Tensor, Tensor) {
+    let p = params(cell);
+    let b = h.size()[0] as usize;
+    let dt = values(dt);
+    let ts = if dt.len() == b {
+        dt
+    } else {
+        vec![dt.first().copied().unwrap_or(1.0); b]
+    };
+    let r = Run {
+        b,
+        l: 1,
+        x: values(x),
+        h0: values(h),
+        ts,
+    };
+    let mut y = vec![0f32; b * p.m];
+    let mut hn = vec![0f32; b * p.n];
+    forward(&p, &r, &mut y, &mut hn, None);
+    (
+        to_tensor(&y, &[b as i64, p.m as i64]),
+        to_tensor(&hn, &[b as i64, p.n as i64]),
+    )
+}
+
 /// What [`forward_sequence_train`] keeps for the backward pass.
 pub struct Tape {
-    params: Params,
+    params: Arc<Params>,
     run: Run,
     trace: Vec<f32>,
     y: Tensor,
@@ -331,7 +469,7 @@ pub fn forward_sequence_train(
     h0: &Tensor,
     ts: Option<&Tensor>,
 ) -> (Tensor, Tensor, Tape) {
-    let p = Params::new(cell);
+    let p = params(cell);
     let r = run_inputs(x, h0, ts);
     let mut y = vec![0f32; r.b * r.l * p.m];
     let mut h = vec![0f32; r.b * p.n];
@@ -452,12 +590,17 @@ impl Tape {
         let mut den = vec![0f32; n];
         let mut act = vec![0f32; p.syn.src.len()];
         let mut sig = vec![0f32; p.syn.src.len()];
-        let stride_t = (u_n + 1) * n;
+        let bn = r.b;
+        let mut states = vec![0f32; (u_n + 1) * n];
         for bi in 0..r.b {
             gv.copy_from_slice(&gh[bi * n..(bi + 1) * n]);
             for t in (0..r.l).rev() {
-                let base = (bi * r.l + t) * stride_t;
-                let states = &self.trace[base..base + stride_t];
+                for u in 0..=u_n {
+                    let base = (t * (u_n + 1) + u) * n * bn;
+                    for j in 0..n {
+                        states[u * n + j] = self.trace[base + j * bn + bi];
+                    }
+                }
                 // Output mapping of the step's final state.
                 let yo = (bi * r.l + t) * m;
                 let v_end = &states[u_n * n..(u_n + 1) * n];

@@ -255,7 +255,13 @@ impl NcpNet {
             (CellKind::Ltc, None) => return bad("an LTC needs a wiring or units"),
         };
         let lstm = config.mixed_memory.then(|| {
-            LstmCell::new(&path.sub("lstm"), "lstm.", input_size, state_size, &mut named)
+            LstmCell::new(
+                &path.sub("lstm"),
+                "lstm.",
+                input_size,
+                state_size,
+                &mut named,
+            )
         });
         let fc = match config.proj_size {
             Some(0) => return bad("proj_size must be at least 1"),
@@ -329,9 +335,14 @@ impl NcpNet {
         match &self.wiring {
             Some(w) => {
                 let names = w.neuron_names();
-                self.state_neuron_ids().iter().map(|&i| names[i].clone()).collect()
+                self.state_neuron_ids()
+                    .iter()
+                    .map(|&i| names[i].clone())
+                    .collect()
             }
-            None => (0..self.state_size).map(|i| format!("neuron_{i}")).collect(),
+            None => (0..self.state_size)
+                .map(|i| format!("neuron_{i}"))
+                .collect(),
         }
     }
 
@@ -410,11 +421,14 @@ impl NcpNet {
     /// Whether the hand-written CPU kernel computes this network (LTC without mixed memory on
     /// the CPU, no autograd needed).
     fn use_cpu_kernel(&self, x: &Tensor) -> bool {
+        self.kernel_eligible(x) && !grad_enabled()
+    }
+
+    fn kernel_eligible(&self, x: &Tensor) -> bool {
         matches!(self.cell, Cell::Ltc(_))
             && self.lstm.is_none()
             && x.device() == Device::Cpu
             && x.kind() == Kind::Float
-            && !grad_enabled()
     }
 
     /// Runs a sequence `(B, L, F)` from `h0` (zeros if None) with optional per-step,
@@ -462,17 +476,10 @@ impl NcpNet {
     /// scalar tensor) → `(outputs (B, out), new state)`. Uses the CPU kernel for LTC on CPU.
     pub fn step(&self, x: &Tensor, state: &State, dt: &Tensor) -> (Tensor, State) {
         tch::no_grad(|| {
-            if self.use_cpu_kernel(x) {
+            if self.kernel_eligible(x) {
                 if let Cell::Ltc(cell) = &self.cell {
-                    let b = x.size()[0];
-                    let dt = dt.to_kind(Kind::Float).expand([b, 1], false).reshape([b, 1]);
-                    let (y, h) = ltc_cpu::forward_sequence(
-                        cell,
-                        &x.unsqueeze(1),
-                        &state.h,
-                        Some(&dt),
-                    );
-                    return (y.squeeze_dim(1), State { h, c: None });
+                    let (y, h) = ltc_cpu::step(cell, x, &state.h, dt);
+                    return (y, State { h, c: None });
                 }
             }
             self.cell_step(x, state, dt)

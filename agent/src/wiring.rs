@@ -228,7 +228,9 @@ pub fn auto_ncp_params(
 
 fn ncp_seed(seed: u64) -> Result<u32, WiringError> {
     u32::try_from(seed).map_err(|_| {
-        WiringError::Invalid(format!("NCP seed {seed} must be below 2^32 (numpy RandomState)"))
+        WiringError::Invalid(format!(
+            "NCP seed {seed} must be below 2^32 (numpy RandomState)"
+        ))
     })
 }
 
@@ -272,8 +274,14 @@ impl NcpParams {
 /// Where a wiring's synapses come from, so that `build` can generate the sensory part.
 #[derive(Clone, Debug, PartialEq)]
 enum Generator {
-    FullyConnected { seed: u64, self_connections: bool },
-    Random { sparsity_level: f64, seed: u64 },
+    FullyConnected {
+        seed: u64,
+        self_connections: bool,
+    },
+    Random {
+        sparsity_level: f64,
+        seed: u64,
+    },
     Ncp(NcpParams),
     /// Loaded from a file: the sensory synapses (if any) are part of the data.
     Custom,
@@ -334,7 +342,12 @@ impl Wiring {
                 output_size,
                 sparsity_level,
                 seed,
-            } => Self::ncp(auto_ncp_params(*units, *output_size, *sparsity_level, *seed)?)?,
+            } => Self::ncp(auto_ncp_params(
+                *units,
+                *output_size,
+                *sparsity_level,
+                *seed,
+            )?)?,
             WiringConfig::File { path } => return Self::load(path),
         };
         w.config = Some(config.clone());
@@ -346,7 +359,9 @@ impl Wiring {
             return invalid("a wiring needs at least one neuron");
         }
         if output_dim == 0 || output_dim > units {
-            return invalid(format!("output_dim {output_dim} must be in 1..={units} (units)"));
+            return invalid(format!(
+                "output_dim {output_dim} must be in 1..={units} (units)"
+            ));
         }
         let neuron_types = (0..units)
             .map(|i| {
@@ -869,7 +884,11 @@ mod tests {
         assert_eq!(w.synapse_count(), 45);
         assert_eq!(w.sensory_synapse_count(), 35);
         // First row of the documented edge list: s0->[+13 +14 -15 +18].
-        let s0: Vec<_> = w.sensory_synapses().into_iter().filter(|e| e.0 == 0).collect();
+        let s0: Vec<_> = w
+            .sensory_synapses()
+            .into_iter()
+            .filter(|e| e.0 == 0)
+            .collect();
         assert_eq!(s0, vec![(0, 13, 1), (0, 14, 1), (0, 15, -1), (0, 18, 1)]);
     }
 
@@ -882,7 +901,10 @@ mod tests {
         assert_eq!(w, once);
         assert!(matches!(
             w.build(5),
-            Err(WiringError::ConflictingInputDim { built: 8, requested: 5 })
+            Err(WiringError::ConflictingInputDim {
+                built: 8,
+                requested: 5
+            })
         ));
     }
 
@@ -903,8 +925,18 @@ mod tests {
             seed: 0,
         };
         assert!(Wiring::ncp(p).is_err());
-        assert!(Wiring::ncp(NcpParams { sensory_fanout: 2, motor_fanin: 3, ..p }).is_err());
-        assert!(Wiring::ncp(NcpParams { sensory_fanout: 2, inter_fanout: 3, ..p }).is_err());
+        assert!(Wiring::ncp(NcpParams {
+            sensory_fanout: 2,
+            motor_fanin: 3,
+            ..p
+        })
+        .is_err());
+        assert!(Wiring::ncp(NcpParams {
+            sensory_fanout: 2,
+            inter_fanout: 3,
+            ..p
+        })
+        .is_err());
         assert!(Wiring::random(4, None, 1.0, 1).is_err());
         assert!(Wiring::fully_connected(4, Some(5), 1, true).is_err());
     }

@@ -67,18 +67,28 @@ fn cpu_backward_equals_autograd() {
     let configs = [
         ltc(true, Mapping::Affine, 6, auto()),
         ltc(false, Mapping::Linear, 3, auto()),
-        ltc(true, Mapping::None, 6, WiringConfig::FullyConnected {
-            units: 7,
-            output_dim: Some(3),
-            seed: 1111,
-            self_connections: true,
-        }),
-        ltc(false, Mapping::Affine, 4, WiringConfig::Random {
-            units: 10,
-            output_dim: Some(2),
-            sparsity_level: 0.5,
-            seed: 3,
-        }),
+        ltc(
+            true,
+            Mapping::None,
+            6,
+            WiringConfig::FullyConnected {
+                units: 7,
+                output_dim: Some(3),
+                seed: 1111,
+                self_connections: true,
+            },
+        ),
+        ltc(
+            false,
+            Mapping::Affine,
+            4,
+            WiringConfig::Random {
+                units: 10,
+                output_dim: Some(2),
+                sparsity_level: 0.5,
+                seed: 3,
+            },
+        ),
     ];
     for (k, config) in configs.iter().enumerate() {
         let (vs, net) = build(config, 10 + k as i64);
@@ -94,7 +104,8 @@ fn cpu_backward_equals_autograd() {
         };
         let wy = Tensor::randn([b, l, net.output_size() as i64], F);
         let wh = Tensor::randn([b, net.state_size() as i64], F);
-        let loss = |y: &Tensor, s: &State| (y * &wy).sum(Kind::Float) + (&s.h * &wh).sum(Kind::Float);
+        let loss =
+            |y: &Tensor, s: &State| (y * &wy).sum(Kind::Float) + (&s.h * &wh).sum(Kind::Float);
 
         // Reference: libtorch autograd through the generic path.
         let (y, s) = net.forward_sequence(&x, Some(&h0), Some(&ts));
@@ -118,12 +129,18 @@ fn cpu_backward_equals_autograd() {
         for ((key, a), (_, g)) in reference.iter().zip(kernel.iter()) {
             let scale = a.abs().max().double_value(&[]).max(1e-3);
             let d = (a - g).abs().max().double_value(&[]);
-            assert!(d <= 1e-4 * scale, "config {k}: {key} grad differs by {d:e} (scale {scale:e})");
+            assert!(
+                d <= 1e-4 * scale,
+                "config {k}: {key} grad differs by {d:e} (scale {scale:e})"
+            );
         }
         for (name, a, g) in [("x", &gx_ref, &x.grad()), ("h0", &gh_ref, &h0.h.grad())] {
             let scale = a.abs().max().double_value(&[]).max(1e-3);
             let d = (a - g).abs().max().double_value(&[]);
-            assert!(d <= 1e-4 * scale, "config {k}: grad of {name} differs by {d:e}");
+            assert!(
+                d <= 1e-4 * scale,
+                "config {k}: grad of {name} differs by {d:e}"
+            );
         }
     }
 }
@@ -131,15 +148,31 @@ fn cpu_backward_equals_autograd() {
 /// (parameter key, mask key) pairs whose masked entries must stay silent.
 fn masked_pairs(net: &NcpNet) -> Vec<(Tensor, Tensor, String)> {
     let entries = net.named_tensors().entries();
-    let find = |k: &str| entries.iter().find(|e| e.key == k).map(|e| e.tensor.shallow_clone());
+    let find = |k: &str| {
+        entries
+            .iter()
+            .find(|e| e.key == k)
+            .map(|e| e.tensor.shallow_clone())
+    };
     let mut out = Vec::new();
-    if let (Some(m), Some(sm)) = (find("rnn_cell.sparsity_mask"), find("rnn_cell.sensory_sparsity_mask")) {
+    if let (Some(m), Some(sm)) = (
+        find("rnn_cell.sparsity_mask"),
+        find("rnn_cell.sensory_sparsity_mask"),
+    ) {
         if net.ltc().is_some() {
             for k in ["w", "sigma", "mu", "erev"] {
-                out.push((find(&format!("rnn_cell.{k}")).unwrap(), m.shallow_clone(), k.to_string()));
+                out.push((
+                    find(&format!("rnn_cell.{k}")).unwrap(),
+                    m.shallow_clone(),
+                    k.to_string(),
+                ));
             }
             for k in ["sensory_w", "sensory_sigma", "sensory_mu", "sensory_erev"] {
-                out.push((find(&format!("rnn_cell.{k}")).unwrap(), sm.shallow_clone(), k.to_string()));
+                out.push((
+                    find(&format!("rnn_cell.{k}")).unwrap(),
+                    sm.shallow_clone(),
+                    k.to_string(),
+                ));
             }
         }
     }
@@ -185,7 +218,9 @@ fn masked_synapses_get_zero_gradient_throughout_training() {
             }
             for (p, m, name) in &pairs {
                 let g = p.grad();
-                let masked = (g.abs() * (m.neg() + 1.0)).sum(Kind::Float).double_value(&[]);
+                let masked = (g.abs() * (m.neg() + 1.0))
+                    .sum(Kind::Float)
+                    .double_value(&[]);
                 assert_eq!(masked, 0.0, "config {k} step {step}: {name} masked grad");
                 let live = (g.abs() * m).sum(Kind::Float).double_value(&[]);
                 assert!(live > 0.0, "config {k}: {name} has no gradient at all");
@@ -194,8 +229,13 @@ fn masked_synapses_get_zero_gradient_throughout_training() {
             net.apply_weight_constraints();
         }
         for ((p, m, name), b) in pairs.iter().zip(before.iter()) {
-            let moved = ((p - b).abs() * (m.neg() + 1.0)).sum(Kind::Float).double_value(&[]);
-            assert_eq!(moved, 0.0, "config {k}: masked {name} changed during training");
+            let moved = ((p - b).abs() * (m.neg() + 1.0))
+                .sum(Kind::Float)
+                .double_value(&[]);
+            assert_eq!(
+                moved, 0.0,
+                "config {k}: masked {name} changed during training"
+            );
         }
     }
 }
@@ -224,8 +264,16 @@ fn masked_weights_change_no_output() {
         let (y1, s1) = net.forward_sequence(&x, None, None);
         let (yk1, _) = tch::no_grad(|| net.forward_sequence(&x, None, None));
         assert_eq!((&y0 - &y1).abs().max().double_value(&[]), 0.0, "config {k}");
-        assert_eq!((&s0.h - &s1.h).abs().max().double_value(&[]), 0.0, "config {k}");
-        assert_eq!((&yk0 - &yk1).abs().max().double_value(&[]), 0.0, "config {k} kernel");
+        assert_eq!(
+            (&s0.h - &s1.h).abs().max().double_value(&[]),
+            0.0,
+            "config {k}"
+        );
+        assert_eq!(
+            (&yk0 - &yk1).abs().max().double_value(&[]),
+            0.0,
+            "config {k} kernel"
+        );
     }
 }
 
@@ -270,7 +318,10 @@ fn per_sample_timespans_equal_running_each_sample_alone() {
                 let (yi, si) = run(&x.narrow(0, i, 1), &ts.narrow(0, i, 1));
                 let d = (y.narrow(0, i, 1) - yi).abs().max().double_value(&[]);
                 let dh = (s.h.narrow(0, i, 1) - si.h).abs().max().double_value(&[]);
-                assert!(d < 1e-6 && dh < 1e-6, "config {k} grad {grad} sample {i}: {d:e} {dh:e}");
+                assert!(
+                    d < 1e-6 && dh < 1e-6,
+                    "config {k} grad {grad} sample {i}: {d:e} {dh:e}"
+                );
             }
             // And the timespans matter: a uniform Δt gives different outputs.
             let (yu, _) = run(&x, &Tensor::ones([b, l], F));
@@ -281,13 +332,21 @@ fn per_sample_timespans_equal_running_each_sample_alone() {
 
 #[test]
 fn reset_zeroes_only_the_marked_rows() {
-    let (_vs, net) = build(&NcpConfig { mixed_memory: true, ..NcpConfig::default() }, 3);
+    let (_vs, net) = build(
+        &NcpConfig {
+            mixed_memory: true,
+            ..NcpConfig::default()
+        },
+        3,
+    );
     let s = State {
         h: Tensor::ones([3, 19], F),
         c: Some(Tensor::ones([3, 19], F) * 2.0),
     };
     let r = s.reset(&Tensor::from_slice(&[false, true, false]));
-    let rows: Vec<f64> = (0..3).map(|i| r.h.get(i).sum(Kind::Float).double_value(&[])).collect();
+    let rows: Vec<f64> = (0..3)
+        .map(|i| r.h.get(i).sum(Kind::Float).double_value(&[]))
+        .collect();
     assert_eq!(rows, vec![19.0, 0.0, 19.0]);
     let c = r.c.unwrap();
     assert_eq!(c.get(1).sum(Kind::Float).double_value(&[]), 0.0);
@@ -311,13 +370,34 @@ fn explicit_constraints_clamp_after_steps() {
 fn bad_configs_are_errors() {
     let vs = nn::VarStore::new(Device::Cpu);
     let bad = [
-        NcpConfig { units: Some(8), ..NcpConfig::default() },
-        NcpConfig { wiring: None, ..NcpConfig::default() },
-        NcpConfig { ode_unfolds: 0, ..NcpConfig::default() },
-        NcpConfig { proj_size: Some(2), ..NcpConfig::default() },
-        NcpConfig { cell: CellKind::Cfc, backbone_units: Some(4), ..NcpConfig::default() },
         NcpConfig {
-            wiring: Some(WiringConfig::AutoNcp { units: 5, output_size: 4, sparsity_level: 0.5, seed: 1 }),
+            units: Some(8),
+            ..NcpConfig::default()
+        },
+        NcpConfig {
+            wiring: None,
+            ..NcpConfig::default()
+        },
+        NcpConfig {
+            ode_unfolds: 0,
+            ..NcpConfig::default()
+        },
+        NcpConfig {
+            proj_size: Some(2),
+            ..NcpConfig::default()
+        },
+        NcpConfig {
+            cell: CellKind::Cfc,
+            backbone_units: Some(4),
+            ..NcpConfig::default()
+        },
+        NcpConfig {
+            wiring: Some(WiringConfig::AutoNcp {
+                units: 5,
+                output_size: 4,
+                sparsity_level: 0.5,
+                seed: 1,
+            }),
             ..NcpConfig::default()
         },
     ];

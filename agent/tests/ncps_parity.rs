@@ -47,7 +47,9 @@ fn read(path: &Path) -> Vec<(String, Tensor)> {
 }
 
 fn get(io: &[(String, Tensor)], key: &str) -> Option<Tensor> {
-    io.iter().find(|(k, _)| k == key).map(|(_, t)| t.shallow_clone())
+    io.iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, t)| t.shallow_clone())
 }
 
 fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
@@ -109,7 +111,10 @@ fn compare(
         _ => panic!("{label}: mixed-memory state mismatch"),
     };
     let d = dy.max(dh).max(dc);
-    assert!(d <= TOL, "{label}: max abs diff {d:e} (y {dy:e}, h {dh:e}, c {dc:e})");
+    assert!(
+        d <= TOL,
+        "{label}: max abs diff {d:e} (y {dy:e}, h {dh:e}, c {dc:e})"
+    );
     d
 }
 
@@ -122,40 +127,56 @@ fn ncps_weights_give_ncps_outputs() {
             .unwrap_or_else(|e| panic!("{}: {e}", case.name));
         let io = load_io(&case.name);
         // Generic libtorch path, autograd on.
-        worst = worst.max(compare(&format!("{} generic", case.name), &net, &io, |n, io| {
-            n.forward_sequence(&io.x, io.h0.as_ref(), io.ts.as_ref())
-        }));
+        worst = worst.max(compare(
+            &format!("{} generic", case.name),
+            &net,
+            &io,
+            |n, io| n.forward_sequence(&io.x, io.h0.as_ref(), io.ts.as_ref()),
+        ));
         // No-grad: the CPU kernel for LTC, the same tch path otherwise.
-        worst = worst.max(compare(&format!("{} no-grad", case.name), &net, &io, |n, io| {
-            tch::no_grad(|| n.forward_sequence(&io.x, io.h0.as_ref(), io.ts.as_ref()))
-        }));
+        worst = worst.max(compare(
+            &format!("{} no-grad", case.name),
+            &net,
+            &io,
+            |n, io| tch::no_grad(|| n.forward_sequence(&io.x, io.h0.as_ref(), io.ts.as_ref())),
+        ));
         // Training forward (kernel with a tape for LTC).
-        worst = worst.max(compare(&format!("{} train", case.name), &net, &io, |n, io| {
-            let (y, s, _tape) = n.forward_sequence_train(&io.x, io.h0.as_ref(), io.ts.as_ref());
-            (y, s)
-        }));
+        worst = worst.max(compare(
+            &format!("{} train", case.name),
+            &net,
+            &io,
+            |n, io| {
+                let (y, s, _tape) = n.forward_sequence_train(&io.x, io.h0.as_ref(), io.ts.as_ref());
+                (y, s)
+            },
+        ));
         // Streaming: one step at a time with the per-step timespans.
-        worst = worst.max(compare(&format!("{} step", case.name), &net, &io, |n, io| {
-            let (b, l) = (io.x.size()[0], io.x.size()[1]);
-            let mut state = match &io.h0 {
-                Some(s) => State {
-                    h: s.h.shallow_clone(),
-                    c: s.c.as_ref().map(|c| c.shallow_clone()),
-                },
-                None => n.initial_state(b, Device::Cpu),
-            };
-            let mut ys = Vec::new();
-            for t in 0..l {
-                let dt = match &io.ts {
-                    Some(ts) => ts.select(1, t).unsqueeze(1),
-                    None => Tensor::ones([b, 1], (Kind::Float, Device::Cpu)),
+        worst = worst.max(compare(
+            &format!("{} step", case.name),
+            &net,
+            &io,
+            |n, io| {
+                let (b, l) = (io.x.size()[0], io.x.size()[1]);
+                let mut state = match &io.h0 {
+                    Some(s) => State {
+                        h: s.h.shallow_clone(),
+                        c: s.c.as_ref().map(|c| c.shallow_clone()),
+                    },
+                    None => n.initial_state(b, Device::Cpu),
                 };
-                let (y, s) = n.step(&io.x.select(1, t), &state, &dt);
-                ys.push(y);
-                state = s;
-            }
-            (Tensor::stack(&ys, 1), state)
-        }));
+                let mut ys = Vec::new();
+                for t in 0..l {
+                    let dt = match &io.ts {
+                        Some(ts) => ts.select(1, t).unsqueeze(1),
+                        None => Tensor::ones([b, 1], (Kind::Float, Device::Cpu)),
+                    };
+                    let (y, s) = n.step(&io.x.select(1, t), &state, &dt);
+                    ys.push(y);
+                    state = s;
+                }
+                (Tensor::stack(&ys, 1), state)
+            },
+        ));
     }
     println!("worst max abs diff over all cases and paths: {worst:e}");
 }
@@ -171,12 +192,17 @@ fn our_files_have_ncps_keys_and_reload_to_the_same_outputs() {
         // Same key set and shapes as the state_dict ncps saved.
         let ours = read(&path);
         let theirs = read(&fixtures().join(format!("{}.safetensors", case.name)));
-        let mut a: Vec<(String, Vec<i64>)> = ours.iter().map(|(k, t)| (k.clone(), t.size())).collect();
+        let mut a: Vec<(String, Vec<i64>)> =
+            ours.iter().map(|(k, t)| (k.clone(), t.size())).collect();
         let mut b: Vec<(String, Vec<i64>)> =
             theirs.iter().map(|(k, t)| (k.clone(), t.size())).collect();
         a.sort();
         b.sort();
-        assert_eq!(a, b, "{}: keys/shapes differ from ncps's state_dict", case.name);
+        assert_eq!(
+            a, b,
+            "{}: keys/shapes differ from ncps's state_dict",
+            case.name
+        );
         // A fresh network with other weights reproduces our outputs after loading.
         let io = load_io(&case.name);
         let (y, s) = net.forward_sequence(&io.x, io.h0.as_ref(), io.ts.as_ref());
@@ -184,7 +210,12 @@ fn our_files_have_ncps_keys_and_reload_to_the_same_outputs() {
         other.load_safetensors(&path).unwrap();
         let (y2, s2) = other.forward_sequence(&io.x, io.h0.as_ref(), io.ts.as_ref());
         assert_eq!(max_diff(&y.detach(), &y2.detach()), 0.0, "{}", case.name);
-        assert_eq!(max_diff(&s.h.detach(), &s2.h.detach()), 0.0, "{}", case.name);
+        assert_eq!(
+            max_diff(&s.h.detach(), &s2.h.detach()),
+            0.0,
+            "{}",
+            case.name
+        );
         if let Some(dir) = &export {
             std::fs::create_dir_all(dir).unwrap();
             std::fs::copy(&path, dir.join(format!("{}.safetensors", case.name))).unwrap();
@@ -209,7 +240,9 @@ fn wirings_are_bit_identical_to_ncps() {
         let s = w["input_dim"].as_u64().unwrap() as usize;
         let wiring = Wiring::from_config(&cfg).unwrap().built(s).unwrap();
         let adj: Vec<i8> = Vec::<i32>::try_from(
-            get(&tensors, &format!("{key}.adjacency")).unwrap().flatten(0, -1),
+            get(&tensors, &format!("{key}.adjacency"))
+                .unwrap()
+                .flatten(0, -1),
         )
         .unwrap()
         .into_iter()
@@ -224,15 +257,26 @@ fn wirings_are_bit_identical_to_ncps() {
         .into_iter()
         .map(|v| v as i8)
         .collect();
-        assert_eq!(wiring.adjacency(), adj.as_slice(), "{key} {cfg:?} adjacency");
-        assert_eq!(wiring.sensory_adjacency(), sadj.as_slice(), "{key} {cfg:?} sensory");
+        assert_eq!(
+            wiring.adjacency(),
+            adj.as_slice(),
+            "{key} {cfg:?} adjacency"
+        );
+        assert_eq!(
+            wiring.sensory_adjacency(),
+            sadj.as_slice(),
+            "{key} {cfg:?} sensory"
+        );
     }
 }
 
 #[test]
 fn loading_rejects_wrong_files_with_their_name() {
     let all = cases();
-    let ltc = all.iter().find(|c| c.name == "ltc_autoncp_implicit_affine_u6").unwrap();
+    let ltc = all
+        .iter()
+        .find(|c| c.name == "ltc_autoncp_implicit_affine_u6")
+        .unwrap();
     let (_vs, net) = build(ltc, 1);
     // Another model's file: keys differ.
     let other = fixtures().join("cfc_default_l1.safetensors");

@@ -41,18 +41,28 @@ fn check_ncp(w: &Wiring, p: &NcpParams, s: usize) {
     let out_deg = |src: usize, t: NeuronType| ids(t).filter(|&d| w.synapse(src, d) != 0).count();
     let in_deg = |dst: usize, t: NeuronType| ids(t).filter(|&i| w.synapse(i, dst) != 0).count();
     for input in 0..s {
-        let k = ids(Inter).filter(|&d| w.sensory_synapse(input, d) != 0).count();
-        assert!(k >= p.sensory_fanout, "sensory {input} reaches {k} inter neurons");
+        let k = ids(Inter)
+            .filter(|&d| w.sensory_synapse(input, d) != 0)
+            .count();
+        assert!(
+            k >= p.sensory_fanout,
+            "sensory {input} reaches {k} inter neurons"
+        );
     }
     for i in ids(Inter) {
-        let k = (0..s).filter(|&input| w.sensory_synapse(input, i) != 0).count();
+        let k = (0..s)
+            .filter(|&input| w.sensory_synapse(input, i) != 0)
+            .count();
         assert!(k >= 1, "inter {i} has no sensory input");
         assert!(out_deg(i, Command) >= p.inter_fanout, "inter {i} fan-out");
     }
     let mut recurrent = 0;
     for c in ids(Command) {
         assert!(in_deg(c, Inter) >= 1, "command {c} has no inter input");
-        assert!(out_deg(c, Motor) >= 1, "command {c} reaches no motor neuron");
+        assert!(
+            out_deg(c, Motor) >= 1,
+            "command {c} reaches no motor neuron"
+        );
         recurrent += out_deg(c, Command);
     }
     assert!(recurrent >= 1 && recurrent <= p.recurrent_command_synapses);
@@ -114,7 +124,10 @@ proptest! {
 
 #[test]
 fn auto_ncp_19_4_with_8_inputs() {
-    let w = Wiring::auto_ncp(19, 4, 0.5, 22222).unwrap().built(8).unwrap();
+    let w = Wiring::auto_ncp(19, 4, 0.5, 22222)
+        .unwrap()
+        .built(8)
+        .unwrap();
     let count = |t| w.neuron_types().iter().filter(|&&x| x == t).count();
     assert_eq!(
         (

@@ -217,7 +217,9 @@ fn seed_sequence_state(seed: u64) -> [u64; 4] {
         v ^ (v >> XSHIFT)
     };
     let mix = |x: u32, y: u32| -> u32 {
-        let r = MIX_MULT_L.wrapping_mul(x).wrapping_sub(MIX_MULT_R.wrapping_mul(y));
+        let r = MIX_MULT_L
+            .wrapping_mul(x)
+            .wrapping_sub(MIX_MULT_R.wrapping_mul(y));
         r ^ (r >> XSHIFT)
     };
     let mut pool = [0u32; 4];
