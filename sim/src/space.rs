@@ -184,7 +184,8 @@ impl Space {
         match self {
             Space::Box { low, high } => {
                 for (component, ((&v, &l), &h)) in x.iter().zip(low).zip(high).enumerate() {
-                    if v.is_nan() {
+                    // Values must be finite even where the bounds are infinite.
+                    if !v.is_finite() {
                         return Err(Violation::NotFinite {
                             component,
                             value: v,
@@ -409,6 +410,12 @@ mod tests {
             space.check(&x),
             Err(Violation::NotFinite { component: 0, .. })
         ));
+        let unbounded = Space::Box {
+            low: vec![f32::NEG_INFINITY],
+            high: vec![f32::INFINITY],
+        };
+        assert!(unbounded.contains(&[1e30]));
+        assert!(!unbounded.contains(&[f32::INFINITY]));
     }
 
     #[test]
