@@ -220,3 +220,12 @@ fn step_view_accessors_agree_with_buffers() {
     let w = Walk::new(WalkOptions::default(), None);
     assert_eq!(w.spec().obs_dim(), envs.obs_dim());
 }
+
+#[test]
+fn vec_env_and_factories_can_move_between_threads() {
+    fn assert_send<T: Send>() {}
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send::<VecEnv>();
+    assert_send_sync::<wormnet_sim::EnvFactory>();
+    assert_send_sync::<VecEnvConfig>();
+}
