@@ -320,28 +320,35 @@ impl VecEnv {
                 }
             }
         }
-        let mut envs = VecEnv {
-            spec: spec.unwrap_or_else(|| placeholder_spec(&name)),
+        let spec = match spec {
+            Some(spec) if error.is_none() => spec,
+            _ => {
+                shutdown(&mut workers);
+                return Err(error.unwrap_or(VecEnvError::WorkerDied {
+                    env: name,
+                    worker: 0,
+                    first: 0,
+                    last: n - 1,
+                }));
+            }
+        };
+        let (od, ad) = (spec.obs_dim(), spec.action_dim());
+        for worker in &mut workers {
+            worker.chunk = Some(Chunk::new(worker.len, od, ad));
+        }
+        let envs = VecEnv {
+            spec,
             num_envs: n,
             spin: config.spin,
             workers,
-            obs: Vec::new(),
-            final_obs: Vec::new(),
+            obs: vec![0.0; n * od],
+            final_obs: vec![0.0; n * od],
             rewards: vec![0.0; n],
             terminated: vec![false; n],
             truncated: vec![false; n],
             episodes: Vec::with_capacity(n),
             is_reset: false,
         };
-        if let Some(e) = error {
-            return Err(e); // Drop shuts the workers down.
-        }
-        let (od, ad) = (envs.spec.obs_dim(), envs.spec.action_dim());
-        envs.obs = vec![0.0; n * od];
-        envs.final_obs = vec![0.0; n * od];
-        for worker in &mut envs.workers {
-            worker.chunk = Some(Chunk::new(worker.len, od, ad));
-        }
         Ok(envs)
     }
 
@@ -491,36 +498,21 @@ fn worker_died(env: &str, k: usize, worker: &Worker) -> VecEnvError {
     }
 }
 
-fn placeholder_spec(name: &str) -> EnvSpec {
-    EnvSpec {
-        name: name.to_string(),
-        observation_space: crate::space::Space::Box {
-            low: vec![],
-            high: vec![],
-        },
-        action_space: crate::space::Space::Box {
-            low: vec![],
-            high: vec![],
-        },
-        dt: 1.0,
-        max_episode_steps: None,
-        observation_names: vec![],
-        action_names: vec![],
-        clip_actions: false,
-    }
-}
-
 impl Drop for VecEnv {
     /// Closes every command channel (workers exit their loop and drop their envs on their own
     /// thread), then joins the threads.
     fn drop(&mut self) {
-        for worker in &mut self.workers {
-            worker.commands = None;
-        }
-        for worker in &mut self.workers {
-            if let Some(handle) = worker.handle.take() {
-                let _ = handle.join();
-            }
+        shutdown(&mut self.workers);
+    }
+}
+
+fn shutdown(workers: &mut [Worker]) {
+    for worker in workers.iter_mut() {
+        worker.commands = None;
+    }
+    for worker in workers.iter_mut() {
+        if let Some(handle) = worker.handle.take() {
+            let _ = handle.join();
         }
     }
 }
