@@ -201,7 +201,8 @@ pub struct StepView<'a> {
     pub rewards: &'a [f32],
     /// Terminated flags, `[N]` (no bootstrap).
     pub terminated: &'a [bool],
-    /// Truncated flags, `[N]` (bootstrap from the final observation).
+    /// Truncated flags, `[N]` (bootstrap from the final observation). As with Gymnasium's
+    /// `TimeLimit`, both flags are set when the limit falls on a terminal step: terminated wins.
     pub truncated: &'a [bool],
     /// `[N * obs_dim]`; rows of finished envs hold their episode's last observation, other rows
     /// are stale.
