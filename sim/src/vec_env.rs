@@ -10,7 +10,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Receiver, RecvError, Sender, TryRecvError};
+use crossbeam_channel::{bounded, Receiver, RecvError, RecvTimeoutError, Sender, TryRecvError};
 
 use crate::env::{EnvError, EnvSpec};
 use crate::episode::{panic_message, EpisodeDriver, EpisodeStats, Fault};
@@ -26,6 +26,10 @@ pub struct VecEnvConfig {
     /// How long a waiting thread polls its channel before sleeping: short polls avoid the
     /// wake-up latency that dominates tiny envs; zero always sleeps at once.
     pub spin: Duration,
+    /// Longest wait for a worker's answer to `reset`/`step` before the VecEnv gives up with
+    /// [`VecEnvError::WorkerTimeout`] instead of hanging on an env stuck in a loop. `None`
+    /// waits forever.
+    pub step_timeout: Option<Duration>,
 }
 
 impl VecEnvConfig {
@@ -35,6 +39,7 @@ impl VecEnvConfig {
             num_envs,
             workers,
             spin: Duration::from_micros(50),
+            step_timeout: Some(Duration::from_secs(60)),
         }
     }
 }
@@ -106,6 +111,21 @@ pub enum VecEnvError {
     /// One or more envs faulted this step; the other envs' outputs are valid.
     #[error("{}{}", .0[0], if .0.len() > 1 { format!(" (and {} more faulted envs)", .0.len() - 1) } else { String::new() })]
     Faults(Vec<Fault>),
+    /// A worker did not answer within [`VecEnvConfig::step_timeout`]; its thread is abandoned
+    /// (an env is stuck) and the VecEnv is unusable.
+    #[error("env `{env}`: worker thread {worker} (envs #{first}..#{last}) did not answer within {seconds} s; an env is stuck in reset or step")]
+    WorkerTimeout {
+        /// Env name.
+        env: String,
+        /// Worker number.
+        worker: usize,
+        /// Its first env.
+        first: usize,
+        /// Its last env.
+        last: usize,
+        /// The timeout.
+        seconds: f64,
+    },
     /// A worker thread is gone (it panicked outside any env call).
     #[error("env `{env}`: worker thread {worker} (envs #{first}..#{last}) died")]
     WorkerDied {
@@ -182,6 +202,7 @@ pub struct VecEnv {
     spec: EnvSpec,
     num_envs: usize,
     spin: Duration,
+    step_timeout: Option<Duration>,
     workers: Vec<Worker>,
     obs: Vec<f32>,
     final_obs: Vec<f32>,
@@ -233,12 +254,24 @@ impl<'a> StepView<'a> {
 /// wait for may be the one that needs our core; measured on 2 cores, polling 64 times between
 /// yields halved cartpole throughput.
 fn recv_spinning<T>(rx: &Receiver<T>, spin: Duration) -> Result<T, RecvError> {
+    match recv_within(rx, spin, None) {
+        Ok(v) => Ok(v),
+        Err(_) => Err(RecvError),
+    }
+}
+
+/// [`recv_spinning`] that gives up after `timeout` (counted from the call).
+fn recv_within<T>(
+    rx: &Receiver<T>,
+    spin: Duration,
+    timeout: Option<Duration>,
+) -> Result<T, RecvTimeoutError> {
+    let start = Instant::now();
     if !spin.is_zero() {
-        let start = Instant::now();
         loop {
             match rx.try_recv() {
                 Ok(v) => return Ok(v),
-                Err(TryRecvError::Disconnected) => return Err(RecvError),
+                Err(TryRecvError::Disconnected) => return Err(RecvTimeoutError::Disconnected),
                 Err(TryRecvError::Empty) => {}
             }
             if start.elapsed() >= spin {
@@ -247,7 +280,10 @@ fn recv_spinning<T>(rx: &Receiver<T>, spin: Duration) -> Result<T, RecvError> {
             std::thread::yield_now();
         }
     }
-    rx.recv()
+    match timeout {
+        Some(t) => rx.recv_timeout(t.saturating_sub(start.elapsed())),
+        None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+    }
 }
 
 impl VecEnv {
@@ -296,15 +332,27 @@ impl VecEnv {
         // Collect every worker's answer before deciding, so all threads are accounted for.
         let mut spec: Option<EnvSpec> = None;
         let mut error: Option<VecEnvError> = None;
-        for (k, worker) in workers.iter().enumerate() {
-            let answer = match worker.replies.recv() {
+        for (k, worker) in workers.iter_mut().enumerate() {
+            let answer = match recv_within(&worker.replies, Duration::ZERO, config.step_timeout) {
                 Ok(Reply::Ready(answer)) => answer,
-                Ok(Reply::Done(_)) | Err(_) => Err(VecEnvError::WorkerDied {
-                    env: name.clone(),
-                    worker: k,
-                    first: worker.first,
-                    last: worker.first + worker.len - 1,
-                }),
+                Err(RecvTimeoutError::Timeout) => {
+                    worker.handle = None; // abandon the stuck constructor's thread
+                    Err(VecEnvError::WorkerTimeout {
+                        env: name.clone(),
+                        worker: k,
+                        first: worker.first,
+                        last: worker.first + worker.len - 1,
+                        seconds: config.step_timeout.unwrap_or_default().as_secs_f64(),
+                    })
+                }
+                Ok(Reply::Done(_)) | Err(RecvTimeoutError::Disconnected) => {
+                    Err(VecEnvError::WorkerDied {
+                        env: name.clone(),
+                        worker: k,
+                        first: worker.first,
+                        last: worker.first + worker.len - 1,
+                    })
+                }
             };
             match (answer, &spec) {
                 (Err(e), _) => {
@@ -341,6 +389,7 @@ impl VecEnv {
             spec,
             num_envs: n,
             spin: config.spin,
+            step_timeout: config.step_timeout,
             workers,
             obs: vec![0.0; n * od],
             final_obs: vec![0.0; n * od],
@@ -461,7 +510,7 @@ impl VecEnv {
             if !sent[k] {
                 continue;
             }
-            match recv_spinning(&worker.replies, self.spin) {
+            match recv_within(&worker.replies, self.spin, self.step_timeout) {
                 Ok(Reply::Done(mut chunk)) => {
                     let (a, b) = (worker.first, worker.first + worker.len);
                     self.obs[a * od..b * od].copy_from_slice(&chunk.obs);
@@ -473,7 +522,19 @@ impl VecEnv {
                     faults.append(&mut chunk.faults);
                     worker.chunk = Some(chunk);
                 }
-                Ok(Reply::Ready(_)) | Err(_) => {
+                Err(RecvTimeoutError::Timeout) => {
+                    // Abandon the stuck thread: never join it (that would hang too).
+                    worker.commands = None;
+                    worker.handle = None;
+                    died.get_or_insert(VecEnvError::WorkerTimeout {
+                        env: self.spec.name.clone(),
+                        worker: k,
+                        first: worker.first,
+                        last: worker.first + worker.len - 1,
+                        seconds: self.step_timeout.unwrap_or_default().as_secs_f64(),
+                    });
+                }
+                Ok(Reply::Ready(_)) | Err(RecvTimeoutError::Disconnected) => {
                     worker.commands = None;
                     died.get_or_insert(worker_died(&self.spec.name, k, worker));
                 }

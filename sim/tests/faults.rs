@@ -242,3 +242,31 @@ fn single_env_driver_rejects_wrong_action_length_and_needs_reset() {
     // A wrong-length action is refused before the env runs, so the env stays usable.
     driver.step(&[0.0], &mut obs).unwrap();
 }
+
+#[test]
+fn stuck_env_times_out_instead_of_hanging() {
+    let text = within(5, || {
+        let mut config = VecEnvConfig::new(N, 2);
+        config.step_timeout = Some(std::time::Duration::from_millis(300));
+        let mut envs = VecEnv::new(
+            factory("max_length = 1000\nfault_env = 3\nhang_at = 2"),
+            config,
+        )
+        .unwrap();
+        envs.reset(Some(BASE_SEED)).unwrap();
+        envs.step(&[0.0; N]).unwrap();
+        let err = envs.step(&[0.0; N]).unwrap_err();
+        assert!(
+            matches!(err, VecEnvError::WorkerTimeout { worker: 1, .. }),
+            "{err}"
+        );
+        // Still answers (with an error), and dropping it does not wait for the stuck thread.
+        assert!(envs.step(&[0.0; N]).is_err());
+        drop(envs);
+        err.to_string()
+    });
+    assert!(
+        text.contains("`walk`") && text.contains("envs #2..#3"),
+        "{text}"
+    );
+}

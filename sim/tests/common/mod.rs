@@ -24,6 +24,7 @@ pub struct WalkOptions {
     pub panic_at: Option<u32>,
     pub nan_obs_at: Option<u32>,
     pub nan_reward_at: Option<u32>,
+    pub hang_at: Option<u32>,
 }
 
 /// obs = [position, steps in episode, episode number, last applied action];
@@ -125,6 +126,10 @@ impl Env for Walk {
         self.position += action[0];
         self.last_action = action[0];
         let faulty = self.faulty();
+        if faulty && self.options.hang_at == Some(self.steps) {
+            // Stuck for good (the test process exits long before).
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
         if faulty && self.options.panic_at == Some(self.steps) {
             panic!("walk exploded at step {}", self.steps);
         }
