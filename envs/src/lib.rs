@@ -8,6 +8,7 @@
 pub mod ball_slope;
 pub mod cartpole;
 pub mod pendulum;
+pub mod vehicle;
 pub mod worm;
 
 use wormnet_sim::{Env, EnvError, Registry};
@@ -17,7 +18,7 @@ type Constructor = fn(&toml::Table) -> Result<Box<dyn Env>, EnvError>;
 /// Every env this crate provides, by name; the trainer and the CLI look envs up here.
 pub fn registry() -> Registry {
     let mut registry = Registry::new();
-    let entries: [(&str, &str, Constructor); 4] = [
+    let entries: [(&str, &str, Constructor); 5] = [
         (
             cartpole::NAME,
             "Gymnasium CartPole-v1 (options: no_velocity)",
@@ -37,6 +38,11 @@ pub fn registry() -> Registry {
             worm::NAME,
             "Bevy + Rapier swimming worm: capsule chain, motorised joints, resistive-force drag",
             |o| Ok(Box::new(worm::from_options(o)?)),
+        ),
+        (
+            vehicle::NAME,
+            "Bevy + Rapier lane keeping: a car with range sensors laps seeded procedural tracks",
+            |o| Ok(Box::new(vehicle::from_options(o)?)),
         ),
     ];
     for (name, summary, constructor) in entries {

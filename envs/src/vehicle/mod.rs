@@ -1,0 +1,805 @@
+//! Lane keeping on a road that bends: a car (a Rapier rigid body pushed by bicycle-model tyre
+//! forces) drives laps of procedurally generated closed tracks, seeing the road only through a
+//! fan of range sensors, its speed, its heading relative to the road, its offset from the
+//! centre and its steering angle. The NCP paper's lane-keeping task, in 2D.
+//!
+//! - [`track`]: seeded tracks, disjoint seed ranges for training and held-out evaluation.
+//! - [`car`]: the tyre model and the steering actuator.
+//!
+//! Reward per step: progress along the centre line (1 per step at the reference speed) minus a
+//! penalty growing with the squared distance from the centre. Leaving the road, stalling (no new
+//! progress for `stall_seconds`) or running out of time without a lap ends the episode as
+//! `terminated` (a failure); completing one lap ends it as `truncated` (the car could drive on),
+//! so a finished episode succeeded exactly when it was not terminated — see [`lap_completed`].
+
+pub mod car;
+pub mod track;
+
+use bevy::app::{App, PostUpdate, Startup, Update};
+use bevy::ecs::prelude::*;
+use bevy::math::{Quat, Vec2};
+use bevy::transform::components::Transform;
+use bevy_rapier2d::prelude::{
+    Collider, ColliderMassProperties, CollisionGroups, ExternalForce, Group, QueryFilter,
+    ReadRapierContext, RigidBody, Sleeping, Velocity,
+};
+use rand::Rng;
+use serde::Deserialize;
+use wormnet_sim::bevy_env::{
+    BevyEnv, BevyEnvPlugin, EnvAction, EnvOutput, EnvSystems, EpisodeRng, PhysicsConfig,
+};
+use wormnet_sim::frame::{Geometry, Overlay, Polyline, Pose, Rgba, Shape};
+use wormnet_sim::{parse_options, EnvError, EnvSpec, EpisodeStats, Frame, Space};
+
+use car::{steer_towards, tyre_forces, BodyMotion, CarParams};
+use track::{Track, TrackParams};
+
+/// Registry name.
+pub const NAME: &str = "vehicle";
+
+/// Gain of the speed controller, 1/s: the speed error is corrected with a time constant of 0.5 s.
+const SPEED_GAIN: f32 = 2.0;
+/// Centre segments searched either side of the previous one when projecting the car.
+const PROJECTION_WINDOW: usize = 12;
+
+/// Which seed range new tracks are drawn from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrackSet {
+    /// `train_seeds`.
+    Train,
+    /// `eval_seeds` (held out from training).
+    Eval,
+}
+
+/// Options accepted in the env's TOML table; `configs/vehicle.toml` documents each one.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VehicleOptions {
+    /// Simulated seconds per env step.
+    pub dt: f32,
+    /// Time limit in env steps; running out of time without a lap is a failure.
+    pub max_episode_steps: u32,
+    /// Cruise speed in m/s (held by a speed controller unless `throttle`), and the reward's
+    /// reference speed.
+    pub speed: f32,
+    /// Add a throttle/brake action; the car then starts at `speed` and the policy controls it.
+    pub throttle: bool,
+    /// Speed cap with `throttle`, m/s; also the scale of the `speed` observation.
+    pub max_speed: f32,
+    /// Forward acceleration at full throttle, m/s².
+    pub max_accel: f32,
+    /// Deceleration at full brake, m/s².
+    pub max_brake: f32,
+    /// Front-wheel angle at |steering| = 1, radians.
+    pub max_steer: f32,
+    /// Fastest steering-angle change, rad/s.
+    pub steer_rate: f32,
+    /// Car mass, kg.
+    pub mass: f32,
+    /// Car body length, m.
+    pub car_length: f32,
+    /// Car body width, m.
+    pub car_width: f32,
+    /// Distance from the centre of mass to the front axle, m.
+    pub front_axle: f32,
+    /// Distance from the centre of mass to the rear axle, m.
+    pub rear_axle: f32,
+    /// Lateral tyre force per radian of slip per newton of axle load, 1/rad.
+    pub cornering_stiffness: f32,
+    /// Tyre–road friction coefficient.
+    pub friction: f32,
+    /// Number of range sensors.
+    pub rays: usize,
+    /// Angle covered by the fan of range sensors, radians, centred on the heading.
+    pub ray_spread: f32,
+    /// Range of the sensors, m; readings are divided by it.
+    pub ray_range: f32,
+    /// Standard deviation of Gaussian noise added to every (normalised) observation component.
+    pub sensor_noise: f32,
+    /// Centre-line length range of generated tracks, `[min, max]` metres.
+    pub track_length: [f32; 2],
+    /// Road width range, `[min, max]` metres.
+    pub track_width: [f32; 2],
+    /// Sharpest bend allowed, 1/m.
+    pub max_curvature: f32,
+    /// Harmonics shaping each track (more: more bends).
+    pub track_harmonics: usize,
+    /// Amplitude of the harmonics before they are limited by `max_curvature`.
+    pub track_roughness: f32,
+    /// Which seed range tracks are drawn from: `train` or `eval`.
+    pub tracks: TrackSet,
+    /// Training track seeds, `[first, end)`.
+    pub train_seeds: [u64; 2],
+    /// Held-out evaluation track seeds, `[first, end)`; must not overlap `train_seeds`.
+    pub eval_seeds: [u64; 2],
+    /// Drive this one track every episode instead of drawing from a range.
+    pub track_seed: Option<u64>,
+    /// Half-width of the uniform random lateral start offset, m.
+    pub start_offset: f32,
+    /// Half-width of the uniform random start heading error, radians.
+    pub start_heading: f32,
+    /// Weight of the progress term (1 per step at `speed` along the centre line).
+    pub progress_weight: f32,
+    /// Weight of the squared normalised distance from the centre line, per step.
+    pub centre_penalty: f32,
+    /// Reward subtracted when the car leaves the road or stalls.
+    pub crash_penalty: f32,
+    /// The episode fails after this many seconds without new progress (wrong way, circling).
+    pub stall_seconds: f32,
+}
+
+impl Default for VehicleOptions {
+    fn default() -> Self {
+        VehicleOptions {
+            dt: 0.05,
+            max_episode_steps: 1200,
+            speed: 8.0,
+            throttle: false,
+            max_speed: 12.0,
+            max_accel: 4.0,
+            max_brake: 8.0,
+            max_steer: 0.5,
+            steer_rate: 2.0,
+            mass: 1200.0,
+            car_length: 4.2,
+            car_width: 1.8,
+            front_axle: 1.2,
+            rear_axle: 1.4,
+            cornering_stiffness: 12.0,
+            friction: 0.9,
+            rays: 11,
+            ray_spread: std::f32::consts::PI,
+            ray_range: 40.0,
+            sensor_noise: 0.0,
+            track_length: [200.0, 350.0],
+            track_width: [8.0, 10.0],
+            max_curvature: 0.08,
+            track_harmonics: 4,
+            track_roughness: 0.6,
+            tracks: TrackSet::Train,
+            train_seeds: [0, 1_000_000],
+            eval_seeds: [1_000_000, 1_000_050],
+            track_seed: None,
+            start_offset: 1.0,
+            start_heading: 0.1,
+            progress_weight: 1.0,
+            centre_penalty: 0.5,
+            crash_penalty: 10.0,
+            stall_seconds: 5.0,
+        }
+    }
+}
+
+impl VehicleOptions {
+    fn validate(&self) -> Result<(), EnvError> {
+        let bad = |message: String| {
+            Err(EnvError::Options {
+                env: NAME.to_string(),
+                message,
+            })
+        };
+        let positive = [
+            ("dt", self.dt),
+            ("speed", self.speed),
+            ("max_speed", self.max_speed),
+            ("max_accel", self.max_accel),
+            ("max_brake", self.max_brake),
+            ("max_steer", self.max_steer),
+            ("steer_rate", self.steer_rate),
+            ("mass", self.mass),
+            ("car_length", self.car_length),
+            ("car_width", self.car_width),
+            ("front_axle", self.front_axle),
+            ("rear_axle", self.rear_axle),
+            ("cornering_stiffness", self.cornering_stiffness),
+            ("friction", self.friction),
+            ("ray_range", self.ray_range),
+            ("max_curvature", self.max_curvature),
+            ("stall_seconds", self.stall_seconds),
+        ];
+        for (name, value) in positive {
+            if !(value > 0.0 && value.is_finite()) {
+                return bad(format!("{name} must be positive and finite, got {value}"));
+            }
+        }
+        let non_negative = [
+            ("ray_spread", self.ray_spread),
+            ("sensor_noise", self.sensor_noise),
+            ("track_roughness", self.track_roughness),
+            ("start_offset", self.start_offset),
+            ("start_heading", self.start_heading),
+            ("progress_weight", self.progress_weight),
+            ("centre_penalty", self.centre_penalty),
+            ("crash_penalty", self.crash_penalty),
+        ];
+        for (name, value) in non_negative {
+            if !(value >= 0.0 && value.is_finite()) {
+                return bad(format!("{name} must be >= 0 and finite, got {value}"));
+            }
+        }
+        for (name, [lo, hi]) in [
+            ("track_length", self.track_length),
+            ("track_width", self.track_width),
+        ] {
+            if !(lo > 0.0 && lo <= hi && hi.is_finite()) {
+                return bad(format!(
+                    "{name} must be [min, max] with 0 < min <= max, got [{lo}, {hi}]"
+                ));
+            }
+        }
+        if !(1..=64).contains(&self.rays) {
+            return bad(format!("rays must be in 1..=64, got {}", self.rays));
+        }
+        if self.max_steer >= 1.5 {
+            return bad(format!(
+                "max_steer must be below 1.5 rad, got {}",
+                self.max_steer
+            ));
+        }
+        if self.front_axle + self.rear_axle > self.car_length {
+            return bad(format!(
+                "front_axle + rear_axle ({}) must fit in car_length ({})",
+                self.front_axle + self.rear_axle,
+                self.car_length
+            ));
+        }
+        let circle = std::f32::consts::TAU / self.track_length[0];
+        if circle >= 0.8 * self.max_curvature {
+            return bad(format!(
+                "max_curvature ({}) must exceed 1.25 × the curvature of the shortest track as a circle ({circle:.4}); raise it or track_length",
+                self.max_curvature
+            ));
+        }
+        if self.max_curvature * 0.5 * self.track_width[1] >= 0.7 {
+            return bad(format!(
+                "max_curvature × track_width/2 must stay below 0.7 so the inner border never folds, got {}",
+                self.max_curvature * 0.5 * self.track_width[1]
+            ));
+        }
+        for (name, [first, end]) in [
+            ("train_seeds", self.train_seeds),
+            ("eval_seeds", self.eval_seeds),
+        ] {
+            if first >= end {
+                return bad(format!(
+                    "{name} must be [first, end) with first < end, got [{first}, {end}]"
+                ));
+            }
+        }
+        let [a, b] = self.train_seeds;
+        let [c, d] = self.eval_seeds;
+        if a < d && c < b {
+            return bad(format!(
+                "train_seeds [{a}, {b}) and eval_seeds [{c}, {d}) overlap: held-out tracks would be trained on"
+            ));
+        }
+        if !self.throttle {
+            let lap_steps = self.track_length[1] / self.speed / self.dt;
+            if 1.2 * lap_steps > self.max_episode_steps as f32 {
+                return bad(format!(
+                    "max_episode_steps ({}) is too short for a lap of the longest track at `speed` ({lap_steps:.0} steps + 20 %)",
+                    self.max_episode_steps
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn car(&self) -> CarParams {
+        CarParams {
+            mass: self.mass,
+            length: self.car_length,
+            width: self.car_width,
+            front: self.front_axle,
+            rear: self.rear_axle,
+            cornering_stiffness: self.cornering_stiffness,
+            friction: self.friction,
+        }
+    }
+
+    fn track_params(&self) -> TrackParams {
+        TrackParams {
+            length: self.track_length,
+            width: self.track_width,
+            max_curvature: self.max_curvature,
+            harmonics: self.track_harmonics,
+            roughness: self.track_roughness,
+        }
+    }
+
+    /// Sensor directions relative to the heading, radians (positive: left), right to left.
+    fn ray_angles(&self) -> Vec<f32> {
+        if self.rays == 1 {
+            return vec![0.0];
+        }
+        (0..self.rays)
+            .map(|i| -0.5 * self.ray_spread + self.ray_spread * i as f32 / (self.rays - 1) as f32)
+            .collect()
+    }
+}
+
+/// Builds the env from a TOML options table (unknown or invalid options are an error).
+pub fn from_options(options: &toml::Table) -> Result<BevyEnv<Vehicle>, EnvError> {
+    Vehicle::new(parse_options(NAME, options)?).map(BevyEnv::new)
+}
+
+/// Whether a finished vehicle episode completed its lap: it did exactly when it was not
+/// terminated (leaving the road, stalling and timing out all terminate).
+pub fn lap_completed(stats: &EpisodeStats) -> bool {
+    !stats.terminated
+}
+
+/// The lane-keeping plugin: draws a track, spawns the car, applies steering (and throttle),
+/// observes the range sensors and rewards progress.
+pub struct Vehicle {
+    options: VehicleOptions,
+}
+
+impl Vehicle {
+    /// The plugin with checked options.
+    pub fn new(options: VehicleOptions) -> Result<Self, EnvError> {
+        options.validate()?;
+        Ok(Vehicle { options })
+    }
+
+    /// The options this vehicle env was built with.
+    pub fn options(&self) -> &VehicleOptions {
+        &self.options
+    }
+}
+
+/// Marks the car body.
+#[derive(Component)]
+pub struct Car;
+
+/// Marks the two border colliders the range sensors see.
+#[derive(Component)]
+struct Border;
+
+/// Options and derived constants, for the systems.
+#[derive(Resource, Clone)]
+struct Config {
+    options: VehicleOptions,
+    car: CarParams,
+    ray_angles: Vec<f32>,
+}
+
+/// The episode's track, readable by tools and tests through the env's `App`.
+#[derive(Resource, Clone, Debug)]
+pub struct Road(pub Track);
+
+/// How the episode stands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Outcome {
+    /// Still on the road, lap not complete.
+    #[default]
+    Driving,
+    /// One full lap along the centre line: success.
+    LapCompleted,
+    /// The car's centre left the road.
+    OffRoad,
+    /// No new progress for `stall_seconds`.
+    Stalled,
+    /// The time limit came before the lap.
+    TimedOut,
+}
+
+/// Driving state carried between steps.
+#[derive(Resource, Clone, Debug, Default)]
+pub struct Drive {
+    /// Front-wheel angle now, radians.
+    pub steer: f32,
+    /// Metres driven along the centre line since the start (negative: backwards).
+    pub progress: f32,
+    /// How the episode stands.
+    pub outcome: Outcome,
+    /// Where each range sensor hit (or ended), world coordinates, for renderers.
+    pub ray_ends: Vec<Vec2>,
+    best_progress: f32,
+    steps_since_best: u32,
+    steps: u32,
+    hint: usize,
+    last_s: f32,
+    started: bool,
+}
+
+impl BevyEnvPlugin for Vehicle {
+    fn spec(&self) -> EnvSpec {
+        let o = &self.options;
+        let mut names: Vec<String> = o
+            .ray_angles()
+            .iter()
+            .map(|a| format!("range_{:+.0}deg", a.to_degrees()))
+            .collect();
+        names.extend(["speed", "heading_error", "lateral_offset", "steering"].map(String::from));
+        let mut low = vec![0.0; o.rays];
+        let mut high = vec![1.0; o.rays];
+        low.extend([f32::NEG_INFINITY; 4]);
+        high.extend([f32::INFINITY; 4]);
+        let mut actions = vec!["steering".to_string()];
+        if o.throttle {
+            actions.push("throttle".to_string());
+        }
+        EnvSpec {
+            name: NAME.to_string(),
+            observation_space: Space::Box { low, high },
+            action_space: Space::Box {
+                low: vec![-1.0; actions.len()],
+                high: vec![1.0; actions.len()],
+            },
+            dt: o.dt,
+            max_episode_steps: Some(o.max_episode_steps),
+            observation_names: names,
+            action_names: actions,
+            clip_actions: false,
+        }
+    }
+
+    fn physics(&self) -> PhysicsConfig {
+        PhysicsConfig {
+            substeps: 1,
+            gravity: Vec2::ZERO,
+            solver_iterations: 4,
+        }
+    }
+
+    fn build(&self, app: &mut App) {
+        app.insert_resource(Config {
+            options: self.options.clone(),
+            car: self.options.car(),
+            ray_angles: self.options.ray_angles(),
+        })
+        .insert_resource(Drive::default())
+        .add_systems(Startup, spawn)
+        .add_systems(Update, drive.in_set(EnvSystems::Act))
+        .add_systems(PostUpdate, observe.in_set(EnvSystems::Observe));
+    }
+
+    fn frame(&self, world: &World) -> Frame {
+        let mut frame = Frame::default();
+        let (Some(road), Some(state)) =
+            (world.get_resource::<Road>(), world.get_resource::<Drive>())
+        else {
+            return frame;
+        };
+        let track = &road.0;
+        let points = |p: &[Vec2]| p.iter().map(|v| [v.x, v.y]).collect::<Vec<_>>();
+        let grey = Rgba::rgb(90, 90, 90);
+        frame.view = Some(track.bounds());
+        // Order is part of the frame's meaning: centre line, left border, right border, rays.
+        frame.polylines.push(Polyline {
+            points: points(&track.centre),
+            closed: true,
+            color: Rgba::rgb(200, 200, 200),
+            width: 0.15,
+        });
+        for border in [&track.left, &track.right] {
+            frame.polylines.push(Polyline {
+                points: points(border),
+                closed: true,
+                color: grey,
+                width: 0.3,
+            });
+        }
+        let car = world
+            .try_query_filtered::<&Transform, With<Car>>()
+            .and_then(|mut q| q.iter(world).next().copied());
+        if let Some(transform) = car {
+            let p = transform.translation.truncate();
+            for end in &state.ray_ends {
+                frame.polylines.push(Polyline {
+                    points: vec![[p.x, p.y], [end.x, end.y]],
+                    closed: false,
+                    color: Rgba([240, 200, 40, 160]),
+                    width: 0.05,
+                });
+            }
+            frame.shapes.push(Shape {
+                geometry: Geometry::Rect {
+                    half_width: 0.5 * self.options.car_length,
+                    half_height: 0.5 * self.options.car_width,
+                },
+                pose: Pose {
+                    x: p.x,
+                    y: p.y,
+                    angle: yaw(&transform),
+                },
+                color: Rgba::rgb(200, 40, 40),
+            });
+        }
+        let overlays = [
+            ("steering_angle", state.steer),
+            ("lap_fraction", state.progress / track.length),
+            (
+                "lap_completed",
+                f32::from(u8::from(state.outcome == Outcome::LapCompleted)),
+            ),
+            (
+                "off_road",
+                f32::from(u8::from(state.outcome == Outcome::OffRoad)),
+            ),
+            ("track_seed", track.seed as f32),
+        ];
+        frame
+            .overlays
+            .extend(overlays.into_iter().map(|(label, value)| Overlay {
+                label: label.to_string(),
+                value,
+                at: None,
+            }));
+        frame
+    }
+}
+
+/// Planar rotation angle of a transform.
+fn yaw(transform: &Transform) -> f32 {
+    let q = transform.rotation;
+    2.0 * q.z.atan2(q.w)
+}
+
+/// Wraps an angle into (−π, π].
+fn wrap(angle: f32) -> f32 {
+    let tau = std::f32::consts::TAU;
+    let a = angle.rem_euclid(tau);
+    if a > std::f32::consts::PI {
+        a - tau
+    } else {
+        a
+    }
+}
+
+/// A standard normal sample (Box–Muller), from the episode's RNG so noise is reproducible.
+fn normal(rng: &mut impl Rng) -> f32 {
+    let u1: f32 = rng.random();
+    let u2: f32 = rng.random();
+    (-2.0 * (1.0 - u1).ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
+}
+
+/// Draws the episode's track, spawns its borders and the car at the start line.
+fn spawn(mut commands: Commands, mut rng: ResMut<EpisodeRng>, config: Res<Config>) {
+    let o = &config.options;
+    let seed = match o.track_seed {
+        Some(seed) => seed,
+        None => {
+            let [first, end] = match o.tracks {
+                TrackSet::Train => o.train_seeds,
+                TrackSet::Eval => o.eval_seeds,
+            };
+            rng.0.random_range(first..end)
+        }
+    };
+    let track = Track::generate(seed, &o.track_params());
+    for border in [&track.left, &track.right] {
+        let mut vertices = border.clone();
+        vertices.push(border[0]);
+        commands.spawn((
+            Border,
+            RigidBody::Fixed,
+            Collider::polyline(vertices, None),
+            Transform::default(),
+        ));
+    }
+    let offset = if o.start_offset > 0.0 {
+        rng.0.random_range(-o.start_offset..=o.start_offset)
+    } else {
+        0.0
+    };
+    let heading_noise = if o.start_heading > 0.0 {
+        rng.0.random_range(-o.start_heading..=o.start_heading)
+    } else {
+        0.0
+    };
+    let tangent = track.tangent(0);
+    let start = track.centre[0] + offset * tangent.perp();
+    let heading = tangent.to_angle() + heading_noise;
+    commands.spawn((
+        Car,
+        RigidBody::Dynamic,
+        Collider::cuboid(0.5 * o.car_length, 0.5 * o.car_width),
+        ColliderMassProperties::Mass(o.mass),
+        // The car touches nothing: the road is a friction field, the borders are for the sensors.
+        CollisionGroups::new(Group::GROUP_2, Group::NONE),
+        Velocity::linear(o.speed * Vec2::from_angle(heading)),
+        ExternalForce::default(),
+        Sleeping::disabled(),
+        Transform::from_xyz(start.x, start.y, 0.0).with_rotation(Quat::from_rotation_z(heading)),
+    ));
+    commands.insert_resource(Road(track));
+}
+
+/// Applies the steering command through the rate-limited actuator and the tyre and drive forces.
+fn drive(
+    action: Res<EnvAction>,
+    config: Res<Config>,
+    mut state: ResMut<Drive>,
+    mut cars: Query<(&Transform, &Velocity, &mut ExternalForce), With<Car>>,
+) {
+    let o = &config.options;
+    let command = action.0[0].clamp(-1.0, 1.0) * o.max_steer;
+    state.steer = steer_towards(state.steer, command, o.steer_rate, o.dt);
+    for (transform, velocity, mut force) in &mut cars {
+        let heading = yaw(transform);
+        let to_world = Vec2::from_angle(heading);
+        let v = Vec2::from_angle(-heading).rotate(velocity.linear);
+        let m = o.mass;
+        let drive_force = if o.throttle {
+            let u = action.0[1].clamp(-1.0, 1.0);
+            if u >= 0.0 {
+                (u * m * o.max_accel).min(m * SPEED_GAIN * (o.max_speed - v.x))
+            } else {
+                // Brakes slow the car to a stop and never drive it backwards.
+                u * m * o.max_brake * (v.x / 0.5).clamp(0.0, 1.0)
+            }
+        } else {
+            m * (SPEED_GAIN * (o.speed - v.x)).clamp(-o.max_brake, o.max_accel)
+        };
+        let tyres = tyre_forces(
+            &config.car,
+            BodyMotion {
+                velocity: v,
+                yaw_rate: velocity.angular,
+            },
+            state.steer,
+            drive_force,
+            o.dt,
+        );
+        force.force = to_world.rotate(tyres.force);
+        force.torque = tyres.torque;
+    }
+}
+
+/// Senses the road, pays the reward and decides whether the episode ends.
+#[allow(clippy::too_many_arguments)]
+fn observe(
+    config: Res<Config>,
+    road: Res<Road>,
+    rapier: ReadRapierContext,
+    borders: Query<(&Collider, &Transform), With<Border>>,
+    cars: Query<(&Transform, &Velocity), With<Car>>,
+    mut rng: ResMut<EpisodeRng>,
+    mut state: ResMut<Drive>,
+    mut out: ResMut<EnvOutput>,
+) {
+    let o = &config.options;
+    let track = &road.0;
+    let Some((transform, velocity)) = cars.iter().next() else {
+        return;
+    };
+    let position = transform.translation.truncate();
+    let heading = yaw(transform);
+    let state = &mut *state;
+    let window = if state.started {
+        PROJECTION_WINDOW
+    } else {
+        track.len()
+    };
+    let projection = track.project(position, state.hint, window);
+    state.hint = projection.index;
+
+    // Range sensors. Before the first physics step Rapier's broad phase is still empty, so the
+    // reset observation casts against the two border shapes directly (same geometry).
+    let origins = config
+        .ray_angles
+        .iter()
+        .map(|a| Vec2::from_angle(heading + a));
+    state.ray_ends.clear();
+    let mut distances = [0.0f32; 64];
+    if state.started {
+        if let Ok(context) = rapier.single() {
+            context.with_query_pipeline(QueryFilter::only_fixed(), |pipeline| {
+                for (k, dir) in origins.enumerate() {
+                    distances[k] = pipeline
+                        .cast_ray(position, dir, o.ray_range, true)
+                        .map_or(o.ray_range, |(_, toi)| toi);
+                }
+            });
+        }
+    } else {
+        for (k, dir) in origins.enumerate() {
+            distances[k] = borders
+                .iter()
+                .filter_map(|(c, t)| {
+                    c.cast_ray(
+                        t.translation.truncate(),
+                        yaw(t),
+                        position,
+                        dir,
+                        o.ray_range,
+                        true,
+                    )
+                })
+                .fold(o.ray_range, f32::min);
+        }
+    }
+    let noise = o.sensor_noise;
+    let mut noisy = |x: f32| {
+        if noise > 0.0 {
+            x + noise * normal(&mut rng.0)
+        } else {
+            x
+        }
+    };
+    for (k, angle) in config.ray_angles.iter().enumerate() {
+        state
+            .ray_ends
+            .push(position + distances[k] * Vec2::from_angle(heading + angle));
+        out.observation[k] = noisy(distances[k] / o.ray_range).clamp(0.0, 1.0);
+    }
+    let forward_speed = Vec2::from_angle(heading).dot(velocity.linear);
+    let heading_error = wrap(heading - projection.tangent.to_angle());
+    let half_width = 0.5 * track.width;
+    let n = o.rays;
+    out.observation[n] = noisy(forward_speed / o.max_speed);
+    out.observation[n + 1] = noisy(heading_error);
+    out.observation[n + 2] = noisy(projection.lateral / half_width);
+    out.observation[n + 3] = noisy(state.steer / o.max_steer);
+
+    if !state.started {
+        state.started = true;
+        state.last_s = projection.s;
+        return;
+    }
+    let ds = track.arc_delta(state.last_s, projection.s);
+    state.last_s = projection.s;
+    state.progress += ds;
+    state.steps += 1;
+    if state.progress > state.best_progress + 1e-3 {
+        state.best_progress = state.progress;
+        state.steps_since_best = 0;
+    } else {
+        state.steps_since_best += 1;
+    }
+    let off_centre = projection.lateral / half_width;
+    out.reward =
+        o.progress_weight * ds / (o.speed * o.dt) - o.centre_penalty * off_centre * off_centre;
+    let stall_steps = (o.stall_seconds / o.dt).ceil() as u32;
+    state.outcome = if projection.lateral.abs() > half_width {
+        Outcome::OffRoad
+    } else if state.steps_since_best >= stall_steps {
+        Outcome::Stalled
+    } else if state.progress >= track.length {
+        Outcome::LapCompleted
+    } else if state.steps >= o.max_episode_steps {
+        Outcome::TimedOut
+    } else {
+        Outcome::Driving
+    };
+    match state.outcome {
+        Outcome::Driving => {}
+        Outcome::LapCompleted => out.truncated = true,
+        Outcome::OffRoad | Outcome::Stalled => {
+            out.reward -= o.crash_penalty;
+            out.terminated = true;
+        }
+        Outcome::TimedOut => out.terminated = true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_rays_fan_symmetrically() {
+        let o = VehicleOptions::default();
+        assert!(o.validate().is_ok());
+        let a = o.ray_angles();
+        assert_eq!(a.len(), 11);
+        assert!((a[0] + a[10]).abs() < 1e-6 && a[5].abs() < 1e-6);
+    }
+
+    #[test]
+    fn overlapping_seed_ranges_are_rejected() {
+        let o = VehicleOptions {
+            eval_seeds: [10, 20],
+            ..VehicleOptions::default()
+        };
+        let err = o
+            .validate()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("vehicle") && err.contains("overlap"), "{err}");
+    }
+}

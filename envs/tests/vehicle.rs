@@ -1,0 +1,241 @@
+//! The vehicle: a pure-pursuit driver laps unseen tracks, a car that never steers leaves the
+//! road at the first bend; the frame carries what a renderer needs; determinism and the fault
+//! checks of the sim core hold.
+
+use wormnet_sim::frame::Geometry;
+use wormnet_sim::{Env, EpisodeDriver, Frame, VecEnv, VecEnvConfig};
+
+fn table(text: &str) -> toml::Table {
+    toml::from_str(text).unwrap()
+}
+
+fn make(options: &str) -> Box<dyn Env> {
+    wormnet_envs::registry()
+        .make("vehicle", &table(options))
+        .unwrap()
+}
+
+fn overlay(frame: &Frame, label: &str) -> f32 {
+    frame
+        .overlays
+        .iter()
+        .find(|o| o.label == label)
+        .map(|o| o.value)
+        .unwrap_or_else(|| panic!("no overlay {label}"))
+}
+
+/// A hand-written pure-pursuit driver that sees only the frame: the centre line (polyline 0)
+/// and the car's pose (the only shape). Steers towards the centre-line point `lookahead` ahead.
+fn pure_pursuit(frame: &Frame, lookahead: f32, wheelbase: f32, max_steer: f32) -> f32 {
+    let centre = &frame.polylines[0].points;
+    let car = frame.shapes[0].pose;
+    let n = centre.len();
+    let dist2 = |p: [f32; 2]| (p[0] - car.x).powi(2) + (p[1] - car.y).powi(2);
+    let nearest = (0..n)
+        .min_by(|&a, &b| dist2(centre[a]).total_cmp(&dist2(centre[b])))
+        .unwrap();
+    let mut k = nearest;
+    while dist2(centre[k % n]) < lookahead * lookahead {
+        k += 1;
+    }
+    let target = centre[k % n];
+    let (dx, dy) = (target[0] - car.x, target[1] - car.y);
+    let (sin, cos) = car.angle.sin_cos();
+    let (fx, fy) = (cos * dx + sin * dy, -sin * dx + cos * dy);
+    let alpha = fy.atan2(fx);
+    let steer = (2.0 * wheelbase * alpha.sin() / lookahead).atan();
+    (steer / max_steer).clamp(-1.0, 1.0)
+}
+
+/// Drives one episode with `policy(frame)` and returns (steps, terminated, truncated, frame).
+fn drive(env: &mut dyn Env, seed: u64, policy: impl Fn(&Frame) -> f32) -> (u32, bool, bool, Frame) {
+    let spec = env.spec().clone();
+    let mut obs = vec![0.0; spec.obs_dim()];
+    env.reset(Some(seed), &mut obs);
+    let limit = spec.max_episode_steps.unwrap();
+    for t in 1..=limit {
+        let action = [policy(&env.frame())];
+        let step = env.step(&action, &mut obs);
+        assert!(
+            spec.observation_space.contains(&obs),
+            "step {t}: {obs:?} not in the observation space"
+        );
+        if step.done() {
+            return (t, step.terminated, step.truncated, env.frame());
+        }
+    }
+    (limit, false, false, env.frame())
+}
+
+#[test]
+fn pure_pursuit_laps_every_held_out_track_without_leaving_the_road() {
+    // All 50 held-out tracks, each named explicitly.
+    for track in 1_000_000..1_000_050u64 {
+        let mut env = make(&format!("track_seed = {track}"));
+        let (steps, terminated, truncated, frame) =
+            drive(env.as_mut(), track, |f| pure_pursuit(f, 7.0, 2.6, 0.5));
+        assert!(
+            !terminated && truncated,
+            "track {track} ended after {steps} steps, lap fraction {}",
+            overlay(&frame, "lap_fraction")
+        );
+        assert_eq!(overlay(&frame, "lap_completed"), 1.0);
+        assert_eq!(overlay(&frame, "off_road"), 0.0);
+        let lap = overlay(&frame, "lap_fraction");
+        assert!((1.0..1.01).contains(&lap), "{lap}");
+        // At the cruise speed of 8 m/s, one lap of 200–350 m takes 25–44 s.
+        assert!((490..=880).contains(&steps), "track {track}: {steps} steps");
+    }
+    // Drawing from the held-out set instead: episodes visit different tracks of that set.
+    let mut env = make("tracks = \"eval\"");
+    let mut seen = std::collections::BTreeSet::new();
+    for seed in 0..6 {
+        let (_, terminated, _, frame) =
+            drive(env.as_mut(), seed, |f| pure_pursuit(f, 7.0, 2.6, 0.5));
+        assert!(!terminated);
+        let track = overlay(&frame, "track_seed");
+        assert!((1_000_000.0..1_000_050.0).contains(&track), "{track}");
+        seen.insert(track as u64);
+    }
+    assert!(seen.len() >= 3, "{seen:?}");
+}
+
+#[test]
+fn without_steering_the_car_leaves_the_road_at_the_first_bend() {
+    let mut env = make("tracks = \"eval\"\nstart_offset = 0.0\nstart_heading = 0.0");
+    for seed in 0..5 {
+        let (steps, terminated, truncated, frame) = drive(env.as_mut(), seed, |_| 0.0);
+        assert!(terminated && !truncated, "episode {seed}");
+        assert_eq!(overlay(&frame, "off_road"), 1.0, "episode {seed}");
+        assert!(
+            overlay(&frame, "lap_fraction") < 0.5,
+            "episode {seed} drove {} of a lap in {steps} steps",
+            overlay(&frame, "lap_fraction")
+        );
+    }
+}
+
+#[test]
+fn frame_carries_track_car_and_rays_and_observations_make_sense() {
+    let mut env = make("");
+    let spec = env.spec().clone();
+    assert_eq!(spec.obs_dim(), 11 + 4);
+    assert_eq!(spec.observation_names[0], "range_-90deg");
+    assert_eq!(spec.observation_names[5], "range_+0deg");
+    assert_eq!(spec.observation_names[11], "speed");
+    assert_eq!(spec.action_names, vec!["steering".to_string()]);
+    let mut obs = vec![0.0; spec.obs_dim()];
+    env.reset(Some(4), &mut obs);
+    // On the road, the side sensors see the borders about half a road width away, already in
+    // the reset observation; the speed starts at the cruise speed.
+    let check = |obs: &[f32]| {
+        let side = (obs[0] + obs[10]) * 40.0;
+        assert!((6.0..12.0).contains(&side), "side ranges {obs:?}");
+        assert!((obs[11] - 8.0 / 12.0).abs() < 0.05, "speed {obs:?}");
+    };
+    check(&obs);
+    env.step(&[0.0], &mut obs);
+    check(&obs);
+    let frame = env.frame();
+    assert_eq!(
+        frame.polylines.len(),
+        3 + 11,
+        "centre, borders, one line per ray"
+    );
+    assert!(frame.polylines[..3]
+        .iter()
+        .all(|p| p.closed && p.points.len() > 100));
+    assert!(matches!(frame.shapes[0].geometry, Geometry::Rect { .. }));
+    assert!(frame.view.is_some());
+}
+
+#[test]
+fn throttle_and_noise_options_reach_the_env() {
+    let mut env = make("throttle = true\nsensor_noise = 0.05");
+    assert_eq!(env.spec().action_names, vec!["steering", "throttle"]);
+    let mut obs = vec![0.0; env.spec().obs_dim()];
+    env.reset(Some(1), &mut obs);
+    for _ in 0..40 {
+        env.step(&[0.0, -1.0], &mut obs);
+    }
+    assert!(
+        obs[11] < 0.2,
+        "full brake for 2 s stops an 8 m/s car: {obs:?}"
+    );
+}
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+fn trajectory(options: &str, seed: u64, steps: usize) -> Vec<f32> {
+    let env = make(options);
+    let spec = env.spec().clone();
+    let mut driver = EpisodeDriver::new(env, 0);
+    let mut obs = vec![0.0; spec.obs_dim()];
+    let mut fin = obs.clone();
+    driver.reset(Some(seed), &mut obs).unwrap();
+    let mut out = obs.clone();
+    for t in 0..steps {
+        let a = [(t as f32 * 0.05).sin() * 0.6];
+        let tr = driver.step_autoreset(&a, &mut obs, &mut fin).unwrap();
+        out.extend_from_slice(&obs);
+        out.push(tr.step.reward);
+    }
+    out
+}
+
+#[test]
+fn same_seed_same_actions_bit_identical_across_resets() {
+    // Weaving crashes within a few hundred steps, so resets (new tracks) are included.
+    let options = "sensor_noise = 0.02";
+    let a = trajectory(options, 3, 600);
+    assert_eq!(bits(&a), bits(&trajectory(options, 3, 600)));
+    assert_ne!(bits(&a), bits(&trajectory(options, 4, 600)));
+}
+
+#[test]
+fn vectorised_cars_are_deterministic_across_workers_and_report_failures() {
+    let run = |workers: usize| {
+        let factory = wormnet_envs::registry()
+            .factory("vehicle", toml::Table::new())
+            .unwrap();
+        let mut envs = VecEnv::new(factory, VecEnvConfig::new(4, workers)).unwrap();
+        let mut all = envs.reset(Some(21)).unwrap().to_vec();
+        let mut crashes = 0;
+        for _ in 0..300 {
+            let out = envs.step(&[1.0, -1.0, 0.5, 0.0]).unwrap();
+            for e in out.episodes {
+                assert!(e.terminated, "hard steering never completes a lap");
+                assert!(!wormnet_envs::vehicle::lap_completed(e));
+                crashes += 1;
+            }
+            all.extend_from_slice(out.obs);
+        }
+        assert!(crashes >= 4, "{crashes}");
+        all
+    };
+    assert_eq!(bits(&run(1)), bits(&run(2)));
+}
+
+#[test]
+fn bad_options_are_errors_naming_env_and_option() {
+    for (text, option) in [
+        ("rays = 0", "rays"),
+        ("eval_seeds = [5, 10]", "overlap"),
+        ("track_width = [10.0, 8.0]", "track_width"),
+        ("speed = 2.0", "max_episode_steps"),
+        ("tracks = \"test\"", "tracks"),
+        ("ray = 3", "ray"),
+    ] {
+        let err = wormnet_envs::registry()
+            .make("vehicle", &table(text))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("`vehicle`") && err.contains(option),
+            "{text}: {err}"
+        );
+    }
+}
