@@ -17,3 +17,4 @@ pub mod runtime;
 pub mod sequence;
 pub mod train;
 pub mod wiring;
+pub mod wiring_picture;

@@ -188,31 +188,18 @@ impl LtcCell {
 
     /// Applies the input mapping to `(B, S)` inputs.
     pub fn map_inputs(&self, x: &Tensor) -> Tensor {
-        let mut x = x.shallow_clone();
-        if let Some(w) = &self.input_w {
-            x = x * w;
-        }
-        if let Some(b) = &self.input_b {
-            x = x + b;
-        }
-        x
+        affine(x, self.input_w.as_ref(), self.input_b.as_ref())
     }
 
     /// Motor neurons of the state `(B, N)` through the output mapping → `(B, M)`.
     pub fn map_outputs(&self, v: &Tensor) -> Tensor {
         let m = self.wiring.output_dim() as i64;
-        let mut out = if m < self.wiring.units() as i64 {
+        let out = if m < self.wiring.units() as i64 {
             v.narrow(1, 0, m)
         } else {
             v.shallow_clone()
         };
-        if let Some(w) = &self.output_w {
-            out = out * w;
-        }
-        if let Some(b) = &self.output_b {
-            out = out + b;
-        }
-        out
+        affine(&out, self.output_w.as_ref(), self.output_b.as_ref())
     }
 
     /// One step: inputs `(B, S)`, state `(B, N)`, elapsed time (scalar tensor or `(B, 1)`)
@@ -255,6 +242,18 @@ impl LtcCell {
                 let _ = t.clamp_min_(0.0);
             }
         });
+    }
+}
+
+/// `x ⊙ w + b` with either part optional (never in place: `x` may be the caller's tensor).
+fn affine(x: &Tensor, w: Option<&Tensor>, b: Option<&Tensor>) -> Tensor {
+    let scaled = match w {
+        Some(w) => x * w,
+        None => x.shallow_clone(),
+    };
+    match b {
+        Some(b) => scaled + b,
+        None => scaled,
     }
 }
 

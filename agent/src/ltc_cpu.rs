@@ -8,6 +8,9 @@
 //! [`Tape::backward`], which makes the parameters' `.grad` exactly what autograd through the
 //! generic path would produce (checked in the tests), so any tch optimizer can step them.
 
+// Numerical kernels over parallel arrays read best with explicit indices.
+#![allow(clippy::needless_range_loop)]
+
 use std::sync::{Arc, Mutex};
 
 use tch::{Device, Kind, Tensor};
@@ -27,7 +30,7 @@ fn fast_exp(x: f32) -> f32 {
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    p = p * r + 0.5;
     let e = p * r * r + r + 1.0;
     e * f32::from_bits((((k as i32) + 127) as u32) << 23)
 }
@@ -81,8 +84,11 @@ fn values(t: &Tensor) -> Vec<f32> {
 /// (libtorch bumps a tensor's version on every in-place update, e.g. an optimizer step).
 #[derive(Default)]
 pub struct KernelCache {
-    slot: Mutex<Option<(Vec<(i64, usize)>, Arc<Params>)>>,
+    slot: Mutex<Option<(ParamsKey, Arc<Params>)>>,
 }
+
+/// (version, data pointer) of every parameter tensor: changes whenever a parameter does.
+type ParamsKey = Vec<(i64, usize)>;
 
 fn param_tensors(cell: &LtcCell) -> Vec<&Tensor> {
     let mut v = vec![
@@ -108,7 +114,7 @@ fn param_tensors(cell: &LtcCell) -> Vec<&Tensor> {
 }
 
 fn params(cell: &LtcCell) -> Arc<Params> {
-    let key: Vec<(i64, usize)> = param_tensors(cell)
+    let key: ParamsKey = param_tensors(cell)
         .iter()
         .map(|t| (t.internal_version(), t.data_ptr() as usize))
         .collect();
@@ -280,9 +286,11 @@ struct Run {
     x: Vec<f32>,
     h0: Vec<f32>,
     ts: Vec<f32>,
+    /// `(B, L)` episode starts: the state is zeroed before that step.
+    starts: Option<Vec<bool>>,
 }
 
-fn run_inputs(x: &Tensor, h0: &Tensor, ts: Option<&Tensor>) -> Run {
+fn run_inputs(x: &Tensor, h0: &Tensor, ts: Option<&Tensor>, starts: Option<&Tensor>) -> Run {
     let size = x.size();
     let (b, l) = (size[0] as usize, size[1] as usize);
     let ts = match ts {
@@ -295,6 +303,10 @@ fn run_inputs(x: &Tensor, h0: &Tensor, ts: Option<&Tensor>) -> Run {
         x: values(x),
         h0: values(h0),
         ts,
+        starts: starts.map(|t| {
+            let t = t.to_device(Device::Cpu).to_kind(Kind::Float).contiguous();
+            values(&t).into_iter().map(|v| v != 0.0).collect()
+        }),
     }
 }
 
@@ -319,6 +331,13 @@ fn forward(p: &Params, r: &Run, y: &mut [f32], h: &mut [f32], mut trace: Option<
     }
     let leak: Vec<f32> = (0..n).map(|j| p.gleak[j] * p.vleak[j]).collect();
     for t in 0..r.l {
+        if let Some(starts) = &r.starts {
+            for bi in (0..bn).filter(|&bi| starts[bi * r.l + t]) {
+                for j in 0..n {
+                    v[j * bn + bi] = 0.0;
+                }
+            }
+        }
         for bi in 0..bn {
             let xo = (bi * r.l + t) * s;
             for i in 0..s {
@@ -411,7 +430,7 @@ pub fn forward_sequence(
     ts: Option<&Tensor>,
 ) -> (Tensor, Tensor) {
     let p = params(cell);
-    let r = run_inputs(x, h0, ts);
+    let r = run_inputs(x, h0, ts, None);
     let mut y = vec![0f32; r.b * r.l * p.m];
     let mut h = vec![0f32; r.b * p.n];
     forward(&p, &r, &mut y, &mut h, None);
@@ -438,6 +457,7 @@ pub fn step(cell: &LtcCell, x: &Tensor, h: &Tensor, dt: &Tensor) -> (Tensor, Ten
         x: values(x),
         h0: values(h),
         ts,
+        starts: None,
     };
     let mut y = vec![0f32; b * p.m];
     let mut hn = vec![0f32; b * p.n];
@@ -460,7 +480,8 @@ pub struct Tape {
     targets: Vec<(Tensor, usize)>,
 }
 
-/// Forward for training: returns `(y, h_final, tape)`; `y`/`h_final` are leaves that require
+/// Forward for training (state zeroed before the steps marked in `starts (B, L)`, if given):
+/// returns `(y, h_final, tape)`; `y`/`h_final` are leaves that require
 /// grad. After `loss.backward()`, call [`Tape::backward`] to put the cell's parameter
 /// gradients (and those of `x`/`h0` when they require grad) where autograd would have.
 pub fn forward_sequence_train(
@@ -468,9 +489,10 @@ pub fn forward_sequence_train(
     x: &Tensor,
     h0: &Tensor,
     ts: Option<&Tensor>,
+    starts: Option<&Tensor>,
 ) -> (Tensor, Tensor, Tape) {
     let p = params(cell);
-    let r = run_inputs(x, h0, ts);
+    let r = run_inputs(x, h0, ts, starts);
     let mut y = vec![0f32; r.b * r.l * p.m];
     let mut h = vec![0f32; r.b * p.n];
     let mut trace = Vec::with_capacity(r.b * r.l * (p.unfolds + 1) * p.n);
@@ -682,6 +704,10 @@ impl Tape {
                     g.input_w[i] += gxi * x_raw[i];
                     g.input_b[i] += gxi;
                     gx[i] = gxi * p.input_w[i];
+                }
+                // The state entering this step was reset: nothing flows to earlier steps.
+                if r.starts.as_ref().is_some_and(|st| st[bi * r.l + t]) {
+                    gv.fill(0.0);
                 }
             }
             g.h0[bi * n..(bi + 1) * n].copy_from_slice(&gv);

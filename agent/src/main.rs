@@ -2,6 +2,7 @@
 
 mod bench;
 mod runs;
+mod wiring_command;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -28,6 +29,8 @@ enum Command {
     Train(runs::TrainArgs),
     /// Evaluate a trained policy: mean ± std return and success rate over N episodes.
     Eval(runs::EvalArgs),
+    /// Draw a wiring (from an experiment config, a wiring config or a wiring file) as SVG/PNG.
+    Wiring(wiring_command::WiringArgs),
     /// Measure throughput (env steps/s, …) the same way every time.
     Bench {
         #[command(subcommand)]
@@ -49,6 +52,7 @@ fn main() -> Result<()> {
         Command::Bench { what } => bench::run(what),
         Command::Train(args) => runs::train(args),
         Command::Eval(args) => runs::eval(args),
+        Command::Wiring(args) => wiring_command::run(args),
     }
 }
 

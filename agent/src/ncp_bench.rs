@@ -142,7 +142,7 @@ pub fn run(options: &BenchOptions, mut report: impl FnMut(&BenchRow)) -> anyhow:
             }
             let t = time_ms(options.seconds, || {
                 opt.zero_grad();
-                let (y, _, tape) = net.forward_sequence_train(&x, None, None);
+                let (y, _, tape) = net.forward_sequence_train(&x, None, None, None);
                 (y - &target).square().mean(Kind::Float).backward();
                 tape.backward();
                 opt.step();

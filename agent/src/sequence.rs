@@ -441,8 +441,32 @@ impl NcpNet {
         h0: Option<&State>,
         timespans: Option<&Tensor>,
     ) -> (Tensor, State) {
+        if self.use_cpu_kernel(x) {
+            if let Cell::Ltc(cell) = &self.cell {
+                let (b, l) = (x.size()[0], x.size()[1]);
+                let h0 = match h0 {
+                    Some(s) => s.h.shallow_clone(),
+                    None => self.initial_state(b, x.device()).h,
+                };
+                let ts = timespans.map(|t| t.reshape([b, l]).to_kind(Kind::Float));
+                let (y, h) = ltc_cpu::forward_sequence(cell, x, &h0, ts.as_ref());
+                return (y, State { h, c: None });
+            }
+        }
+        self.forward_generic(x, h0, timespans, None)
+    }
+
+    /// The libtorch path over a sequence, resetting the state before steps marked in
+    /// `starts (B, L)` (episode starts), if given.
+    fn forward_generic(
+        &self,
+        x: &Tensor,
+        h0: Option<&State>,
+        timespans: Option<&Tensor>,
+        starts: Option<&Tensor>,
+    ) -> (Tensor, State) {
         let (b, l) = (x.size()[0], x.size()[1]);
-        let state = match h0 {
+        let mut state = match h0 {
             Some(s) => State {
                 h: s.h.shallow_clone(),
                 c: s.c.as_ref().map(|c| c.shallow_clone()),
@@ -450,16 +474,12 @@ impl NcpNet {
             None => self.initial_state(b, x.device()),
         };
         let ts = timespans.map(|t| t.reshape([b, l]).to_kind(Kind::Float));
-        if self.use_cpu_kernel(x) {
-            if let Cell::Ltc(cell) = &self.cell {
-                let (y, h) = ltc_cpu::forward_sequence(cell, x, &state.h, ts.as_ref());
-                return (y, State { h, c: None });
-            }
-        }
         let one = Tensor::from(1.0f32).to_device(x.device());
-        let mut state = state;
         let mut outs = Vec::with_capacity(l as usize);
         for t in 0..l {
+            if let Some(starts) = starts {
+                state = state.reset(&starts.select(1, t).to_device(x.device()));
+            }
             let x_t = x.select(1, t);
             let ts_t = match &ts {
                 Some(ts) => ts.select(1, t).unsqueeze(1),
@@ -470,6 +490,34 @@ impl NcpNet {
             state = next;
         }
         (Tensor::stack(&outs, 1), state)
+    }
+
+    /// Training forward: like [`Self::forward_sequence`] with autograd, plus optional episode
+    /// starts `(B, L)` (bool or 0/1: the state is zeroed before those steps, as during the
+    /// rollout). An LTC without mixed memory on the CPU runs the hand-written kernel and its
+    /// backward: call [`TrainTape::backward`] right after `loss.backward()` (a no-op on the
+    /// generic path, where autograd already did everything).
+    pub fn forward_sequence_train(
+        &self,
+        x: &Tensor,
+        h0: Option<&State>,
+        timespans: Option<&Tensor>,
+        starts: Option<&Tensor>,
+    ) -> (Tensor, State, TrainTape) {
+        if let (Cell::Ltc(cell), None, Device::Cpu, Kind::Float) =
+            (&self.cell, &self.lstm, x.device(), x.kind())
+        {
+            let (b, l) = (x.size()[0], x.size()[1]);
+            let h0 = match h0 {
+                Some(s) => s.h.shallow_clone(),
+                None => self.initial_state(b, x.device()).h,
+            };
+            let ts = timespans.map(|t| t.reshape([b, l]).to_kind(Kind::Float));
+            let (y, h, tape) = ltc_cpu::forward_sequence_train(cell, x, &h0, ts.as_ref(), starts);
+            return (y, State { h, c: None }, TrainTape(Some(tape)));
+        }
+        let (y, s) = self.forward_generic(x, h0, timespans, starts);
+        (y, s, TrainTape(None))
     }
 
     /// One environment step under no-grad: `x (B, F)`, state, elapsed time `(B, 1)` (or a
@@ -484,32 +532,6 @@ impl NcpNet {
             }
             self.cell_step(x, state, dt)
         })
-    }
-
-    /// Training forward: like [`Self::forward_sequence`] with autograd, but an LTC without
-    /// mixed memory on the CPU runs the hand-written kernel and its backward. Call
-    /// [`TrainTape::backward`] right after `loss.backward()` (a no-op on the generic path, where
-    /// autograd already did everything).
-    pub fn forward_sequence_train(
-        &self,
-        x: &Tensor,
-        h0: Option<&State>,
-        timespans: Option<&Tensor>,
-    ) -> (Tensor, State, TrainTape) {
-        if let (Cell::Ltc(cell), None, Device::Cpu, Kind::Float) =
-            (&self.cell, &self.lstm, x.device(), x.kind())
-        {
-            let (b, l) = (x.size()[0], x.size()[1]);
-            let h0 = match h0 {
-                Some(s) => s.h.shallow_clone(),
-                None => self.initial_state(b, x.device()).h,
-            };
-            let ts = timespans.map(|t| t.reshape([b, l]).to_kind(Kind::Float));
-            let (y, h, tape) = ltc_cpu::forward_sequence_train(cell, x, &h0, ts.as_ref());
-            return (y, State { h, c: None }, TrainTape(Some(tape)));
-        }
-        let (y, s) = self.forward_sequence(x, h0, timespans);
-        (y, s, TrainTape(None))
     }
 
     /// One step through the generic libtorch path (for checking the kernel against it).

@@ -146,7 +146,8 @@ fn ncps_weights_give_ncps_outputs() {
             &net,
             &io,
             |n, io| {
-                let (y, s, _tape) = n.forward_sequence_train(&io.x, io.h0.as_ref(), io.ts.as_ref());
+                let (y, s, _tape) =
+                    n.forward_sequence_train(&io.x, io.h0.as_ref(), io.ts.as_ref(), None);
                 (y, s)
             },
         ));
