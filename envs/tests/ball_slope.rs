@@ -163,3 +163,26 @@ fn in_place_reset_restarts_like_a_fresh_app() {
         bits(&trajectory("in_place_reset = true", 8, 400))
     );
 }
+
+#[test]
+fn seeded_reset_reproduces_a_fresh_env_even_with_in_place_resets() {
+    let opts = table("slope = 0.6\nin_place_reset = true");
+    let registry = wormnet_envs::registry();
+    let mut used = registry.make("ball_slope", &opts).unwrap();
+    let mut obs = vec![0.0; 5];
+    used.reset(Some(1), &mut obs);
+    for _ in 0..50 {
+        used.step(&[0.5], &mut obs);
+    }
+    used.reset(None, &mut obs);
+    used.step(&[0.5], &mut obs);
+    let mut fresh = registry.make("ball_slope", &opts).unwrap();
+    let (mut a, mut b) = (vec![0.0; 5], vec![0.0; 5]);
+    used.reset(Some(77), &mut a);
+    fresh.reset(Some(77), &mut b);
+    for t in 0..100 {
+        assert_eq!(bits(&a), bits(&b), "step {t}");
+        used.step(&[-0.3], &mut a);
+        fresh.step(&[-0.3], &mut b);
+    }
+}

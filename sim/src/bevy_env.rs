@@ -105,9 +105,9 @@ pub trait BevyEnvPlugin: Send + Sync + 'static {
     /// Adds the env's startup and per-step systems to a fresh headless `App`.
     fn build(&self, app: &mut App);
 
-    /// Whether `reset` reuses the `App` by running the plugin's [`EnvReset`] systems instead of
-    /// building a fresh `App`. Reproducible from the seed either way; only a fresh `App` makes an
-    /// episode independent of the ones before it.
+    /// Whether an unseeded `reset` (every auto-reset) reuses the `App` by running the plugin's
+    /// [`EnvReset`] systems instead of building a fresh `App`. Reproducible from the seed either
+    /// way; a seeded `reset` always rebuilds, so it matches a fresh env bit for bit.
     fn resets_in_place(&self) -> bool {
         false
     }
@@ -219,7 +219,10 @@ impl<P: BevyEnvPlugin> Env for BevyEnv<P> {
         }
         let episode_seed = self.seeds.random::<u64>();
         match self.app.as_mut() {
-            Some(app) if self.plugin.resets_in_place() => Self::reset_in_place(app, episode_seed),
+            // A seeded reset always rebuilds, so it reproduces a fresh env exactly.
+            Some(app) if seed.is_none() && self.plugin.resets_in_place() => {
+                Self::reset_in_place(app, episode_seed)
+            }
             _ => {
                 // Drop the old App first: a rebuilt one shares no state with the last episode.
                 self.app = None;
