@@ -465,6 +465,18 @@ impl NcpNet {
         timespans: Option<&Tensor>,
         starts: Option<&Tensor>,
     ) -> (Tensor, State) {
+        self.forward_generic_states(x, h0, timespans, starts, None)
+    }
+
+    /// [`Self::forward_generic`], also collecting each step's state `h` into `states`.
+    fn forward_generic_states(
+        &self,
+        x: &Tensor,
+        h0: Option<&State>,
+        timespans: Option<&Tensor>,
+        starts: Option<&Tensor>,
+        mut states: Option<&mut Vec<Tensor>>,
+    ) -> (Tensor, State) {
         let (b, l) = (x.size()[0], x.size()[1]);
         let mut state = match h0 {
             Some(s) => State {
@@ -487,9 +499,28 @@ impl NcpNet {
             };
             let (out, next) = self.cell_step(&x_t, &state, &ts_t);
             outs.push(out);
+            if let Some(states) = states.as_deref_mut() {
+                states.push(next.h.shallow_clone());
+            }
             state = next;
         }
         (Tensor::stack(&outs, 1), state)
+    }
+
+    /// For auditing, without grad: like [`Self::forward_sequence`] but also returns every
+    /// neuron's potential after each step, `(B, L, N)` in state order (see
+    /// [`Self::state_neuron_ids`] / [`Self::state_labels`]).
+    pub fn forward_sequence_states(
+        &self,
+        x: &Tensor,
+        h0: Option<&State>,
+        timespans: Option<&Tensor>,
+    ) -> (Tensor, Tensor, State) {
+        tch::no_grad(|| {
+            let mut states = Vec::new();
+            let (y, last) = self.forward_generic_states(x, h0, timespans, None, Some(&mut states));
+            (y, Tensor::stack(&states, 1), last)
+        })
     }
 
     /// Training forward: like [`Self::forward_sequence`] with autograd, plus optional episode

@@ -122,16 +122,11 @@ pub fn layout(wiring: &Wiring, options: &PictureOptions) -> Layout {
             label,
         });
     }
-    for id in 0..wiring.units() {
+    for (id, name) in names.iter().enumerate() {
         let kind = wiring.neuron_type(id);
-        let label = if kind == NeuronType::Motor {
-            options
-                .motor_names
-                .get(id)
-                .cloned()
-                .unwrap_or_else(|| names[id].clone())
-        } else {
-            names[id].clone()
+        let label = match options.motor_names.get(id) {
+            Some(motor) if kind == NeuronType::Motor => motor.clone(),
+            _ => name.clone(),
         };
         nodes.push(Node {
             x: 0.0,

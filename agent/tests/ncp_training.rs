@@ -422,3 +422,55 @@ fn bad_configs_are_errors() {
     let toml_err = toml::from_str::<NcpConfig>("cell = \"ltc\"\nunfolds = 3\n");
     assert!(toml_err.is_err());
 }
+
+#[test]
+fn audit_states_cover_every_neuron_every_step() {
+    let (_vs, net) = build(&cfc_wired(wormnet_agent::cfc::CfcMode::Default), 5);
+    let x = Tensor::randn([2, 6, 8], F);
+    let (y, states, last) = net.forward_sequence_states(&x, None, None);
+    assert_eq!(states.size(), vec![2, 6, 19]);
+    let (y2, last2) = net.forward_sequence(&x, None, None);
+    assert_eq!((&y - y2).abs().max().double_value(&[]), 0.0);
+    assert_eq!((&last.h - &last2.h).abs().max().double_value(&[]), 0.0);
+    assert_eq!(
+        (states.select(1, 5) - &last.h)
+            .abs()
+            .max()
+            .double_value(&[]),
+        0.0
+    );
+    // Wired CfC state is in layer order: inter first, motor last (ids 0..4).
+    let ids = net.state_neuron_ids();
+    assert_eq!(&ids[15..], &[0, 1, 2, 3]);
+    assert_eq!(net.state_labels()[15], "motor_0");
+    assert_eq!(net.state_labels()[0], "inter_0");
+}
+
+#[test]
+fn cuda_generic_path_matches_cpu_when_available() {
+    if !tch::Cuda::is_available() {
+        println!("no CUDA device: nothing to compare");
+        return;
+    }
+    for config in [
+        ltc(true, Mapping::Affine, 6, auto()),
+        cfc_wired(wormnet_agent::cfc::CfcMode::Pure),
+    ] {
+        let (vs, net) = build(&config, 6);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.safetensors");
+        net.save_safetensors(&path).unwrap();
+        let mut gpu_vs = nn::VarStore::new(Device::Cuda(0));
+        let gpu = NcpNet::new(&gpu_vs.root(), 8, &config).unwrap();
+        gpu.load_safetensors(&path).unwrap();
+        gpu_vs.freeze();
+        let x = Tensor::randn([4, 5, 8], F);
+        let ts = Tensor::rand([4, 5], F) + 0.5;
+        let (y, _) = net.forward_sequence(&x, None, Some(&ts));
+        let (yg, _) =
+            gpu.forward_sequence(&x.to(Device::Cuda(0)), None, Some(&ts.to(Device::Cuda(0))));
+        let d = (y - yg.to(Device::Cpu)).abs().max().double_value(&[]);
+        assert!(d < 1e-5, "cuda differs by {d:e}");
+        drop(vs);
+    }
+}
