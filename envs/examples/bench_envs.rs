@@ -1,4 +1,5 @@
-//! Env throughput with random actions, `wormnet bench env` style, for envs of this crate:
+//! Env throughput with random actions, the same loop as `wormnet bench env`, without building
+//! the libtorch-linked CLI:
 //!   scripts/cargo run --release -p wormnet-envs --example bench_envs -- worm 1 1 5
 //! (env name, envs, workers, seconds; options as `key=value` TOML after them).
 
@@ -14,9 +15,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let workers: usize = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(1);
     let seconds: f64 = args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(5.0);
     let options: toml::Table = toml::from_str(&args.get(4..).unwrap_or_default().join("\n"))?;
-    let registry = wormnet_envs::registry();
-    let factory = registry.factory(name, options)?;
-    let dt = registry.make(name, factory.options())?.spec().dt;
+    let factory = wormnet_envs::registry().factory(name, options)?;
     let report = bench_env(
         factory,
         &BenchConfig {
@@ -26,8 +25,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         },
     )?;
     println!(
-        "{name}: {:.0} env steps/s ({} envs, {} workers, dt = {dt} s, {} episodes in {:.1} s)",
-        report.steps_per_sec, report.envs, report.workers, report.episodes, report.seconds
+        "{name}: {:.0} env steps/s ({} envs, {} workers, dt = {} s, {} episodes in {:.1} s)",
+        report.steps_per_sec,
+        report.envs,
+        report.workers,
+        report.dt,
+        report.episodes,
+        report.seconds
     );
     Ok(())
 }

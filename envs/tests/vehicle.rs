@@ -239,3 +239,31 @@ fn bad_options_are_errors_naming_env_and_option() {
         );
     }
 }
+
+/// `configs/vehicle.toml`'s env options build the env, every option line is commented, and the
+/// evaluation overrides select the held-out tracks.
+#[test]
+fn shipped_config_builds_the_env_and_documents_every_option() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/vehicle.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let config: toml::Table = toml::from_str(&text).unwrap();
+    let env = config["env"].as_table().unwrap();
+    assert_eq!(env["name"].as_str(), Some("vehicle"));
+    let mut options = env["options"].as_table().unwrap().clone();
+    let built = wormnet_envs::registry().make("vehicle", &options).unwrap();
+    assert_eq!(built.spec().obs_dim(), 15);
+    for (k, v) in env["eval_options"].as_table().unwrap() {
+        options.insert(k.clone(), v.clone());
+    }
+    let mut eval = wormnet_envs::registry().make("vehicle", &options).unwrap();
+    let mut obs = vec![0.0; 15];
+    eval.reset(Some(0), &mut obs);
+    let track = overlay(&eval.frame(), "track_seed");
+    assert!((1_000_000.0..1_000_050.0).contains(&track), "{track}");
+    for line in text
+        .lines()
+        .filter(|l| l.contains('=') && !l.trim_start().starts_with('#'))
+    {
+        assert!(line.contains('#'), "undocumented: {line}");
+    }
+}

@@ -192,3 +192,27 @@ fn bad_options_are_errors_naming_env_and_option() {
         );
     }
 }
+
+/// `configs/worm.toml`'s env options build the env with the defaults, and every option line is
+/// commented.
+#[test]
+fn shipped_config_builds_the_env_and_documents_every_option() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/worm.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let config: toml::Table = toml::from_str(&text).unwrap();
+    let env = config["env"].as_table().unwrap();
+    assert_eq!(env["name"].as_str(), Some("worm"));
+    let options = env["options"].as_table().unwrap();
+    let built = wormnet_envs::registry().make("worm", options).unwrap();
+    assert_eq!(
+        built.spec(),
+        make("").spec(),
+        "the config spells out the defaults"
+    );
+    for line in text
+        .lines()
+        .filter(|l| l.contains('=') && !l.trim_start().starts_with('#'))
+    {
+        assert!(line.contains('#'), "undocumented: {line}");
+    }
+}

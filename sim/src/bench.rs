@@ -30,6 +30,8 @@ pub struct BenchReport {
     pub envs: usize,
     /// W.
     pub workers: usize,
+    /// Simulated seconds per env step, so envs that act at different rates compare fairly.
+    pub dt: f32,
     /// Env steps (N per VecEnv step) per wall-clock second.
     pub steps_per_sec: f64,
     /// Env steps measured.
@@ -77,6 +79,7 @@ pub fn bench_env(factory: EnvFactory, config: &BenchConfig) -> Result<BenchRepor
         env: envs.spec().name.clone(),
         envs: n,
         workers: envs.num_workers(),
+        dt: envs.spec().dt,
         steps_per_sec: steps as f64 / seconds,
         steps,
         seconds,
