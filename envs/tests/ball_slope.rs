@@ -186,3 +186,26 @@ fn seeded_reset_reproduces_a_fresh_env_even_with_in_place_resets() {
         fresh.step(&[-0.3], &mut b);
     }
 }
+
+#[test]
+fn bevy_episodes_record_to_rollout_files() {
+    use wormnet_sim::rollout::{Decision, Rollout};
+    let env = wormnet_envs::registry()
+        .make("ball_slope", &toml::Table::new())
+        .unwrap();
+    let rollout = Rollout::record(env, toml::Table::new(), 3, 20, |obs| Decision {
+        action: vec![if obs[2] > 0.0 { -0.5 } else { 0.5 }],
+        internals: None,
+    })
+    .unwrap();
+    assert_eq!(rollout.steps.len(), 20);
+    let ball = |f: &wormnet_sim::Frame| f.shapes[1].pose;
+    // The recorded frames follow the observations (the ball is the second collider).
+    let last = rollout.steps.last().unwrap();
+    assert!((ball(&last.frame).x - last.observation[0]).abs() < 1e-5);
+    assert!(ball(&rollout.initial_frame).x != ball(&last.frame).x);
+    let path = std::env::temp_dir().join(format!("wormnet-ball-{}.json", std::process::id()));
+    rollout.save(&path).unwrap();
+    assert_eq!(Rollout::load(&path).unwrap(), rollout);
+    std::fs::remove_file(&path).unwrap();
+}
