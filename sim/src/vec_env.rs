@@ -5,6 +5,10 @@
 //! work), then serves commands over a crossbeam channel. A command carries the worker's chunk
 //! of buffers (moved, never reallocated) and comes back filled; the main thread copies the
 //! chunks into contiguous `[N, obs_dim]` buffers.
+//!
+//! A worker owns its share as a batch (today one [`EpisodeDriver`] per env, each env its own
+//! Bevy `App` where it is one). Several envs in one `App` — the fastest Bevy layout measured —
+//! would replace that batch inside the worker; nothing in the `VecEnv` API depends on it.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::thread::JoinHandle;
