@@ -259,24 +259,6 @@ impl Params {
             output_b: opt(&cell.output_b, m, 0.0),
         }
     }
-
-    /// Sensory numerator/denominator for one mapped input.
-    fn sensory(&self, x: &[f32], snum: &mut [f32], sden: &mut [f32]) {
-        snum.fill(0.0);
-        sden.fill(0.0);
-        let p = &self.sens;
-        for k in 0..p.src.len() {
-            let a = p.w[k] * sigmoid(p.sigma[k] * (x[p.src[k]] - p.mu[k]));
-            snum[p.dst[k]] += a * p.erev[k];
-            sden[p.dst[k]] += a;
-        }
-    }
-
-    fn map_input(&self, x: &[f32], out: &mut [f32]) {
-        for i in 0..self.s {
-            out[i] = x[i] * self.input_w[i] + self.input_b[i];
-        }
-    }
 }
 
 /// Inputs of a kernel run, as flat vectors.
@@ -563,7 +545,8 @@ impl Tape {
     pub fn backward(self) {
         let p = &self.params;
         let r = &self.run;
-        let (n, s, m, u_n) = (p.n, p.s, p.m, p.unfolds);
+        let (n, s, m, u_n, bn) = (p.n, p.s, p.m, p.unfolds, r.b);
+        let (ks, kn) = (p.sens.src.len(), p.syn.src.len());
         let grad_of = |t: &Tensor, len: usize| {
             let g = t.grad();
             if g.defined() {
@@ -572,146 +555,182 @@ impl Tape {
                 vec![0f32; len]
             }
         };
-        let gy = grad_of(&self.y, r.b * r.l * m);
-        let gh = grad_of(&self.h, r.b * n);
+        let gy = grad_of(&self.y, bn * r.l * m);
+        let gh = grad_of(&self.h, bn * n);
         let zero = |len| vec![0f32; len];
-        let mut g = Grads {
-            gleak: zero(n),
-            vleak: zero(n),
-            cm: zero(n),
-            sigma: zero(n * n),
-            mu: zero(n * n),
-            w: zero(n * n),
-            erev: zero(n * n),
-            s_sigma: zero(s * n),
-            s_mu: zero(s * n),
-            s_w: zero(s * n),
-            s_erev: zero(s * n),
-            input_w: zero(s),
-            input_b: zero(s),
-            output_w: zero(m),
-            output_b: zero(m),
-            x: zero(r.b * r.l * s),
-            h0: zero(r.b * n),
-        };
-        // Gradients w.r.t. the positive (post-softplus) w, sensory_w, gleak, cm, per synapse.
-        let mut g_wpos = vec![0f32; p.syn.src.len()];
-        let mut g_swpos = vec![0f32; p.sens.src.len()];
-        let mut g_gleak_pos = vec![0f32; n];
-        let mut g_cm_pos = vec![0f32; n];
+        // Everything below is laid out `[row][B]` like the forward pass, and gradients of
+        // shared parameters are accumulated per sample (`[param][B]`) and summed at the end,
+        // so every inner loop is an elementwise loop over the batch.
+        let mut gv = zero(n * bn);
+        let mut gv_prev = zero(n * bn);
+        for bi in 0..bn {
+            for j in 0..n {
+                gv[j * bn + bi] = gh[bi * n + j];
+            }
+        }
+        let mut acc_gleak = zero(n * bn);
+        let mut acc_vleak = zero(n * bn);
+        let mut acc_cm = zero(n * bn);
+        let mut acc_w = zero(kn * bn);
+        let mut acc_sigma = zero(kn * bn);
+        let mut acc_mu = zero(kn * bn);
+        let mut acc_erev = zero(kn * bn);
+        let mut acc_sw = zero(ks * bn);
+        let mut acc_ssigma = zero(ks * bn);
+        let mut acc_smu = zero(ks * bn);
+        let mut acc_serev = zero(ks * bn);
+        let mut acc_iw = zero(s * bn);
+        let mut acc_ib = zero(s * bn);
+        let mut acc_ow = zero(m * bn);
+        let mut acc_ob = zero(m * bn);
+        let mut g_x = zero(bn * r.l * s);
 
-        let mut xm = vec![0f32; s];
-        let mut snum = vec![0f32; n];
-        let mut sden = vec![0f32; n];
-        let mut cm_t = vec![0f32; n];
-        let mut gv = vec![0f32; n];
-        let mut gv_prev = vec![0f32; n];
-        let mut g_snum = vec![0f32; n];
-        let mut g_sden = vec![0f32; n];
-        let mut num = vec![0f32; n];
-        let mut den = vec![0f32; n];
-        let mut act = vec![0f32; p.syn.src.len()];
-        let mut sig = vec![0f32; p.syn.src.len()];
-        let bn = r.b;
-        let mut states = vec![0f32; (u_n + 1) * n];
-        for bi in 0..r.b {
-            gv.copy_from_slice(&gh[bi * n..(bi + 1) * n]);
-            for t in (0..r.l).rev() {
-                for u in 0..=u_n {
-                    let base = (t * (u_n + 1) + u) * n * bn;
-                    for j in 0..n {
-                        states[u * n + j] = self.trace[base + j * bn + bi];
-                    }
-                }
-                // Output mapping of the step's final state.
+        let mut xm = zero(s * bn);
+        let mut gxm = zero(s * bn);
+        let mut snum = zero(n * bn);
+        let mut sden = zero(n * bn);
+        let mut cm_t = zero(n * bn);
+        let mut inv_dt = zero(bn);
+        let mut num = zero(n * bn);
+        let mut den = zero(n * bn);
+        let mut g_num = zero(n * bn);
+        let mut g_den = zero(n * bn);
+        let mut g_snum = zero(n * bn);
+        let mut g_sden = zero(n * bn);
+        let mut sig = zero(kn * bn);
+        let step = n * bn;
+        for t in (0..r.l).rev() {
+            let base = t * (u_n + 1) * step;
+            // Output mapping of the step's final state.
+            let v_end = &self.trace[base + u_n * step..base + (u_n + 1) * step];
+            for bi in 0..bn {
                 let yo = (bi * r.l + t) * m;
-                let v_end = &states[u_n * n..(u_n + 1) * n];
                 for j in 0..m {
                     let gyj = gy[yo + j];
-                    gv[j] += gyj * p.output_w[j];
-                    g.output_w[j] += gyj * v_end[j];
-                    g.output_b[j] += gyj;
-                }
-                let xo = (bi * r.l + t) * s;
-                p.map_input(&r.x[xo..xo + s], &mut xm);
-                p.sensory(&xm, &mut snum, &mut sden);
-                let dt = r.ts[bi * r.l + t];
-                let scale = u_n as f32 / dt;
-                for j in 0..n {
-                    cm_t[j] = p.cm[j] / (dt / u_n as f32);
-                }
-                g_snum.fill(0.0);
-                g_sden.fill(0.0);
-                for u in (0..u_n).rev() {
-                    let v = &states[u * n..(u + 1) * n];
-                    let v_new = &states[(u + 1) * n..(u + 2) * n];
-                    num.copy_from_slice(&snum);
-                    den.copy_from_slice(&sden);
-                    let q = &p.syn;
-                    for k in 0..q.src.len() {
-                        sig[k] = sigmoid(q.sigma[k] * (v[q.src[k]] - q.mu[k]));
-                        act[k] = q.w[k] * sig[k];
-                        num[q.dst[k]] += act[k] * q.erev[k];
-                        den[q.dst[k]] += act[k];
-                    }
-                    gv_prev.fill(0.0);
-                    for j in 0..n {
-                        let d = cm_t[j] + p.gleak[j] + den[j] + p.eps;
-                        let g_num = gv[j] / d;
-                        let g_den = -gv[j] * v_new[j] / d;
-                        // numerator = cm_t v + gleak vleak + num; denominator = cm_t + gleak + den
-                        g_cm_pos[j] += (g_num * v[j] + g_den) * scale;
-                        gv_prev[j] += g_num * cm_t[j];
-                        g_gleak_pos[j] += g_num * p.vleak[j] + g_den;
-                        g.vleak[j] += g_num * p.gleak[j];
-                        g_snum[j] += g_num;
-                        g_sden[j] += g_den;
-                        num[j] = g_num; // reuse as per-destination g_num
-                        den[j] = g_den; // and g_den
-                    }
-                    for k in 0..q.src.len() {
-                        let j = q.dst[k];
-                        let g_act = num[j] * q.erev[k] + den[j];
-                        g.erev[q.flat[k]] += num[j] * act[k];
-                        g_wpos[k] += g_act * sig[k];
-                        let gz = g_act * q.w[k] * sig[k] * (1.0 - sig[k]);
-                        let i = q.src[k];
-                        g.sigma[q.flat[k]] += gz * (v[i] - q.mu[k]);
-                        g.mu[q.flat[k]] -= gz * q.sigma[k];
-                        gv_prev[i] += gz * q.sigma[k];
-                    }
-                    std::mem::swap(&mut gv, &mut gv_prev);
-                }
-                // Sensory synapses (held over the step's unfolds).
-                let q = &p.sens;
-                let gx = &mut g.x[xo..xo + s];
-                for k in 0..q.src.len() {
-                    let i = q.src[k];
-                    let j = q.dst[k];
-                    let sg = sigmoid(q.sigma[k] * (xm[i] - q.mu[k]));
-                    let a = q.w[k] * sg;
-                    let g_act = g_snum[j] * q.erev[k] + g_sden[j];
-                    g.s_erev[q.flat[k]] += g_snum[j] * a;
-                    g_swpos[k] += g_act * sg;
-                    let gz = g_act * q.w[k] * sg * (1.0 - sg);
-                    g.s_sigma[q.flat[k]] += gz * (xm[i] - q.mu[k]);
-                    g.s_mu[q.flat[k]] -= gz * q.sigma[k];
-                    gx[i] += gz * q.sigma[k];
-                }
-                let x_raw = &r.x[xo..xo + s];
-                for i in 0..s {
-                    let gxi = gx[i];
-                    g.input_w[i] += gxi * x_raw[i];
-                    g.input_b[i] += gxi;
-                    gx[i] = gxi * p.input_w[i];
-                }
-                // The state entering this step was reset: nothing flows to earlier steps.
-                if r.starts.as_ref().is_some_and(|st| st[bi * r.l + t]) {
-                    gv.fill(0.0);
+                    gv[j * bn + bi] += gyj * p.output_w[j];
+                    acc_ow[j * bn + bi] += gyj * v_end[j * bn + bi];
+                    acc_ob[j * bn + bi] += gyj;
                 }
             }
-            g.h0[bi * n..(bi + 1) * n].copy_from_slice(&gv);
+            for bi in 0..bn {
+                let xo = (bi * r.l + t) * s;
+                for i in 0..s {
+                    xm[i * bn + bi] = r.x[xo + i] * p.input_w[i] + p.input_b[i];
+                }
+                inv_dt[bi] = u_n as f32 / r.ts[bi * r.l + t];
+            }
+            for j in 0..n {
+                for (c, &idt) in cm_t[j * bn..(j + 1) * bn].iter_mut().zip(&inv_dt) {
+                    *c = p.cm[j] * idt;
+                }
+            }
+            synapse_sums(&p.sens, &xm, bn, &mut snum, &mut sden, true);
+            g_snum.fill(0.0);
+            g_sden.fill(0.0);
+            for u in (0..u_n).rev() {
+                let v = &self.trace[base + u * step..base + (u + 1) * step];
+                let v_new = &self.trace[base + (u + 1) * step..base + (u + 2) * step];
+                num.copy_from_slice(&snum);
+                den.copy_from_slice(&sden);
+                let q = &p.syn;
+                for k in 0..kn {
+                    let (i, j) = (q.src[k], q.dst[k]);
+                    let (w, sg, mu, e) = (q.w[k], q.sigma[k], q.mu[k], q.erev[k]);
+                    let v_i = &v[i * bn..(i + 1) * bn];
+                    let sig_k = &mut sig[k * bn..(k + 1) * bn];
+                    let (num_j, den_j) = (
+                        &mut num[j * bn..(j + 1) * bn],
+                        &mut den[j * bn..(j + 1) * bn],
+                    );
+                    for b in 0..bn {
+                        let sgm = sigmoid(sg * (v_i[b] - mu));
+                        sig_k[b] = sgm;
+                        let a = w * sgm;
+                        num_j[b] += a * e;
+                        den_j[b] += a;
+                    }
+                }
+                for j in 0..n {
+                    let gl = p.gleak[j];
+                    let (vl, c_eps) = (p.vleak[j], gl + p.eps);
+                    for b in j * bn..(j + 1) * bn {
+                        let d = cm_t[b] + c_eps + den[b];
+                        let gn = gv[b] / d;
+                        let gd = -gv[b] * v_new[b] / d;
+                        acc_cm[b] += (gn * v[b] + gd) * inv_dt[b - j * bn];
+                        gv_prev[b] = gn * cm_t[b];
+                        acc_gleak[b] += gn * vl + gd;
+                        acc_vleak[b] += gn * gl;
+                        g_snum[b] += gn;
+                        g_sden[b] += gd;
+                        g_num[b] = gn;
+                        g_den[b] = gd;
+                    }
+                }
+                for k in 0..kn {
+                    let (i, j) = (q.src[k], q.dst[k]);
+                    let (w, sg, mu, e) = (q.w[k], q.sigma[k], q.mu[k], q.erev[k]);
+                    let (ri, rj, rk) = (i * bn, j * bn, k * bn);
+                    for b in 0..bn {
+                        let sgm = sig[rk + b];
+                        let gn = g_num[rj + b];
+                        let g_act = gn * e + g_den[rj + b];
+                        acc_erev[rk + b] += gn * w * sgm;
+                        acc_w[rk + b] += g_act * sgm;
+                        let gz = g_act * w * sgm * (1.0 - sgm);
+                        acc_sigma[rk + b] += gz * (v[ri + b] - mu);
+                        acc_mu[rk + b] -= gz * sg;
+                        gv_prev[ri + b] += gz * sg;
+                    }
+                }
+                std::mem::swap(&mut gv, &mut gv_prev);
+            }
+            // Sensory synapses (held over the step's unfolds).
+            gxm.fill(0.0);
+            let q = &p.sens;
+            for k in 0..ks {
+                let (i, j) = (q.src[k], q.dst[k]);
+                let (w, sg, mu, e) = (q.w[k], q.sigma[k], q.mu[k], q.erev[k]);
+                let (ri, rj, rk) = (i * bn, j * bn, k * bn);
+                for b in 0..bn {
+                    let sgm = sigmoid(sg * (xm[ri + b] - mu));
+                    let gn = g_snum[rj + b];
+                    let g_act = gn * e + g_sden[rj + b];
+                    acc_serev[rk + b] += gn * w * sgm;
+                    acc_sw[rk + b] += g_act * sgm;
+                    let gz = g_act * w * sgm * (1.0 - sgm);
+                    acc_ssigma[rk + b] += gz * (xm[ri + b] - mu);
+                    acc_smu[rk + b] -= gz * sg;
+                    gxm[ri + b] += gz * sg;
+                }
+            }
+            for bi in 0..bn {
+                let xo = (bi * r.l + t) * s;
+                for i in 0..s {
+                    let g = gxm[i * bn + bi];
+                    acc_iw[i * bn + bi] += g * r.x[xo + i];
+                    acc_ib[i * bn + bi] += g;
+                    g_x[xo + i] = g * p.input_w[i];
+                }
+            }
+            // The state entering this step was reset: nothing flows to earlier steps.
+            if let Some(starts) = &r.starts {
+                for bi in (0..bn).filter(|&bi| starts[bi * r.l + t]) {
+                    for j in 0..n {
+                        gv[j * bn + bi] = 0.0;
+                    }
+                }
+            }
         }
+        let reduce =
+            |acc: &[f32]| -> Vec<f32> { acc.chunks(bn.max(1)).map(|c| c.iter().sum()).collect() };
+        let scatter = |acc: &[f32], q: &Synapses, rows: usize| -> Vec<f32> {
+            let mut out = vec![0f32; rows * n];
+            for (k, v) in reduce(acc).into_iter().enumerate() {
+                out[q.flat[k]] = v;
+            }
+            out
+        };
         // Positivity: chain through softplus in implicit mode.
         let chain = |raw: f32, gpos: f32| {
             if p.implicit {
@@ -720,15 +739,42 @@ impl Tape {
                 gpos
             }
         };
+        let mut g_h0 = zero(bn * n);
+        for bi in 0..bn {
+            for j in 0..n {
+                g_h0[bi * n + j] = gv[j * bn + bi];
+            }
+        }
+        let mut g = Grads {
+            gleak: reduce(&acc_gleak),
+            vleak: reduce(&acc_vleak),
+            cm: reduce(&acc_cm),
+            sigma: scatter(&acc_sigma, &p.syn, n),
+            mu: scatter(&acc_mu, &p.syn, n),
+            w: scatter(&acc_w, &p.syn, n),
+            erev: scatter(&acc_erev, &p.syn, n),
+            s_sigma: scatter(&acc_ssigma, &p.sens, s),
+            s_mu: scatter(&acc_smu, &p.sens, s),
+            s_w: scatter(&acc_sw, &p.sens, s),
+            s_erev: scatter(&acc_serev, &p.sens, s),
+            input_w: reduce(&acc_iw),
+            input_b: reduce(&acc_ib),
+            output_w: reduce(&acc_ow),
+            output_b: reduce(&acc_ob),
+            x: g_x,
+            h0: g_h0,
+        };
         for j in 0..n {
-            g.gleak[j] = chain(p.raw_gleak[j], g_gleak_pos[j]);
-            g.cm[j] = chain(p.raw_cm[j], g_cm_pos[j]);
+            g.gleak[j] = chain(p.raw_gleak[j], g.gleak[j]);
+            g.cm[j] = chain(p.raw_cm[j], g.cm[j]);
         }
-        for k in 0..p.syn.src.len() {
-            g.w[p.syn.flat[k]] = chain(p.syn.raw_w[k], g_wpos[k]);
+        for k in 0..kn {
+            let f = p.syn.flat[k];
+            g.w[f] = chain(p.syn.raw_w[k], g.w[f]);
         }
-        for k in 0..p.sens.src.len() {
-            g.s_w[p.sens.flat[k]] = chain(p.sens.raw_w[k], g_swpos[k]);
+        for k in 0..ks {
+            let f = p.sens.flat[k];
+            g.s_w[f] = chain(p.sens.raw_w[k], g.s_w[f]);
         }
         self.hand_to_autograd(g);
     }
