@@ -990,6 +990,36 @@ mod tests {
     }
 
     #[test]
+    fn file_wirings_load_through_the_config() {
+        let dir = std::env::temp_dir().join(format!("wormnet-wiring-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let w = Wiring::auto_ncp(16, 4, 0.5, 9).unwrap().built(5).unwrap();
+        for name in ["w.json", "w.toml"] {
+            let path = dir.join(name);
+            w.save(&path).unwrap();
+            let cfg = WiringConfig::File { path: path.clone() };
+            let back = Wiring::from_config(&cfg).unwrap();
+            assert_eq!(back.adjacency(), w.adjacency());
+            assert_eq!(back.sensory_adjacency(), w.sensory_adjacency());
+            assert_eq!(back.layers(), w.layers());
+            // Same input size: a no-op; another: an error naming both sizes.
+            assert!(back.built(5).is_ok());
+            assert!(back.built(6).unwrap_err().to_string().contains('6'));
+        }
+        // A hand-written file without sensory synapses cannot be built.
+        let path = dir.join("bare.json");
+        std::fs::write(
+            &path,
+            r#"{"units": 3, "output_dim": 1, "synapses": [[1, 0, 1], [2, 1, -1]]}"#,
+        )
+        .unwrap();
+        let bare = Wiring::load(&path).unwrap();
+        assert_eq!(bare.synapse_count(), 2);
+        assert!(bare.built(2).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn round_half_even_matches_numpy() {
         assert_eq!(round_half_even(2.5), 2);
         assert_eq!(round_half_even(3.5), 4);
