@@ -216,20 +216,27 @@ wiring = { kind = "auto_ncp", units = 8, output_size = 2 }
         let e = TrainConfig::parse(&text, Path::new("configs/typo.toml"))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("configs/typo.toml") && e.contains("learning_rat"), "{e}");
+        assert!(
+            e.contains("configs/typo.toml") && e.contains("learning_rat"),
+            "{e}"
+        );
     }
 
     #[test]
     fn ill_typed_field_is_named() {
         let text = format!("{MINIMAL}\n[run]\ntotal_steps = \"lots\"\n");
-        let e = TrainConfig::parse(&text, Path::new("c.toml")).unwrap_err().to_string();
+        let e = TrainConfig::parse(&text, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("total_steps"), "{e}");
     }
 
     #[test]
     fn invalid_minibatches_name_the_ppo_field() {
         let text = format!("{MINIMAL}\n[ppo]\nminibatches = 3\n");
-        let e = TrainConfig::parse(&text, Path::new("c.toml")).unwrap_err().to_string();
+        let e = TrainConfig::parse(&text, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("ppo.minibatches"), "{e}");
     }
 }

@@ -32,6 +32,7 @@ pub struct MetricsWriter {
     csv_path: PathBuf,
     csv: BufWriter<File>,
     columns: Vec<String>,
+    header_pending: bool,
     events_path: PathBuf,
     events: BufWriter<File>,
 }
@@ -39,11 +40,12 @@ pub struct MetricsWriter {
 impl MetricsWriter {
     /// Opens (or, with `resume`, appends to) the metrics of a run directory.
     ///
-    /// CSV columns are fixed by the first row written; later names that were not in it are
-    /// still written to TensorBoard, and a resumed run keeps the existing header.
-    pub fn open(run_dir: &Path, resume: bool) -> Result<Self, MetricsError> {
+    /// CSV columns are `columns` (metrics logged only now and then, like evaluations, leave
+    /// their cell empty); when empty, the first row's names fix them. Names outside the columns
+    /// still go to TensorBoard, and a resumed run keeps the existing header.
+    pub fn open(run_dir: &Path, resume: bool, columns: &[&str]) -> Result<Self, MetricsError> {
         let csv_path = run_dir.join("metrics.csv");
-        let columns = if resume {
+        let existing: Vec<String> = if resume {
             std::fs::read_to_string(&csv_path)
                 .ok()
                 .and_then(|text| text.lines().next().map(str::to_owned))
@@ -51,6 +53,12 @@ impl MetricsWriter {
                 .unwrap_or_default()
         } else {
             Vec::new()
+        };
+        let header_pending = existing.is_empty();
+        let columns = if header_pending {
+            columns.iter().map(|c| c.to_string()).collect()
+        } else {
+            existing
         };
         let csv = OpenOptions::new()
             .create(true)
@@ -81,6 +89,7 @@ impl MetricsWriter {
             csv_path,
             csv: BufWriter::new(csv),
             columns,
+            header_pending,
             events_path,
             events: BufWriter::new(events),
         };
@@ -104,8 +113,11 @@ impl MetricsWriter {
             path: self.csv_path.clone(),
             source,
         };
-        if self.columns.is_empty() {
-            self.columns = scalars.keys().cloned().collect();
+        if self.header_pending {
+            if self.columns.is_empty() {
+                self.columns = scalars.keys().cloned().collect();
+            }
+            self.header_pending = false;
             let header = std::iter::once("global_step".to_string())
                 .chain(self.columns.iter().cloned())
                 .collect::<Vec<_>>()
@@ -236,7 +248,7 @@ mod tests {
     #[test]
     fn writes_csv_and_readable_event_records() {
         let dir = tempfile::tempdir().unwrap();
-        let mut w = MetricsWriter::open(dir.path(), false).unwrap();
+        let mut w = MetricsWriter::open(dir.path(), false, &[]).unwrap();
         let mut s = Scalars::new();
         s.insert("charts/episodic_return".into(), 21.5);
         s.insert("losses/approx_kl".into(), 0.01);
@@ -277,11 +289,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Scalars::new();
         s.insert("charts/SPS".into(), 1000.0);
-        MetricsWriter::open(dir.path(), false)
+        MetricsWriter::open(dir.path(), false, &[])
             .unwrap()
             .log(1, &s)
             .unwrap();
-        MetricsWriter::open(dir.path(), true)
+        MetricsWriter::open(dir.path(), true, &[])
             .unwrap()
             .log(2, &s)
             .unwrap();
@@ -290,9 +302,22 @@ mod tests {
     }
 
     #[test]
+    fn declared_columns_keep_sparse_metrics_in_the_csv() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = MetricsWriter::open(dir.path(), false, &["a", "eval/x"]).unwrap();
+        let mut s = Scalars::new();
+        s.insert("a".into(), 1.0);
+        w.log(1, &s).unwrap();
+        s.insert("eval/x".into(), 2.0);
+        w.log(2, &s).unwrap();
+        let csv = std::fs::read_to_string(dir.path().join("metrics.csv")).unwrap();
+        assert_eq!(csv, "global_step,a,eval/x\n1,1,\n2,1,2\n");
+    }
+
+    #[test]
     fn rejects_names_that_would_break_the_csv() {
         let dir = tempfile::tempdir().unwrap();
-        let mut w = MetricsWriter::open(dir.path(), false).unwrap();
+        let mut w = MetricsWriter::open(dir.path(), false, &[]).unwrap();
         let mut s = Scalars::new();
         s.insert("a,b".into(), 1.0);
         assert!(matches!(w.log(1, &s), Err(MetricsError::BadName(_))));

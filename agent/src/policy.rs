@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Kind, Tensor};
 use wormnet_sim::{EnvSpec, Space};
 
-use crate::sequence::{NcpConfig, NcpError, NcpNet, State};
+use crate::sequence::{NcpConfig, NcpError, NcpNet, State, TrainTape};
 
 /// Which critic to train beside the NCP actor.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -154,7 +154,7 @@ enum Critic {
         layers: Vec<nn::Linear>,
         with_state: bool,
     },
-    Ncp(NcpNet),
+    Ncp(Box<NcpNet>),
 }
 
 /// What one acting step produced for a batch of envs.
@@ -196,7 +196,8 @@ impl Policy {
         let vs = nn::VarStore::new(device);
         let root = vs.root();
         let obs_dim = spec.obs_dim();
-        let actor = NcpNet::new(&root.sub("actor"), obs_dim, &config.actor).map_err(PolicyError::Actor)?;
+        let actor =
+            NcpNet::new(&root.sub("actor"), obs_dim, &config.actor).map_err(PolicyError::Actor)?;
         let (action, needed, what) = match &spec.action_space {
             Space::Box { low, high } => (
                 ActionKind::Continuous {
@@ -228,13 +229,20 @@ impl Policy {
         let critic = match config.critic.kind {
             CriticKind::Mlp => {
                 if config.critic.hidden.contains(&0) {
-                    return Err(PolicyError::Critic("hidden layer widths must be at least 1".into()));
+                    return Err(PolicyError::Critic(
+                        "hidden layer widths must be at least 1".into(),
+                    ));
                 }
                 let with_state = config.critic.with_actor_state;
                 let mut width = obs_dim + if with_state { actor.state_size() } else { 0 };
                 let mut layers = Vec::new();
                 for (i, &h) in config.critic.hidden.iter().enumerate() {
-                    layers.push(orthogonal_linear(&critic_path.sub(i.to_string()), width, h, 2f64.sqrt()));
+                    layers.push(orthogonal_linear(
+                        &critic_path.sub(i.to_string()),
+                        width,
+                        h,
+                        2f64.sqrt(),
+                    ));
                     width = h;
                 }
                 let head = config.critic.hidden.len().to_string();
@@ -242,13 +250,12 @@ impl Policy {
                 Critic::Mlp { layers, with_state }
             }
             CriticKind::Ncp => {
-                let ncp = config
-                    .critic
-                    .ncp
-                    .as_ref()
-                    .ok_or_else(|| PolicyError::Critic("kind = \"ncp\" needs a [policy.critic.ncp] table".into()))?;
-                let net = NcpNet::new(&critic_path, obs_dim, ncp).map_err(|e| PolicyError::Critic(e.to_string()))?;
-                Critic::Ncp(net)
+                let ncp = config.critic.ncp.as_ref().ok_or_else(|| {
+                    PolicyError::Critic("kind = \"ncp\" needs a [policy.critic.ncp] table".into())
+                })?;
+                let net = NcpNet::new(&critic_path, obs_dim, ncp)
+                    .map_err(|e| PolicyError::Critic(e.to_string()))?;
+                Critic::Ncp(Box::new(net))
             }
         };
         let log_std = match action {
@@ -286,7 +293,9 @@ impl Policy {
     /// Trainable parameters in a stable (name) order, so optimizer state lines up on resume.
     pub fn parameters(&self) -> Vec<(String, Tensor)> {
         let vars: BTreeMap<String, Tensor> = self.vs.variables().into_iter().collect();
-        vars.into_iter().filter(|(_, t)| t.requires_grad()).collect()
+        vars.into_iter()
+            .filter(|(_, t)| t.requires_grad())
+            .collect()
     }
 
     /// Zero state for `batch` envs.
@@ -303,43 +312,27 @@ impl Policy {
 
     /// Elapsed time per step as a `(B, 1)` tensor.
     fn dt(&self, batch: i64) -> Tensor {
-        Tensor::full([batch, 1], f64::from(self.timespan), (Kind::Float, self.device()))
+        Tensor::full(
+            [batch, 1],
+            f64::from(self.timespan),
+            (Kind::Float, self.device()),
+        )
     }
 
     /// One step of actor and critic for the observations `(B, O)`; the caller has already
     /// reset the rows of envs that start a new episode.
-    fn forward_step(&self, obs: &Tensor, state: &PolicyState, grad: bool) -> (Tensor, Tensor, PolicyState) {
-        let b = obs.size()[0];
-        let dt = self.dt(b);
-        let (out, actor_state) = if grad {
-            self.actor.step_generic(obs, &state.actor, &dt)
-        } else {
-            self.actor.step(obs, &state.actor, &dt)
-        };
+    fn forward_step(&self, obs: &Tensor, state: &PolicyState) -> (Tensor, Tensor, PolicyState) {
+        let dt = self.dt(obs.size()[0]);
+        let (out, actor_state) = self.actor.step(obs, &state.actor, &dt);
         let (value, critic_state) = match &self.critic {
-            Critic::Mlp { layers, with_state } => {
-                let mut x = if *with_state {
-                    Tensor::cat(&[obs.shallow_clone(), actor_state.h.detach()], 1)
-                } else {
-                    obs.shallow_clone()
-                };
-                let last = layers.len() - 1;
-                for (i, layer) in layers.iter().enumerate() {
-                    x = x.apply(layer);
-                    if i < last {
-                        x = x.tanh();
-                    }
-                }
-                (x.squeeze_dim(1), None)
-            }
+            Critic::Mlp { .. } => (self.mlp_value(obs, &actor_state.h), None),
             Critic::Ncp(net) => {
-                let cs = state.critic.as_ref().expect("NCP critic without critic state");
-                let (v, s) = if grad {
-                    net.step_generic(obs, cs, &dt)
-                } else {
-                    net.step(obs, cs, &dt)
-                };
-                (v.select(1, 0), Some(s))
+                let cs = state
+                    .critic
+                    .as_ref()
+                    .expect("NCP critic without critic state");
+                let (v, s) = net.step(obs, cs, &dt);
+                (v.select(-1, 0), Some(s))
             }
         };
         (
@@ -352,11 +345,31 @@ impl Policy {
         )
     }
 
+    /// The MLP critic on observations `(…, O)` and actor neuron states `(…, S)` (detached).
+    fn mlp_value(&self, obs: &Tensor, actor_h: &Tensor) -> Tensor {
+        let Critic::Mlp { layers, with_state } = &self.critic else {
+            unreachable!("mlp_value on an NCP critic");
+        };
+        let mut x = if *with_state {
+            Tensor::cat(&[obs.shallow_clone(), actor_h.detach()], -1)
+        } else {
+            obs.shallow_clone()
+        };
+        let last = layers.len() - 1;
+        for (i, layer) in layers.iter().enumerate() {
+            x = x.apply(layer);
+            if i < last {
+                x = x.tanh();
+            }
+        }
+        x.squeeze_dim(-1)
+    }
+
     /// Acts for a batch of envs (no gradient): samples an action (or takes the mode when
     /// `deterministic`), with its log-probability and the value estimate.
     pub fn act(&self, obs: &Tensor, state: &PolicyState, deterministic: bool) -> Act {
         tch::no_grad(|| {
-            let (out, value, state) = self.forward_step(obs, state, false);
+            let (out, value, state) = self.forward_step(obs, state);
             let (action, logp) = match &self.action {
                 ActionKind::Continuous { .. } => {
                     let std = self.log_std().exp();
@@ -391,35 +404,47 @@ impl Policy {
     /// V(obs) after consuming `obs` from `state`: the bootstrap value of a truncated episode's
     /// final observation, with the pre-reset state.
     pub fn value(&self, obs: &Tensor, state: &PolicyState) -> Tensor {
-        tch::no_grad(|| self.forward_step(obs, state, false).1)
+        tch::no_grad(|| self.forward_step(obs, state).1)
     }
 
     /// Replays sequences `obs (B, T, O)` with their actions `(B, T, A)` from `state0`, resetting
     /// the state wherever `starts (B, T)` is true, exactly as during the rollout; returns
-    /// differentiable log-probabilities, entropies and values.
-    pub fn evaluate(&self, obs: &Tensor, actions: &Tensor, starts: &Tensor, state0: &PolicyState) -> Evaluation {
-        let t_len = obs.size()[1];
-        let mut state = PolicyState {
-            actor: State {
-                h: state0.actor.h.shallow_clone(),
-                c: state0.actor.c.as_ref().map(Tensor::shallow_clone),
-            },
-            critic: state0.critic.as_ref().map(|s| State {
-                h: s.h.shallow_clone(),
-                c: s.c.as_ref().map(Tensor::shallow_clone),
-            }),
+    /// differentiable log-probabilities, entropies and values. The MLP critic reads the actor
+    /// neuron states recorded during the rollout, `actor_h (B, T, S)`, so it needs no replay.
+    ///
+    /// An LTC on the CPU runs the hand-written kernel: call [`TrainTape::backward`] on every
+    /// returned tape right after `loss.backward()` (a no-op for the autograd path).
+    pub fn evaluate(
+        &self,
+        obs: &Tensor,
+        actions: &Tensor,
+        starts: &Tensor,
+        state0: &PolicyState,
+        actor_h: &Tensor,
+    ) -> (Evaluation, Vec<TrainTape>) {
+        let (b, t_len) = (obs.size()[0], obs.size()[1]);
+        let ts = Tensor::full(
+            [b, t_len],
+            f64::from(self.timespan),
+            (Kind::Float, self.device()),
+        );
+        let (out, _, tape) =
+            self.actor
+                .forward_sequence_train(obs, Some(&state0.actor), Some(&ts), Some(starts));
+        let mut tapes = vec![tape];
+        let value = match &self.critic {
+            Critic::Mlp { .. } => self.mlp_value(obs, actor_h),
+            Critic::Ncp(net) => {
+                let cs = state0
+                    .critic
+                    .as_ref()
+                    .expect("NCP critic without critic state");
+                let (v, _, critic_tape) =
+                    net.forward_sequence_train(obs, Some(cs), Some(&ts), Some(starts));
+                tapes.push(critic_tape);
+                v.select(-1, 0)
+            }
         };
-        let mut outs = Vec::with_capacity(t_len as usize);
-        let mut values = Vec::with_capacity(t_len as usize);
-        for t in 0..t_len {
-            state = state.reset(&starts.select(1, t));
-            let (out, value, next) = self.forward_step(&obs.select(1, t), &state, true);
-            outs.push(out);
-            values.push(value);
-            state = next;
-        }
-        let out = Tensor::stack(&outs, 1);
-        let value = Tensor::stack(&values, 1);
         let (logp, entropy) = match &self.action {
             ActionKind::Continuous { .. } => {
                 let logp = self.gaussian_logp(&out, actions);
@@ -435,11 +460,14 @@ impl Policy {
                 (logp, entropy)
             }
         };
-        Evaluation {
-            logp,
-            entropy,
-            value,
-        }
+        (
+            Evaluation {
+                logp,
+                entropy,
+                value,
+            },
+            tapes,
+        )
     }
 
     fn log_std(&self) -> Tensor {

@@ -212,7 +212,10 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         bail!("--episodes must be at least 1");
     }
     if !(args.obs_noise >= 0.0 && args.obs_noise.is_finite()) {
-        bail!("--obs-noise must be a finite value ≥ 0, got {}", args.obs_noise);
+        bail!(
+            "--obs-noise must be a finite value ≥ 0, got {}",
+            args.obs_noise
+        );
     }
     let device = train::parse_device(&args.device)?;
     tch::set_num_threads(1);

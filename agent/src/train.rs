@@ -18,7 +18,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
-use wormnet_sim::{EnvFactory, EnvSpec, VecEnv, VecEnvConfig};
+use wormnet_sim::{EnvFactory, EnvSpec, Registry, VecEnv, VecEnvConfig};
 
 use crate::checkpoint::{self, CheckpointError};
 use crate::config::TrainConfig;
@@ -27,6 +27,26 @@ use crate::normalize::{ObsNormalizer, RewardScaler};
 use crate::policy::{Policy, PolicyState};
 use crate::ppo::adam::{clip_grad_norm, Adam};
 use crate::ppo::gae::{gae, GaeInput};
+
+/// Every metric a run logs, in CSV column order (CleanRL's names where CleanRL has one).
+pub const METRICS: &[&str] = &[
+    "charts/episodic_return",
+    "charts/episodic_length",
+    "charts/SPS",
+    "charts/learning_rate",
+    "eval/mean_return",
+    "eval/success_rate",
+    "losses/policy_loss",
+    "losses/value_loss",
+    "losses/entropy",
+    "losses/old_approx_kl",
+    "losses/approx_kl",
+    "losses/clipfrac",
+    "losses/explained_variance",
+    "losses/grad_norm",
+    "perf/rollout_seconds",
+    "perf/update_seconds",
+];
 
 /// Set by the Ctrl-C handler; checked between updates.
 pub static STOP: AtomicBool = AtomicBool::new(false);
@@ -221,6 +241,9 @@ pub struct UpdateStats {
     /// max |ratio − 1| on the first minibatch of the first epoch: 0 up to float rounding when
     /// the replay reproduces the rollout exactly.
     pub first_ratio_deviation: f64,
+    /// Wall time spent collecting the rollout and in the PPO epochs.
+    pub rollout_seconds: f64,
+    pub update_seconds: f64,
 }
 
 /// One rollout's storage; tensors are `(N, T, …)` once stacked.
@@ -228,6 +251,8 @@ struct RolloutBuffer {
     obs: Vec<Tensor>,
     starts: Vec<Tensor>,
     actions: Vec<Tensor>,
+    /// The actor's neuron states after each step: the MLP critic's second input.
+    actor_h: Vec<Tensor>,
     logp: Vec<Tensor>,
     values: Vec<Tensor>,
     rewards: Vec<f32>,
@@ -242,6 +267,7 @@ impl RolloutBuffer {
             obs: Vec::with_capacity(steps),
             starts: Vec::with_capacity(steps),
             actions: Vec::with_capacity(steps),
+            actor_h: Vec::with_capacity(steps),
             logp: Vec::with_capacity(steps),
             values: Vec::with_capacity(steps),
             rewards: Vec::with_capacity(steps * envs),
@@ -289,8 +315,18 @@ pub enum Outcome {
 }
 
 impl Trainer {
-    /// Starts a new run in `run_dir` (created; must not hold a run already).
+    /// Starts a new run in `run_dir` (created; must not hold a run already) on wormnet's envs.
     pub fn create(config: TrainConfig, run_dir: &Path) -> Result<Self> {
+        Self::create_with_registry(config, run_dir, &wormnet_envs::registry())
+    }
+
+    /// Like [`Trainer::create`], with envs from `registry`: how a crate with its own envs
+    /// trains them without touching the trainer.
+    pub fn create_with_registry(
+        config: TrainConfig,
+        run_dir: &Path,
+        registry: &Registry,
+    ) -> Result<Self> {
         if run_dir.join("latest.json").exists() {
             bail!(
                 "{} already holds a run; resume it with --resume {0} or choose another name",
@@ -300,12 +336,21 @@ impl Trainer {
         std::fs::create_dir_all(run_dir)
             .with_context(|| format!("cannot create run directory {}", run_dir.display()))?;
         checkpoint::write_atomic(&run_dir.join("config.toml"), config.to_toml().as_bytes())?;
-        Self::build(config, run_dir, None)
+        Self::build(config, run_dir, None, registry)
     }
 
     /// Continues the run in `run_dir` from its `latest` checkpoint. `config` overrides the
     /// saved one (e.g. a longer `total_steps`); the policy and env must stay the same.
     pub fn resume(run_dir: &Path, config: Option<TrainConfig>) -> Result<Self> {
+        Self::resume_with_registry(run_dir, config, &wormnet_envs::registry())
+    }
+
+    /// Like [`Trainer::resume`], with envs from `registry`.
+    pub fn resume_with_registry(
+        run_dir: &Path,
+        config: Option<TrainConfig>,
+        registry: &Registry,
+    ) -> Result<Self> {
         let sidecar_path = run_dir.join("latest.json");
         let sidecar: Sidecar = checkpoint::load_json(&sidecar_path)
             .with_context(|| format!("cannot resume {}", run_dir.display()))?;
@@ -323,13 +368,17 @@ impl Trainer {
                 sidecar_path.display()
             );
         }
-        Self::build(config, run_dir, Some(sidecar))
+        Self::build(config, run_dir, Some(sidecar), registry)
     }
 
-    fn build(config: TrainConfig, run_dir: &Path, resume_from: Option<Sidecar>) -> Result<Self> {
+    fn build(
+        config: TrainConfig,
+        run_dir: &Path,
+        resume_from: Option<Sidecar>,
+        registry: &Registry,
+    ) -> Result<Self> {
         tch::set_num_threads(config.run.threads as i32);
         let device = parse_device(&config.run.device)?;
-        let registry = wormnet_envs::registry();
         let factory = registry
             .factory(&config.env.name, config.env.options.clone())
             .with_context(|| "config [env]".to_string())?;
@@ -358,7 +407,7 @@ impl Trainer {
             )
         });
         let resume = resume_from.is_some();
-        let metrics = MetricsWriter::open(run_dir, resume)?;
+        let metrics = MetricsWriter::open(run_dir, resume, METRICS)?;
         let n = config.env.num_envs;
         let state = policy.initial_state(n as i64);
         let mut trainer = Trainer {
@@ -413,13 +462,13 @@ impl Trainer {
         let total = self.num_updates();
         let start_update = self.update;
         let start_step = self.global_step;
-        let started = Instant::now();
+        let mut train_seconds = 0.0;
         while self.update < total {
             if max_updates.is_some_and(|m| self.update - start_update >= m) {
                 return Ok(Outcome::UpdateLimit);
             }
-            let first_of_segment =
-                self.update == start_update || self.update % self.config.run.checkpoint_every == 0;
+            let first_of_segment = self.update == start_update
+                || self.update.is_multiple_of(self.config.run.checkpoint_every);
             if first_of_segment {
                 self.begin_segment()?;
             }
@@ -433,7 +482,9 @@ impl Trainer {
             })?;
             self.update += 1;
             let mut scalars = Scalars::new();
-            let sps = (self.global_step - start_step) as f64 / started.elapsed().as_secs_f64();
+            // Training speed: rollout + update time only (evaluation and checkpoints excluded).
+            train_seconds += stats.rollout_seconds + stats.update_seconds;
+            let sps = (self.global_step - start_step) as f64 / train_seconds;
             scalars.insert("charts/SPS".into(), sps);
             scalars.insert("charts/learning_rate".into(), self.adam.lr);
             if !episodes.is_empty() {
@@ -452,11 +503,14 @@ impl Trainer {
                 ("losses/clipfrac", stats.clipfrac),
                 ("losses/explained_variance", stats.explained_variance),
                 ("losses/grad_norm", stats.grad_norm),
+                ("perf/rollout_seconds", stats.rollout_seconds),
+                ("perf/update_seconds", stats.update_seconds),
             ] {
                 scalars.insert(k.into(), v);
             }
             let eval_due = self.update == total
-                || (self.config.run.eval_every > 0 && self.update % self.config.run.eval_every == 0);
+                || (self.config.run.eval_every > 0
+                    && self.update.is_multiple_of(self.config.run.eval_every));
             let mut new_best = None;
             if eval_due {
                 let summary = self.evaluate_now()?;
@@ -471,7 +525,8 @@ impl Trainer {
             if let Some(summary) = new_best {
                 self.save("best", Some(summary))?;
             }
-            if self.update % self.config.run.checkpoint_every == 0 || self.update == total {
+            if self.update.is_multiple_of(self.config.run.checkpoint_every) || self.update == total
+            {
                 self.save("latest", None)?;
             }
             progress(self, &stats);
@@ -512,6 +567,7 @@ impl Trainer {
         }
 
         // ---- rollout -------------------------------------------------------------------
+        let rollout_started = Instant::now();
         let state0 = self.state.detach();
         let mut buf = RolloutBuffer::new(t_len, n);
         let mut actions = vec![0.0f32; n * self.policy.action_dim()];
@@ -561,6 +617,7 @@ impl Trainer {
             buf.obs.push(x);
             buf.starts.push(starts);
             buf.actions.push(act.action.reshape([n as i64, -1]));
+            buf.actor_h.push(act.state.actor.h.detach());
             buf.logp.push(act.logp);
             buf.values.push(act.value);
             buf.rewards.extend_from_slice(&rewards);
@@ -577,7 +634,9 @@ impl Trainer {
             }
             buf.final_values.extend_from_slice(&final_values);
             self.obs.copy_from_slice(view.obs);
-            self.state = act.state.reset(&Tensor::from_slice(&done).to_device(device));
+            self.state = act
+                .state
+                .reset(&Tensor::from_slice(&done).to_device(device));
             self.starts = done;
             self.global_step += n as u64;
         }
@@ -589,6 +648,8 @@ impl Trainer {
         let last_values = self.policy.value(&to_tensor(&input), &self.state);
         let last_values = Vec::<f32>::try_from(last_values.to_device(Device::Cpu))?;
 
+        let rollout_seconds = rollout_started.elapsed().as_secs_f64();
+        let update_started = Instant::now();
         // ---- advantages ------------------------------------------------------------------
         let values_tn = Tensor::stack(&buf.values, 0); // (T, N)
         let values_flat = Vec::<f32>::try_from(values_tn.to_device(Device::Cpu).reshape([-1]))?;
@@ -615,6 +676,7 @@ impl Trainer {
         let obs = Tensor::stack(&buf.obs, 1); // (N, T, O)
         let acts = Tensor::stack(&buf.actions, 1); // (N, T, A)
         let starts = Tensor::stack(&buf.starts, 1); // (N, T)
+        let actor_h = Tensor::stack(&buf.actor_h, 1); // (N, T, S)
         let old_logp = Tensor::stack(&buf.logp, 1);
         let old_values = values_tn.transpose(0, 1).contiguous();
 
@@ -633,12 +695,14 @@ impl Trainer {
             let mut epoch_kl = 0.0;
             let mut epoch_mbs = 0.0;
             for mb in 0..cfg.minibatches {
-                let idx = Tensor::from_slice(&env_order[mb * per_mb..(mb + 1) * per_mb]).to_device(device);
-                let ev = self.policy.evaluate(
+                let idx = Tensor::from_slice(&env_order[mb * per_mb..(mb + 1) * per_mb])
+                    .to_device(device);
+                let (ev, tapes) = self.policy.evaluate(
                     &obs.index_select(0, &idx),
                     &acts.index_select(0, &idx),
                     &starts.index_select(0, &idx),
                     &state0.select(&idx),
+                    &actor_h.index_select(0, &idx),
                 );
                 let mb_old_logp = old_logp.index_select(0, &idx);
                 let mb_adv = advantages.index_select(0, &idx);
@@ -649,7 +713,9 @@ impl Trainer {
                 let (old_kl, kl, clipfrac) = tch::no_grad(|| {
                     (
                         (-&logratio).mean(Kind::Float).double_value(&[]),
-                        ((&ratio - 1.0) - &logratio).mean(Kind::Float).double_value(&[]),
+                        ((&ratio - 1.0) - &logratio)
+                            .mean(Kind::Float)
+                            .double_value(&[]),
                         (&ratio - 1.0)
                             .abs()
                             .gt(cfg.clip_coef)
@@ -672,8 +738,8 @@ impl Trainer {
                 let pg_loss = pg1.max_other(&pg2).mean(Kind::Float);
                 let v_loss = if cfg.clip_vloss {
                     let unclipped = (&ev.value - &mb_ret).pow_tensor_scalar(2);
-                    let clipped = &mb_old_v
-                        + (&ev.value - &mb_old_v).clamp(-cfg.clip_coef, cfg.clip_coef);
+                    let clipped =
+                        &mb_old_v + (&ev.value - &mb_old_v).clamp(-cfg.clip_coef, cfg.clip_coef);
                     let clipped = (clipped - &mb_ret).pow_tensor_scalar(2);
                     unclipped.max_other(&clipped).mean(Kind::Float) * 0.5
                 } else {
@@ -695,6 +761,9 @@ impl Trainer {
                     t.zero_grad();
                 }
                 loss.backward();
+                for tape in tapes {
+                    tape.backward();
+                }
                 let norm = clip_grad_norm(&tensors, cfg.max_grad_norm);
                 self.adam.step(&tensors);
                 self.policy.apply_weight_constraints();
@@ -727,6 +796,8 @@ impl Trainer {
         ] {
             *v /= count;
         }
+        stats.rollout_seconds = rollout_seconds;
+        stats.update_seconds = update_started.elapsed().as_secs_f64();
         let var_ret = returns.var(true).double_value(&[]);
         stats.explained_variance = if var_ret == 0.0 {
             f64::NAN
@@ -768,8 +839,14 @@ impl Trainer {
             tensors.push((format!("policy/{name}"), t.detach().to_device(Device::Cpu)));
         }
         for (i, (name, _)) in self.params.iter().enumerate() {
-            tensors.push((format!("adam/exp_avg/{name}"), self.adam.exp_avg[i].to_device(Device::Cpu)));
-            tensors.push((format!("adam/exp_avg_sq/{name}"), self.adam.exp_avg_sq[i].to_device(Device::Cpu)));
+            tensors.push((
+                format!("adam/exp_avg/{name}"),
+                self.adam.exp_avg[i].to_device(Device::Cpu),
+            ));
+            tensors.push((
+                format!("adam/exp_avg_sq/{name}"),
+                self.adam.exp_avg_sq[i].to_device(Device::Cpu),
+            ));
         }
         checkpoint::save_tensors(&self.run_dir.join(&tensors_name), &tensors)?;
         let sidecar = Sidecar {
@@ -794,11 +871,16 @@ impl Trainer {
         let dir = self.run_dir.clone();
         let tensors = load_policy_tensors(&self.policy, &dir, sidecar)?;
         for (i, (name, _)) in self.params.iter().enumerate() {
-            for (prefix, slot) in [("exp_avg", &mut self.adam.exp_avg[i]), ("exp_avg_sq", &mut self.adam.exp_avg_sq[i])] {
+            for (prefix, slot) in [
+                ("exp_avg", &mut self.adam.exp_avg[i]),
+                ("exp_avg_sq", &mut self.adam.exp_avg_sq[i]),
+            ] {
                 let key = format!("adam/{prefix}/{name}");
-                let t = tensors.iter().find(|(k, _)| *k == key).ok_or_else(|| CheckpointError::Mismatch {
-                    path: dir.join(&sidecar.tensors),
-                    reason: format!("optimizer tensor {key} is missing"),
+                let t = tensors.iter().find(|(k, _)| *k == key).ok_or_else(|| {
+                    CheckpointError::Mismatch {
+                        path: dir.join(&sidecar.tensors),
+                        reason: format!("optimizer tensor {key} is missing"),
+                    }
                 })?;
                 *slot = t.1.to_device(self.policy.device());
             }
@@ -815,7 +897,11 @@ impl Trainer {
 
 /// Loads a checkpoint's policy tensors into `policy`, checking names, shapes and the fixed
 /// wiring masks; returns every tensor of the file (optimizer state included).
-pub fn load_policy_tensors(policy: &Policy, dir: &Path, sidecar: &Sidecar) -> Result<Vec<(String, Tensor)>, CheckpointError> {
+pub fn load_policy_tensors(
+    policy: &Policy,
+    dir: &Path,
+    sidecar: &Sidecar,
+) -> Result<Vec<(String, Tensor)>, CheckpointError> {
     let path = dir.join(&sidecar.tensors);
     let tensors = checkpoint::load_tensors(&path)?;
     let mismatch = |reason: String| CheckpointError::Mismatch {
@@ -823,7 +909,10 @@ pub fn load_policy_tensors(policy: &Policy, dir: &Path, sidecar: &Sidecar) -> Re
         reason,
     };
     let vars = policy.vs.variables();
-    let stored = tensors.iter().filter(|(k, _)| k.starts_with("policy/")).count();
+    let stored = tensors
+        .iter()
+        .filter(|(k, _)| k.starts_with("policy/"))
+        .count();
     if stored != vars.len() {
         return Err(mismatch(format!(
             "it holds {stored} policy tensors, this policy has {} (another wiring or cell?)",
@@ -833,10 +922,11 @@ pub fn load_policy_tensors(policy: &Policy, dir: &Path, sidecar: &Sidecar) -> Re
     tch::no_grad(|| {
         for (name, var) in &vars {
             let key = format!("policy/{name}");
-            let (_, t) = tensors
-                .iter()
-                .find(|(k, _)| *k == key)
-                .ok_or_else(|| mismatch(format!("tensor {name} is missing (another wiring or cell?)")))?;
+            let (_, t) = tensors.iter().find(|(k, _)| *k == key).ok_or_else(|| {
+                mismatch(format!(
+                    "tensor {name} is missing (another wiring or cell?)"
+                ))
+            })?;
             if t.size() != var.size() {
                 return Err(mismatch(format!(
                     "tensor {name} has shape {:?}, this policy needs {:?} (another wiring?)",
@@ -870,7 +960,8 @@ fn remove_unreferenced_tensors(dir: &Path) {
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let ours = (name.starts_with("latest-") || name.starts_with("best-")) && name.ends_with(".safetensors");
+        let ours = (name.starts_with("latest-") || name.starts_with("best-"))
+            && name.ends_with(".safetensors");
         if ours && !referenced.contains(&name) {
             let _ = std::fs::remove_file(entry.path());
         }
@@ -898,7 +989,11 @@ pub fn load_checkpoint(target: &Path, device: Device) -> Result<LoadedPolicy> {
     };
     let sidecar: Sidecar = checkpoint::load_json(&path)?;
     if sidecar.format != FORMAT {
-        bail!("{}: checkpoint format {} is not the supported {FORMAT}", path.display(), sidecar.format);
+        bail!(
+            "{}: checkpoint format {} is not the supported {FORMAT}",
+            path.display(),
+            sidecar.format
+        );
     }
     let dir = path.parent().unwrap_or(Path::new("."));
     let policy = Policy::new(&sidecar.env_spec, &sidecar.config.policy, device)

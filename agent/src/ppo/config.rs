@@ -98,7 +98,7 @@ impl PpoConfig {
         if self.epochs == 0 {
             return err("epochs", "must be at least 1".into());
         }
-        if self.minibatches == 0 || num_envs % self.minibatches != 0 {
+        if self.minibatches == 0 || !num_envs.is_multiple_of(self.minibatches) {
             return err(
                 "minibatches",
                 format!(
@@ -107,7 +107,7 @@ impl PpoConfig {
                 ),
             );
         }
-        if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
+        if !positive(self.learning_rate) {
             return err(
                 "learning_rate",
                 format!("must be > 0, got {}", self.learning_rate),
@@ -118,10 +118,10 @@ impl PpoConfig {
                 return err(field, format!("must lie in [0, 1], got {v}"));
             }
         }
-        if !(self.clip_coef > 0.0) {
+        if !positive(self.clip_coef) {
             return err("clip_coef", format!("must be > 0, got {}", self.clip_coef));
         }
-        if !(self.max_grad_norm > 0.0) {
+        if !positive(self.max_grad_norm) {
             return err(
                 "max_grad_norm",
                 format!("must be > 0, got {}", self.max_grad_norm),
@@ -129,6 +129,11 @@ impl PpoConfig {
         }
         Ok(())
     }
+}
+
+/// A finite value above zero (NaN is not).
+fn positive(v: f64) -> bool {
+    v > 0.0 && v.is_finite()
 }
 
 #[cfg(test)]

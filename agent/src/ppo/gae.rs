@@ -24,7 +24,7 @@ pub fn gae(input: &GaeInput<'_>) -> (Vec<f32>, Vec<f32>) {
     let n = input.envs;
     let len = input.rewards.len();
     assert!(
-        n > 0 && len % n == 0,
+        n > 0 && len.is_multiple_of(n),
         "rollout is not a whole number of steps"
     );
     for (name, l) in [
@@ -45,6 +45,8 @@ pub fn gae(input: &GaeInput<'_>) -> (Vec<f32>, Vec<f32>) {
     let mut adv = vec![0.0f32; len];
     let mut running = vec![0.0f32; n];
     for t in (0..steps).rev() {
+        // `e` indexes six per-env arrays at once; an iterator chain would hide that.
+        #[allow(clippy::needless_range_loop)]
         for e in 0..n {
             let i = t * n + e;
             let next_value = if t + 1 == steps {

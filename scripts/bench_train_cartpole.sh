@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Training speed on CartPole-v1 without velocities, back to back on this machine:
+# sb3-contrib RecurrentPPO (RL Zoo's CartPoleNoVel settings, LSTM) and `wormnet train
+# configs/cartpole.toml`, both with 8 envs x 32 steps per rollout and one torch thread.
+# Prints both figures (training steps/s = rollout + update, no evaluation) and their ratio.
+#   scripts/bench_train_cartpole.sh [STEPS]      (default 32768)
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+"$here/setup" --refs
+source "$here/env.sh"
+cd "$WORMNET_ROOT"
+cargo build --release --quiet --bin wormnet
+steps="${1:-32768}"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+
+sb3=$(python "$here/bench_sb3_cartpole.py" --steps "$steps" --json)
+"$CARGO_TARGET_DIR/release/wormnet" train configs/cartpole.toml --total-steps "$steps" \
+    --run-dir "$tmp/run" --quiet 2>/dev/null
+python - "$sb3" "$tmp/run/metrics.csv" <<'PY'
+import csv, json, sys
+sb3 = json.loads(sys.argv[1])
+rows = list(csv.DictReader(open(sys.argv[2])))
+ours = float(rows[-1]["charts/SPS"])
+steps = int(rows[-1]["global_step"])
+print(f"sb3-contrib RecurrentPPO   {sb3['steps_per_sec']:8.0f} training steps/s  ({sb3['steps']} steps)")
+print(f"wormnet train (cartpole)   {ours:8.0f} training steps/s  ({steps} steps)")
+print(f"ratio                      {ours / sb3['steps_per_sec']:8.1f}x")
+PY
