@@ -204,8 +204,54 @@ impl CfcCell {
         }
     }
 
+    /// The head weights for a run of steps: masks applied once, and in default/no_gate mode
+    /// the four heads stacked into one matrix so a step does one matmul instead of four.
+    pub fn heads(&self) -> CfcHeads {
+        let mask = self.sparsity_mask.as_ref();
+        let masked = |d: &Dense, m: Option<&Tensor>| match m {
+            Some(m) => &d.weight * m,
+            None => d.weight.shallow_clone(),
+        };
+        let bias = |d: &Dense| match &d.bias {
+            Some(b) => b.shallow_clone(),
+            None => d
+                .weight
+                .new_zeros([d.weight.size()[0]], (d.weight.kind(), d.weight.device())),
+        };
+        match (&self.ff2, &self.time_a, &self.time_b) {
+            (Some(ff2), Some(ta), Some(tb)) => CfcHeads {
+                weight: Tensor::cat(
+                    &[
+                        masked(&self.ff1, mask),
+                        masked(ff2, mask),
+                        ta.weight.shallow_clone(),
+                        tb.weight.shallow_clone(),
+                    ],
+                    0,
+                ),
+                bias: Tensor::cat(&[bias(&self.ff1), bias(ff2), bias(ta), bias(tb)], 0),
+            },
+            _ => CfcHeads {
+                weight: masked(&self.ff1, mask),
+                bias: bias(&self.ff1),
+            },
+        }
+    }
+
     /// One step: `(B, in)`, `(B, H)`, time (scalar tensor or `(B, 1)`) → new hidden `(B, H)`.
     pub fn step(&self, input: &Tensor, hx: &Tensor, ts: &Tensor, train: bool) -> Tensor {
+        self.step_with(&self.heads(), input, hx, ts, train)
+    }
+
+    /// One step with heads prepared by [`Self::heads`] (reuse them over a sequence).
+    pub fn step_with(
+        &self,
+        heads: &CfcHeads,
+        input: &Tensor,
+        hx: &Tensor,
+        ts: &Tensor,
+        train: bool,
+    ) -> Tensor {
         let mut x = Tensor::cat(&[input, hx], 1);
         for (l, layer) in self.backbone.iter().enumerate() {
             x = self.options.activation.apply(&layer.forward(&x, None));
@@ -213,25 +259,33 @@ impl CfcCell {
                 x = x.dropout(self.options.backbone_dropout, train);
             }
         }
-        let mask = self.sparsity_mask.as_ref();
-        let ff1 = self.ff1.forward(&x, mask);
+        let out = x.linear(&heads.weight, Some(&heads.bias));
         if let (Some(a), Some(w_tau)) = (&self.a, &self.w_tau) {
+            let ff1 = out;
             let decay = (-(ts * (w_tau.abs() + ff1.abs()))).exp();
             return -a * decay * ff1 + a;
         }
-        let (Some(ff2), Some(time_a), Some(time_b)) = (&self.ff2, &self.time_a, &self.time_b)
-        else {
-            unreachable!("non-pure CfC cells always have ff2/time_a/time_b");
-        };
-        let ff1 = ff1.tanh();
-        let ff2 = ff2.forward(&x, mask).tanh();
-        let t_interp = (time_a.forward(&x, None) * ts + time_b.forward(&x, None)).sigmoid();
+        let h = self.hidden as i64;
+        let ff = out.narrow(1, 0, 2 * h).tanh();
+        let (ff1, ff2) = (ff.narrow(1, 0, h), ff.narrow(1, h, h));
+        // σ(t_a·Δt + t_b)
+        let t_interp = out
+            .narrow(1, 3 * h, h)
+            .addcmul(&out.narrow(1, 2 * h, h), ts)
+            .sigmoid();
         if self.options.mode == CfcMode::NoGate {
-            ff1 + &t_interp * ff2
+            ff1.addcmul(&t_interp, &ff2)
         } else {
-            ff1 * (1.0 - &t_interp) + t_interp * ff2
+            // ff1·(1 − σ) + σ·ff2
+            ff1.lerp_tensor(&ff2, &t_interp)
         }
     }
+}
+
+/// A CfC cell's head weights prepared for a run of steps (see [`CfcCell::heads`]).
+pub struct CfcHeads {
+    weight: Tensor,
+    bias: Tensor,
 }
 
 /// Index of backbone layer `l` in ncps's `nn.Sequential` (activations and dropouts in between).
@@ -328,14 +382,31 @@ impl WiredCfcCell {
         self.wiring.layers().iter().flatten().copied().collect()
     }
 
+    /// Every layer's prepared heads (see [`CfcCell::heads`]).
+    pub fn heads(&self) -> Vec<CfcHeads> {
+        self.layers.iter().map(CfcCell::heads).collect()
+    }
+
     /// One step → `(outputs (B, M'), new state (B, N))`.
     pub fn step(&self, input: &Tensor, hx: &Tensor, ts: &Tensor, train: bool) -> (Tensor, Tensor) {
+        self.step_with(&self.heads(), input, hx, ts, train)
+    }
+
+    /// One step with heads prepared by [`Self::heads`].
+    pub fn step_with(
+        &self,
+        heads: &[CfcHeads],
+        input: &Tensor,
+        hx: &Tensor,
+        ts: &Tensor,
+        train: bool,
+    ) -> (Tensor, Tensor) {
         let sizes: Vec<i64> = self.layer_sizes.iter().map(|&s| s as i64).collect();
         let parts = hx.split_with_sizes(sizes.as_slice(), 1);
         let mut inp = input.shallow_clone();
         let mut new = Vec::with_capacity(parts.len());
-        for (cell, h) in self.layers.iter().zip(parts.iter()) {
-            let h_new = cell.step(&inp, h, ts, train);
+        for ((cell, h), hd) in self.layers.iter().zip(parts.iter()).zip(heads) {
+            let h_new = cell.step_with(hd, &inp, h, ts, train);
             inp = h_new.shallow_clone();
             new.push(h_new);
         }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Kind, Tensor};
 use thiserror::Error;
 
-use crate::cfc::{Activation, CfcCell, CfcMode, CfcOptions, Dense, WiredCfcCell};
+use crate::cfc::{Activation, CfcCell, CfcHeads, CfcMode, CfcOptions, Dense, WiredCfcCell};
 use crate::interchange::{InterchangeError, NamedTensors};
 use crate::lstm::LstmCell;
 use crate::ltc::{LtcCell, LtcOptions, Mapping};
@@ -154,6 +154,12 @@ impl State {
             c: self.c.as_ref().map(|c| c * &keep),
         }
     }
+}
+
+enum Prepared {
+    None,
+    Cfc(CfcHeads),
+    Wired(Vec<CfcHeads>),
 }
 
 enum Cell {
@@ -390,7 +396,26 @@ impl NcpNet {
         }
     }
 
+    /// Weights prepared once for a run of steps (CfC heads).
+    fn prepare(&self) -> Prepared {
+        match &self.cell {
+            Cell::Ltc(_) => Prepared::None,
+            Cell::Cfc(c) => Prepared::Cfc(c.heads()),
+            Cell::Wired(c) => Prepared::Wired(c.heads()),
+        }
+    }
+
     fn cell_step(&self, x: &Tensor, state: &State, ts: &Tensor) -> (Tensor, State) {
+        self.cell_step_with(&self.prepare(), x, state, ts)
+    }
+
+    fn cell_step_with(
+        &self,
+        prepared: &Prepared,
+        x: &Tensor,
+        state: &State,
+        ts: &Tensor,
+    ) -> (Tensor, State) {
         let (h, c) = match (&self.lstm, &state.c) {
             (Some(lstm), Some(c)) => {
                 let (h, c) = lstm.step(x, &state.h, c);
@@ -403,13 +428,20 @@ impl NcpNet {
             }
             (None, _) => (state.h.shallow_clone(), None),
         };
-        let (out, h) = match &self.cell {
-            Cell::Ltc(cell) => cell.step(x, &h, ts),
-            Cell::Cfc(cell) => {
+        let (out, h) = match (&self.cell, prepared) {
+            (Cell::Ltc(cell), _) => cell.step(x, &h, ts),
+            (Cell::Cfc(cell), Prepared::Cfc(heads)) => {
+                let h = cell.step_with(heads, x, &h, ts, self.training);
+                (h.shallow_clone(), h)
+            }
+            (Cell::Cfc(cell), _) => {
                 let h = cell.step(x, &h, ts, self.training);
                 (h.shallow_clone(), h)
             }
-            Cell::Wired(cell) => cell.step(x, &h, ts, self.training),
+            (Cell::Wired(cell), Prepared::Wired(heads)) => {
+                cell.step_with(heads, x, &h, ts, self.training)
+            }
+            (Cell::Wired(cell), _) => cell.step(x, &h, ts, self.training),
         };
         let out = match &self.fc {
             Some(fc) => fc.forward(&out, None),
@@ -487,6 +519,7 @@ impl NcpNet {
         };
         let ts = timespans.map(|t| t.reshape([b, l]).to_kind(Kind::Float));
         let one = Tensor::from(1.0f32).to_device(x.device());
+        let prepared = self.prepare();
         let mut outs = Vec::with_capacity(l as usize);
         for t in 0..l {
             if let Some(starts) = starts {
@@ -497,7 +530,7 @@ impl NcpNet {
                 Some(ts) => ts.select(1, t).unsqueeze(1),
                 None => one.shallow_clone(),
             };
-            let (out, next) = self.cell_step(&x_t, &state, &ts_t);
+            let (out, next) = self.cell_step_with(&prepared, &x_t, &state, &ts_t);
             outs.push(out);
             if let Some(states) = states.as_deref_mut() {
                 states.push(next.h.shallow_clone());
