@@ -333,6 +333,16 @@ impl Trainer {
                 run_dir.display()
             );
         }
+        // Everything that can be wrong with the config fails here, before a directory exists.
+        parse_device(&config.run.device)?;
+        for (what, options) in [
+            ("[env] options", config.env.options.clone()),
+            ("[env] eval_options", config.eval_env_options()),
+        ] {
+            registry
+                .make(&config.env.name, &options)
+                .with_context(|| format!("config {what}"))?;
+        }
         std::fs::create_dir_all(run_dir)
             .with_context(|| format!("cannot create run directory {}", run_dir.display()))?;
         checkpoint::write_atomic(&run_dir.join("config.toml"), config.to_toml().as_bytes())?;

@@ -1,0 +1,236 @@
+//! The `wormnet` binary as a user runs it: real processes, real signals, real run directories.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_wormnet");
+
+fn write_config(dir: &Path, total_steps: u64) -> std::path::PathBuf {
+    let path = dir.join("cartpole-test.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+[env]
+name = "cartpole"
+num_envs = 4
+workers = 1
+[env.options]
+no_velocity = true
+[policy]
+timespan = 1.0
+[policy.actor]
+cell = "ltc"
+wiring = {{ kind = "auto_ncp", units = 8, output_size = 2 }}
+[ppo]
+steps_per_rollout = 32
+epochs = 2
+minibatches = 2
+[run]
+seed = 3
+total_steps = {total_steps}
+checkpoint_every = 2
+eval_every = 0
+eval_episodes = 2
+"#
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn spawn_train(config: &Path, run_dir: &Path) -> Child {
+    Command::new(BIN)
+        .args(["train", "--quiet", "--run-dir"])
+        .arg(run_dir)
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("wormnet starts")
+}
+
+/// Polls until `cond` holds (or panics after a generous bound, to never hang CI).
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn sidecar(dir: &Path, tag: &str) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(dir.join(format!("{tag}.json"))).unwrap()).unwrap()
+}
+
+fn csv_rows(dir: &Path) -> usize {
+    std::fs::read_to_string(dir.join("metrics.csv"))
+        .map(|t| t.lines().count().saturating_sub(1))
+        .unwrap_or(0)
+}
+
+#[test]
+fn ctrl_c_saves_and_resume_finishes_the_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = write_config(tmp.path(), 200_000);
+    let run = tmp.path().join("run");
+    let child = spawn_train(&config, &run);
+    wait_until("a few updates", || csv_rows(&run) >= 3);
+    // SAFETY: sending SIGINT to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "exit {:?}: {stderr}", out.status);
+    assert!(stderr.contains("--resume"), "{stderr}");
+    let saved = sidecar(&run, "latest");
+    let update = saved["update"].as_u64().unwrap();
+    assert!(update >= 3, "saved at update {update}");
+    assert_eq!(
+        csv_rows(&run) as u64,
+        update,
+        "one metrics row per completed update"
+    );
+
+    // Resume with a shorter total: it finishes right after the saved point.
+    let total = (update + 2) * 4 * 32;
+    let out = Command::new(BIN)
+        .args(["train", "--quiet", "--resume"])
+        .arg(&run)
+        .args(["--total-steps", &total.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let done = sidecar(&run, "latest");
+    assert_eq!(done["update"].as_u64().unwrap(), update + 2);
+    assert_eq!(done["global_step"].as_u64().unwrap(), total);
+}
+
+#[test]
+fn kill_9_loses_at_most_the_updates_since_the_last_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = write_config(tmp.path(), 200_000);
+    let run = tmp.path().join("run");
+    let mut child = spawn_train(&config, &run);
+    wait_until("a checkpoint", || run.join("latest.json").exists());
+    wait_until("more updates", || csv_rows(&run) >= 5);
+    child.kill().unwrap(); // SIGKILL: no chance to save anything
+    child.wait().unwrap();
+    let saved = sidecar(&run, "latest");
+    let update = saved["update"].as_u64().unwrap();
+    assert_eq!(update % 2, 0, "periodic checkpoints land every 2 updates");
+    // The checkpoint it names is complete and loads.
+    let out = Command::new(BIN)
+        .args(["eval", "--episodes", "2", "--json"])
+        .arg(run.join("latest.json"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let eval: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(eval["episodes"], 2);
+    assert!(eval["mean_return"].as_f64().unwrap() > 0.0);
+
+    let total = (update + 1) * 4 * 32;
+    let out = Command::new(BIN)
+        .args(["train", "--quiet", "--resume"])
+        .arg(&run)
+        .args(["--total-steps", &total.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        sidecar(&run, "latest")["update"].as_u64().unwrap(),
+        update + 1
+    );
+}
+
+#[test]
+fn bad_config_is_reported_with_file_and_field() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("typo.toml");
+    std::fs::write(
+        &config,
+        "[env]\nname = \"cartpole\"\n[policy.actor]\ncell = \"ltc\"\nunits = 4\n[ppo]\nepochs = \"ten\"\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["train"])
+        .arg(&config)
+        .arg("--run-dir")
+        .arg(tmp.path().join("run"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("typo.toml") && stderr.contains("epochs"),
+        "{stderr}"
+    );
+    assert!(
+        !tmp.path().join("run").exists(),
+        "no run directory for a bad config"
+    );
+}
+
+#[test]
+fn unknown_env_option_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("opt.toml");
+    std::fs::write(
+        &config,
+        "[env]\nname = \"cartpole\"\n[env.options]\nno_velocty = true\n[policy.actor]\ncell = \"ltc\"\nwiring = { kind = \"auto_ncp\", units = 6, output_size = 2 }\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["train"])
+        .arg(&config)
+        .arg("--run-dir")
+        .arg(tmp.path().join("run"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no_velocty") && stderr.contains("cartpole"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn cuda_request_on_a_cpu_machine_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = write_config(tmp.path(), 256);
+    let out = Command::new(BIN)
+        .args(["train", "--quiet", "--device", "cuda", "--run-dir"])
+        .arg(tmp.path().join("run"))
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let has_cuda = Command::new(BIN)
+        .args(["info", "--json"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("\"cuda_available\":true"))
+        .unwrap_or(false);
+    if has_cuda {
+        assert!(out.status.success(), "{stderr}");
+    } else {
+        assert!(!out.status.success());
+        assert!(stderr.contains("no CUDA device"), "{stderr}");
+    }
+}
