@@ -301,6 +301,8 @@ pub struct Trainer {
     obs: Vec<f32>,
     state: PolicyState,
     starts: Vec<bool>,
+    /// Whether the envs hold a segment in progress (false until the first `run`).
+    in_segment: bool,
 }
 
 /// How a run ended.
@@ -439,6 +441,7 @@ impl Trainer {
             obs: Vec::new(),
             state,
             starts: vec![true; n],
+            in_segment: false,
         };
         if let Some(sidecar) = resume_from {
             trainer.restore(&sidecar)?;
@@ -477,9 +480,7 @@ impl Trainer {
             if max_updates.is_some_and(|m| self.update - start_update >= m) {
                 return Ok(Outcome::UpdateLimit);
             }
-            let first_of_segment = self.update == start_update
-                || self.update.is_multiple_of(self.config.run.checkpoint_every);
-            if first_of_segment {
+            if !self.in_segment || self.update.is_multiple_of(self.config.run.checkpoint_every) {
                 self.begin_segment()?;
             }
             let (stats, episodes) = self.train_one_update().with_context(|| {
@@ -556,6 +557,7 @@ impl Trainer {
         let n = self.config.env.num_envs;
         self.state = self.policy.initial_state(n as i64);
         self.starts = vec![true; n];
+        self.in_segment = true;
         if let Some(r) = &mut self.reward_scaler {
             r.returns.iter_mut().for_each(|x| *x = 0.0);
         }
