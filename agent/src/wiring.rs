@@ -82,6 +82,9 @@ impl NeuronType {
     }
 }
 
+/// Largest wiring: keeps `N²` synapse candidates within numpy's 32-bit sampling range.
+const MAX_UNITS: usize = 65_535;
+
 fn seed_1111() -> u64 {
     1111
 }
@@ -358,6 +361,11 @@ impl Wiring {
         if units == 0 {
             return invalid("a wiring needs at least one neuron");
         }
+        if units > MAX_UNITS {
+            return invalid(format!(
+                "{units} neurons: at most {MAX_UNITS} are supported"
+            ));
+        }
         if output_dim == 0 || output_dim > units {
             return invalid(format!(
                 "output_dim {output_dim} must be in 1..={units} (units)"
@@ -605,8 +613,10 @@ impl Wiring {
             }
             None => {}
         }
-        if input_dim == 0 {
-            return invalid("a wiring needs at least one input");
+        if input_dim == 0 || input_dim > MAX_UNITS {
+            return invalid(format!(
+                "{input_dim} inputs: a wiring needs 1..={MAX_UNITS} inputs"
+            ));
         }
         if self.generator == Generator::Custom {
             return invalid(format!(
@@ -939,6 +949,7 @@ mod tests {
         .is_err());
         assert!(Wiring::random(4, None, 1.0, 1).is_err());
         assert!(Wiring::fully_connected(4, Some(5), 1, true).is_err());
+        assert!(Wiring::random(70_000, None, 0.5, 1).is_err());
     }
 
     #[test]
