@@ -58,6 +58,10 @@ pub struct EvalArgs {
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Env option as TOML `key=value` laid over the run's evaluation options, repeatable
+    /// (e.g. `--option track_seed=1000003` to drive one held-out vehicle track).
+    #[arg(long = "option", value_name = "KEY=VALUE")]
+    pub options: Vec<String>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -222,8 +226,14 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     let loaded = train::load_checkpoint(&args.target, device)?;
     let config = &loaded.sidecar.config;
     let registry = wormnet_envs::registry();
+    let mut options = config.eval_env_options();
+    for option in &args.options {
+        let table: toml::Table = toml::from_str(option)
+            .with_context(|| format!("--option `{option}` is not TOML `key = value`"))?;
+        options.extend(table);
+    }
     let factory = registry
-        .factory(&config.env.name, config.eval_env_options())
+        .factory(&config.env.name, options.clone())
         .with_context(|| format!("{}: its [env] section", loaded.path.display()))?;
     let mut obs_norm = loaded.sidecar.obs_norm.clone();
     if let Some(n) = &mut obs_norm {
@@ -252,6 +262,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         "deterministic": args.deterministic,
         "obs_noise": args.obs_noise,
         "seed": args.seed,
+        "env_options": options,
     });
     let dir = loaded.path.parent().unwrap_or(Path::new("."));
     let out = dir.join("eval.json");
