@@ -35,10 +35,13 @@ pub const NAME: &str = "worm";
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Actuation {
-    /// Action × `max_torque` is a torque between the two segments (as MuJoCo's Swimmer).
+    /// Action × `max_torque` is a torque between the two segments (as MuJoCo's Swimmer). At
+    /// `dt` = 0.04 the joints swing far within one step and can overrun their limits, and an
+    /// open-loop gait wanders off course: raise `substeps` and `solver_iterations` for accuracy.
     Torque,
     /// Action × `joint_limit` is the joint's target angle, reached by a position motor whose
-    /// torque is capped at `max_torque`.
+    /// torque is capped at `max_torque` (muscles setting the body's curvature). The default:
+    /// well resolved at `dt` = 0.04 and holds a heading.
     TargetAngle,
 }
 
@@ -103,7 +106,7 @@ impl Default for WormOptions {
             segment_mass: 0.1,
             drag_normal: 4.0,
             drag_tangential: 0.2,
-            actuation: Actuation::Torque,
+            actuation: Actuation::TargetAngle,
             max_torque: 0.25,
             joint_limit: 1.2,
             motor_stiffness: 400.0,
