@@ -101,6 +101,46 @@ fn pure_pursuit_laps_every_held_out_track_without_leaving_the_road() {
 }
 
 #[test]
+fn a_linear_policy_on_the_observations_alone_laps_held_out_tracks() {
+    // The observation suffices for the task: steering = -(heading error + lateral offset),
+    // a one-layer policy, laps unseen tracks. (The trainer's NCP must do at least this well.)
+    let mut env = make("tracks = \"eval\"");
+    let spec = env.spec().clone();
+    let heading = spec
+        .observation_names
+        .iter()
+        .position(|n| n == "heading_error")
+        .unwrap();
+    let lateral = spec
+        .observation_names
+        .iter()
+        .position(|n| n == "lateral_offset")
+        .unwrap();
+    let mut obs = vec![0.0; spec.obs_dim()];
+    for seed in 0..10 {
+        env.reset(Some(seed), &mut obs);
+        let mut total = 0.0;
+        let mut ended = None;
+        for t in 1..=spec.max_episode_steps.unwrap() {
+            let steer = (-(2.0 * obs[heading] + 0.8 * obs[lateral])).clamp(-1.0, 1.0);
+            let step = env.step(&[steer], &mut obs);
+            total += step.reward;
+            if step.done() {
+                ended = Some((t, step.terminated));
+                break;
+            }
+        }
+        let (steps, terminated) = ended.expect("the lap ends the episode");
+        assert!(!terminated, "episode {seed} failed after {steps} steps");
+        // Dense, well-scaled reward: about 1 per step when driving a lap near the centre.
+        assert!(
+            total > 0.8 * steps as f32 && total < 1.05 * steps as f32,
+            "{total} over {steps}"
+        );
+    }
+}
+
+#[test]
 fn without_steering_the_car_leaves_the_road_at_the_first_bend() {
     let mut env = make("tracks = \"eval\"\nstart_offset = 0.0\nstart_heading = 0.0");
     for seed in 0..5 {
