@@ -1,5 +1,6 @@
 //! The `wormnet` command: one entry point for everything a user does with wormnet.
 
+mod audit_command;
 mod bench;
 mod runs;
 mod wiring_command;
@@ -31,6 +32,14 @@ enum Command {
     Eval(runs::EvalArgs),
     /// Draw a wiring (from an experiment config, a wiring config or a wiring file) as SVG/PNG.
     Wiring(wiring_command::WiringArgs),
+    /// Plot a run's learning curves (return, length, losses, SPS) as PNG.
+    Plot(audit_command::PlotArgs),
+    /// Render episodes offscreen (PNG frames, GIF, MP4) with a per-step CSV of every neuron.
+    #[cfg(feature = "render")]
+    Record(audit_command::RecordArgs),
+    /// Watch the policy act live in a window, its neurons lighting up beside the scene.
+    #[cfg(feature = "render")]
+    Watch(audit_command::WatchArgs),
     /// Measure throughput (env steps/s, …) the same way every time.
     Bench {
         #[command(subcommand)]
@@ -53,6 +62,11 @@ fn main() -> Result<()> {
         Command::Train(args) => runs::train(args),
         Command::Eval(args) => runs::eval(args),
         Command::Wiring(args) => wiring_command::run(args),
+        Command::Plot(args) => audit_command::plot(args),
+        #[cfg(feature = "render")]
+        Command::Record(args) => audit_command::record(args),
+        #[cfg(feature = "render")]
+        Command::Watch(args) => audit_command::watch(args),
     }
 }
 

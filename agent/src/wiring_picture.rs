@@ -83,7 +83,8 @@ const MARGIN: f32 = 60.0;
 const EXCITATORY: (u8, u8, u8) = (0x2c, 0xa0, 0x2c);
 const INHIBITORY: (u8, u8, u8) = (0xd6, 0x27, 0x28);
 
-fn colour(kind: NeuronType) -> (u8, u8, u8) {
+/// A neuron role's colour (ncps's palette), shared with the live neuron panel.
+pub fn colour(kind: NeuronType) -> (u8, u8, u8) {
     match kind {
         NeuronType::Sensory => (0xbc, 0xbd, 0x22),
         NeuronType::Inter => (0x1f, 0x77, 0xb4),

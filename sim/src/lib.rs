@@ -11,6 +11,9 @@
 //! - [`bevy_env`]: a Bevy plugin stepped headless by a fixed `dt` as an [`Env`].
 //! - [`rollout`]: recorded episodes for the watch/record/audit tools.
 //! - [`bench`]: env steps per second with random actions.
+//! - [`render`]: what the watch/record views draw (scene + neuron panel) and, with the
+//!   `render` feature, the Bevy window and offscreen renderer (wgpu; never compiled into
+//!   training builds).
 
 #![warn(missing_docs)]
 
@@ -20,6 +23,7 @@ pub mod env;
 pub mod episode;
 pub mod frame;
 pub mod registry;
+pub mod render;
 pub mod rollout;
 pub mod space;
 pub mod vec_env;

@@ -1,0 +1,87 @@
+//! The audit log is the policy's own computation: the neuron columns of `steps.csv` equal the
+//! states the NCP produces when the recorded episode is replayed through it as one sequence.
+
+use std::rc::Rc;
+
+use tch::{Device, Kind, Tensor};
+use wormnet_agent::audit::{self, Auditor};
+use wormnet_agent::policy::{Policy, PolicyConfig};
+
+fn policy_for(env: &str) -> (Policy, wormnet_sim::EnvSpec) {
+    let spec = wormnet_envs::registry()
+        .make(env, &toml::Table::new())
+        .expect("env")
+        .spec()
+        .clone();
+    let config: PolicyConfig = toml::from_str(&format!(
+        r#"
+        [actor]
+        cell = "ltc"
+        wiring = {{ kind = "auto_ncp", units = 12, output_size = {}, seed = 5 }}
+        "#,
+        spec.action_dim()
+    ))
+    .expect("policy config");
+    tch::manual_seed(11);
+    (
+        Policy::new(&spec, &config, Device::Cpu).expect("policy"),
+        spec,
+    )
+}
+
+#[test]
+fn csv_neuron_columns_equal_a_replay_through_the_ncp() {
+    let (policy, spec) = policy_for("vehicle");
+    let policy = Rc::new(policy);
+    // A frozen normaliser that really changes the inputs, as a trained checkpoint's would.
+    let mut norm = wormnet_agent::normalize::ObsNormalizer::new(spec.obs_dim(), 5.0);
+    let fake: Vec<f32> = (0..spec.obs_dim() * 4)
+        .map(|i| (i % 7) as f32 * 0.3)
+        .collect();
+    norm.stats.update(&fake);
+    norm.frozen = true;
+    let mut auditor = Auditor::new(policy.clone(), Some(&norm), true);
+    let env = wormnet_envs::registry()
+        .make("vehicle", &toml::Table::new())
+        .expect("vehicle");
+    let rollout =
+        audit::record_episode(env, toml::Table::new(), 3, 40, &mut auditor).expect("record");
+    let t = rollout.steps.len();
+    assert!(t >= 10, "episode too short to mean anything: {t} steps");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let csv = dir.path().join("steps.csv");
+    audit::write_steps_csv(&rollout, &csv).expect("write csv");
+    let (names, rows) = audit::read_neuron_columns(&csv).expect("read csv");
+    assert_eq!(names, policy.actor.state_labels());
+    assert_eq!(rows.len(), t);
+
+    // Replay: the normalised observations the policy acted on, as one (1, T, O) sequence.
+    let inputs: Vec<f32> = audit::acted_observations(&rollout)
+        .into_iter()
+        .flat_map(|o| auditor.normalize(o))
+        .collect();
+    let x = Tensor::from_slice(&inputs).reshape([1, t as i64, spec.obs_dim() as i64]);
+    let ts = Tensor::full(
+        [1, t as i64],
+        f64::from(spec.dt),
+        (Kind::Float, Device::Cpu),
+    );
+    let (_, states, _) = policy.actor.forward_sequence_states(&x, None, Some(&ts));
+    let n = names.len();
+    let replay = Vec::<f32>::try_from(states.reshape([-1])).expect("states");
+    assert_eq!(replay.len(), t * n);
+    let mut worst = 0.0f32;
+    for (step, row) in rows.iter().enumerate() {
+        for (k, &logged) in row.iter().enumerate() {
+            let expected = replay[step * n + k];
+            worst = worst.max((logged - expected).abs() / (1.0 + expected.abs()));
+        }
+    }
+    assert!(
+        worst < 1e-4,
+        "logged neuron states differ from the replay by {worst}"
+    );
+    // And the states are not trivially zero: the network did something.
+    assert!(rows.iter().flatten().any(|v| v.abs() > 1e-3));
+}
