@@ -4,7 +4,7 @@
     ~/.cache/wormnet/venv/bin/python scripts/bench_ncp_compare.py [--seconds 1] [--threads 1]
 
 Both sides use the same torch thread count. "speed-up" = ncps time / wormnet time on the path
-wormnet picks automatically (the CPU kernel for LTC); for `step` it is against the faster of
+wormnet picks automatically (the CPU kernels of the LTC and the wired CfC); for `step` it is against the faster of
 ncps's module and bare-cell calls.
 """
 
@@ -41,7 +41,7 @@ def main():
                 if (r["model"], r["mode"], r["batch"], r["path"]) == (model, mode, batch, path):
                     return r["ms"]
             return None
-        auto_path = "kernel" if model == "ltc" else "tch"
+        auto_path = "kernel"
         ours = pick(rust, auto_path)
         tch = pick(rust, "tch")
         mod = pick(py, "module")

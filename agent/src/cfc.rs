@@ -308,6 +308,7 @@ pub struct WiredCfcCell {
     /// which differs only for single-layer wirings with `output_dim < units`).
     pub output_dim: usize,
     wiring: Wiring,
+    pub(crate) kernel_cache: crate::cfc_cpu::KernelCache,
 }
 
 impl WiredCfcCell {
@@ -369,6 +370,7 @@ impl WiredCfcCell {
             layer_sizes,
             output_dim: wiring.output_dim(),
             wiring: wiring.clone(),
+            kernel_cache: Default::default(),
         }
     }
 

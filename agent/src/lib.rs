@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod cfc;
+pub mod cfc_cpu;
 pub mod checkpoint;
 pub mod config;
 pub mod interchange;

@@ -20,7 +20,7 @@ use crate::ltc::LtcCell;
 /// `e^x` in f32 (Cephes polynomial, ~1 ulp), written so the compiler vectorises loops over it
 /// (libm's `expf` is a call per element).
 #[inline(always)]
-fn fast_exp(x: f32) -> f32 {
+pub(crate) fn fast_exp(x: f32) -> f32 {
     let x = x.clamp(-87.0, 88.0);
     // Round x·log2(e) to the nearest integer with the 1.5·2^23 trick (no libm `round`).
     let k = (x * std::f32::consts::LOG2_E + 12_582_912.0) - 12_582_912.0;
@@ -36,7 +36,7 @@ fn fast_exp(x: f32) -> f32 {
 }
 
 #[inline(always)]
-fn sigmoid(z: f32) -> f32 {
+pub(crate) fn sigmoid(z: f32) -> f32 {
     1.0 / (1.0 + fast_exp(-z))
 }
 
@@ -59,7 +59,7 @@ fn softplus_grad(x: f32) -> f32 {
 }
 
 /// A tensor's values as f32; a contiguous CPU f32 tensor is read directly (no libtorch op).
-fn values(t: &Tensor) -> Vec<f32> {
+pub(crate) fn values(t: &Tensor) -> Vec<f32> {
     if t.device() == Device::Cpu && t.kind() == Kind::Float && t.is_contiguous() {
         let n = t.numel();
         if n == 0 {
@@ -132,7 +132,7 @@ fn params(cell: &LtcCell) -> Arc<Params> {
     p
 }
 
-fn to_tensor(v: &[f32], shape: &[i64]) -> Tensor {
+pub(crate) fn to_tensor(v: &[f32], shape: &[i64]) -> Tensor {
     // SAFETY: reinterpreting initialised f32s as bytes.
     let bytes = unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u8, v.len() * 4) };
     Tensor::from_data_size(bytes, shape, Kind::Float)

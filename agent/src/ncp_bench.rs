@@ -4,8 +4,8 @@
 //!
 //! Modes: `forward` (no-grad sequence forward), `train` (forward + backward + Adam step on an
 //! MSE loss), `step` (one streaming no-grad step). Each is measured on the path wormnet picks
-//! automatically (`path = "kernel"` for the CPU LTC kernel) and, with `tch_too`, also on the
-//! generic libtorch path for reference.
+//! automatically (`path = "kernel"`: the hand-written CPU kernels of the LTC and the wired CfC)
+//! and, with `tch_too`, also on the generic libtorch path for reference.
 
 use std::time::Instant;
 
@@ -29,7 +29,7 @@ pub struct BenchRow {
     pub mode: &'static str,
     /// Median milliseconds per call.
     pub ms: f64,
-    /// `kernel` (hand-written CPU LTC) or `tch` (generic libtorch ops).
+    /// `kernel` (hand-written CPU kernels) or `tch` (generic libtorch ops).
     pub path: &'static str,
     /// libtorch intra-op threads.
     pub threads: i32,
@@ -109,7 +109,6 @@ pub fn run(options: &BenchOptions, mut report: impl FnMut(&BenchRow)) -> anyhow:
         let vs = nn::VarStore::new(Device::Cpu);
         let net = NcpNet::new(&vs.root(), INPUTS as usize, &config(cell))?;
         let mut opt = nn::Adam::default().build(&vs, 1e-3)?;
-        let kernel = cell == CellKind::Ltc;
         let mut emit = |mode, batch, path, (ms, reps): (f64, usize)| {
             report(&BenchRow {
                 implementation: "wormnet",
@@ -128,12 +127,13 @@ pub fn run(options: &BenchOptions, mut report: impl FnMut(&BenchRow)) -> anyhow:
                 [b, options.seq, net.output_size() as i64],
                 (Kind::Float, Device::Cpu),
             );
-            let auto_path = if kernel { "kernel" } else { "tch" };
+            // Both benchmark models (LTC, wired CfC) run on their hand-written CPU kernels.
+            let auto_path = "kernel";
             let t = time_ms(options.seconds, || {
                 let _ = tch::no_grad(|| net.forward_sequence(&x, None, None));
             });
             emit("forward", b, auto_path, t);
-            if kernel && options.tch_too {
+            if options.tch_too {
                 // Grad mode on but nothing backpropagated: the generic libtorch ops.
                 let t = time_ms(options.seconds, || {
                     let _ = net.forward_sequence(&x, None, None);
@@ -148,7 +148,7 @@ pub fn run(options: &BenchOptions, mut report: impl FnMut(&BenchRow)) -> anyhow:
                 opt.step();
             });
             emit("train", b, auto_path, t);
-            if kernel && options.tch_too {
+            if options.tch_too {
                 let t = time_ms(options.seconds, || {
                     opt.zero_grad();
                     let (y, _) = net.forward_sequence(&x, None, None);
@@ -162,13 +162,14 @@ pub fn run(options: &BenchOptions, mut report: impl FnMut(&BenchRow)) -> anyhow:
             let x = Tensor::randn([b, INPUTS], (Kind::Float, Device::Cpu));
             let dt = Tensor::ones([b, 1], (Kind::Float, Device::Cpu));
             let mut state = net.initial_state(b, Device::Cpu);
-            let auto_path = if kernel { "kernel" } else { "tch" };
+            // Both benchmark models (LTC, wired CfC) run on their hand-written CPU kernels.
+            let auto_path = "kernel";
             let t = time_ms(options.seconds, || {
                 let (_, s) = net.step(&x, &state, &dt);
                 state = s;
             });
             emit("step", b, auto_path, t);
-            if kernel && options.tch_too {
+            if options.tch_too {
                 let mut state: State = net.initial_state(b, Device::Cpu);
                 let t = time_ms(options.seconds, || {
                     let (_, s) = tch::no_grad(|| net.step_generic(&x, &state, &dt));

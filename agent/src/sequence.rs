@@ -13,8 +13,8 @@ use crate::cfc::{Activation, CfcCell, CfcHeads, CfcMode, CfcOptions, Dense, Wire
 use crate::interchange::{InterchangeError, NamedTensors};
 use crate::lstm::LstmCell;
 use crate::ltc::{LtcCell, LtcOptions, Mapping};
-use crate::ltc_cpu;
 use crate::wiring::{NeuronType, Wiring, WiringConfig, WiringError};
+use crate::{cfc_cpu, ltc_cpu};
 
 /// Which continuous-time cell.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -450,14 +450,14 @@ impl NcpNet {
         (out, State { h, c })
     }
 
-    /// Whether the hand-written CPU kernel computes this network (LTC without mixed memory on
-    /// the CPU, no autograd needed).
+    /// Whether the hand-written CPU kernel computes this network (LTC or wired CfC without
+    /// mixed memory on the CPU, no autograd needed).
     fn use_cpu_kernel(&self, x: &Tensor) -> bool {
         self.kernel_eligible(x) && !grad_enabled()
     }
 
     fn kernel_eligible(&self, x: &Tensor) -> bool {
-        matches!(self.cell, Cell::Ltc(_))
+        matches!(self.cell, Cell::Ltc(_) | Cell::Wired(_))
             && self.lstm.is_none()
             && x.device() == Device::Cpu
             && x.kind() == Kind::Float
@@ -466,7 +466,7 @@ impl NcpNet {
     /// Runs a sequence `(B, L, F)` from `h0` (zeros if None) with optional per-step,
     /// per-sample timespans `(B, L)` or `(B, L, 1)` (1.0 if None). Returns the outputs
     /// `(B, L, out)` and the final state. Differentiable with libtorch autograd; without
-    /// grad on the CPU the LTC runs the hand-written kernel.
+    /// grad on the CPU the LTC and the wired CfC run the hand-written kernels.
     pub fn forward_sequence(
         &self,
         x: &Tensor,
@@ -474,16 +474,18 @@ impl NcpNet {
         timespans: Option<&Tensor>,
     ) -> (Tensor, State) {
         if self.use_cpu_kernel(x) {
-            if let Cell::Ltc(cell) = &self.cell {
-                let (b, l) = (x.size()[0], x.size()[1]);
-                let h0 = match h0 {
-                    Some(s) => s.h.shallow_clone(),
-                    None => self.initial_state(b, x.device()).h,
-                };
-                let ts = timespans.map(|t| t.reshape([b, l]).to_kind(Kind::Float));
-                let (y, h) = ltc_cpu::forward_sequence(cell, x, &h0, ts.as_ref());
-                return (y, State { h, c: None });
-            }
+            let (b, l) = (x.size()[0], x.size()[1]);
+            let h0 = match h0 {
+                Some(s) => s.h.shallow_clone(),
+                None => self.initial_state(b, x.device()).h,
+            };
+            let ts = timespans.map(|t| t.reshape([b, l]).to_kind(Kind::Float));
+            let (y, h) = match &self.cell {
+                Cell::Ltc(cell) => ltc_cpu::forward_sequence(cell, x, &h0, ts.as_ref()),
+                Cell::Wired(cell) => cfc_cpu::forward_sequence(cell, x, &h0, ts.as_ref()),
+                Cell::Cfc(_) => unreachable!("dense CfC never takes the kernel path"),
+            };
+            return (y, State { h, c: None });
         }
         self.forward_generic(x, h0, timespans, None)
     }
@@ -558,8 +560,8 @@ impl NcpNet {
 
     /// Training forward: like [`Self::forward_sequence`] with autograd, plus optional episode
     /// starts `(B, L)` (bool or 0/1: the state is zeroed before those steps, as during the
-    /// rollout). An LTC without mixed memory on the CPU runs the hand-written kernel and its
-    /// backward: call [`TrainTape::backward`] right after `loss.backward()` (a no-op on the
+    /// rollout). An LTC or wired CfC without mixed memory on the CPU runs the hand-written
+    /// kernel and its backward: call [`TrainTape::backward`] right after `loss.backward()` (a no-op on the
     /// generic path, where autograd already did everything).
     pub fn forward_sequence_train(
         &self,
@@ -568,16 +570,26 @@ impl NcpNet {
         timespans: Option<&Tensor>,
         starts: Option<&Tensor>,
     ) -> (Tensor, State, TrainTape) {
-        if let (Cell::Ltc(cell), None, Device::Cpu, Kind::Float) =
-            (&self.cell, &self.lstm, x.device(), x.kind())
-        {
+        if self.kernel_eligible(x) {
             let (b, l) = (x.size()[0], x.size()[1]);
             let h0 = match h0 {
                 Some(s) => s.h.shallow_clone(),
                 None => self.initial_state(b, x.device()).h,
             };
             let ts = timespans.map(|t| t.reshape([b, l]).to_kind(Kind::Float));
-            let (y, h, tape) = ltc_cpu::forward_sequence_train(cell, x, &h0, ts.as_ref(), starts);
+            let (y, h, tape) = match &self.cell {
+                Cell::Ltc(cell) => {
+                    let (y, h, t) =
+                        ltc_cpu::forward_sequence_train(cell, x, &h0, ts.as_ref(), starts);
+                    (y, h, Tape::Ltc(t))
+                }
+                Cell::Wired(cell) => {
+                    let (y, h, t) =
+                        cfc_cpu::forward_sequence_train(cell, x, &h0, ts.as_ref(), starts);
+                    (y, h, Tape::Cfc(t))
+                }
+                Cell::Cfc(_) => unreachable!("dense CfC never takes the kernel path"),
+            };
             return (y, State { h, c: None }, TrainTape(Some(tape)));
         }
         let (y, s) = self.forward_generic(x, h0, timespans, starts);
@@ -585,14 +597,17 @@ impl NcpNet {
     }
 
     /// One environment step under no-grad: `x (B, F)`, state, elapsed time `(B, 1)` (or a
-    /// scalar tensor) → `(outputs (B, out), new state)`. Uses the CPU kernel for LTC on CPU.
+    /// scalar tensor) → `(outputs (B, out), new state)`. Uses the CPU kernels (LTC, wired CfC)
+    /// on the CPU.
     pub fn step(&self, x: &Tensor, state: &State, dt: &Tensor) -> (Tensor, State) {
         tch::no_grad(|| {
             if self.kernel_eligible(x) {
-                if let Cell::Ltc(cell) = &self.cell {
-                    let (y, h) = ltc_cpu::step(cell, x, &state.h, dt);
-                    return (y, State { h, c: None });
-                }
+                let (y, h) = match &self.cell {
+                    Cell::Ltc(cell) => ltc_cpu::step(cell, x, &state.h, dt),
+                    Cell::Wired(cell) => cfc_cpu::step(cell, x, &state.h, dt),
+                    Cell::Cfc(_) => unreachable!("dense CfC never takes the kernel path"),
+                };
+                return (y, State { h, c: None });
             }
             self.cell_step(x, state, dt)
         })
@@ -605,13 +620,20 @@ impl NcpNet {
 }
 
 /// The pending backward of [`NcpNet::forward_sequence_train`].
-pub struct TrainTape(Option<ltc_cpu::Tape>);
+pub struct TrainTape(Option<Tape>);
+
+enum Tape {
+    Ltc(ltc_cpu::Tape),
+    Cfc(cfc_cpu::Tape),
+}
 
 impl TrainTape {
     /// Completes the backward pass (after `loss.backward()`); a no-op for autograd paths.
     pub fn backward(self) {
-        if let Some(tape) = self.0 {
-            tape.backward();
+        match self.0 {
+            Some(Tape::Ltc(tape)) => tape.backward(),
+            Some(Tape::Cfc(tape)) => tape.backward(),
+            None => {}
         }
     }
 

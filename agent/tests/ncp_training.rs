@@ -89,9 +89,29 @@ fn cpu_backward_equals_autograd() {
                 seed: 3,
             },
         ),
+        cfc_wired(wormnet_agent::cfc::CfcMode::Default),
+        cfc_wired(wormnet_agent::cfc::CfcMode::NoGate),
+        cfc_wired(wormnet_agent::cfc::CfcMode::Pure),
+        NcpConfig {
+            cell: CellKind::Cfc,
+            wiring: Some(WiringConfig::Random {
+                units: 9,
+                output_dim: Some(3),
+                sparsity_level: 0.4,
+                seed: 5,
+            }),
+            ..NcpConfig::default()
+        },
     ];
     for (k, config) in configs.iter().enumerate() {
         let (vs, net) = build(config, 10 + k as i64);
+        // Move every parameter off its init so that no gradient term is trivially zero.
+        tch::no_grad(|| {
+            for mut t in vs.trainable_variables() {
+                let noise = t.randn_like() * 0.3;
+                let _ = t.g_add_(&noise);
+            }
+        });
         if !config.implicit_constraints {
             net.apply_weight_constraints();
         }
@@ -212,6 +232,8 @@ fn masked_synapses_get_zero_gradient_throughout_training() {
         (ltc(false, Mapping::Affine, 6, auto()), true),
         (cfc_wired(CfcMode::Default), false),
         (cfc_wired(CfcMode::Pure), false),
+        (cfc_wired(CfcMode::NoGate), true),
+        (cfc_wired(CfcMode::Pure), true),
     ];
     for (k, (config, kernel)) in configs.iter().enumerate() {
         let (vs, net) = build(config, 30 + k as i64);
