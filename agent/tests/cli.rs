@@ -159,52 +159,43 @@ fn kill_9_loses_at_most_the_updates_since_the_last_checkpoint() {
     );
 }
 
-#[test]
-fn bad_config_is_reported_with_file_and_field() {
+/// Runs `wormnet train` on a config file holding `text`; it must fail, leaving no run
+/// directory behind. Returns what it printed on stderr.
+fn train_fails_on(file: &str, text: &str) -> String {
     let tmp = tempfile::tempdir().unwrap();
-    let config = tmp.path().join("typo.toml");
-    std::fs::write(
-        &config,
-        "[env]\nname = \"cartpole\"\n[policy.actor]\ncell = \"ltc\"\nunits = 4\n[ppo]\nepochs = \"ten\"\n",
-    )
-    .unwrap();
+    let config = tmp.path().join(file);
+    std::fs::write(&config, text).unwrap();
+    let run = tmp.path().join("run");
     let out = Command::new(BIN)
-        .args(["train"])
+        .arg("train")
         .arg(&config)
         .arg("--run-dir")
-        .arg(tmp.path().join("run"))
+        .arg(&run)
         .output()
         .unwrap();
     assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!run.exists(), "no run directory for a bad config");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn bad_config_is_reported_with_file_and_field() {
+    let stderr = train_fails_on(
+        "typo.toml",
+        "[env]\nname = \"cartpole\"\n[policy.actor]\ncell = \"ltc\"\nunits = 4\n[ppo]\nepochs = \"ten\"\n",
+    );
     assert!(
         stderr.contains("typo.toml") && stderr.contains("epochs"),
         "{stderr}"
-    );
-    assert!(
-        !tmp.path().join("run").exists(),
-        "no run directory for a bad config"
     );
 }
 
 #[test]
 fn unknown_env_option_is_named() {
-    let tmp = tempfile::tempdir().unwrap();
-    let config = tmp.path().join("opt.toml");
-    std::fs::write(
-        &config,
+    let stderr = train_fails_on(
+        "opt.toml",
         "[env]\nname = \"cartpole\"\n[env.options]\nno_velocty = true\n[policy.actor]\ncell = \"ltc\"\nwiring = { kind = \"auto_ncp\", units = 6, output_size = 2 }\n",
-    )
-    .unwrap();
-    let out = Command::new(BIN)
-        .args(["train"])
-        .arg(&config)
-        .arg("--run-dir")
-        .arg(tmp.path().join("run"))
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    );
     assert!(
         stderr.contains("no_velocty") && stderr.contains("cartpole"),
         "{stderr}"
