@@ -496,3 +496,41 @@ fn cuda_generic_path_matches_cpu_when_available() {
         drop(vs);
     }
 }
+
+#[test]
+fn kernel_sees_parameter_updates() {
+    use wormnet_agent::cfc::CfcMode;
+    for (k, config) in [
+        ltc(true, Mapping::Affine, 6, auto()),
+        cfc_wired(CfcMode::Default),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let (vs, net) = build(config, 90 + k as i64);
+        let mut opt = nn::Adam::default().build(&vs, 1e-1).unwrap();
+        let x = Tensor::randn([3, 4, 8], F);
+        let state = net.initial_state(3, Device::Cpu);
+        let dt = Tensor::ones([3, 1], F);
+        let (before, _) = tch::no_grad(|| net.forward_sequence(&x, None, None));
+        let (step_before, _) = net.step(&x.select(1, 0), &state, &dt);
+        // One optimizer step changes every parameter in place.
+        opt.zero_grad();
+        let (y, _, tape) = net.forward_sequence_train(&x, None, None, None);
+        y.square().sum(Kind::Float).backward();
+        tape.backward();
+        opt.step();
+        let (after, _) = tch::no_grad(|| net.forward_sequence(&x, None, None));
+        let (step_after, _) = net.step(&x.select(1, 0), &state, &dt);
+        let (reference, _) = net.forward_sequence(&x, None, None);
+        assert!(
+            (&before - &after).abs().max().double_value(&[]) > 1e-4,
+            "config {k}"
+        );
+        assert!((&step_before - &step_after).abs().max().double_value(&[]) > 1e-4);
+        assert!(
+            (&after - reference).abs().max().double_value(&[]) < 1e-5,
+            "config {k}"
+        );
+    }
+}
