@@ -138,8 +138,12 @@ fn draw_chart<DB: DrawingBackend>(
             .iter()
             .copied()
             .filter(|(x, y)| x.is_finite() && y.is_finite());
+        // A lone point (e.g. a single evaluation) has no line: mark it.
+        let lone = points.len() == 1;
         let drawn = ctx
-            .draw_series(LineSeries::new(finite, color.stroke_width(2)))
+            .draw_series(
+                LineSeries::new(finite, color.stroke_width(2)).point_size(if lone { 4 } else { 0 }),
+            )
             .map_err(err)?;
         if labelled {
             drawn.label(name.as_str()).legend(move |(x, y)| {

@@ -43,6 +43,7 @@ struct Drawn {
     scene: Handle<Mesh>,
     panel: Handle<Mesh>,
     caption: Entity,
+    overlays: Entity,
 }
 
 /// Draws [`CurrentView`] every time it changes.
@@ -118,6 +119,17 @@ fn setup(
             Transform::from_xyz(caption_at[0], caption_at[1], 1.0),
         ))
         .id();
+    // The env's overlays (label and value) along the bottom of the scene.
+    let overlays_at = regions.to_world(regions.scene.x0 + 6.0, regions.scene.y1 - 10.0);
+    let overlays = commands
+        .spawn((
+            Text2d::new(""),
+            text_font(11.0),
+            TextColor(Color::srgb_u8(60, 60, 60)),
+            Anchor::CENTER_LEFT,
+            Transform::from_xyz(overlays_at[0], overlays_at[1], 1.0),
+        ))
+        .id();
     if let (Some(layout), Some(area)) = (&setup.config.panel, regions.panel) {
         let title_at = regions.to_world(area.x0 + 8.0, area.y0 + 12.0);
         commands.spawn((
@@ -152,6 +164,7 @@ fn setup(
         scene,
         panel,
         caption,
+        overlays,
     });
 }
 
@@ -190,11 +203,16 @@ fn redraw(
         }
     }
     if let Ok(mut text) = texts.get_mut(drawn.caption) {
-        let mut caption = view.caption.clone();
-        for overlay in &view.frame.overlays {
-            caption.push_str(&format!("  {} {:.2}", overlay.label, overlay.value));
-        }
-        text.0 = caption;
+        text.0.clone_from(&view.caption);
+    }
+    if let Ok(mut text) = texts.get_mut(drawn.overlays) {
+        text.0 = view
+            .frame
+            .overlays
+            .iter()
+            .map(|o| format!("{} {:.2}", o.label, o.value))
+            .collect::<Vec<_>>()
+            .join("   ");
     }
 }
 

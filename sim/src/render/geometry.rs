@@ -348,7 +348,7 @@ pub fn panel_positions(layout: &PanelLayout, regions: &Regions) -> (Vec<[f32; 2]
     };
     let inner = Area {
         x0: area.x0 + LABEL_MARGIN_LEFT,
-        y0: area.y0 + 26.0,
+        y0: area.y0 + 36.0,
         x1: (area.x1 - LABEL_MARGIN_RIGHT).max(area.x0 + LABEL_MARGIN_LEFT + 1.0),
         y1: area.y1 - 14.0,
     };
