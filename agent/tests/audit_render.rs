@@ -84,6 +84,16 @@ fn check_episode(env: &str, steps: usize) {
         .as_ref()
         .is_some_and(|g| g.metadata().is_ok_and(|m| m.len() > 1000)));
     assert!(e.csv.exists() && e.activity.exists());
+    // The GIF decodes, with one image per frame.
+    let gif_file = std::fs::File::open(e.gif.as_ref().expect("gif")).expect("open gif");
+    let mut decoder = gif::DecodeOptions::new()
+        .read_info(std::io::BufReader::new(gif_file))
+        .expect("gif header");
+    let mut gif_frames = 0;
+    while decoder.read_next_frame().expect("gif frame").is_some() {
+        gif_frames += 1;
+    }
+    assert_eq!(gif_frames, e.frames.len(), "{env}: GIF frames");
 
     let frames: Vec<image::RgbaImage> = e.frames.iter().map(|p| load(p)).collect();
     let regions = Regions::new(W, H, true);

@@ -18,7 +18,7 @@ use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
 use bevy::render::RenderPlugin;
 use bevy::sprite::Anchor;
 use bevy::sprite_render::AlphaMode2d;
-use bevy::text::FontSize;
+use bevy::text::{FontSize, TextBounds};
 use bevy::window::{ExitCondition, WindowResolution};
 use bevy::winit::WinitPlugin;
 
@@ -119,14 +119,16 @@ fn setup(
             Transform::from_xyz(caption_at[0], caption_at[1], 1.0),
         ))
         .id();
-    // The env's overlays (label and value) along the bottom of the scene.
-    let overlays_at = regions.to_world(regions.scene.x0 + 6.0, regions.scene.y1 - 10.0);
+    // The env's overlays (label and value) along the bottom of the scene, wrapped upwards so
+    // they never spill into the panel.
+    let overlays_at = regions.to_world(regions.scene.x0 + 6.0, regions.scene.y1 - 4.0);
     let overlays = commands
         .spawn((
             Text2d::new(""),
             text_font(11.0),
             TextColor(Color::srgb_u8(60, 60, 60)),
-            Anchor::CENTER_LEFT,
+            TextBounds::new_horizontal((regions.scene.x1 - regions.scene.x0 - 12.0).max(20.0)),
+            Anchor::BOTTOM_LEFT,
             Transform::from_xyz(overlays_at[0], overlays_at[1], 1.0),
         ))
         .id();

@@ -436,7 +436,11 @@ pub fn panel_mesh(layout: &PanelLayout, state: Option<&PanelState>, regions: &Re
         };
         let alpha = (0.10 + 0.85 * activity) * 255.0;
         let color = linear(Rgba([rgb[0], rgb[1], rgb[2], alpha.round() as u8]));
-        mesh.segment(a, b, 1.0 + 2.0 * activity, color);
+        let width = 1.0 + 2.0 * activity;
+        match edge_path(a, b, radius) {
+            EdgePath::Straight => mesh.segment(a, b, width, color),
+            EdgePath::Curve(points) => mesh.polyline(&points, false, width, color),
+        }
     }
     for (i, (node, &p)) in layout.nodes.iter().zip(&positions).enumerate() {
         let activity = state
@@ -446,6 +450,43 @@ pub fn panel_mesh(layout: &PanelLayout, state: Option<&PanelState>, regions: &Re
         mesh.disc(p, radius, linear(activity_color(activity)));
     }
     mesh
+}
+
+/// How a synapse is drawn: straight between columns; within a column (recurrent synapses) an
+/// arc bulging to the right, and a small loop for a self-synapse, as `wormnet wiring` draws them.
+enum EdgePath {
+    Straight,
+    Curve(Vec<[f32; 2]>),
+}
+
+fn edge_path(a: [f32; 2], b: [f32; 2], radius: f32) -> EdgePath {
+    let bezier = |p0: [f32; 2], c: [f32; 2], p2: [f32; 2]| -> Vec<[f32; 2]> {
+        (0..=12)
+            .map(|i| {
+                let t = i as f32 / 12.0;
+                let u = 1.0 - t;
+                [
+                    u * u * p0[0] + 2.0 * u * t * c[0] + t * t * p2[0],
+                    u * u * p0[1] + 2.0 * u * t * c[1] + t * t * p2[1],
+                ]
+            })
+            .collect()
+    };
+    if (a[0] - b[0]).abs() >= 1.0 {
+        return EdgePath::Straight;
+    }
+    let gap = (a[1] - b[1]).abs();
+    if gap < 1e-3 {
+        let r = radius.max(3.0);
+        return EdgePath::Curve(bezier(
+            [a[0] + 0.7 * r, a[1] + 0.7 * r],
+            [a[0] + 4.0 * r, a[1]],
+            [a[0] + 0.7 * r, a[1] - 0.7 * r],
+        ));
+    }
+    let bulge = 0.35 * gap + 1.5 * radius;
+    let c = [(a[0] + b[0]) / 2.0 + bulge, (a[1] + b[1]) / 2.0];
+    EdgePath::Curve(bezier(a, c, b))
 }
 
 /// Where each panel label is anchored (Bevy coordinates) and on which side of it the text goes.
