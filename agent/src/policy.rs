@@ -78,6 +78,11 @@ pub struct PolicyConfig {
     /// Initial log standard deviation of Box actions (state-independent, learned).
     #[serde(default)]
     pub log_std_init: f64,
+    /// Let the motor neurons act in [-1, 1] and scale that onto each bounded action component
+    /// (Gymnasium's `RescaleAction`): NCP neuron states are bounded, so a torque range of ±2
+    /// would otherwise be out of the policy's reach. Unbounded components are left as they are.
+    #[serde(default = "yes")]
+    pub rescale_actions: bool,
 }
 
 /// Why a policy could not be built for an env, naming the config field.
@@ -105,8 +110,13 @@ pub enum PolicyError {
 #[derive(Clone, Debug, PartialEq)]
 pub enum ActionKind {
     /// Diagonal Gaussian around the motor outputs; samples are clipped to the bounds only when
-    /// sent to the env (the raw sample is what PPO stores).
-    Continuous { low: Vec<f32>, high: Vec<f32> },
+    /// sent to the env (the raw sample is what PPO stores). With `rescale`, the policy acts in
+    /// [-1, 1] per bounded component and `env_actions` maps that onto `[low, high]`.
+    Continuous {
+        low: Vec<f32>,
+        high: Vec<f32>,
+        rescale: bool,
+    },
     /// Categorical over the motor outputs as logits.
     Discrete { n: usize },
 }
@@ -203,6 +213,7 @@ impl Policy {
                 ActionKind::Continuous {
                     low: low.clone(),
                     high: high.clone(),
+                    rescale: config.rescale_actions,
                 },
                 low.len(),
                 "one mean per action component",
@@ -486,16 +497,20 @@ impl Policy {
         per_dim.sum_dim_intlist(-1, false, Kind::Float)
     }
 
-    /// Writes actions into `out` as the env expects them: Box samples clipped to the bounds,
-    /// Discrete indices as floats.
+    /// Writes actions into `out` as the env expects them: Box samples clipped to the bounds
+    /// (after rescaling from [-1, 1] where enabled), Discrete indices as floats.
     pub fn env_actions(&self, action: &Tensor, out: &mut [f32]) {
         let flat = Vec::<f32>::try_from(action.to_device(Device::Cpu).reshape([-1]))
             .expect("policy actions are a float tensor");
         out.copy_from_slice(&flat);
-        if let ActionKind::Continuous { low, high } = &self.action {
+        if let ActionKind::Continuous { low, high, rescale } = &self.action {
             for row in out.chunks_mut(low.len()) {
-                for ((x, lo), hi) in row.iter_mut().zip(low).zip(high) {
-                    *x = x.clamp(*lo, *hi);
+                for ((x, &lo), &hi) in row.iter_mut().zip(low).zip(high) {
+                    *x = if *rescale && lo.is_finite() && hi.is_finite() {
+                        lo + (x.clamp(-1.0, 1.0) + 1.0) * 0.5 * (hi - lo)
+                    } else {
+                        x.clamp(lo, hi)
+                    };
                 }
             }
         }
@@ -527,4 +542,61 @@ fn orthogonal_linear(path: &nn::Path, input: usize, output: usize, gain: f64) ->
             bias: true,
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(low: f32, high: f32) -> EnvSpec {
+        EnvSpec {
+            name: "box".into(),
+            observation_space: Space::uniform(2, -1.0, 1.0).unwrap(),
+            action_space: Space::bounded(vec![low, f32::NEG_INFINITY], vec![high, f32::INFINITY])
+                .unwrap(),
+            dt: 0.05,
+            max_episode_steps: None,
+            observation_names: vec!["a".into(), "b".into()],
+            action_names: vec!["torque".into(), "free".into()],
+            clip_actions: false,
+        }
+    }
+
+    fn policy(rescale: bool, low: f32, high: f32) -> Policy {
+        let config: PolicyConfig = toml::from_str(&format!(
+            "rescale_actions = {rescale}\n[actor]\ncell = \"ltc\"\n\
+             wiring = {{ kind = \"auto_ncp\", units = 6, output_size = 2 }}\n"
+        ))
+        .unwrap();
+        Policy::new(&spec(low, high), &config, Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn bounded_actions_are_rescaled_from_unit_range_and_clipped() {
+        let p = policy(true, -2.0, 4.0);
+        let raw = Tensor::from_slice(&[-1.0f32, 7.0, 0.0, -7.0, 3.0, 0.5]).reshape([3, 2]);
+        let mut out = vec![0.0; 6];
+        p.env_actions(&raw, &mut out);
+        // Bounded component: [-1, 1] -> [-2, 4], clipped first; unbounded: unchanged.
+        assert_eq!(out, vec![-2.0, 7.0, 1.0, -7.0, 4.0, 0.5]);
+        let p = policy(false, -2.0, 4.0);
+        p.env_actions(&raw, &mut out);
+        assert_eq!(out, vec![-1.0, 7.0, 0.0, -7.0, 3.0, 0.5]);
+    }
+
+    #[test]
+    fn wrong_motor_count_names_the_field() {
+        let config: PolicyConfig = toml::from_str(
+            "[actor]\ncell = \"ltc\"\nwiring = { kind = \"auto_ncp\", units = 6, output_size = 3 }\n",
+        )
+        .unwrap();
+        let err = Policy::new(&spec(-1.0, 1.0), &config, Device::Cpu)
+            .err()
+            .unwrap();
+        let text = err.to_string();
+        assert!(
+            text.contains("policy.actor") && text.contains("3 motor neurons"),
+            "{text}"
+        );
+    }
 }
