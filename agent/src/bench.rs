@@ -154,9 +154,10 @@ fn bench_env(args: EnvBench) -> Result<()> {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         println!(
-            "{}: {:.0} env steps/s ({} envs, {} workers, {} steps in {:.2} s, {} episodes)",
+            "{}: {:.0} env steps/s at dt {} s ({} envs, {} workers, {} steps in {:.2} s, {} episodes)",
             report.env,
             report.steps_per_sec,
+            report.dt,
             report.envs,
             report.workers,
             report.steps,
