@@ -10,9 +10,9 @@ use clap::{Parser, Subcommand};
 
 use wormnet_agent::runtime::{RuntimeInfo, EXPECTED_LIBTORCH};
 
-/// Train and audit Neural Circuit Policies.
+/// Train, evaluate and audit Neural Circuit Policies on Bevy + Rapier environments.
 #[derive(Parser)]
-#[command(name = "wormnet", version, about, long_about = None)]
+#[command(name = "wormnet", version, long_about = None)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
