@@ -148,11 +148,6 @@ impl WormOptions {
             ("joint_limit", self.joint_limit),
             ("dt", self.dt),
         ];
-        for (name, value) in positive {
-            if !(value > 0.0 && value.is_finite()) {
-                return bad(format!("{name} must be positive and finite, got {value}"));
-            }
-        }
         let non_negative = [
             ("drag_normal", self.drag_normal),
             ("drag_tangential", self.drag_tangential),
@@ -166,11 +161,7 @@ impl WormOptions {
             ("goal_radius", self.goal_radius),
             ("goal_bonus", self.goal_bonus),
         ];
-        for (name, value) in non_negative {
-            if !(value >= 0.0 && value.is_finite()) {
-                return bad(format!("{name} must be >= 0 and finite, got {value}"));
-            }
-        }
+        wormnet_sim::env::check_option_ranges(NAME, &positive, &non_negative)?;
         if self.segments < 2 || self.segments > 64 {
             return bad(format!("segments must be in 2..=64, got {}", self.segments));
         }

@@ -181,6 +181,33 @@ pub fn parse_options<T: DeserializeOwned>(env: &str, options: &toml::Table) -> R
     })
 }
 
+/// Checks numeric options every physical env has: values that must be positive and finite, and
+/// values that must be non-negative and finite. The first offender is an error naming it and the
+/// env, so each env does not hand-roll the same loop.
+pub fn check_option_ranges(
+    env: &str,
+    positive: &[(&str, f32)],
+    non_negative: &[(&str, f32)],
+) -> Result<(), EnvError> {
+    let bad = |message: String| {
+        Err(EnvError::Options {
+            env: env.to_string(),
+            message,
+        })
+    };
+    for &(name, value) in positive {
+        if !(value > 0.0 && value.is_finite()) {
+            return bad(format!("{name} must be positive and finite, got {value}"));
+        }
+    }
+    for &(name, value) in non_negative {
+        if !(value >= 0.0 && value.is_finite()) {
+            return bad(format!("{name} must be >= 0 and finite, got {value}"));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,6 +225,19 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("cartpole"), "{text}");
         assert!(text.contains("no_velocty"), "{text}");
+    }
+
+    #[test]
+    fn option_ranges_name_the_first_offender_and_the_env() {
+        let ok = check_option_ranges("worm", &[("dt", 0.04)], &[("noise", 0.0)]);
+        assert!(ok.is_ok());
+        let e = check_option_ranges("worm", &[("dt", f32::NAN)], &[]).unwrap_err();
+        assert!(
+            e.to_string().contains("`worm`") && e.to_string().contains("dt"),
+            "{e}"
+        );
+        let e = check_option_ranges("car", &[("mass", 1.0)], &[("noise", -0.1)]).unwrap_err();
+        assert!(e.to_string().contains("noise must be >= 0"), "{e}");
     }
 
     #[test]

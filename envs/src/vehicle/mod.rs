@@ -198,11 +198,6 @@ impl VehicleOptions {
             ("max_curvature", self.max_curvature),
             ("stall_seconds", self.stall_seconds),
         ];
-        for (name, value) in positive {
-            if !(value > 0.0 && value.is_finite()) {
-                return bad(format!("{name} must be positive and finite, got {value}"));
-            }
-        }
         let non_negative = [
             ("ray_spread", self.ray_spread),
             ("sensor_noise", self.sensor_noise),
@@ -213,11 +208,7 @@ impl VehicleOptions {
             ("centre_penalty", self.centre_penalty),
             ("crash_penalty", self.crash_penalty),
         ];
-        for (name, value) in non_negative {
-            if !(value >= 0.0 && value.is_finite()) {
-                return bad(format!("{name} must be >= 0 and finite, got {value}"));
-            }
-        }
+        wormnet_sim::env::check_option_ranges(NAME, &positive, &non_negative)?;
         for (name, [lo, hi]) in [
             ("track_length", self.track_length),
             ("track_width", self.track_width),
