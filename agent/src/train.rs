@@ -589,8 +589,10 @@ impl Trainer {
                 .reshape([n as i64, obs_dim as i64])
                 .to_device(device)
         };
+        // Reused every step: the normalised copy of the observations the policy sees.
+        let mut input = self.obs.clone();
         for _ in 0..t_len {
-            let mut input = self.obs.clone();
+            input.copy_from_slice(&self.obs);
             if let Some(norm) = &mut self.obs_norm {
                 norm.normalize(&mut input);
             }
@@ -653,7 +655,7 @@ impl Trainer {
             self.global_step += n as u64;
         }
         // Values of the observations after the rollout, to bootstrap its last step.
-        let mut input = self.obs.clone();
+        input.copy_from_slice(&self.obs);
         if let Some(norm) = &self.obs_norm {
             norm.apply(&mut input);
         }
