@@ -6,7 +6,7 @@
 set -euo pipefail
 here="$(dirname "${BASH_SOURCE[0]}")"
 seconds="${1:-5}"
-"$here/cargo" build --release -p wormnet-agent --bin wormnet >&2
+"$here/wormnet" info >/dev/null   # builds the binary the README commands build
 source "$here/env.sh"
 ours=$("$CARGO_TARGET_DIR/release/wormnet" bench env cartpole --envs 16 --workers 2 --seconds "$seconds" --json)
 gym=$("$WORMNET_VENV/bin/python" "$here/bench_gym_cartpole.py" --envs 16 --seconds "$seconds" --json)

@@ -9,7 +9,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 "$here/setup" --refs
 source "$here/env.sh"
 cd "$WORMNET_ROOT"
-cargo build --release --quiet --bin wormnet
+"$here/wormnet" info >/dev/null   # builds the binary the README commands build
 steps="${1:-32768}"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT

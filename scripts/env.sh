@@ -33,6 +33,20 @@ fi
 # nothing is rebuilt between `scripts/wormnet` and `scripts/test`.
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-auto}"
 
+# The one build of the `wormnet` binary every script uses: the same package, profile and
+# features as `scripts/test`, so nothing heavy is compiled twice. The first build is long and
+# says so; later ones are quiet unless something is rebuilt.
+build_wormnet() {
+    (cd "$WORMNET_ROOT" && link_target && {
+        if [ -x "$CARGO_TARGET_DIR/release/wormnet" ]; then
+            cargo build --release --quiet -p wormnet-cli --features render --bin wormnet
+        else
+            echo "wormnet: first build: libtorch bindings, Bevy, Rapier and wormnet (about 16 min on 2 cores, once per machine; later builds take seconds)" >&2
+            cargo build --release -p wormnet-cli --features render --bin wormnet
+        fi
+    })
+}
+
 # With the shared cache, ./target is a link to it, so ./target/release/wormnet works as usual.
 link_target() {
     if [ "$CARGO_TARGET_DIR" != "$WORMNET_ROOT/target" ] && [ ! -e "$WORMNET_ROOT/target" ] \

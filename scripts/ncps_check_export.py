@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Check the reverse direction of the weight exchange: ncps loads what wormnet saved.
 
-    WORMNET_EXPORT_DIR=/tmp/wormnet-export scripts/cargo test --release -p wormnet-agent \
+    WORMNET_EXPORT_DIR=/tmp/wormnet-export scripts/cargo test --release -p wormnet-ncp \
         --test ncps_parity our_files_have_ncps_keys
     ~/.cache/wormnet/venv/bin/python scripts/ncps_check_export.py /tmp/wormnet-export
 

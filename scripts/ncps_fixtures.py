@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""Generate the ncps==1.0.1 parity fixtures that wormnet-agent's Rust tests read.
+"""Generate the ncps==1.0.1 parity fixtures that wormnet-ncp's Rust tests read.
 
 Run with the project venv (it has torch 2.13.0 and ncps 1.0.1 from PyPI):
 
     ~/.cache/wormnet/venv/bin/python scripts/ncps_fixtures.py
 
-Writes into agent/tests/fixtures/ncps/:
+Writes into ncp/tests/fixtures/ncps/:
   cases.json                 one entry per model: our config (the Rust `NcpConfig` schema),
                              input size, batch, sequence length, how timespans are given
   <case>.safetensors         the model's state_dict exactly as ncps names it
@@ -29,7 +29,7 @@ from ncps.torch import CfC, LTC
 from ncps.wirings import NCP, AutoNCP, FullyConnected, Random
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-OUT = os.path.join(HERE, "..", "agent", "tests", "fixtures", "ncps")
+OUT = os.path.join(HERE, "..", "ncp", "tests", "fixtures", "ncps")
 
 INPUT_SIZE = 8
 BATCH = 3

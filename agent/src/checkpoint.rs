@@ -1,16 +1,272 @@
-//! Checkpoints that survive a crash: tensors in safetensors plus a JSON sidecar (config, step,
-//! normalisers, RNG, …), each written to a temporary name, synced and renamed, so a reader sees
-//! either the previous checkpoint or the new one, never half of one.
+//! Checkpoints that survive a crash: the policy's and the optimizer's tensors in safetensors
+//! plus a JSON sidecar (config, env spec, step, normalisers, Adam's step count, the evaluation
+//! that made it `best`). Every file is written to a temporary name, synced and renamed, and the
+//! sidecar is written last: it is the commit point, so a reader sees either the previous
+//! checkpoint or the new one, never half of one.
 
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use serde::{de::DeserializeOwned, Serialize};
-use tch::Tensor;
+use anyhow::{bail, Context, Result};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use tch::{Device, Tensor};
+use wormnet_sim::EnvSpec;
+
+use crate::config::TrainConfig;
+use crate::eval::EvalSummary;
+use crate::policy::{ObsNormalizer, Policy, RewardScaler};
+use crate::ppo::adam::Adam;
+
+/// Version of the sidecar layout.
+pub const FORMAT: u32 = 1;
+
+/// What a checkpoint's JSON sidecar records besides the tensors.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Sidecar {
+    /// Layout version ([`FORMAT`]).
+    pub format: u32,
+    /// The safetensors file (in the same directory) holding policy and optimizer tensors.
+    pub tensors: String,
+    /// Updates completed.
+    pub update: usize,
+    /// Environment steps completed.
+    pub global_step: u64,
+    /// Best evaluation mean return so far.
+    pub best_eval: Option<f64>,
+    /// Adam's step counter (the moments are in the tensors file).
+    pub adam_step: i64,
+    /// The policy's observation normaliser.
+    pub obs_norm: Option<ObsNormalizer>,
+    /// The trainer's reward scaler.
+    pub reward_scaler: Option<RewardScaler>,
+    /// The evaluation that made this checkpoint `best`, if any.
+    pub eval: Option<EvalSummary>,
+    /// The resolved config of the run.
+    pub config: TrainConfig,
+    /// The env the policy was trained on: rebuilds the policy without building the env, and
+    /// names its sensory and motor neurons.
+    pub env_spec: EnvSpec,
+}
+
+/// Everything a checkpoint holds, borrowed from a running trainer.
+pub struct CheckpointParts<'a> {
+    /// The policy (its variables and normaliser).
+    pub policy: &'a Policy,
+    /// The trained parameters, in Adam's order, by name.
+    pub params: &'a [(String, Tensor)],
+    /// The optimizer.
+    pub adam: &'a Adam,
+    /// The reward scaler.
+    pub reward_scaler: Option<&'a RewardScaler>,
+    /// Updates completed.
+    pub update: usize,
+    /// Environment steps completed.
+    pub global_step: u64,
+    /// Best evaluation mean so far.
+    pub best_eval: Option<f64>,
+    /// The run's config.
+    pub config: &'a TrainConfig,
+    /// The env's spec.
+    pub spec: &'a EnvSpec,
+}
+
+/// Writes checkpoint `tag` (`latest` or `best`) into `dir`: tensors to a new step-stamped file,
+/// then the sidecar that names it (the commit point), then removes tensor files no sidecar
+/// names.
+pub fn save(
+    dir: &Path,
+    tag: &str,
+    parts: &CheckpointParts<'_>,
+    eval: Option<EvalSummary>,
+) -> Result<()> {
+    let tensors_name = format!("{tag}-{:06}.safetensors", parts.update);
+    let mut tensors = Vec::new();
+    for (name, t) in parts.policy.vs.variables() {
+        tensors.push((format!("policy/{name}"), t.detach().to_device(Device::Cpu)));
+    }
+    for (i, (name, _)) in parts.params.iter().enumerate() {
+        tensors.push((
+            format!("adam/exp_avg/{name}"),
+            parts.adam.exp_avg[i].to_device(Device::Cpu),
+        ));
+        tensors.push((
+            format!("adam/exp_avg_sq/{name}"),
+            parts.adam.exp_avg_sq[i].to_device(Device::Cpu),
+        ));
+    }
+    save_tensors(&dir.join(&tensors_name), &tensors)?;
+    let sidecar = Sidecar {
+        format: FORMAT,
+        tensors: tensors_name,
+        update: parts.update,
+        global_step: parts.global_step,
+        best_eval: parts.best_eval,
+        adam_step: parts.adam.step,
+        obs_norm: parts.policy.obs_normalizer().cloned(),
+        reward_scaler: parts.reward_scaler.cloned(),
+        eval,
+        config: parts.config.clone(),
+        env_spec: parts.spec.clone(),
+    };
+    save_json(&dir.join(format!("{tag}.json")), &sidecar)?;
+    remove_unreferenced_tensors(dir);
+    Ok(())
+}
+
+/// Reads a sidecar and checks its layout version.
+pub fn load_sidecar(path: &Path) -> Result<Sidecar> {
+    let sidecar: Sidecar = load_json(path)?;
+    if sidecar.format != FORMAT {
+        bail!(
+            "{}: checkpoint format {} is not the supported {FORMAT}",
+            path.display(),
+            sidecar.format
+        );
+    }
+    Ok(sidecar)
+}
+
+/// Restores Adam's moments and step count from the tensors of a checkpoint.
+pub fn restore_adam(
+    adam: &mut Adam,
+    params: &[(String, Tensor)],
+    tensors: &[(String, Tensor)],
+    sidecar: &Sidecar,
+    dir: &Path,
+    device: Device,
+) -> Result<(), CheckpointError> {
+    for (i, (name, _)) in params.iter().enumerate() {
+        for (prefix, slot) in [
+            ("exp_avg", &mut adam.exp_avg[i]),
+            ("exp_avg_sq", &mut adam.exp_avg_sq[i]),
+        ] {
+            let key = format!("adam/{prefix}/{name}");
+            let t = tensors.iter().find(|(k, _)| *k == key).ok_or_else(|| {
+                CheckpointError::Mismatch {
+                    path: dir.join(&sidecar.tensors),
+                    reason: format!("optimizer tensor {key} is missing"),
+                }
+            })?;
+            *slot = t.1.to_device(device);
+        }
+    }
+    adam.step = sidecar.adam_step;
+    Ok(())
+}
+
+/// Loads a checkpoint's policy tensors into `policy`, checking names, shapes and the fixed
+/// wiring masks; returns every tensor of the file (optimizer state included).
+pub fn load_policy_tensors(
+    policy: &Policy,
+    dir: &Path,
+    sidecar: &Sidecar,
+) -> Result<Vec<(String, Tensor)>, CheckpointError> {
+    let path = dir.join(&sidecar.tensors);
+    let tensors = load_tensors(&path)?;
+    let mismatch = |reason: String| CheckpointError::Mismatch {
+        path: path.clone(),
+        reason,
+    };
+    let vars = policy.vs.variables();
+    let stored = tensors
+        .iter()
+        .filter(|(k, _)| k.starts_with("policy/"))
+        .count();
+    if stored != vars.len() {
+        return Err(mismatch(format!(
+            "it holds {stored} policy tensors, this policy has {} (another wiring or cell?)",
+            vars.len()
+        )));
+    }
+    tch::no_grad(|| {
+        for (name, var) in &vars {
+            let key = format!("policy/{name}");
+            let (_, t) = tensors.iter().find(|(k, _)| *k == key).ok_or_else(|| {
+                mismatch(format!(
+                    "tensor {name} is missing (another wiring or cell?)"
+                ))
+            })?;
+            if t.size() != var.size() {
+                return Err(mismatch(format!(
+                    "tensor {name} has shape {:?}, this policy needs {:?} (another wiring?)",
+                    t.size(),
+                    var.size()
+                )));
+            }
+            let t = t.to_device(var.device()).to_kind(var.kind());
+            if !var.requires_grad() && !t.equal(var) {
+                return Err(mismatch(format!(
+                    "fixed tensor {name} differs: the checkpoint was trained with another wiring"
+                )));
+            }
+            let mut var = var.shallow_clone();
+            var.copy_(&t);
+        }
+        Ok(())
+    })?;
+    Ok(tensors)
+}
+
+/// Deletes `*.safetensors` files in `dir` that neither `latest.json` nor `best.json` names.
+fn remove_unreferenced_tensors(dir: &Path) {
+    let referenced: Vec<String> = ["latest.json", "best.json"]
+        .iter()
+        .filter_map(|f| load_json::<Sidecar>(&dir.join(f)).ok())
+        .map(|s| s.tensors)
+        .collect();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let ours = (name.starts_with("latest-") || name.starts_with("best-"))
+            && name.ends_with(".safetensors");
+        if ours && !referenced.contains(&name) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// A loaded checkpoint, ready to act: for `wormnet eval`, `watch` and `record`.
+pub struct LoadedPolicy {
+    /// The policy with the checkpoint's weights and normaliser.
+    pub policy: Policy,
+    /// The checkpoint's sidecar.
+    pub sidecar: Sidecar,
+    /// The sidecar's path.
+    pub path: PathBuf,
+}
+
+/// Loads `best` (else `latest`) from a run directory, or a given `*.json` sidecar, rebuilding
+/// the policy from the sidecar's config and env spec.
+pub fn load_checkpoint(target: &Path, device: Device) -> Result<LoadedPolicy> {
+    let path = if target.is_dir() {
+        let best = target.join("best.json");
+        if best.exists() {
+            best
+        } else {
+            target.join("latest.json")
+        }
+    } else {
+        target.to_path_buf()
+    };
+    let sidecar = load_sidecar(&path)?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut policy = Policy::new(&sidecar.env_spec, &sidecar.config.policy, device)
+        .with_context(|| format!("{}: rebuilding its policy", path.display()))?;
+    policy.set_obs_normalizer(sidecar.obs_norm.clone());
+    load_policy_tensors(&policy, dir, &sidecar)?;
+    Ok(LoadedPolicy {
+        policy,
+        sidecar,
+        path,
+    })
+}
 
 /// Why a checkpoint could not be written or read, naming the file and what to do.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // Each variant's message says it all; the fields are the file and why.
 pub enum CheckpointError {
     #[error("cannot write {path}: {source}")]
     Write {

@@ -20,7 +20,7 @@ fn default_workers() -> usize {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnvSection {
-    /// Registry name (`wormnet bench env --list`… or the envs crate's registry).
+    /// Registry name (`wormnet info` lists the registered envs).
     pub name: String,
     /// Parallel envs N.
     #[serde(default = "default_num_envs")]
@@ -99,29 +99,46 @@ impl Default for RunSection {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainConfig {
+    /// Which env, how many copies, on how many threads.
     pub env: EnvSection,
+    /// The actor NCP and the critic.
     pub policy: PolicyConfig,
     #[serde(default)]
+    /// Every PPO knob.
     pub ppo: PpoConfig,
     #[serde(default)]
+    /// Seed, budget, device, evaluation and checkpoint cadence.
     pub run: RunSection,
 }
 
 /// A config that could not be read or does not make sense, naming the file and the field.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The file could not be read.
     #[error("cannot read config {path}: {source}")]
     Read {
+        /// The config file.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// Not TOML, or a field of the wrong type or name (serde names it).
     #[error("config {path}: {message}")]
-    Parse { path: PathBuf, message: String },
+    Parse {
+        /// The config file.
+        path: PathBuf,
+        /// What serde reported, naming the field.
+        message: String,
+    },
+    /// A value out of range or inconsistent with another.
     #[error("config {path}: {field}: {message}")]
     Invalid {
+        /// The config file.
         path: PathBuf,
+        /// The dotted field name.
         field: String,
+        /// What is wrong with it.
         message: String,
     },
 }

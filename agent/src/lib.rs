@@ -1,27 +1,28 @@
-//! wormnet-agent: everything that needs libtorch — NCP wirings and cells, policies, PPO,
-//! checkpoints — kept in one crate so that `sim` and `envs` build and test without it.
+//! wormnet-agent: training and auditing NCP policies on any environment registry — the
+//! policy, PPO for recurrent policies, run directories (checkpoints and metrics), evaluation
+//! and the tools that look inside a policy.
+//!
+//! It exists between the model library and the command line: [`wormnet_ncp`] knows nothing
+//! of environments or RL, the `wormnet` command knows nothing of tensors. Nothing here names
+//! a concrete environment: every entry point takes a [`wormnet_sim::Registry`] or an
+//! [`wormnet_sim::EnvFactory`], so envs from any crate train without touching this one.
+//!
+//! - [`config`]: the experiment file (`[env]`, `[policy]`, `[ppo]`, `[run]`).
+//! - [`policy`]: actor NCP + critic, with the observation normaliser inside.
+//! - [`ppo`]: rollout, GAE, the update (the whole loss in one function), Adam.
+//! - [`train`]: the schedule of a run; [`seeds`]: where its random streams come from.
+//! - [`checkpoint`], [`metrics`]: what a run directory holds, written so a crash loses nothing.
+//! - [`eval`]: judging a policy.
+//! - [`inspect`]: the audit log, the neuron panel, plots, recording and the live window.
 
-pub mod audit;
-pub mod cfc;
-pub mod cfc_cpu;
+#![warn(missing_docs)]
+
 pub mod checkpoint;
 pub mod config;
-pub mod interchange;
-pub mod lstm;
-pub mod ltc;
-pub mod ltc_cpu;
+pub mod eval;
+pub mod inspect;
 pub mod metrics;
-pub mod ncp_bench;
-pub mod normalize;
-pub mod plot;
 pub mod policy;
 pub mod ppo;
-#[cfg(feature = "render")]
-pub mod record;
-pub mod runtime;
-pub mod sequence;
+pub mod seeds;
 pub mod train;
-#[cfg(feature = "render")]
-pub mod watch;
-pub mod wiring;
-pub mod wiring_picture;

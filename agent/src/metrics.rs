@@ -14,15 +14,75 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// Failures while writing metrics; they name the file so a full disk or a bad path is obvious.
 #[derive(Debug, thiserror::Error)]
 pub enum MetricsError {
+    /// The file could not be written.
     #[error("cannot write metrics file {path}: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// A name that would break the CSV.
     #[error("metric name {0:?} contains a comma or newline; CSV columns must be plain names")]
     BadName(String),
 }
+
+/// Every metric's name, written once: CleanRL's where CleanRL has one.
+pub mod names {
+    /// Mean return of the episodes that ended during the rollout.
+    pub const EPISODIC_RETURN: &str = "charts/episodic_return";
+    /// Mean length of those episodes.
+    pub const EPISODIC_LENGTH: &str = "charts/episodic_length";
+    /// Training env steps per second (rollout + update time only).
+    pub const SPS: &str = "charts/SPS";
+    /// Adam's learning rate for the update.
+    pub const LEARNING_RATE: &str = "charts/learning_rate";
+    /// Mean return of the periodic evaluation.
+    pub const EVAL_MEAN_RETURN: &str = "eval/mean_return";
+    /// Success rate of the periodic evaluation.
+    pub const EVAL_SUCCESS_RATE: &str = "eval/success_rate";
+    /// Clipped surrogate loss.
+    pub const POLICY_LOSS: &str = "losses/policy_loss";
+    /// Value loss.
+    pub const VALUE_LOSS: &str = "losses/value_loss";
+    /// Mean policy entropy.
+    pub const ENTROPY: &str = "losses/entropy";
+    /// `−log ratio` KL estimate.
+    pub const OLD_APPROX_KL: &str = "losses/old_approx_kl";
+    /// `(ratio − 1) − log ratio` KL estimate.
+    pub const APPROX_KL: &str = "losses/approx_kl";
+    /// Fraction of ratios outside the clip range.
+    pub const CLIPFRAC: &str = "losses/clipfrac";
+    /// Explained variance of the value function.
+    pub const EXPLAINED_VARIANCE: &str = "losses/explained_variance";
+    /// Gradient norm before clipping.
+    pub const GRAD_NORM: &str = "losses/grad_norm";
+    /// Seconds collecting the rollout.
+    pub const ROLLOUT_SECONDS: &str = "perf/rollout_seconds";
+    /// Seconds in the PPO update.
+    pub const UPDATE_SECONDS: &str = "perf/update_seconds";
+}
+
+/// Every metric a run logs, in CSV column order.
+pub const COLUMNS: &[&str] = &[
+    names::EPISODIC_RETURN,
+    names::EPISODIC_LENGTH,
+    names::SPS,
+    names::LEARNING_RATE,
+    names::EVAL_MEAN_RETURN,
+    names::EVAL_SUCCESS_RATE,
+    names::POLICY_LOSS,
+    names::VALUE_LOSS,
+    names::ENTROPY,
+    names::OLD_APPROX_KL,
+    names::APPROX_KL,
+    names::CLIPFRAC,
+    names::EXPLAINED_VARIANCE,
+    names::GRAD_NORM,
+    names::ROLLOUT_SECONDS,
+    names::UPDATE_SECONDS,
+];
 
 /// One row of scalars for one global step, e.g. `charts/episodic_return` = 187.0.
 pub type Scalars = BTreeMap<String, f64>;

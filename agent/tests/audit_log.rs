@@ -4,7 +4,7 @@
 use std::rc::Rc;
 
 use tch::{Device, Kind, Tensor};
-use wormnet_agent::audit::{self, Auditor};
+use wormnet_agent::inspect::audit::{self, Auditor};
 use wormnet_agent::policy::{Policy, PolicyConfig};
 
 fn policy_for(env: &str) -> (Policy, wormnet_sim::EnvSpec) {
@@ -31,16 +31,16 @@ fn policy_for(env: &str) -> (Policy, wormnet_sim::EnvSpec) {
 
 #[test]
 fn csv_neuron_columns_equal_a_replay_through_the_ncp() {
-    let (policy, spec) = policy_for("vehicle");
-    let policy = Rc::new(policy);
-    // A frozen normaliser that really changes the inputs, as a trained checkpoint's would.
-    let mut norm = wormnet_agent::normalize::ObsNormalizer::new(spec.obs_dim(), 5.0);
+    let (mut policy, spec) = policy_for("vehicle");
+    // A normaliser that really changes the inputs, as a trained checkpoint's would.
+    let mut norm = wormnet_agent::policy::ObsNormalizer::new(spec.obs_dim(), 5.0);
     let fake: Vec<f32> = (0..spec.obs_dim() * 4)
         .map(|i| (i % 7) as f32 * 0.3)
         .collect();
     norm.stats.update(&fake);
-    norm.frozen = true;
-    let mut auditor = Auditor::new(policy.clone(), Some(&norm), true);
+    policy.set_obs_normalizer(Some(norm));
+    let policy = Rc::new(policy);
+    let mut auditor = Auditor::new(policy.clone(), true);
     let env = wormnet_envs::registry()
         .make("vehicle", &toml::Table::new())
         .expect("vehicle");
@@ -53,7 +53,8 @@ fn csv_neuron_columns_equal_a_replay_through_the_ncp() {
     let csv = dir.path().join("steps.csv");
     audit::write_steps_csv(&rollout, &csv).expect("write csv");
     let (names, rows) = audit::read_neuron_columns(&csv).expect("read csv");
-    assert_eq!(names, policy.actor.state_labels());
+    assert_eq!(names, policy.neuron_labels());
+    assert!(names.iter().any(|n| n == "motor_steering"), "{names:?}");
     assert_eq!(rows.len(), t);
 
     // Replay: the normalised observations the policy acted on, as one (1, T, O) sequence.

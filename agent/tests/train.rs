@@ -5,12 +5,17 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 use tch::Tensor;
+use wormnet_agent::checkpoint::load_checkpoint;
 use wormnet_agent::config::TrainConfig;
-use wormnet_agent::train::{load_checkpoint, Outcome, Trainer};
-use wormnet_agent::wiring::{Wiring, WiringConfig};
+use wormnet_agent::train::{Outcome, Trainer};
+use wormnet_ncp::{Wiring, WiringConfig};
 use wormnet_sim::{Env, EnvSpec, Frame, Registry, Space, Step};
 
 /// Small and fast: 4 cartpole envs, 16-step rollouts, a 6-neuron CfC.
+fn envs() -> wormnet_sim::Registry {
+    wormnet_envs::registry()
+}
+
 fn small_config(cell: &str) -> TrainConfig {
     let text = format!(
         r#"
@@ -65,7 +70,7 @@ fn first_minibatch_of_first_epoch_has_ratio_one() {
     let _serial = serial();
     for cell in ["cfc", "ltc"] {
         let dir = tempfile::tempdir().unwrap();
-        let mut t = Trainer::create(small_config(cell), dir.path()).unwrap();
+        let mut t = Trainer::create(small_config(cell), dir.path(), &envs()).unwrap();
         let mut deviations = Vec::new();
         t.run(Some(2), |_, s| deviations.push(s.first_ratio_deviation))
             .unwrap();
@@ -81,7 +86,7 @@ fn first_minibatch_of_first_epoch_has_ratio_one() {
 fn resumed_run_continues_exactly_like_the_uninterrupted_one() {
     let _serial = serial();
     let full_dir = tempfile::tempdir().unwrap();
-    let mut full = Trainer::create(small_config("cfc"), full_dir.path()).unwrap();
+    let mut full = Trainer::create(small_config("cfc"), full_dir.path(), &envs()).unwrap();
     assert_eq!(full.run(Some(3), |_, _| {}).unwrap(), Outcome::UpdateLimit);
     let expected = params(&full);
     let expected_step = full.global_step;
@@ -89,10 +94,10 @@ fn resumed_run_continues_exactly_like_the_uninterrupted_one() {
 
     // The "killed" run: 2 updates (checkpoint at update 2), then the process is gone.
     let dir = tempfile::tempdir().unwrap();
-    let mut first = Trainer::create(small_config("cfc"), dir.path()).unwrap();
+    let mut first = Trainer::create(small_config("cfc"), dir.path(), &envs()).unwrap();
     first.run(Some(2), |_, _| {}).unwrap();
     drop(first);
-    let mut resumed = Trainer::resume(dir.path(), None).unwrap();
+    let mut resumed = Trainer::resume(dir.path(), None, &envs()).unwrap();
     assert_eq!(resumed.update, 2);
     resumed.run(Some(1), |_, _| {}).unwrap();
     assert_eq!(resumed.global_step, expected_step);
@@ -103,7 +108,7 @@ fn resumed_run_continues_exactly_like_the_uninterrupted_one() {
 fn corrupt_checkpoint_is_named_and_the_other_is_kept() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
-    let mut t = Trainer::create(small_config("cfc"), dir.path()).unwrap();
+    let mut t = Trainer::create(small_config("cfc"), dir.path(), &envs()).unwrap();
     t.run(Some(2), |_, _| {}).unwrap();
     t.save("best", None).unwrap();
     drop(t);
@@ -113,7 +118,10 @@ fn corrupt_checkpoint_is_named_and_the_other_is_kept() {
     let bytes = std::fs::read(&tensors).unwrap();
     std::fs::write(&tensors, &bytes[..bytes.len() / 2]).unwrap();
 
-    let err = format!("{:#}", Trainer::resume(dir.path(), None).err().unwrap());
+    let err = format!(
+        "{:#}",
+        Trainer::resume(dir.path(), None, &envs()).err().unwrap()
+    );
     assert!(err.contains(&tensors.display().to_string()), "{err}");
     assert!(err.contains("corrupt or truncated"), "{err}");
     // The best checkpoint is untouched and still loads.
@@ -124,7 +132,7 @@ fn corrupt_checkpoint_is_named_and_the_other_is_kept() {
 fn checkpoint_from_another_wiring_is_rejected() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
-    let mut t = Trainer::create(small_config("ltc"), dir.path()).unwrap();
+    let mut t = Trainer::create(small_config("ltc"), dir.path(), &envs()).unwrap();
     t.run(Some(2), |_, _| {}).unwrap();
     drop(t);
     // Same shapes, another random wiring: only the fixed masks tell them apart.
@@ -161,10 +169,10 @@ fn checkpoint_from_another_wiring_is_rejected() {
 fn a_new_run_refuses_to_overwrite_an_existing_one() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
-    let mut t = Trainer::create(small_config("cfc"), dir.path()).unwrap();
+    let mut t = Trainer::create(small_config("cfc"), dir.path(), &envs()).unwrap();
     t.run(Some(2), |_, _| {}).unwrap();
     drop(t);
-    let err = Trainer::create(small_config("cfc"), dir.path())
+    let err = Trainer::create(small_config("cfc"), dir.path(), &envs())
         .err()
         .unwrap();
     assert!(err.to_string().contains("already holds a run"), "{err}");
@@ -223,7 +231,7 @@ fn env_emitting_nan_stops_training_with_its_name_and_keeps_checkpoints() {
     config.env.name = "nan_env".into();
     config.env.options = toml::Table::new();
     let dir = tempfile::tempdir().unwrap();
-    let mut t = Trainer::create_with_registry(config, dir.path(), &registry).unwrap();
+    let mut t = Trainer::create(config, dir.path(), &registry).unwrap();
     let err = format!("{:#}", t.run(None, |_, _| {}).err().unwrap());
     assert!(err.contains("nan_env"), "{err}");
     assert!(err.to_lowercase().contains("nan"), "{err}");

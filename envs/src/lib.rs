@@ -5,6 +5,8 @@
 //! `cartpole` and `pendulum` (Gymnasium's CartPole-v1 and Pendulum-v1, each with a
 //! `no_velocity` option) and `ball_slope` (a Bevy + Rapier test env).
 
+#![warn(missing_docs)]
+
 pub mod ball_slope;
 pub mod cartpole;
 pub mod pendulum;

@@ -26,6 +26,7 @@ use wormnet_sim::bevy_env::{
     PhysicsConfig,
 };
 use wormnet_sim::frame::{Geometry, Overlay, Pose, Rgba, Shape};
+use wormnet_sim::planar::{wrap_angle, yaw};
 use wormnet_sim::{parse_options, EnvError, EnvSpec, Frame, Space};
 
 /// Registry name.
@@ -430,23 +431,6 @@ fn spawn(
     swim.torque = vec![0.0; n];
 }
 
-/// Planar rotation angle of a transform.
-fn yaw(transform: &Transform) -> f32 {
-    let q = transform.rotation;
-    2.0 * q.z.atan2(q.w)
-}
-
-/// Wraps an angle into (−π, π].
-fn wrap(angle: f32) -> f32 {
-    let tau = std::f32::consts::TAU;
-    let a = angle.rem_euclid(tau);
-    if a > std::f32::consts::PI {
-        a - tau
-    } else {
-        a
-    }
-}
-
 /// Applies the joint actions (torques or motor targets) and the resistive-force drag.
 fn actuate(
     action: Res<EnvAction>,
@@ -512,7 +496,7 @@ fn observe(
         }
     }
     for j in 0..n - 1 {
-        out.observation[j] = wrap(swim.angle[j + 1] - swim.angle[j]);
+        out.observation[j] = wrap_angle(swim.angle[j + 1] - swim.angle[j]);
         out.observation[n - 1 + j] = swim.omega[j + 1] - swim.omega[j];
     }
     let com = swim.position.iter().copied().sum::<Vec2>() / n as f32;
@@ -566,7 +550,7 @@ mod tests {
     #[test]
     fn wrap_stays_in_range() {
         for a in [-7.0f32, -3.2, -1.0, 0.0, 1.0, 3.2, 7.0] {
-            let w = wrap(a);
+            let w = wrap_angle(a);
             assert!(w > -std::f32::consts::PI - 1e-6 && w <= std::f32::consts::PI + 1e-6);
             let turns = (w - a) / std::f32::consts::TAU;
             assert!((turns - turns.round()).abs() < 1e-4, "{a} -> {w}");

@@ -9,6 +9,7 @@
 //!   panic isolation, episode statistics).
 //! - [`vec_env`]: N envs on W worker threads with SAME_STEP auto-reset ([`VecEnv`]).
 //! - [`bevy_env`]: a Bevy plugin stepped headless by a fixed `dt` as an [`Env`].
+//! - [`noise`], [`planar`]: Gaussian draws and plane angles that envs and the evaluator share.
 //! - [`rollout`]: recorded episodes for the watch/record/audit tools.
 //! - [`bench`]: env steps per second with random actions.
 //! - [`render`]: what the watch/record views draw (scene + neuron panel) and, with the
@@ -22,6 +23,8 @@ pub mod bevy_env;
 pub mod env;
 pub mod episode;
 pub mod frame;
+pub mod noise;
+pub mod planar;
 pub mod registry;
 pub mod render;
 pub mod rollout;
@@ -39,5 +42,12 @@ pub use vec_env::{StepView, VecEnv, VecEnvConfig, VecEnvError};
 pub use bevy;
 /// Re-exported alongside [`bevy`].
 pub use bevy_rapier2d;
+/// Re-exported so env crates draw with the `rand` version [`Space::sample`] takes.
+pub use rand;
 /// Re-exported for env RNGs seeded the same way as [`bevy_env::EpisodeRng`].
 pub use rand_chacha;
+/// Re-exported so env crates derive `Deserialize` for their options (with
+/// `#[serde(crate = "…::serde")]`) against the serde [`parse_options`] uses.
+pub use serde;
+/// Re-exported so env crates read their options as the `toml::Table` the registry passes.
+pub use toml;

@@ -14,7 +14,11 @@ pub type Constructor = Arc<dyn Fn(&toml::Table) -> Result<Box<dyn Env>, EnvError
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum RegistryError {
     /// No env of that name is registered.
-    #[error("unknown env `{name}`; registered envs: {}", known.join(", "))]
+    #[error(
+        "unknown env `{name}`; registered envs: {}. An env from another crate is known only to \
+         that crate's own `wormnet` binary (see \"Outside this repository\" in envs/README.md)",
+        known.join(", ")
+    )]
     UnknownEnv {
         /// The requested name.
         name: String,

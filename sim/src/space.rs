@@ -246,9 +246,9 @@ impl Space {
                             let u: f32 = rng.random();
                             (l + u * (h - l)).clamp(l, h)
                         }
-                        (true, false) => l + exponential(rng),
-                        (false, true) => h - exponential(rng),
-                        (false, false) => normal(rng),
+                        (true, false) => l + crate::noise::exponential(rng) as f32,
+                        (false, true) => h - crate::noise::exponential(rng) as f32,
+                        (false, false) => crate::noise::standard_normal(rng) as f32,
                     };
                 }
             }
@@ -302,19 +302,6 @@ mod bounds {
             })
             .collect()
     }
-}
-
-fn exponential<R: Rng + ?Sized>(rng: &mut R) -> f32 {
-    // 1 - u lies in (0, 1], so the logarithm is finite.
-    let u: f64 = rng.random();
-    (-(1.0 - u).ln()) as f32
-}
-
-fn normal<R: Rng + ?Sized>(rng: &mut R) -> f32 {
-    // Box-Muller; 1 - u1 lies in (0, 1].
-    let u1: f64 = rng.random();
-    let u2: f64 = rng.random();
-    ((-2.0 * (1.0 - u1).ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
 }
 
 #[cfg(test)]

@@ -5,8 +5,11 @@ use tch::{Kind, Tensor};
 
 /// Adam as `torch.optim.Adam` computes it (bias-corrected, eps added after the square root).
 pub struct Adam {
+    /// Learning rate (the trainer anneals it).
     pub lr: f64,
+    /// Decay rates of the first and second moments.
     pub betas: (f64, f64),
+    /// Added to the second moment's square root.
     pub eps: f64,
     /// Number of steps taken; the bias corrections depend on it.
     pub step: i64,

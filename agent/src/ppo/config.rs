@@ -41,9 +41,11 @@ pub struct PpoConfig {
     pub target_kl: Option<f64>,
     /// Running observation normalisation (detail R6), clipped to ±`obs_clip` (R7).
     pub norm_obs: bool,
+    /// Normalised observations are clipped to ±this.
     pub obs_clip: f32,
     /// Reward scaling by the discounted return's std (R8), clipped to ±`reward_clip` (R9).
     pub norm_reward: bool,
+    /// Scaled rewards are clipped to ±this.
     pub reward_clip: f32,
     /// Bootstrap time-limit truncations from V(final observation) (not CleanRL's default, which
     /// treats truncation as termination; Gymnasium and SB3 recommend bootstrapping).
@@ -84,7 +86,9 @@ impl Default for PpoConfig {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("ppo.{field}: {message}")]
 pub struct PpoConfigError {
+    /// The field under `ppo.`.
     pub field: &'static str,
+    /// What is wrong with it.
     pub message: String,
 }
 

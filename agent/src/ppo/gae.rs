@@ -4,8 +4,11 @@
 
 /// One rollout's per-step data, each laid out `[step][env]` (length `steps × envs`).
 pub struct GaeInput<'a> {
+    /// Number of envs.
     pub envs: usize,
+    /// Rewards (scaled).
     pub rewards: &'a [f32],
+    /// Value estimates of the observations acted on.
     pub values: &'a [f32],
     /// The episode ended in a terminal state at this step (no bootstrap).
     pub terminated: &'a [bool],
@@ -15,7 +18,9 @@ pub struct GaeInput<'a> {
     pub final_values: &'a [f32],
     /// V(observation after the last step), one per env.
     pub last_values: &'a [f32],
+    /// Discount γ.
     pub gamma: f32,
+    /// GAE λ.
     pub lambda: f32,
 }
 

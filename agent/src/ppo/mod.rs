@@ -1,6 +1,14 @@
 //! Proximal Policy Optimisation for recurrent NCP policies: every implementation detail the
 //! reference checklist names, each visible in one place.
+//!
+//! - [`config`]: every knob, with CleanRL's defaults.
+//! - [`rollout`]: acting in the envs and keeping what the update needs.
+//! - [`gae`]: advantages, with terminated and truncated episodes told apart.
+//! - [`update`]: the epochs and the whole loss in one function.
+//! - [`adam`]: Adam with checkpointable moments, and the global grad-norm clip.
 
 pub mod adam;
 pub mod config;
 pub mod gae;
+pub mod rollout;
+pub mod update;

@@ -218,6 +218,28 @@ fn redraw(
     }
 }
 
+/// Points `XDG_RUNTIME_DIR` at a private directory when it is unset or unusable (containers,
+/// CI, `sudo`): the window and graphics libraries otherwise print "XDG_RUNTIME_DIR is invalid"
+/// lines that look like failures.
+fn ensure_runtime_dir() {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    let usable = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(std::path::PathBuf::from)
+        .and_then(|d| std::fs::metadata(d).ok())
+        .is_some_and(|m| m.is_dir() && m.permissions().mode() & 0o077 == 0);
+    if usable {
+        return;
+    }
+    let uid = std::fs::metadata("/proc/self").map_or(0, |m| m.uid());
+    let dir = std::env::temp_dir().join(format!("wormnet-runtime-{uid}"));
+    let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+    let private = std::fs::metadata(&dir)
+        .is_ok_and(|m| m.is_dir() && m.uid() == uid && m.permissions().mode() & 0o077 == 0);
+    if private {
+        std::env::set_var("XDG_RUNTIME_DIR", &dir);
+    }
+}
+
 /// Builds the app's plugins; `panic`s inside Bevy's renderer start-up (no adapter) become
 /// [`RenderError::NoAdapter`].
 fn build_app(
@@ -226,6 +248,7 @@ fn build_app(
     target: impl FnOnce(&mut App) -> Option<Handle<Image>>,
 ) -> Result<App, RenderError> {
     config.check()?;
+    ensure_runtime_dir();
     let regions = Regions::new(config.width, config.height, config.panel.is_some());
     let offscreen = window.is_none();
     let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {

@@ -1,0 +1,233 @@
+//! Auditing a policy: run it step by step while keeping every neuron's state, and write the
+//! per-step log (observation, action, reward, every neuron by name).
+//!
+//! Everything here runs in headless builds too; only the drawing needs the `render` feature.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::rc::Rc;
+
+use anyhow::{bail, Context, Result};
+use tch::{Device, Tensor};
+use wormnet_sim::rollout::{Decision, Rollout};
+use wormnet_sim::Env;
+
+use crate::policy::{Policy, PolicyState};
+
+/// What the policy did on one step, with the state that made it do so.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuditStep {
+    /// The observation as the network saw it (normalised when the checkpoint normalises).
+    pub input: Vec<f32>,
+    /// The action sent to the env (clipped to its bounds).
+    pub action: Vec<f32>,
+    /// Every actor neuron's potential after this step, in state order.
+    pub neurons: Vec<f32>,
+}
+
+/// A policy acting on one env, one step at a time, exactly as in evaluation (frozen observation
+/// normalisation, same state update), keeping the actor's neuron states for the audit.
+pub struct Auditor {
+    policy: Rc<Policy>,
+    deterministic: bool,
+    state: PolicyState,
+    actions: Vec<f32>,
+}
+
+impl Auditor {
+    /// Wraps `policy` (its normaliser stays frozen); `deterministic` acts with the
+    /// distribution's mode, which is what an audit usually wants.
+    pub fn new(policy: Rc<Policy>, deterministic: bool) -> Self {
+        Auditor {
+            state: policy.initial_state(1),
+            actions: vec![0.0; policy.action_dim()],
+            policy,
+            deterministic,
+        }
+    }
+
+    /// The policy being audited.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The observation as the network sees it.
+    pub fn normalize(&self, obs: &[f32]) -> Vec<f32> {
+        let mut input = obs.to_vec();
+        self.policy.normalize(&mut input);
+        input
+    }
+
+    /// Zero state: a new episode starts.
+    pub fn reset(&mut self) {
+        self.state = self.policy.initial_state(1);
+    }
+
+    /// Acts on one raw observation.
+    pub fn act(&mut self, obs: &[f32]) -> AuditStep {
+        let input = self.normalize(obs);
+        let x = Tensor::from_slice(&input)
+            .reshape([1, input.len() as i64])
+            .to_device(self.policy.device());
+        let act = self.policy.act(&x, &self.state, self.deterministic);
+        self.policy.env_actions(&act.action, &mut self.actions);
+        let neurons = Vec::<f32>::try_from(act.state.actor.h.to_device(Device::Cpu).reshape([-1]))
+            .unwrap_or_default();
+        self.state = act.state;
+        AuditStep {
+            input,
+            action: self.actions.clone(),
+            neurons,
+        }
+    }
+
+    /// Names of the neurons in state order (`command_3`, …; motor neurons by the action they
+    /// drive: `motor_steering`, or `motor_push_right=1` for a discrete action's logit).
+    pub fn neuron_labels(&self) -> Vec<String> {
+        self.policy.neuron_labels()
+    }
+}
+
+/// Records one episode (at most `max_steps` steps) of `env` from `seed` with `auditor`; every
+/// step carries the neuron states as `internals`, named by [`Auditor::neuron_labels`].
+pub fn record_episode(
+    env: Box<dyn Env>,
+    options: toml::Table,
+    seed: u64,
+    max_steps: usize,
+    auditor: &mut Auditor,
+) -> Result<Rollout> {
+    auditor.reset();
+    let labels = auditor.neuron_labels();
+    let mut rollout = Rollout::record(env, options, seed, max_steps, |obs| {
+        let step = auditor.act(obs);
+        Decision {
+            action: step.action,
+            internals: Some(step.neurons),
+        }
+    })?;
+    rollout.internal_names = Some(labels);
+    Ok(rollout)
+}
+
+/// The observation the policy acted on at each step: the reset observation, then each step's.
+pub fn acted_observations(rollout: &Rollout) -> Vec<&[f32]> {
+    std::iter::once(rollout.initial_observation.as_slice())
+        .chain(rollout.steps.iter().map(|s| s.observation.as_slice()))
+        .take(rollout.steps.len())
+        .collect()
+}
+
+fn csv_name(prefix: &str, name: &str) -> String {
+    let clean: String = name
+        .chars()
+        .map(|c| {
+            if c == ',' || c == '\n' || c == '"' {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    format!("{prefix}/{clean}")
+}
+
+/// The per-step log as CSV: `step, time, obs/<name>… (what the policy saw), action/<name>…,
+/// reward, terminated, truncated, neuron/<name>… (after acting)`. Floats are written in Rust's
+/// shortest round-trip form, so reading them back gives the exact values.
+pub fn write_steps_csv(rollout: &Rollout, path: &Path) -> Result<()> {
+    let spec = &rollout.spec;
+    let neuron_names = rollout.internal_names.clone().unwrap_or_default();
+    let mut header = vec!["step".to_string(), "time".to_string()];
+    header.extend(spec.observation_names.iter().map(|n| csv_name("obs", n)));
+    header.extend(spec.action_names.iter().map(|n| csv_name("action", n)));
+    header.extend(["reward", "terminated", "truncated"].map(String::from));
+    header.extend(neuron_names.iter().map(|n| csv_name("neuron", n)));
+    let mut out = header.join(",");
+    out.push('\n');
+    let observations = acted_observations(rollout);
+    for (t, (step, obs)) in rollout.steps.iter().zip(observations).enumerate() {
+        let _ = write!(out, "{t},{}", step.frame.time);
+        for v in obs.iter().chain(&step.action) {
+            let _ = write!(out, ",{v}");
+        }
+        let _ = write!(
+            out,
+            ",{},{},{}",
+            step.reward,
+            u8::from(step.terminated),
+            u8::from(step.truncated)
+        );
+        if let Some(internals) = &step.internals {
+            for v in internals {
+                let _ = write!(out, ",{v}");
+            }
+        }
+        out.push('\n');
+    }
+    crate::checkpoint::write_atomic(path, out.as_bytes())
+        .with_context(|| format!("cannot write the step log {}", path.display()))?;
+    Ok(())
+}
+
+/// Reads back the `neuron/…` columns of a step log: (names, one row per step).
+pub fn read_neuron_columns(path: &Path) -> Result<(Vec<String>, Vec<Vec<f32>>)> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the step log {}", path.display()))?;
+    let mut lines = text.lines();
+    let Some(header) = lines.next() else {
+        bail!("{}: empty step log", path.display());
+    };
+    let columns: Vec<(usize, String)> = header
+        .split(',')
+        .enumerate()
+        .filter_map(|(i, h)| h.strip_prefix("neuron/").map(|n| (i, n.to_string())))
+        .collect();
+    let mut rows = Vec::new();
+    for (line_no, line) in lines.enumerate() {
+        let cells: Vec<&str> = line.split(',').collect();
+        let mut row = Vec::with_capacity(columns.len());
+        for (i, name) in &columns {
+            let cell = cells.get(*i).copied().unwrap_or("");
+            let v: f32 = cell.parse().with_context(|| {
+                format!(
+                    "{}: line {}: column neuron/{name} is not a number: {cell:?}",
+                    path.display(),
+                    line_no + 2
+                )
+            })?;
+            row.push(v);
+        }
+        rows.push(row);
+    }
+    Ok((columns.into_iter().map(|(_, n)| n).collect(), rows))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inspect::tests::cartpole_policy;
+
+    #[test]
+    fn step_log_round_trips_the_neuron_states() {
+        let (policy, _) = cartpole_policy();
+        let mut auditor = Auditor::new(Rc::new(policy), true);
+        let env = wormnet_envs::registry()
+            .make("cartpole", &toml::Table::new())
+            .expect("cartpole");
+        let rollout = record_episode(env, toml::Table::new(), 7, 25, &mut auditor).expect("record");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("steps.csv");
+        write_steps_csv(&rollout, &path).expect("csv");
+        let (names, rows) = read_neuron_columns(&path).expect("read");
+        assert_eq!(names, auditor.neuron_labels());
+        assert_eq!(rows.len(), rollout.steps.len());
+        for (row, step) in rows.iter().zip(&rollout.steps) {
+            assert_eq!(Some(row), step.internals.as_ref());
+        }
+        assert!(read_neuron_columns(&dir.path().join("missing.csv"))
+            .unwrap_err()
+            .to_string()
+            .contains("missing.csv"));
+    }
+}

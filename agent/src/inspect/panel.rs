@@ -1,0 +1,300 @@
+//! The neuron panel that `wormnet watch` and `wormnet record` draw beside the scene: the
+//! wiring laid out by layer, sensory inputs named by observation, motor neurons by action,
+//! and per step every neuron coloured by its potential and every synapse by its activity.
+
+use std::sync::Arc;
+
+use wormnet_ncp::kernels::ltc::LtcKernel;
+use wormnet_ncp::wiring::picture::{self, PictureOptions};
+use wormnet_ncp::NeuronType;
+use wormnet_sim::frame::Rgba;
+use wormnet_sim::render::{LabelSide, PanelEdge, PanelLayout, PanelNode, PanelState};
+use wormnet_sim::EnvSpec;
+
+use crate::policy::Policy;
+
+fn role_color(kind: NeuronType) -> Rgba {
+    let (r, g, b) = picture::colour(kind);
+    Rgba::rgb(r, g, b)
+}
+
+/// Maps network values to panel colours: which state column feeds each node, and (for LTC
+/// cells) the synapse parameters that turn potentials into synapse activity.
+pub struct NeuronPanel {
+    layout: PanelLayout,
+    /// Sensory inputs (the first nodes).
+    sensory: usize,
+    /// Node index → state column (None for sensory nodes).
+    column: Vec<Option<usize>>,
+    /// Per edge: `(presynaptic node, postsynaptic node, is sensory)`.
+    edges: Vec<(usize, usize, bool)>,
+    synapses: Option<Synapses>,
+}
+
+/// An LTC's synapses as the panel draws them: activity `w·σ(sigma·(v_pre − mu))` from the
+/// kernel (the one place that formula is written for f32), relative to the largest `w` of its
+/// kind, and for each panel edge its place in the kernel's synapse lists.
+struct Synapses {
+    kernel: Arc<LtcKernel>,
+    max_w: (f32, f32),
+    /// Panel edge → (sensory?, index in the kernel's internal or sensory list).
+    slot: Vec<Option<(bool, usize)>>,
+}
+
+impl NeuronPanel {
+    /// The panel for `policy` acting in `spec`: its wiring laid out by layer (the same layout
+    /// as `wormnet wiring`), inputs named by observation, motor neurons by action.
+    pub fn for_policy(policy: &Policy, spec: &EnvSpec) -> NeuronPanel {
+        let net = &policy.actor;
+        let Some(wiring) = net.wiring() else {
+            return NeuronPanel::from_names(spec, &net.state_labels(), &net.state_neuron_types());
+        };
+        let options = PictureOptions {
+            sensory_names: spec.observation_names.clone(),
+            motor_names: spec.action_names.clone(),
+            ..PictureOptions::default()
+        };
+        let picture = picture::layout(wiring, &options);
+        let sensory = wiring.input_dim().unwrap_or(0);
+        // Neuron id → state column (identity for LTC, layer order for a wired CfC).
+        let mut column_of_id = vec![None; wiring.units()];
+        for (col, id) in net.state_neuron_ids().into_iter().enumerate() {
+            if let Some(slot) = column_of_id.get_mut(id) {
+                *slot = Some(col);
+            }
+        }
+        let nodes = picture
+            .nodes
+            .iter()
+            .map(|n| PanelNode {
+                position: [n.x, n.y],
+                label: match n.kind {
+                    NeuronType::Sensory | NeuronType::Motor => n.label.clone(),
+                    _ => String::new(),
+                },
+                label_side: if n.kind == NeuronType::Sensory {
+                    LabelSide::Left
+                } else {
+                    LabelSide::Right
+                },
+                role_color: role_color(n.kind),
+            })
+            .collect();
+        let column = (0..picture.nodes.len())
+            .map(|k| {
+                k.checked_sub(sensory)
+                    .and_then(|id| column_of_id.get(id).copied().flatten())
+            })
+            .collect();
+        let edges = picture
+            .edges
+            .iter()
+            .map(|e| (e.from, e.to, e.from < sensory))
+            .collect();
+        let synapses = net.ltc_kernel().map(|kernel| {
+            let (internal, sensory_list) = (wiring.synapses(), wiring.sensory_synapses());
+            let slot = picture
+                .edges
+                .iter()
+                .map(|e| {
+                    if e.from < sensory {
+                        let key = (e.from, e.to - sensory);
+                        sensory_list
+                            .iter()
+                            .position(|&(s, d, _)| (s, d) == key)
+                            .map(|k| (true, k))
+                    } else {
+                        let key = (e.from - sensory, e.to - sensory);
+                        internal
+                            .iter()
+                            .position(|&(s, d, _)| (s, d) == key)
+                            .map(|k| (false, k))
+                    }
+                })
+                .collect();
+            Synapses {
+                max_w: kernel.max_conductances(),
+                kernel,
+                slot,
+            }
+        });
+        NeuronPanel {
+            layout: PanelLayout {
+                title: format!(
+                    "{} neurons, {} synapses (+ {} sensory)",
+                    wiring.units(),
+                    wiring.synapse_count(),
+                    wiring.sensory_synapse_count()
+                ),
+                nodes,
+                edges: picture
+                    .edges
+                    .iter()
+                    .map(|e| PanelEdge {
+                        from: e.from,
+                        to: e.to,
+                        polarity: e.polarity,
+                    })
+                    .collect(),
+            },
+            sensory,
+            column,
+            edges,
+            synapses,
+        }
+    }
+
+    /// A panel without synapses from neuron names alone (a recorded rollout has names and
+    /// states but no wiring): inputs, then a column per role guessed from the name prefix.
+    pub fn from_names(spec: &EnvSpec, names: &[String], types: &[NeuronType]) -> NeuronPanel {
+        let sensory = spec.obs_dim();
+        let role = |i: usize| -> NeuronType {
+            types.get(i).copied().unwrap_or_else(|| {
+                let n = names[i].as_str();
+                if n.starts_with("motor") {
+                    NeuronType::Motor
+                } else if n.starts_with("command") {
+                    NeuronType::Command
+                } else {
+                    NeuronType::Inter
+                }
+            })
+        };
+        let order = [NeuronType::Inter, NeuronType::Command, NeuronType::Motor];
+        let mut nodes: Vec<PanelNode> = (0..sensory)
+            .map(|i| PanelNode {
+                position: [0.0, i as f32 - (sensory as f32 - 1.0) / 2.0],
+                label: spec.observation_names.get(i).cloned().unwrap_or_default(),
+                label_side: LabelSide::Left,
+                role_color: role_color(NeuronType::Sensory),
+            })
+            .collect();
+        let mut column = vec![None; sensory];
+        let mut x = 0.0;
+        for kind in order {
+            let members: Vec<usize> = (0..names.len()).filter(|&i| role(i) == kind).collect();
+            if members.is_empty() {
+                continue;
+            }
+            x += 1.0;
+            let mut motor = 0;
+            for (r, &i) in members.iter().enumerate() {
+                let label = if kind == NeuronType::Motor {
+                    let l = spec
+                        .action_names
+                        .get(motor)
+                        .cloned()
+                        .unwrap_or_else(|| names[i].clone());
+                    motor += 1;
+                    l
+                } else {
+                    String::new()
+                };
+                nodes.push(PanelNode {
+                    position: [x, r as f32 - (members.len() as f32 - 1.0) / 2.0],
+                    label,
+                    label_side: LabelSide::Right,
+                    role_color: role_color(kind),
+                });
+                column.push(Some(i));
+            }
+        }
+        NeuronPanel {
+            layout: PanelLayout {
+                title: format!("{} neurons", names.len()),
+                nodes,
+                edges: Vec::new(),
+            },
+            sensory,
+            column,
+            edges: Vec::new(),
+            synapses: None,
+        }
+    }
+
+    /// Nodes and synapses, for the renderer.
+    pub fn layout(&self) -> &PanelLayout {
+        &self.layout
+    }
+
+    /// Colours for one step: inputs and neuron potentials squashed by tanh; synapses by their
+    /// LTC activity (relative to the strongest synapse of their kind), or by the squashed
+    /// presynaptic value for other cells.
+    pub fn state(&self, input: &[f32], neurons: &[f32]) -> PanelState {
+        let value = |node: usize| -> f32 {
+            if node < self.sensory {
+                input.get(node).copied().unwrap_or(0.0)
+            } else {
+                self.column
+                    .get(node)
+                    .copied()
+                    .flatten()
+                    .and_then(|c| neurons.get(c).copied())
+                    .unwrap_or(0.0)
+            }
+        };
+        let node_activity = (0..self.layout.nodes.len())
+            .map(|k| finite_tanh(value(k)))
+            .collect();
+        let activity = self
+            .synapses
+            .as_ref()
+            .map(|s| s.kernel.synapse_activity(neurons, input));
+        let edge_activity = self
+            .edges
+            .iter()
+            .enumerate()
+            .map(|(k, &(from, _, _))| {
+                let a = match (&self.synapses, &activity) {
+                    (Some(s), Some((internal, sensory))) => match s.slot[k] {
+                        Some((true, i)) => sensory[i].2 / s.max_w.1,
+                        Some((false, i)) => internal[i].2 / s.max_w.0,
+                        None => 0.0,
+                    },
+                    _ => finite_tanh(value(from)).abs(),
+                };
+                if a.is_finite() {
+                    a.clamp(0.0, 1.0)
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        PanelState {
+            node_activity,
+            edge_activity,
+        }
+    }
+}
+
+fn finite_tanh(v: f32) -> f32 {
+    if v.is_finite() {
+        v.tanh()
+    } else {
+        0.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inspect::tests::cartpole_policy;
+
+    #[test]
+    fn panel_covers_inputs_and_neurons_and_reacts_to_state() {
+        let (policy, spec) = cartpole_policy();
+        let panel = NeuronPanel::for_policy(&policy, &spec);
+        let n = policy.actor.state_size();
+        assert_eq!(panel.layout().nodes.len(), spec.obs_dim() + n);
+        assert_eq!(panel.layout().nodes[0].label, spec.observation_names[0]);
+        let quiet = panel.state(&vec![0.0; spec.obs_dim()], &vec![0.0; n]);
+        let busy = panel.state(&vec![2.0; spec.obs_dim()], &vec![1.5; n]);
+        assert_eq!(quiet.edge_activity.len(), panel.layout().edges.len());
+        assert_ne!(quiet, busy);
+        assert!(busy
+            .edge_activity
+            .iter()
+            .chain(&busy.node_activity)
+            .all(|v| v.is_finite() && v.abs() <= 1.0));
+    }
+}

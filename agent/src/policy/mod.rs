@@ -1,0 +1,589 @@
+//! The actor-critic a PPO run trains: an NCP actor whose motor neurons are the action means
+//! (Box) or logits (Discrete), and a critic that is a small MLP or a second NCP.
+//!
+//! The policy owns its observation normaliser, so whoever runs it (trainer, evaluator, auditor)
+//! feeds it raw observations the same way.
+//!
+//! The MLP critic sees the observation *and the actor's neuron state* (detached): in a
+//! partially observed task (cartpole without velocities) a memoryless critic cannot tell
+//! states apart, while the actor's neurons already integrate the history. No gradient flows
+//! from the critic into the actor through that input.
+
+mod config;
+mod normalize;
+
+use std::collections::BTreeMap;
+
+use tch::{nn, Device, Kind, Tensor};
+use wormnet_ncp::{NcpNet, State, Tape};
+use wormnet_sim::{EnvSpec, Space};
+
+pub use config::{CriticConfig, CriticKind, PolicyConfig, PolicyError};
+pub use normalize::{ObsNormalizer, RewardScaler, RunningMeanStd};
+
+/// How actions are drawn from the actor's outputs.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ActionKind {
+    /// Diagonal Gaussian around the motor outputs; samples are clipped to the bounds only when
+    /// sent to the env (the raw sample is what PPO stores). With `rescale`, the policy acts in
+    /// [-1, 1] per bounded component and `env_actions` maps that onto `[low, high]`.
+    Continuous {
+        /// Lower bound per component.
+        low: Vec<f32>,
+        /// Upper bound per component.
+        high: Vec<f32>,
+        /// Act in [-1, 1] and rescale onto bounded components.
+        rescale: bool,
+    },
+    /// Categorical over the motor outputs as logits.
+    Discrete {
+        /// Number of actions.
+        n: usize,
+    },
+}
+
+/// Recurrent state of the whole policy for a batch of envs.
+pub struct PolicyState {
+    /// The actor's neuron potentials (and LSTM memory with mixed memory).
+    pub actor: State,
+    /// The NCP critic's state, if the critic is an NCP.
+    pub critic: Option<State>,
+}
+
+impl PolicyState {
+    /// Zeroes the rows where `starts (B,)` is true: those envs begin a new episode.
+    pub fn reset(&self, starts: &Tensor) -> PolicyState {
+        PolicyState {
+            actor: self.actor.reset(starts),
+            critic: self.critic.as_ref().map(|c| c.reset(starts)),
+        }
+    }
+
+    /// A detached copy, stored at the start of each rollout for the replay.
+    pub fn detach(&self) -> PolicyState {
+        PolicyState {
+            actor: self.actor.detach(),
+            critic: self.critic.as_ref().map(State::detach),
+        }
+    }
+
+    /// Rows `index` of every tensor (a minibatch of envs).
+    pub fn select(&self, index: &Tensor) -> PolicyState {
+        let pick = |s: &State| State {
+            h: s.h.index_select(0, index),
+            c: s.c.as_ref().map(|c| c.index_select(0, index)),
+        };
+        PolicyState {
+            actor: pick(&self.actor),
+            critic: self.critic.as_ref().map(pick),
+        }
+    }
+}
+
+enum Critic {
+    Mlp {
+        layers: Vec<nn::Linear>,
+        with_state: bool,
+    },
+    Ncp(Box<NcpNet>),
+}
+
+/// What one acting step produced for a batch of envs.
+pub struct Act {
+    /// Raw actions `(B, A)` (Discrete: the index as a float).
+    pub action: Tensor,
+    /// Log-probability of `action`, `(B,)`.
+    pub logp: Tensor,
+    /// Value estimate of the observation, `(B,)`.
+    pub value: Tensor,
+    /// The state after consuming the observation.
+    pub state: PolicyState,
+}
+
+/// Log-probabilities, entropies and values of a replayed sequence, all `(B, T)`.
+pub struct Evaluation {
+    /// Log-probabilities of the taken actions `(B, T)`.
+    pub logp: Tensor,
+    /// Entropies of the action distributions `(B, T)`.
+    pub entropy: Tensor,
+    /// Values `(B, T)`.
+    pub value: Tensor,
+}
+
+/// The trained actor-critic with all its parameters in one `VarStore`.
+pub struct Policy {
+    /// Owns every parameter (actor under `actor.`, critic under `critic.`, `log_std`).
+    pub vs: nn::VarStore,
+    /// The NCP actor.
+    pub actor: NcpNet,
+    critic: Critic,
+    log_std: Option<Tensor>,
+    /// How actions are drawn.
+    pub action: ActionKind,
+    obs_dim: usize,
+    timespan: f32,
+    obs_norm: Option<ObsNormalizer>,
+    /// What each motor output drives, by the env's action names.
+    motor_names: Vec<String>,
+}
+
+impl Policy {
+    /// Builds the policy for `spec` on `device`, with weights from libtorch's current seed.
+    pub fn new(spec: &EnvSpec, config: &PolicyConfig, device: Device) -> Result<Self, PolicyError> {
+        let vs = nn::VarStore::new(device);
+        let root = vs.root();
+        let obs_dim = spec.obs_dim();
+        let actor =
+            NcpNet::new(&root.sub("actor"), obs_dim, &config.actor).map_err(PolicyError::Actor)?;
+        let (action, needed, what) = match &spec.action_space {
+            Space::Box { low, high } => (
+                ActionKind::Continuous {
+                    low: low.clone(),
+                    high: high.clone(),
+                    rescale: config.rescale_actions,
+                },
+                low.len(),
+                "one mean per action component",
+            ),
+            Space::Discrete { n } => (
+                ActionKind::Discrete { n: *n as usize },
+                *n as usize,
+                "one logit per discrete action",
+            ),
+        };
+        if actor.output_size() != needed {
+            return Err(PolicyError::Outputs {
+                env: spec.name.clone(),
+                outputs: actor.output_size(),
+                needed,
+                what,
+            });
+        }
+        let action_name = |i: usize| {
+            spec.action_names
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| format!("action{i}"))
+        };
+        let motor_names = match &action {
+            ActionKind::Continuous { .. } => (0..needed).map(action_name).collect(),
+            ActionKind::Discrete { .. } => (0..needed)
+                .map(|k| format!("{}={k}", action_name(0)))
+                .collect(),
+        };
+        let timespan = config.timespan.unwrap_or(spec.dt);
+        if !(timespan > 0.0 && timespan.is_finite()) {
+            return Err(PolicyError::Timespan(timespan));
+        }
+        let critic_path = root.sub("critic");
+        let critic = match config.critic.kind {
+            CriticKind::Mlp => {
+                if config.critic.hidden.contains(&0) {
+                    return Err(PolicyError::Critic(
+                        "hidden layer widths must be at least 1".into(),
+                    ));
+                }
+                let with_state = config.critic.with_actor_state;
+                let mut width = obs_dim + if with_state { actor.state_size() } else { 0 };
+                let mut layers = Vec::new();
+                for (i, &h) in config.critic.hidden.iter().enumerate() {
+                    layers.push(orthogonal_linear(
+                        &critic_path.sub(i.to_string()),
+                        width,
+                        h,
+                        2f64.sqrt(),
+                    ));
+                    width = h;
+                }
+                let head = config.critic.hidden.len().to_string();
+                layers.push(orthogonal_linear(&critic_path.sub(head), width, 1, 1.0));
+                Critic::Mlp { layers, with_state }
+            }
+            CriticKind::Ncp => {
+                let ncp = config.critic.ncp.as_ref().ok_or_else(|| {
+                    PolicyError::Critic("kind = \"ncp\" needs a [policy.critic.ncp] table".into())
+                })?;
+                let net = NcpNet::new(&critic_path, obs_dim, ncp)
+                    .map_err(|e| PolicyError::Critic(e.to_string()))?;
+                Critic::Ncp(Box::new(net))
+            }
+        };
+        let log_std = match action {
+            ActionKind::Continuous { .. } => Some(root.var(
+                "log_std",
+                &[1, needed as i64],
+                nn::Init::Const(config.log_std_init),
+            )),
+            ActionKind::Discrete { .. } => None,
+        };
+        Ok(Policy {
+            vs,
+            actor,
+            critic,
+            log_std,
+            action,
+            obs_dim,
+            timespan,
+            obs_norm: None,
+            motor_names,
+        })
+    }
+
+    /// Sets (or removes) the running observation normaliser the policy reads inputs through.
+    pub fn set_obs_normalizer(&mut self, norm: Option<ObsNormalizer>) {
+        self.obs_norm = norm;
+    }
+
+    /// The observation normaliser, if the policy normalises.
+    pub fn obs_normalizer(&self) -> Option<&ObsNormalizer> {
+        self.obs_norm.as_ref()
+    }
+
+    /// Training: merges a batch of raw observation rows into the normaliser's statistics, then
+    /// normalises them in place.
+    pub fn observe(&mut self, obs: &mut [f32]) {
+        if let Some(norm) = &mut self.obs_norm {
+            norm.normalize(obs);
+        }
+    }
+
+    /// Normalises raw observation rows in place with the current statistics (never moving
+    /// them): evaluation, auditing, bootstrap values.
+    pub fn normalize(&self, obs: &mut [f32]) {
+        if let Some(norm) = &self.obs_norm {
+            norm.apply(obs);
+        }
+    }
+
+    /// A label per actor state column: the wiring's neuron names (`command_3`, …), each motor
+    /// neuron named by what it drives (`motor_steering`; `motor_push_right=1` for the logit of
+    /// a discrete action's value).
+    pub fn neuron_labels(&self) -> Vec<String> {
+        self.actor
+            .state_labels()
+            .into_iter()
+            .map(|label| {
+                let motor = label
+                    .strip_prefix("motor_")
+                    .and_then(|k| k.parse::<usize>().ok())
+                    .and_then(|k| self.motor_names.get(k));
+                match motor {
+                    Some(name) => format!("motor_{name}"),
+                    None => label,
+                }
+            })
+            .collect()
+    }
+
+    /// The device every tensor of this policy lives on.
+    pub fn device(&self) -> Device {
+        self.vs.device()
+    }
+
+    /// Width of one action row.
+    pub fn action_dim(&self) -> usize {
+        match &self.action {
+            ActionKind::Continuous { low, .. } => low.len(),
+            ActionKind::Discrete { .. } => 1,
+        }
+    }
+
+    /// Trainable parameters in a stable (name) order, so optimizer state lines up on resume.
+    pub fn parameters(&self) -> Vec<(String, Tensor)> {
+        let vars: BTreeMap<String, Tensor> = self.vs.variables().into_iter().collect();
+        vars.into_iter()
+            .filter(|(_, t)| t.requires_grad())
+            .collect()
+    }
+
+    /// Zero state for `batch` envs.
+    pub fn initial_state(&self, batch: i64) -> PolicyState {
+        let device = self.device();
+        PolicyState {
+            actor: self.actor.initial_state(batch, device),
+            critic: match &self.critic {
+                Critic::Ncp(net) => Some(net.initial_state(batch, device)),
+                Critic::Mlp { .. } => None,
+            },
+        }
+    }
+
+    /// Elapsed time per step as a `(B, 1)` tensor.
+    fn dt(&self, batch: i64) -> Tensor {
+        Tensor::full(
+            [batch, 1],
+            f64::from(self.timespan),
+            (Kind::Float, self.device()),
+        )
+    }
+
+    /// One step of actor and critic for the observations `(B, O)`; the caller has already
+    /// reset the rows of envs that start a new episode.
+    fn forward_step(&self, obs: &Tensor, state: &PolicyState) -> (Tensor, Tensor, PolicyState) {
+        let dt = self.dt(obs.size()[0]);
+        let (out, actor_state) = self.actor.step(obs, &state.actor, &dt);
+        let (value, critic_state) = match &self.critic {
+            Critic::Mlp { .. } => (self.mlp_value(obs, &actor_state.h), None),
+            Critic::Ncp(net) => {
+                let cs = state
+                    .critic
+                    .as_ref()
+                    .expect("NCP critic without critic state");
+                let (v, s) = net.step(obs, cs, &dt);
+                (v.select(-1, 0), Some(s))
+            }
+        };
+        (
+            out,
+            value,
+            PolicyState {
+                actor: actor_state,
+                critic: critic_state,
+            },
+        )
+    }
+
+    /// The MLP critic on observations `(…, O)` and actor neuron states `(…, S)` (detached).
+    fn mlp_value(&self, obs: &Tensor, actor_h: &Tensor) -> Tensor {
+        let Critic::Mlp { layers, with_state } = &self.critic else {
+            unreachable!("mlp_value on an NCP critic");
+        };
+        let mut x = if *with_state {
+            Tensor::cat(&[obs.shallow_clone(), actor_h.detach()], -1)
+        } else {
+            obs.shallow_clone()
+        };
+        let last = layers.len() - 1;
+        for (i, layer) in layers.iter().enumerate() {
+            x = x.apply(layer);
+            if i < last {
+                x = x.tanh();
+            }
+        }
+        x.squeeze_dim(-1)
+    }
+
+    /// Acts for a batch of envs (no gradient): samples an action (or takes the mode when
+    /// `deterministic`), with its log-probability and the value estimate.
+    pub fn act(&self, obs: &Tensor, state: &PolicyState, deterministic: bool) -> Act {
+        tch::no_grad(|| {
+            let (out, value, state) = self.forward_step(obs, state);
+            let (action, logp) = match &self.action {
+                ActionKind::Continuous { .. } => {
+                    let std = self.log_std().exp();
+                    let action = if deterministic {
+                        out.shallow_clone()
+                    } else {
+                        &out + out.randn_like() * &std
+                    };
+                    let logp = self.gaussian_logp(&out, &action);
+                    (action, logp)
+                }
+                ActionKind::Discrete { .. } => {
+                    let logits = out.log_softmax(-1, Kind::Float);
+                    let index = if deterministic {
+                        logits.argmax(-1, true)
+                    } else {
+                        logits.exp().multinomial(1, true)
+                    };
+                    let logp = logits.gather(1, &index, false).squeeze_dim(1);
+                    (index.to_kind(Kind::Float), logp)
+                }
+            };
+            Act {
+                action,
+                logp,
+                value,
+                state,
+            }
+        })
+    }
+
+    /// V(obs) after consuming `obs` from `state`: the bootstrap value of a truncated episode's
+    /// final observation, with the pre-reset state.
+    pub fn value(&self, obs: &Tensor, state: &PolicyState) -> Tensor {
+        tch::no_grad(|| self.forward_step(obs, state).1)
+    }
+
+    /// Replays sequences `obs (B, T, O)` with their actions `(B, T, A)` from `state0`, resetting
+    /// the state wherever `starts (B, T)` is true, exactly as during the rollout; returns
+    /// differentiable log-probabilities, entropies and values. The MLP critic reads the actor
+    /// neuron states recorded during the rollout, `actor_h (B, T, S)`, so it needs no replay.
+    ///
+    /// Backpropagate a loss built from the result with the returned [`Tape`]'s
+    /// `backward(loss)`: it runs the kernels' backward passes too, where they ran the forward.
+    pub fn evaluate(
+        &self,
+        obs: &Tensor,
+        actions: &Tensor,
+        starts: &Tensor,
+        state0: &PolicyState,
+        actor_h: &Tensor,
+    ) -> (Evaluation, Tape) {
+        let (b, t_len) = (obs.size()[0], obs.size()[1]);
+        let ts = Tensor::full(
+            [b, t_len],
+            f64::from(self.timespan),
+            (Kind::Float, self.device()),
+        );
+        let (out, _, tape) =
+            self.actor
+                .forward_sequence_train(obs, Some(&state0.actor), Some(&ts), Some(starts));
+        let mut tape = tape;
+        let value = match &self.critic {
+            Critic::Mlp { .. } => self.mlp_value(obs, actor_h),
+            Critic::Ncp(net) => {
+                let cs = state0
+                    .critic
+                    .as_ref()
+                    .expect("NCP critic without critic state");
+                let (v, _, critic_tape) =
+                    net.forward_sequence_train(obs, Some(cs), Some(&ts), Some(starts));
+                tape = tape.join(critic_tape);
+                v.select(-1, 0)
+            }
+        };
+        let (logp, entropy) = match &self.action {
+            ActionKind::Continuous { .. } => {
+                let logp = self.gaussian_logp(&out, actions);
+                let per_dim = 0.5 + 0.5 * (2.0 * std::f64::consts::PI).ln() + self.log_std();
+                let entropy = per_dim.sum(Kind::Float).expand_as(&logp);
+                (logp, entropy)
+            }
+            ActionKind::Discrete { .. } => {
+                let logits = out.log_softmax(-1, Kind::Float);
+                let index = actions.to_kind(Kind::Int64);
+                let logp = logits.gather(2, &index, false).squeeze_dim(2);
+                let entropy = -(logits.exp() * &logits).sum_dim_intlist(-1, false, Kind::Float);
+                (logp, entropy)
+            }
+        };
+        (
+            Evaluation {
+                logp,
+                entropy,
+                value,
+            },
+            tape,
+        )
+    }
+
+    fn log_std(&self) -> Tensor {
+        match &self.log_std {
+            Some(t) => t.shallow_clone(),
+            None => Tensor::zeros([1, 1], (Kind::Float, self.device())),
+        }
+    }
+
+    /// Sum over action components of the diagonal Gaussian log-density.
+    fn gaussian_logp(&self, mean: &Tensor, action: &Tensor) -> Tensor {
+        let log_std = self.log_std();
+        let z = (action - mean) / log_std.exp();
+        let log_norm = 0.5 * (2.0 * std::f64::consts::PI).ln();
+        let per_dim: Tensor = z.pow_tensor_scalar(2) * -0.5 - &log_std - log_norm;
+        per_dim.sum_dim_intlist(-1, false, Kind::Float)
+    }
+
+    /// Writes actions into `out` as the env expects them: Box samples clipped to the bounds
+    /// (after rescaling from [-1, 1] where enabled), Discrete indices as floats.
+    pub fn env_actions(&self, action: &Tensor, out: &mut [f32]) {
+        let flat = Vec::<f32>::try_from(action.to_device(Device::Cpu).reshape([-1]))
+            .expect("policy actions are a float tensor");
+        out.copy_from_slice(&flat);
+        if let ActionKind::Continuous { low, high, rescale } = &self.action {
+            for row in out.chunks_mut(low.len()) {
+                for ((x, &lo), &hi) in row.iter_mut().zip(low).zip(high) {
+                    *x = if *rescale && lo.is_finite() && hi.is_finite() {
+                        lo + (x.clamp(-1.0, 1.0) + 1.0) * 0.5 * (hi - lo)
+                    } else {
+                        x.clamp(lo, hi)
+                    };
+                }
+            }
+        }
+    }
+
+    /// Observation width this policy was built for.
+    pub fn obs_dim(&self) -> usize {
+        self.obs_dim
+    }
+
+    /// Clamps explicit-constraint LTC weights after an optimizer step.
+    pub fn apply_weight_constraints(&self) {
+        self.actor.apply_weight_constraints();
+        if let Critic::Ncp(net) = &self.critic {
+            net.apply_weight_constraints();
+        }
+    }
+}
+
+/// A linear layer with orthogonal weights and zero bias (PPO detail C2).
+fn orthogonal_linear(path: &nn::Path, input: usize, output: usize, gain: f64) -> nn::Linear {
+    nn::linear(
+        path,
+        input as i64,
+        output as i64,
+        nn::LinearConfig {
+            ws_init: nn::Init::Orthogonal { gain },
+            bs_init: Some(nn::Init::Const(0.0)),
+            bias: true,
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(low: f32, high: f32) -> EnvSpec {
+        EnvSpec {
+            name: "box".into(),
+            observation_space: Space::uniform(2, -1.0, 1.0).unwrap(),
+            action_space: Space::bounded(vec![low, f32::NEG_INFINITY], vec![high, f32::INFINITY])
+                .unwrap(),
+            dt: 0.05,
+            max_episode_steps: None,
+            observation_names: vec!["a".into(), "b".into()],
+            action_names: vec!["torque".into(), "free".into()],
+            clip_actions: false,
+        }
+    }
+
+    fn policy(rescale: bool, low: f32, high: f32) -> Policy {
+        let config: PolicyConfig = toml::from_str(&format!(
+            "rescale_actions = {rescale}\n[actor]\ncell = \"ltc\"\n\
+             wiring = {{ kind = \"auto_ncp\", units = 6, output_size = 2 }}\n"
+        ))
+        .unwrap();
+        Policy::new(&spec(low, high), &config, Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn bounded_actions_are_rescaled_from_unit_range_and_clipped() {
+        let p = policy(true, -2.0, 4.0);
+        let raw = Tensor::from_slice(&[-1.0f32, 7.0, 0.0, -7.0, 3.0, 0.5]).reshape([3, 2]);
+        let mut out = vec![0.0; 6];
+        p.env_actions(&raw, &mut out);
+        // Bounded component: [-1, 1] -> [-2, 4], clipped first; unbounded: unchanged.
+        assert_eq!(out, vec![-2.0, 7.0, 1.0, -7.0, 4.0, 0.5]);
+        let p = policy(false, -2.0, 4.0);
+        p.env_actions(&raw, &mut out);
+        assert_eq!(out, vec![-1.0, 7.0, 0.0, -7.0, 3.0, 0.5]);
+    }
+
+    #[test]
+    fn wrong_motor_count_names_the_field() {
+        let config: PolicyConfig = toml::from_str(
+            "[actor]\ncell = \"ltc\"\nwiring = { kind = \"auto_ncp\", units = 6, output_size = 3 }\n",
+        )
+        .unwrap();
+        let err = Policy::new(&spec(-1.0, 1.0), &config, Device::Cpu)
+            .err()
+            .unwrap();
+        let text = err.to_string();
+        assert!(
+            text.contains("policy.actor") && text.contains("3 motor neurons"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,205 @@
+//! The PPO update, as CleanRL writes it: advantages by GAE, then `epochs` passes over
+//! minibatches of whole environments, each replayed through the recurrent policy from the
+//! rollout's start state with the same episode-start resets, and the whole loss — clipped
+//! surrogate, (clipped) value loss, entropy bonus — in [`update`].
+
+use anyhow::{bail, Result};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use tch::{Device, Kind, Tensor};
+
+use super::adam::{clip_grad_norm, Adam};
+use super::config::PpoConfig;
+use super::gae::{gae, GaeInput};
+use super::rollout::Rollout;
+use crate::policy::Policy;
+
+/// Statistics of one PPO update, logged under CleanRL's names.
+#[derive(Clone, Debug, Default)]
+pub struct UpdateStats {
+    /// Clipped surrogate loss (mean over minibatches).
+    pub policy_loss: f64,
+    /// Value loss.
+    pub value_loss: f64,
+    /// Mean entropy.
+    pub entropy: f64,
+    /// `−log ratio` KL estimate.
+    pub old_approx_kl: f64,
+    /// `(ratio − 1) − log ratio` KL estimate.
+    pub approx_kl: f64,
+    /// Fraction of ratios outside the clip range.
+    pub clipfrac: f64,
+    /// 1 − Var(returns − values) / Var(returns).
+    pub explained_variance: f64,
+    /// Gradient norm before clipping.
+    pub grad_norm: f64,
+    /// max |ratio − 1| on the first minibatch of the first epoch: 0 up to float rounding when
+    /// the replay reproduces the rollout exactly.
+    pub first_ratio_deviation: f64,
+    /// Wall time spent collecting the rollout.
+    pub rollout_seconds: f64,
+    /// Wall time spent in GAE and the PPO epochs.
+    pub update_seconds: f64,
+}
+
+/// Runs the PPO epochs on `rollout`: `params` are the policy's trainable tensors in Adam's
+/// order, `shuffle_seed` seeds the minibatch order.
+pub fn update(
+    policy: &Policy,
+    params: &[Tensor],
+    adam: &mut Adam,
+    rollout: &Rollout,
+    cfg: &PpoConfig,
+    shuffle_seed: u64,
+) -> Result<UpdateStats> {
+    let device = policy.device();
+    let n = rollout.last_values.len();
+    let t_len = rollout.obs.len();
+    // ---- advantages ------------------------------------------------------------------
+    let values_tn = Tensor::stack(&rollout.values, 0); // (T, N)
+    let values_flat = Vec::<f32>::try_from(values_tn.to_device(Device::Cpu).reshape([-1]))?;
+    let (adv, ret) = gae(&GaeInput {
+        envs: n,
+        rewards: &rollout.rewards,
+        values: &values_flat,
+        terminated: &rollout.terminated,
+        truncated: &rollout.truncated,
+        final_values: &rollout.final_values,
+        last_values: &rollout.last_values,
+        gamma: cfg.gamma,
+        lambda: cfg.gae_lambda,
+    });
+    let tn = |v: &[f32]| {
+        Tensor::from_slice(v)
+            .reshape([t_len as i64, n as i64])
+            .transpose(0, 1)
+            .contiguous()
+            .to_device(device)
+    };
+    let advantages = tn(&adv);
+    let returns = tn(&ret);
+    let obs = Tensor::stack(&rollout.obs, 1); // (N, T, O)
+    let acts = Tensor::stack(&rollout.actions, 1); // (N, T, A)
+    let starts = Tensor::stack(&rollout.starts, 1); // (N, T)
+    let actor_h = Tensor::stack(&rollout.actor_h, 1); // (N, T, S)
+    let old_logp = Tensor::stack(&rollout.logp, 1);
+    let old_values = values_tn.transpose(0, 1).contiguous();
+
+    // ---- PPO epochs over minibatches of whole envs ---------------------------------
+    let mut rng = ChaCha8Rng::seed_from_u64(shuffle_seed);
+    let per_mb = n / cfg.minibatches;
+    let mut stats = UpdateStats::default();
+    let mut env_order: Vec<i64> = (0..n as i64).collect();
+    let mut count = 0.0;
+    'epochs: for epoch in 0..cfg.epochs {
+        env_order.shuffle(&mut rng);
+        let mut epoch_kl = 0.0;
+        let mut epoch_mbs = 0.0;
+        for mb in 0..cfg.minibatches {
+            let idx =
+                Tensor::from_slice(&env_order[mb * per_mb..(mb + 1) * per_mb]).to_device(device);
+            let (ev, tape) = policy.evaluate(
+                &obs.index_select(0, &idx),
+                &acts.index_select(0, &idx),
+                &starts.index_select(0, &idx),
+                &rollout.state0.select(&idx),
+                &actor_h.index_select(0, &idx),
+            );
+            let mb_old_logp = old_logp.index_select(0, &idx);
+            let mb_adv = advantages.index_select(0, &idx);
+            let mb_ret = returns.index_select(0, &idx);
+            let mb_old_v = old_values.index_select(0, &idx);
+            let logratio = &ev.logp - &mb_old_logp;
+            let ratio = logratio.exp();
+            let (old_kl, kl, clipfrac) = tch::no_grad(|| {
+                (
+                    (-&logratio).mean(Kind::Float).double_value(&[]),
+                    ((&ratio - 1.0) - &logratio)
+                        .mean(Kind::Float)
+                        .double_value(&[]),
+                    (&ratio - 1.0)
+                        .abs()
+                        .gt(cfg.clip_coef)
+                        .to_kind(Kind::Float)
+                        .mean(Kind::Float)
+                        .double_value(&[]),
+                )
+            });
+            if epoch == 0 && mb == 0 {
+                stats.first_ratio_deviation =
+                    tch::no_grad(|| (&ratio - 1.0).abs().max().double_value(&[]));
+            }
+            let mb_adv = if cfg.norm_adv {
+                (&mb_adv - mb_adv.mean(Kind::Float)) / (mb_adv.std(true) + 1e-8)
+            } else {
+                mb_adv
+            };
+            let pg1 = -&mb_adv * &ratio;
+            let pg2 = -&mb_adv * ratio.clamp(1.0 - cfg.clip_coef, 1.0 + cfg.clip_coef);
+            let pg_loss = pg1.max_other(&pg2).mean(Kind::Float);
+            let v_loss = if cfg.clip_vloss {
+                let unclipped = (&ev.value - &mb_ret).pow_tensor_scalar(2);
+                let clipped =
+                    &mb_old_v + (&ev.value - &mb_old_v).clamp(-cfg.clip_coef, cfg.clip_coef);
+                let clipped = (clipped - &mb_ret).pow_tensor_scalar(2);
+                unclipped.max_other(&clipped).mean(Kind::Float) * 0.5
+            } else {
+                (&ev.value - &mb_ret).pow_tensor_scalar(2).mean(Kind::Float) * 0.5
+            };
+            let entropy = ev.entropy.mean(Kind::Float);
+            let loss = &pg_loss - &entropy * cfg.ent_coef + &v_loss * cfg.vf_coef;
+            let loss_value = loss.double_value(&[]);
+            if !loss_value.is_finite() {
+                bail!(
+                    "the PPO loss became {loss_value} (policy {}, value {}): the run \
+                     diverged; lower ppo.learning_rate or check the env's rewards",
+                    pg_loss.double_value(&[]),
+                    v_loss.double_value(&[])
+                );
+            }
+            for t in params {
+                let mut t = t.shallow_clone();
+                t.zero_grad();
+            }
+            tape.backward(&loss);
+            let norm = clip_grad_norm(params, cfg.max_grad_norm);
+            adam.step(params);
+            policy.apply_weight_constraints();
+
+            stats.policy_loss += pg_loss.double_value(&[]);
+            stats.value_loss += v_loss.double_value(&[]);
+            stats.entropy += entropy.double_value(&[]);
+            stats.old_approx_kl += old_kl;
+            stats.approx_kl += kl;
+            stats.clipfrac += clipfrac;
+            stats.grad_norm += norm;
+            count += 1.0;
+            epoch_kl += kl;
+            epoch_mbs += 1.0;
+        }
+        if let Some(target) = cfg.target_kl {
+            if epoch_kl / epoch_mbs > target {
+                break 'epochs;
+            }
+        }
+    }
+    for v in [
+        &mut stats.policy_loss,
+        &mut stats.value_loss,
+        &mut stats.entropy,
+        &mut stats.old_approx_kl,
+        &mut stats.approx_kl,
+        &mut stats.clipfrac,
+        &mut stats.grad_norm,
+    ] {
+        *v /= count;
+    }
+    let var_ret = returns.var(true).double_value(&[]);
+    stats.explained_variance = if var_ret == 0.0 {
+        f64::NAN
+    } else {
+        1.0 - (&returns - &old_values).var(true).double_value(&[]) / var_ret
+    };
+    Ok(stats)
+}

@@ -1,0 +1,12 @@
+//! One module per subcommand: its clap arguments and the function that runs it.
+
+pub mod bench;
+pub mod eval;
+pub mod info;
+pub mod plot;
+#[cfg(feature = "render")]
+pub mod record;
+pub mod train;
+#[cfg(feature = "render")]
+pub mod watch;
+pub mod wiring;

@@ -1,0 +1,146 @@
+//! `wormnet record`: renders episodes offscreen (PNG frames, GIF, MP4) with the neuron panel,
+//! and writes the per-step log of every neuron, the activity plot and the wiring picture.
+
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use wormnet_agent::checkpoint::{load_checkpoint, LoadedPolicy};
+use wormnet_agent::inspect::audit::Auditor;
+use wormnet_agent::inspect::record::{self, RecordOptions};
+use wormnet_ncp::wiring::picture::{self, PictureOptions};
+use wormnet_sim::Registry;
+
+/// Arguments of `wormnet record`.
+#[derive(Args, Debug)]
+pub struct RecordArgs {
+    /// A run directory (its best checkpoint, else latest), a checkpoint's .json sidecar, or
+    /// a recorded rollout file (rendered as recorded, without re-simulating).
+    pub target: PathBuf,
+    /// Episodes to record.
+    #[arg(long, default_value_t = 1)]
+    pub episodes: usize,
+    /// Output directory (one episode_NNN/ folder per episode).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Seed of the first episode (the next ones count up).
+    #[arg(long, default_value_t = 0)]
+    pub env_seed: u64,
+    /// Stop an episode after this many steps (default: the env's time limit, else 1000).
+    #[arg(long)]
+    pub max_steps: Option<usize>,
+    /// Picture width in pixels.
+    #[arg(long, default_value_t = 640)]
+    pub width: u32,
+    /// Picture height in pixels.
+    #[arg(long, default_value_t = 480)]
+    pub height: u32,
+    /// Sample actions instead of taking the distribution's mode.
+    #[arg(long)]
+    pub stochastic: bool,
+    /// Skip the animated GIF.
+    #[arg(long)]
+    pub no_gif: bool,
+    /// Skip the MP4 even when ffmpeg is on the PATH.
+    #[arg(long)]
+    pub no_mp4: bool,
+}
+
+/// A rollout file is JSON with `format_version` and `steps`; a checkpoint sidecar is not.
+fn is_rollout_file(path: &Path) -> bool {
+    if !path.is_file() {
+        return false;
+    }
+    let Ok(text) = std::fs::read(path) else {
+        return false;
+    };
+    match serde_json::from_slice::<serde_json::Value>(&text) {
+        Ok(v) => v.get("steps").is_some() && v.get("format_version").is_some(),
+        Err(_) => false,
+    }
+}
+
+/// Loads a checkpoint onto the CPU, naming the target on failure.
+pub(crate) fn load(target: &Path) -> Result<LoadedPolicy> {
+    load_checkpoint(target, tch::Device::Cpu)
+        .with_context(|| format!("cannot load a policy from {}", target.display()))
+}
+
+/// Runs `wormnet record`.
+pub fn run(args: RecordArgs, registry: &Registry) -> Result<()> {
+    if args.episodes == 0 {
+        bail!("--episodes must be at least 1");
+    }
+    let options = RecordOptions {
+        width: args.width,
+        height: args.height,
+        gif: !args.no_gif,
+        mp4: !args.no_mp4,
+    };
+    let started = Instant::now();
+    let episodes = if is_rollout_file(&args.target) {
+        vec![record::record_rollout_file(
+            &args.target,
+            &args.out,
+            &options,
+        )?]
+    } else {
+        tch::set_num_threads(1);
+        let loaded = load(&args.target)?;
+        let config = &loaded.sidecar.config;
+        let factory = registry
+            .factory(&config.env.name, config.eval_env_options())
+            .with_context(|| format!("{}: its [env] section", loaded.path.display()))?;
+        let spec = loaded.sidecar.env_spec.clone();
+        let max_steps = args
+            .max_steps
+            .or(spec.max_episode_steps.map(|m| m as usize))
+            .unwrap_or(1000);
+        let policy = Rc::new(loaded.policy);
+        if let Some(wiring) = policy.actor.wiring() {
+            std::fs::create_dir_all(&args.out)
+                .with_context(|| format!("cannot create {}", args.out.display()))?;
+            let picture = PictureOptions {
+                labels: true,
+                sensory_names: spec.observation_names.clone(),
+                motor_names: spec.action_names.clone(),
+                title: Some(format!("{} policy", spec.name)),
+            };
+            picture::write(wiring, &picture, &args.out.join("wiring.svg"))?;
+        }
+        let mut auditor = Auditor::new(policy, !args.stochastic);
+        let seeds: Vec<u64> = (0..args.episodes as u64)
+            .map(|i| args.env_seed.wrapping_add(i))
+            .collect();
+        record::record_policy(
+            &mut auditor,
+            &factory,
+            &spec,
+            &seeds,
+            max_steps,
+            &args.out,
+            &options,
+        )?
+    };
+    for e in &episodes {
+        println!(
+            "{}: {} steps, return {:.2}, {} frames rendered in {:.1}s{}{}",
+            e.dir.display(),
+            e.steps,
+            e.episode_return,
+            e.frames.len(),
+            e.render_seconds,
+            if e.gif.is_some() { ", episode.gif" } else { "" },
+            if e.mp4.is_some() { ", episode.mp4" } else { "" },
+        );
+    }
+    println!(
+        "recorded {} episode(s) into {} in {:.1}s",
+        episodes.len(),
+        args.out.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

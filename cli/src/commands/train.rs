@@ -1,0 +1,207 @@
+//! `wormnet train`: creates a run directory from a config, or continues one with `--resume`,
+//! with a progress bar and Ctrl-C saving the latest checkpoint.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::OnceLock;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use wormnet_agent::checkpoint::{self, Sidecar};
+use wormnet_agent::config::TrainConfig;
+use wormnet_agent::train::{self, Outcome, Trainer};
+use wormnet_sim::Registry;
+
+/// Arguments of `wormnet train`.
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Experiment config (e.g. configs/cartpole.toml); omit with --resume.
+    pub config: Option<PathBuf>,
+    /// Continue the run in this directory from its latest checkpoint.
+    #[arg(long, value_name = "RUN_DIR")]
+    pub resume: Option<PathBuf>,
+    /// cpu, cuda or cuda:N (overrides run.device).
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Overrides run.seed (new runs only).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Overrides run.total_steps (also extends a resumed run).
+    #[arg(long)]
+    pub total_steps: Option<u64>,
+    /// Run directory (default: runs/<run.name or config name-seed-time>).
+    #[arg(long, value_name = "DIR")]
+    pub run_dir: Option<PathBuf>,
+    /// No progress bar (logs only).
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Runs `wormnet train`.
+pub fn run(args: TrainArgs, registry: &Registry) -> Result<()> {
+    let mut trainer = match (&args.config, &args.resume) {
+        (Some(_), Some(_)) => {
+            bail!("give either a config (new run) or --resume RUN_DIR, not both")
+        }
+        (None, None) => bail!("give a config file, e.g. `wormnet train configs/cartpole.toml`"),
+        (Some(path), None) => {
+            let mut config = TrainConfig::load(path)?;
+            if let Some(seed) = args.seed {
+                config.run.seed = seed;
+            }
+            apply_overrides(&mut config, &args);
+            config.validate(path)?;
+            let run_dir = match &args.run_dir {
+                Some(dir) => dir.clone(),
+                None => default_run_dir(path, &config),
+            };
+            Trainer::create(config, &run_dir, registry)?
+        }
+        (None, Some(run_dir)) => {
+            if args.seed.is_some() {
+                bail!("--seed cannot change a resumed run (its streams derive from run.seed)");
+            }
+            let sidecar = checkpoint::load_sidecar(&run_dir.join("latest.json"))
+                .with_context(|| format!("cannot resume {}", run_dir.display()))?;
+            let mut config = sidecar.config;
+            apply_overrides(&mut config, &args);
+            let trainer = Trainer::resume(run_dir, Some(config.clone()), registry)?;
+            checkpoint::write_atomic(&run_dir.join("config.toml"), config.to_toml().as_bytes())?;
+            trainer
+        }
+    };
+    install_ctrl_c()?;
+
+    let total = trainer.config.run.total_steps;
+    eprintln!(
+        "wormnet train: env {} ({} envs, {} workers), {} on {}, run dir {}",
+        trainer.config.env.name,
+        trainer.config.env.num_envs,
+        trainer.config.env.workers,
+        total,
+        trainer.config.run.device,
+        trainer.run_dir.display()
+    );
+    let bar = if args.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(total)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} steps  {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_position(trainer.global_step);
+    let outcome = trainer.run(None, |t, stats| {
+        bar.set_position(t.global_step.min(total));
+        let ret = t
+            .recent_return()
+            .map_or("-".to_string(), |r| format!("{r:.1}"));
+        bar.set_message(format!(
+            "return {ret}  kl {:.4}  update {}/{}",
+            stats.approx_kl,
+            t.update,
+            t.num_updates()
+        ));
+    })?;
+    bar.finish();
+    let run_dir = trainer.run_dir.display();
+    match outcome {
+        Outcome::Interrupted => {
+            eprintln!("interrupted at step {}: saved {run_dir}/latest.json; continue with `wormnet train --resume {run_dir}`", trainer.global_step);
+        }
+        Outcome::Finished | Outcome::UpdateLimit => {
+            let best: Option<Sidecar> =
+                checkpoint::load_json(&trainer.run_dir.join("best.json")).ok();
+            match best.and_then(|b| b.eval.map(|e| (b.global_step, e))) {
+                Some((step, e)) => eprintln!(
+                    "done: best eval {:.1} ± {:.1} (success {:.0}%) at step {step}; run dir {run_dir}",
+                    e.mean_return,
+                    e.std_return,
+                    100.0 * e.success_rate
+                ),
+                None => eprintln!("done; run dir {run_dir}"),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Ctrl-C finishes the update and saves; a second one exits at once. Installed once per
+/// process (a library caller may train several runs).
+fn install_ctrl_c() -> Result<()> {
+    static INSTALLED: OnceLock<Result<(), String>> = OnceLock::new();
+    INSTALLED
+        .get_or_init(|| {
+            ctrlc::set_handler(|| {
+                if train::STOP.swap(true, Ordering::SeqCst) {
+                    eprintln!("\nsecond Ctrl-C: exiting without saving");
+                    std::process::exit(130);
+                }
+                eprintln!("\nCtrl-C: finishing this update and saving the latest checkpoint…");
+            })
+            .map_err(|e| e.to_string())
+        })
+        .clone()
+        .map_err(|e| anyhow::anyhow!("cannot install the Ctrl-C handler: {e}"))
+}
+
+fn apply_overrides(config: &mut TrainConfig, args: &TrainArgs) {
+    if let Some(device) = &args.device {
+        config.run.device = device.clone();
+    }
+    if let Some(total) = args.total_steps {
+        config.run.total_steps = total;
+    }
+}
+
+/// `runs/<name>` or `runs/<config stem>-s<seed>-<UTC time>`.
+fn default_run_dir(config_path: &Path, config: &TrainConfig) -> PathBuf {
+    let name = config.run.name.clone().unwrap_or_else(|| {
+        let stem = config_path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "run".into());
+        format!("{stem}-s{}-{}", config.run.seed, utc_stamp())
+    });
+    PathBuf::from("runs").join(name)
+}
+
+/// `YYYYmmdd-HHMMSS` in UTC, from the civil-from-days algorithm (no time-zone crate needed).
+fn utc_stamp() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_stamp_has_the_expected_shape() {
+        let s = super::utc_stamp();
+        assert_eq!(s.len(), 15);
+        assert_eq!(&s[8..9], "-");
+        assert!(s.starts_with("20"));
+    }
+}

@@ -1,0 +1,64 @@
+//! `wormnet watch`: the policy acting live in a window, its neurons lighting up beside the
+//! scene; `--screenshot` saves what the window shows and exits.
+
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use anyhow::{anyhow, Context, Result};
+use clap::Args;
+use wormnet_agent::inspect::panel::NeuronPanel;
+use wormnet_agent::inspect::watch::LivePolicy;
+use wormnet_sim::render::{run_window, RenderConfig, WindowOptions};
+use wormnet_sim::Registry;
+
+use super::record::load;
+
+/// Arguments of `wormnet watch`.
+#[derive(Args, Debug)]
+pub struct WatchArgs {
+    /// A run directory (its best checkpoint, else latest) or a checkpoint's .json sidecar.
+    pub target: PathBuf,
+    /// Seed of the first episode; `r` in the window moves to the next one.
+    #[arg(long, default_value_t = 0)]
+    pub env_seed: u64,
+    /// Window width in pixels.
+    #[arg(long, default_value_t = 1280)]
+    pub width: u32,
+    /// Window height in pixels.
+    #[arg(long, default_value_t = 720)]
+    pub height: u32,
+    /// Sample actions instead of taking the distribution's mode.
+    #[arg(long)]
+    pub stochastic: bool,
+    /// Save a PNG screenshot of the window after --screenshot-after seconds, then exit.
+    #[arg(long, value_name = "PNG")]
+    pub screenshot: Option<PathBuf>,
+    /// Seconds before the screenshot.
+    #[arg(long, default_value_t = 3.0)]
+    pub screenshot_after: f32,
+}
+
+/// Runs `wormnet watch`.
+pub fn run(args: WatchArgs, registry: &Registry) -> Result<()> {
+    tch::set_num_threads(1);
+    let loaded = load(&args.target)?;
+    let config = &loaded.sidecar.config;
+    let factory = registry
+        .factory(&config.env.name, config.eval_env_options())
+        .with_context(|| format!("{}: its [env] section", loaded.path.display()))?;
+    let spec = &loaded.sidecar.env_spec;
+    let policy = Rc::new(loaded.policy);
+    let panel = Rc::new(NeuronPanel::for_policy(&policy, spec));
+    let render = RenderConfig {
+        width: args.width,
+        height: args.height,
+        panel: Some(panel.layout().clone()),
+    };
+    let source = LivePolicy::new(policy, !args.stochastic, factory, panel, args.env_seed);
+    let options = WindowOptions {
+        title: format!("wormnet watch {}", loaded.path.display()),
+        screenshot: args.screenshot.clone(),
+        screenshot_after: args.screenshot_after,
+    };
+    run_window(render, Box::new(source), options).map_err(|e| anyhow!("{e}"))
+}

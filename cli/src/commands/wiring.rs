@@ -1,0 +1,131 @@
+//! `wormnet wiring`: draws the wiring of an experiment config (its actor NCP, labelled with the
+//! env's observation and action names), of a wiring config (`kind = "auto_ncp"` …) or of a
+//! wiring file, as SVG or PNG.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+
+use wormnet_ncp::wiring::picture::{self, PictureOptions};
+use wormnet_ncp::{NcpConfig, Wiring, WiringConfig};
+use wormnet_sim::Registry;
+
+/// Arguments of `wormnet wiring`.
+#[derive(Args)]
+pub struct WiringArgs {
+    /// An experiment config (draws `[policy.actor]`), a wiring config (`kind = …`) or a wiring
+    /// file (JSON or TOML synapse lists).
+    pub input: PathBuf,
+    /// Output picture: `.svg` or `.png`.
+    #[arg(long, default_value = "wiring.svg")]
+    pub out: PathBuf,
+    /// Number of inputs (sensory neurons). Default: the env's observation size for an
+    /// experiment config, the file's own for a wiring file.
+    #[arg(long)]
+    pub inputs: Option<usize>,
+    /// Write neuron names beside the neurons (SVG).
+    #[arg(long)]
+    pub labels: bool,
+    /// Also write the built wiring as a wiring file (`.json` or `.toml`), loadable as
+    /// `wiring = { kind = "file", path = … }`.
+    #[arg(long)]
+    pub save: Option<PathBuf>,
+}
+
+/// Runs `wormnet wiring`.
+pub fn run(args: WiringArgs, registry: &Registry) -> Result<()> {
+    let path = &args.input;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let value: toml::Value = if path.extension().is_some_and(|e| e == "json") {
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?
+    } else {
+        toml::from_str(&text).with_context(|| format!("{} is not TOML", path.display()))?
+    };
+    let mut options = PictureOptions {
+        labels: args.labels,
+        title: Some(path.display().to_string()),
+        ..Default::default()
+    };
+    let mut inputs = args.inputs;
+    let mut wiring = if let Some(policy) = value.get("policy") {
+        let actor = policy
+            .get("actor")
+            .with_context(|| format!("{}: no [policy.actor] section", path.display()))?;
+        let actor: NcpConfig = actor
+            .clone()
+            .try_into()
+            .with_context(|| format!("{}: [policy.actor] is invalid", path.display()))?;
+        let Some(wiring) = actor
+            .wiring()
+            .with_context(|| format!("{}: [policy.actor]", path.display()))?
+        else {
+            bail!(
+                "{}: the actor is a dense CfC (no wiring to draw)",
+                path.display()
+            );
+        };
+        if let Some(env) = value.get("env") {
+            let spec = env_spec(env, registry).with_context(|| {
+                format!(
+                    "{}: cannot build the [env] to size the inputs",
+                    path.display()
+                )
+            })?;
+            options.sensory_names = spec.observation_names.clone();
+            options.motor_names = spec.action_names.clone();
+            inputs = inputs.or(Some(spec.obs_dim()));
+        }
+        wiring
+    } else if value.get("kind").is_some() {
+        let cfg: WiringConfig = value
+            .try_into()
+            .with_context(|| format!("{}: invalid wiring config", path.display()))?;
+        Wiring::from_config(&cfg)?
+    } else {
+        Wiring::load(path)?
+    };
+    match (wiring.input_dim(), inputs) {
+        (None, Some(s)) => wiring.build(s)?,
+        (Some(d), Some(s)) if d != s => {
+            bail!(
+                "{}: the wiring has {d} inputs, --inputs says {s}",
+                path.display()
+            )
+        }
+        (None, None) => bail!(
+            "{}: how many inputs? pass --inputs N to build the wiring",
+            path.display()
+        ),
+        _ => {}
+    }
+    picture::write(&wiring, &options, &args.out)?;
+    println!(
+        "{}: {} neurons, {} synapses, {} sensory synapses -> {}",
+        path.display(),
+        wiring.units(),
+        wiring.synapse_count(),
+        wiring.sensory_synapse_count(),
+        args.out.display()
+    );
+    if let Some(save) = &args.save {
+        wiring.save(save)?;
+        println!("wiring written to {}", save.display());
+    }
+    Ok(())
+}
+
+fn env_spec(env: &toml::Value, registry: &Registry) -> Result<wormnet_sim::EnvSpec> {
+    let name = env
+        .get("name")
+        .and_then(|n| n.as_str())
+        .context("[env] has no name")?;
+    let options = match env.get("options") {
+        Some(toml::Value::Table(t)) => t.clone(),
+        Some(_) => bail!("[env.options] must be a table"),
+        None => toml::Table::new(),
+    };
+    let env = registry.make(name, &options)?;
+    Ok(env.spec().clone())
+}

@@ -1,0 +1,429 @@
+//! Hand-written CPU kernels for the wired CfC (ncps `WiredCfCCell`): forward, streaming step and
+//! backward through time as plain f32 loops.
+//!
+//! Per layer and step, with `z = [input, h]` and the fused heads `o = (W ⊙ mask)·z + b`:
+//! default `h' = f1 + σ(t_a·Δt + t_b)·(f2 − f1)`, no_gate `h' = f1 + σ(…)·f2` with
+//! `f1, f2 = tanh(o)`, pure `h' = A − A·exp(−Δt(|w_tau| + |o|))·o`. Everything is laid out
+//! `[row][B]` so the inner loops run over the batch and vectorise. Gradients reach libtorch
+//! through the shared [`super::Tape`] (checked against autograd in the crate's tests).
+
+// Numerical kernels over parallel arrays read best with explicit indices.
+#![allow(clippy::needless_range_loop)]
+
+use super::{fast_exp, sigmoid, Gradients, Kernel, Run};
+
+fn tanh(x: f32) -> f32 {
+    // 1 − 2/(e^{2x} + 1), vectorisable; absolute error ~1e-7.
+    1.0 - 2.0 / (fast_exp(2.0 * x) + 1.0)
+}
+
+/// One layer in kernel form.
+struct Layer {
+    inputs: usize,
+    hidden: usize,
+    /// Rows of the fused heads: 4H (default/no_gate) or H (pure).
+    rows: usize,
+    /// `(rows, inputs + hidden)`, masked.
+    w: Vec<f32>,
+    /// `(rows, inputs + hidden)`: 1 where the weight is used (mask for ff1/ff2, 1 elsewhere).
+    mask: Vec<f32>,
+    b: Vec<f32>,
+    w_tau: Vec<f32>,
+    a: Vec<f32>,
+}
+
+/// A wired CfC's parameters in kernel form: each layer's heads fused into one matrix.
+pub struct CfcKernel {
+    layers: Vec<Layer>,
+    mode: CfcForm,
+    n: usize,
+    out: usize,
+}
+
+/// The solution form of a CfC layer, as the kernel computes it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CfcForm {
+    /// `h' = f1 + σ(t_a·Δt + t_b)·(f2 − f1)`.
+    #[default]
+    Default,
+    /// `h' = f1 + σ(t_a·Δt + t_b)·f2`.
+    NoGate,
+    /// `h' = A − A·exp(−Δt(|w_tau| + |f1|))·f1`.
+    Pure,
+}
+
+/// One dense head of a layer: `weight (H, in + H)`, `bias (H)`.
+pub struct HeadSpec {
+    /// Row-major weights.
+    pub weight: Vec<f32>,
+    /// Bias (zeros when the head has none).
+    pub bias: Option<Vec<f32>>,
+    /// Whether the layer's sparsity mask applies (ff1, ff2) or not (time heads).
+    pub masked: bool,
+}
+
+/// One wiring layer as the kernel is built from it.
+pub struct LayerSpec {
+    /// Neurons in the layer.
+    pub hidden: usize,
+    /// `ff1` (and `ff2`, `time_a`, `time_b` unless pure), in that order.
+    pub heads: Vec<HeadSpec>,
+    /// `(in + H, H)` sparsity mask, row-major as its weights' transpose; None = dense.
+    pub mask: Option<Vec<f32>>,
+    /// Pure mode's `w_tau (H)`.
+    pub w_tau: Option<Vec<f32>>,
+    /// Pure mode's `A (H)`.
+    pub a: Option<Vec<f32>>,
+}
+
+/// What a wired-CfC kernel is built from.
+pub struct CfcSpec {
+    /// The layers in processing order.
+    pub layers: Vec<LayerSpec>,
+    /// The solution form (the same for every layer).
+    pub form: CfcForm,
+    /// Outputs: the first `out` neurons of the last layer.
+    pub out: usize,
+}
+
+impl CfcKernel {
+    /// Fuses each layer's heads into one masked matrix. The order of [`Gradients::params`] is,
+    /// per layer, each head's weight then bias, then `w_tau` and `A` in pure mode.
+    pub fn new(spec: CfcSpec) -> Self {
+        let n = spec.layers.iter().map(|l| l.hidden).sum();
+        let layers = spec
+            .layers
+            .into_iter()
+            .map(|l| {
+                let h = l.hidden;
+                let cols = l.heads.first().map_or(0, |d| d.weight.len()) / h.max(1);
+                let inputs = cols - h;
+                let mask = l.mask.unwrap_or_else(|| vec![1.0; h * cols]);
+                let mut w = Vec::new();
+                let mut full_mask = Vec::new();
+                let mut b = Vec::new();
+                for d in &l.heads {
+                    for (k, &x) in d.weight.iter().enumerate() {
+                        let m = if d.masked { mask[k] } else { 1.0 };
+                        w.push(x * m);
+                        full_mask.push(m);
+                    }
+                    b.extend(d.bias.clone().unwrap_or_else(|| vec![0.0; h]));
+                }
+                let rows = b.len();
+                Layer {
+                    inputs,
+                    hidden: h,
+                    rows,
+                    w,
+                    mask: full_mask,
+                    b,
+                    w_tau: l.w_tau.unwrap_or_default(),
+                    a: l.a.unwrap_or_default(),
+                }
+            })
+            .collect();
+        Self {
+            layers,
+            mode: spec.form,
+            n,
+            out: spec.out,
+        }
+    }
+}
+
+impl Kernel for CfcKernel {
+    type Trace = Trace;
+
+    fn state_size(&self) -> usize {
+        self.n
+    }
+
+    fn output_size(&self) -> usize {
+        self.out
+    }
+
+    fn forward(&self, r: &Run, trace: Option<&mut Trace>) -> (Vec<f32>, Vec<f32>) {
+        forward(self, r, trace)
+    }
+
+    fn backward(&self, r: &Run, trace: &Trace, gy: &[f32], gh: &[f32]) -> Gradients {
+        backward(self, r, trace, gy, gh)
+    }
+}
+
+/// Per step and layer: `z` (`[in+H][B]`) and `o` (`[rows][B]`), kept for the backward pass.
+#[derive(Default)]
+pub struct Trace {
+    z: Vec<Vec<f32>>,
+    o: Vec<Vec<f32>>,
+}
+
+/// Forward over the run; state `h` is `[N][B]` in layer order. Returns outputs `[b][t][M]`
+/// and the final state `[b][N]`.
+fn forward(p: &CfcKernel, r: &Run, mut trace: Option<&mut Trace>) -> (Vec<f32>, Vec<f32>) {
+    let bn = r.b;
+    let mut h = vec![0f32; p.n * bn];
+    for bi in 0..bn {
+        for j in 0..p.n {
+            h[j * bn + bi] = r.h0[bi * p.n + j];
+        }
+    }
+    let mut y = vec![0f32; bn * r.l * p.out];
+    let mut inp = vec![0f32; r.s * bn];
+    let mut ts = vec![0f32; bn];
+    for t in 0..r.l {
+        if let Some(starts) = &r.starts {
+            for bi in (0..bn).filter(|&bi| starts[bi * r.l + t]) {
+                for j in 0..p.n {
+                    h[j * bn + bi] = 0.0;
+                }
+            }
+        }
+        inp.resize(r.s * bn, 0.0);
+        for bi in 0..bn {
+            for i in 0..r.s {
+                inp[i * bn + bi] = r.x[(bi * r.l + t) * r.s + i];
+            }
+            ts[bi] = r.ts[bi * r.l + t];
+        }
+        let mut offset = 0;
+        for layer in &p.layers {
+            let (ni, nh, rows) = (layer.inputs, layer.hidden, layer.rows);
+            let cols = ni + nh;
+            let mut z = vec![0f32; cols * bn];
+            z[..ni * bn].copy_from_slice(&inp[..ni * bn]);
+            z[ni * bn..].copy_from_slice(&h[offset * bn..(offset + nh) * bn]);
+            let mut o = vec![0f32; rows * bn];
+            for rr in 0..rows {
+                let orow = &mut o[rr * bn..(rr + 1) * bn];
+                orow.fill(layer.b[rr]);
+                for c in 0..cols {
+                    let w = layer.w[rr * cols + c];
+                    if w != 0.0 {
+                        for (ov, &zv) in orow.iter_mut().zip(&z[c * bn..(c + 1) * bn]) {
+                            *ov += w * zv;
+                        }
+                    }
+                }
+            }
+            let hn = &mut h[offset * bn..(offset + nh) * bn];
+            for j in 0..nh {
+                for bi in 0..bn {
+                    let k = j * bn + bi;
+                    hn[k] = match p.mode {
+                        CfcForm::Pure => {
+                            let f = o[k];
+                            let e = fast_exp(-ts[bi] * (layer.w_tau[j].abs() + f.abs()));
+                            layer.a[j] - layer.a[j] * e * f
+                        }
+                        mode => {
+                            let f1 = tanh(o[k]);
+                            let f2 = tanh(o[(nh + j) * bn + bi]);
+                            let g = sigmoid(
+                                o[(2 * nh + j) * bn + bi] * ts[bi] + o[(3 * nh + j) * bn + bi],
+                            );
+                            if mode == CfcForm::NoGate {
+                                f1 + g * f2
+                            } else {
+                                f1 + g * (f2 - f1)
+                            }
+                        }
+                    };
+                }
+            }
+            inp.clear();
+            inp.extend_from_slice(hn);
+            if let Some(tr) = trace.as_deref_mut() {
+                tr.z.push(z);
+                tr.o.push(o);
+            }
+            offset += nh;
+        }
+        for bi in 0..bn {
+            for j in 0..p.out {
+                y[(bi * r.l + t) * p.out + j] = inp[j * bn + bi];
+            }
+        }
+    }
+    let mut hf = vec![0f32; bn * p.n];
+    for bi in 0..bn {
+        for j in 0..p.n {
+            hf[bi * p.n + j] = h[j * bn + bi];
+        }
+    }
+    (y, hf)
+}
+
+/// Backpropagates the gradients of the outputs `gy [b][t][out]` and of the final state
+/// `gh [b][N]` through time, exactly as autograd through the cell would.
+fn backward(p: &CfcKernel, r: &Run, trace: &Trace, gy: &[f32], gh: &[f32]) -> Gradients {
+    let bn = r.b;
+    let mut carry = vec![0f32; p.n * bn];
+    for bi in 0..bn {
+        for j in 0..p.n {
+            carry[j * bn + bi] = gh[bi * p.n + j];
+        }
+    }
+    // Per layer accumulators `[param][B]`, reduced at the end.
+    let mut acc_w: Vec<Vec<f32>> = p
+        .layers
+        .iter()
+        .map(|l| vec![0f32; l.rows * (l.inputs + l.hidden) * bn])
+        .collect();
+    let mut acc_b: Vec<Vec<f32>> = p.layers.iter().map(|l| vec![0f32; l.rows * bn]).collect();
+    let mut acc_tau: Vec<Vec<f32>> = p.layers.iter().map(|l| vec![0f32; l.hidden * bn]).collect();
+    let mut acc_a: Vec<Vec<f32>> = p.layers.iter().map(|l| vec![0f32; l.hidden * bn]).collect();
+    let mut g_x = vec![0f32; bn * r.l * r.s];
+    let n_layers = p.layers.len();
+    let offsets: Vec<usize> = p
+        .layers
+        .iter()
+        .scan(0, |acc, l| {
+            let o = *acc;
+            *acc += l.hidden;
+            Some(o)
+        })
+        .collect();
+    for t in (0..r.l).rev() {
+        let ts: Vec<f32> = (0..bn).map(|bi| r.ts[bi * r.l + t]).collect();
+        // Gradient arriving at the last layer's outputs from y.
+        let mut g_in_from_above: Vec<f32> = Vec::new();
+        let mut new_carry = vec![0f32; p.n * bn];
+        for li in (0..n_layers).rev() {
+            let layer = &p.layers[li];
+            let (ni, nh, rows) = (layer.inputs, layer.hidden, layer.rows);
+            let cols = ni + nh;
+            let off = offsets[li];
+            let z = &trace.z[t * n_layers + li];
+            let o = &trace.o[t * n_layers + li];
+            // dL/dh' for this layer.
+            let mut g = carry[off * bn..(off + nh) * bn].to_vec();
+            if li + 1 < n_layers {
+                for (gv, &a) in g.iter_mut().zip(&g_in_from_above) {
+                    *gv += a;
+                }
+            } else {
+                for bi in 0..bn {
+                    for j in 0..p.out {
+                        g[j * bn + bi] += gy[(bi * r.l + t) * p.out + j];
+                    }
+                }
+            }
+            let mut g_o = vec![0f32; rows * bn];
+            for j in 0..nh {
+                for bi in 0..bn {
+                    let k = j * bn + bi;
+                    let gh = g[k];
+                    match p.mode {
+                        CfcForm::Pure => {
+                            let f = o[k];
+                            let (wt, a) = (layer.w_tau[j], layer.a[j]);
+                            let e = fast_exp(-ts[bi] * (wt.abs() + f.abs()));
+                            // h' = A − A·e·f
+                            acc_a[li][k] += gh * (1.0 - e * f);
+                            g_o[k] = gh * -a * e * (1.0 - ts[bi] * f.abs());
+                            acc_tau[li][k] += gh * a * f * e * ts[bi] * sign(wt);
+                        }
+                        mode => {
+                            let f1 = tanh(o[k]);
+                            let f2 = tanh(o[(nh + j) * bn + bi]);
+                            let ta = o[(2 * nh + j) * bn + bi];
+                            let tb = o[(3 * nh + j) * bn + bi];
+                            let s = sigmoid(ta * ts[bi] + tb);
+                            let (d1, d2, ds) = if mode == CfcForm::NoGate {
+                                (1.0, s, f2)
+                            } else {
+                                (1.0 - s, s, f2 - f1)
+                            };
+                            g_o[k] = gh * d1 * (1.0 - f1 * f1);
+                            g_o[(nh + j) * bn + bi] = gh * d2 * (1.0 - f2 * f2);
+                            let gp = gh * ds * s * (1.0 - s);
+                            g_o[(2 * nh + j) * bn + bi] = gp * ts[bi];
+                            g_o[(3 * nh + j) * bn + bi] = gp;
+                        }
+                    }
+                }
+            }
+            // o = W z + b
+            let mut g_z = vec![0f32; cols * bn];
+            for rr in 0..rows {
+                let go = &g_o[rr * bn..(rr + 1) * bn];
+                for (ab, &gv) in acc_b[li][rr * bn..(rr + 1) * bn].iter_mut().zip(go) {
+                    *ab += gv;
+                }
+                for c in 0..cols {
+                    if layer.mask[rr * cols + c] == 0.0 {
+                        continue;
+                    }
+                    let w = layer.w[rr * cols + c];
+                    let zc = &z[c * bn..(c + 1) * bn];
+                    let aw = &mut acc_w[li][(rr * cols + c) * bn..(rr * cols + c + 1) * bn];
+                    for bi in 0..bn {
+                        aw[bi] += go[bi] * zc[bi];
+                    }
+                    for (gz, &gv) in g_z[c * bn..(c + 1) * bn].iter_mut().zip(go) {
+                        *gz += w * gv;
+                    }
+                }
+            }
+            new_carry[off * bn..(off + nh) * bn].copy_from_slice(&g_z[ni * bn..]);
+            if li == 0 {
+                for bi in 0..bn {
+                    for i in 0..ni {
+                        g_x[(bi * r.l + t) * r.s + i] = g_z[i * bn + bi];
+                    }
+                }
+            } else {
+                g_in_from_above = g_z[..ni * bn].to_vec();
+            }
+        }
+        carry = new_carry;
+        if let Some(starts) = &r.starts {
+            for bi in (0..bn).filter(|&bi| starts[bi * r.l + t]) {
+                for j in 0..p.n {
+                    carry[j * bn + bi] = 0.0;
+                }
+            }
+        }
+    }
+    let reduce =
+        |acc: &[f32]| -> Vec<f32> { acc.chunks(bn.max(1)).map(|c| c.iter().sum()).collect() };
+    let mut params: Vec<Vec<f32>> = Vec::new();
+    for (li, layer) in p.layers.iter().enumerate() {
+        let cols = layer.inputs + layer.hidden;
+        let h = layer.hidden;
+        let w = reduce(&acc_w[li]);
+        let b = reduce(&acc_b[li]);
+        for head in 0..layer.rows / h {
+            let rows = head * h..(head + 1) * h;
+            params.push(w[rows.start * cols..rows.end * cols].to_vec());
+            params.push(b[rows].to_vec());
+        }
+        if p.mode == CfcForm::Pure {
+            params.push(reduce(&acc_tau[li]));
+            params.push(reduce(&acc_a[li]));
+        }
+    }
+    let mut g_h0 = vec![0f32; bn * p.n];
+    for bi in 0..bn {
+        for j in 0..p.n {
+            g_h0[bi * p.n + j] = carry[j * bn + bi];
+        }
+    }
+    Gradients {
+        params,
+        x: g_x,
+        h0: g_h0,
+    }
+}
+
+fn sign(x: f32) -> f32 {
+    if x > 0.0 {
+        1.0
+    } else if x < 0.0 {
+        -1.0
+    } else {
+        0.0
+    }
+}

@@ -1,0 +1,121 @@
+//! The LTC forward pass: the fused semi-implicit solver, all samples at once.
+
+use super::super::{sigmoid, Run};
+use super::params::{LtcKernel, Synapses};
+
+/// Runs the forward pass for the whole batch at once: states are kept neuron-major `[n][B]`
+/// so that the per-synapse work is a contiguous loop over samples (vectorised by the
+/// compiler). `trace` (if given) receives every sub-step state, laid out `[t][u in 0..=U][n][B]`.
+pub(super) fn forward(
+    p: &LtcKernel,
+    r: &Run,
+    y: &mut [f32],
+    h: &mut [f32],
+    mut trace: Option<&mut Vec<f32>>,
+) {
+    let (n, s, m, u_n, bn) = (p.n, p.s, p.m, p.unfolds, r.b);
+    let mut xm = vec![0f32; s * bn];
+    let mut snum = vec![0f32; n * bn];
+    let mut sden = vec![0f32; n * bn];
+    let mut cm_t = vec![0f32; n * bn];
+    let mut v = vec![0f32; n * bn];
+    let mut next = vec![0f32; n * bn];
+    let mut num = vec![0f32; n * bn];
+    let mut den = vec![0f32; n * bn];
+    let mut inv_dt = vec![0f32; bn];
+    for bi in 0..bn {
+        for j in 0..n {
+            v[j * bn + bi] = r.h0[bi * n + j];
+        }
+    }
+    let leak: Vec<f32> = (0..n).map(|j| p.gleak[j] * p.vleak[j]).collect();
+    for t in 0..r.l {
+        if let Some(starts) = &r.starts {
+            for bi in (0..bn).filter(|&bi| starts[bi * r.l + t]) {
+                for j in 0..n {
+                    v[j * bn + bi] = 0.0;
+                }
+            }
+        }
+        for bi in 0..bn {
+            let xo = (bi * r.l + t) * s;
+            for i in 0..s {
+                xm[i * bn + bi] = r.x[xo + i] * p.input_w[i] + p.input_b[i];
+            }
+            inv_dt[bi] = u_n as f32 / r.ts[bi * r.l + t];
+        }
+        for j in 0..n {
+            for (c, &idt) in cm_t[j * bn..(j + 1) * bn].iter_mut().zip(&inv_dt) {
+                *c = p.cm[j] * idt;
+            }
+        }
+        synapse_sums(&p.sens, &xm, bn, &mut snum, &mut sden, true);
+        if let Some(tr) = trace.as_deref_mut() {
+            tr.extend_from_slice(&v);
+        }
+        for _ in 0..u_n {
+            num.copy_from_slice(&snum);
+            den.copy_from_slice(&sden);
+            synapse_sums(&p.syn, &v, bn, &mut num, &mut den, false);
+            for j in 0..n {
+                let r_ = j * bn..(j + 1) * bn;
+                let (gl, lk) = (p.gleak[j] + p.eps, leak[j]);
+                for ((((o, &vj), &c), &nm), &dn) in next[r_.clone()]
+                    .iter_mut()
+                    .zip(&v[r_.clone()])
+                    .zip(&cm_t[r_.clone()])
+                    .zip(&num[r_.clone()])
+                    .zip(&den[r_])
+                {
+                    *o = (c * vj + lk + nm) / (c + gl + dn);
+                }
+            }
+            std::mem::swap(&mut v, &mut next);
+            if let Some(tr) = trace.as_deref_mut() {
+                tr.extend_from_slice(&v);
+            }
+        }
+        for bi in 0..bn {
+            let yo = (bi * r.l + t) * m;
+            for j in 0..m {
+                y[yo + j] = v[j * bn + bi] * p.output_w[j] + p.output_b[j];
+            }
+        }
+    }
+    for bi in 0..bn {
+        for j in 0..n {
+            h[bi * n + j] = v[j * bn + bi];
+        }
+    }
+}
+
+/// Adds every synapse's activation (and activation × erev) into the destination rows, for
+/// all samples: `den[dst] += w·σ(sigma·(pre[src] − mu))`, `num[dst] += … · erev`.
+/// `zero` clears the sums first.
+pub(super) fn synapse_sums(
+    q: &Synapses,
+    pre: &[f32],
+    bn: usize,
+    num: &mut [f32],
+    den: &mut [f32],
+    zero: bool,
+) {
+    if zero {
+        num.fill(0.0);
+        den.fill(0.0);
+    }
+    for k in 0..q.src.len() {
+        let (i, j) = (q.src[k], q.dst[k]);
+        let (w, sg, mu, e) = (q.w[k], q.sigma[k], q.mu[k], q.erev[k]);
+        let pre_i = &pre[i * bn..(i + 1) * bn];
+        let (num_j, den_j) = (
+            &mut num[j * bn..(j + 1) * bn],
+            &mut den[j * bn..(j + 1) * bn],
+        );
+        for ((nm, dn), &x) in num_j.iter_mut().zip(den_j.iter_mut()).zip(pre_i) {
+            let a = w * sigmoid(sg * (x - mu));
+            *nm += a * e;
+            *dn += a;
+        }
+    }
+}

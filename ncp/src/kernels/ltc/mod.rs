@@ -1,0 +1,43 @@
+//! The LTC kernel: ncps's fused semi-implicit solver (`ode_unfolds` sub-steps per step) as
+//! plain f32 loops over the wiring's synapse list (only the unmasked synapses), and its
+//! backward pass through time. Its gradients equal autograd's through the LTC cell of
+//! `crate::cells` (checked in the crate's tests).
+
+// Numerical kernels over parallel arrays read best with explicit indices.
+#![allow(clippy::needless_range_loop)]
+
+use super::{Gradients, Kernel, Run};
+
+mod backward;
+mod forward;
+mod params;
+
+pub use params::{param, LtcKernel, LtcSpec, SynapseActivity};
+
+impl Kernel for LtcKernel {
+    /// Every sub-step state, `[t][u in 0..=U][n][B]`.
+    type Trace = Vec<f32>;
+
+    fn state_size(&self) -> usize {
+        self.n
+    }
+
+    fn output_size(&self) -> usize {
+        self.m
+    }
+
+    fn forward(&self, r: &Run, trace: Option<&mut Vec<f32>>) -> (Vec<f32>, Vec<f32>) {
+        let mut y = vec![0f32; r.b * r.l * self.m];
+        let mut h = vec![0f32; r.b * self.n];
+        let trace = trace.map(|t| {
+            t.reserve(r.b * r.l * (self.unfolds + 1) * self.n);
+            t
+        });
+        forward::forward(self, r, &mut y, &mut h, trace);
+        (y, h)
+    }
+
+    fn backward(&self, r: &Run, trace: &Vec<f32>, gy: &[f32], gh: &[f32]) -> Gradients {
+        backward::backward(self, r, trace, gy, gh)
+    }
+}

@@ -1,0 +1,246 @@
+//! The LTC kernel's parameter form: built from a spec of flat values, synapses gathered into
+//! lists so the loops touch only the wiring's synapses.
+
+use super::super::sigmoid;
+
+/// torch's softplus (beta 1, threshold 20).
+pub(super) fn softplus(x: f32) -> f32 {
+    if x > 20.0 {
+        x
+    } else {
+        x.exp().ln_1p()
+    }
+}
+
+/// Derivative of torch's softplus.
+pub(super) fn softplus_grad(x: f32) -> f32 {
+    if x > 20.0 {
+        1.0
+    } else {
+        sigmoid(x)
+    }
+}
+
+/// Parameters gathered per synapse, positivity applied.
+pub(super) struct Synapses {
+    pub(super) src: Vec<usize>,
+    pub(super) dst: Vec<usize>,
+    /// Flat index into the `(rows, N)` parameter matrices (for scattering gradients).
+    pub(super) flat: Vec<usize>,
+    pub(super) raw_w: Vec<f32>,
+    pub(super) w: Vec<f32>,
+    pub(super) sigma: Vec<f32>,
+    pub(super) mu: Vec<f32>,
+    pub(super) erev: Vec<f32>,
+}
+
+impl Synapses {
+    pub(super) fn gather(
+        edges: &[(usize, usize, i8)],
+        n: usize,
+        w: &[f32],
+        sigma: &[f32],
+        mu: &[f32],
+        erev: &[f32],
+        implicit: bool,
+    ) -> Self {
+        let flat: Vec<usize> = edges.iter().map(|&(s, d, _)| s * n + d).collect();
+        let pick = |v: &[f32]| flat.iter().map(|&k| v[k]).collect::<Vec<f32>>();
+        let raw_w = pick(w);
+        Self {
+            src: edges.iter().map(|e| e.0).collect(),
+            dst: edges.iter().map(|e| e.1).collect(),
+            w: raw_w
+                .iter()
+                .map(|&x| if implicit { softplus(x) } else { x })
+                .collect(),
+            raw_w,
+            sigma: pick(sigma),
+            mu: pick(mu),
+            erev: pick(erev),
+            flat,
+        }
+    }
+}
+
+/// An LTC cell's parameters in kernel form (positivity applied, synapses gathered).
+pub struct LtcKernel {
+    pub(super) n: usize,
+    pub(super) s: usize,
+    pub(super) m: usize,
+    pub(super) unfolds: usize,
+    pub(super) eps: f32,
+    pub(super) implicit: bool,
+    pub(super) syn: Synapses,
+    pub(super) sens: Synapses,
+    pub(super) raw_gleak: Vec<f32>,
+    pub(super) gleak: Vec<f32>,
+    pub(super) vleak: Vec<f32>,
+    pub(super) raw_cm: Vec<f32>,
+    pub(super) cm: Vec<f32>,
+    pub(super) input_w: Vec<f32>,
+    pub(super) input_b: Vec<f32>,
+    pub(super) output_w: Vec<f32>,
+    pub(super) output_b: Vec<f32>,
+}
+
+/// What an LTC kernel is built from: the wiring's synapse lists, the solver options and the
+/// cell's raw parameter values (before positivity), flat in the tensors' layouts.
+pub struct LtcSpec {
+    /// Neurons `N`.
+    pub n: usize,
+    /// Inputs `S`.
+    pub s: usize,
+    /// Motor neurons `M`.
+    pub m: usize,
+    /// Semi-implicit sub-steps per step.
+    pub unfolds: usize,
+    /// Added to the denominator.
+    pub eps: f32,
+    /// Softplus positivity on `w, sensory_w, cm, gleak`.
+    pub implicit: bool,
+    /// Internal synapses `(src, dst, polarity)`.
+    pub synapses: Vec<(usize, usize, i8)>,
+    /// Sensory synapses `(input, dst, polarity)`.
+    pub sensory_synapses: Vec<(usize, usize, i8)>,
+    /// The raw parameter values indexed by [`param`]; None for a mapping the cell lacks.
+    /// This is also the order of [`Gradients::params`].
+    pub values: [Option<Vec<f32>>; param::COUNT],
+}
+
+/// Index of each LTC parameter in [`LtcSpec::values`] and [`Gradients::params`].
+pub mod param {
+    /// Leak conductance (N).
+    pub const GLEAK: usize = 0;
+    /// Leak potential (N).
+    pub const VLEAK: usize = 1;
+    /// Membrane capacitance (N).
+    pub const CM: usize = 2;
+    /// Synapse slopes (N×N).
+    pub const SIGMA: usize = 3;
+    /// Synapse midpoints (N×N).
+    pub const MU: usize = 4;
+    /// Synapse conductances (N×N).
+    pub const W: usize = 5;
+    /// Synapse reversal potentials (N×N).
+    pub const EREV: usize = 6;
+    /// Sensory slopes (S×N).
+    pub const SENSORY_SIGMA: usize = 7;
+    /// Sensory midpoints (S×N).
+    pub const SENSORY_MU: usize = 8;
+    /// Sensory conductances (S×N).
+    pub const SENSORY_W: usize = 9;
+    /// Sensory reversal potentials (S×N).
+    pub const SENSORY_EREV: usize = 10;
+    /// Input scale (S).
+    pub const INPUT_W: usize = 11;
+    /// Input shift (S).
+    pub const INPUT_B: usize = 12;
+    /// Output scale (M).
+    pub const OUTPUT_W: usize = 13;
+    /// Output shift (M).
+    pub const OUTPUT_B: usize = 14;
+    /// Number of parameters.
+    pub const COUNT: usize = 15;
+}
+
+impl LtcKernel {
+    /// Gathers the spec's parameters per synapse and applies positivity.
+    pub fn new(spec: LtcSpec) -> Self {
+        use param::*;
+        let LtcSpec {
+            n,
+            s,
+            m,
+            unfolds,
+            eps,
+            implicit,
+            synapses,
+            sensory_synapses,
+            values,
+        } = spec;
+        let get = |k: usize| values[k].clone().unwrap_or_default();
+        let pos = |v: Vec<f32>| -> Vec<f32> {
+            if implicit {
+                v.into_iter().map(softplus).collect()
+            } else {
+                v
+            }
+        };
+        let syn = Synapses::gather(
+            &synapses,
+            n,
+            &get(W),
+            &get(SIGMA),
+            &get(MU),
+            &get(EREV),
+            implicit,
+        );
+        let sens = Synapses::gather(
+            &sensory_synapses,
+            n,
+            &get(SENSORY_W),
+            &get(SENSORY_SIGMA),
+            &get(SENSORY_MU),
+            &get(SENSORY_EREV),
+            implicit,
+        );
+        let opt = |k: usize, len: usize, fill: f32| match &values[k] {
+            Some(v) => v.clone(),
+            None => vec![fill; len],
+        };
+        let raw_gleak = get(GLEAK);
+        let raw_cm = get(CM);
+        Self {
+            n,
+            s,
+            m,
+            unfolds,
+            eps,
+            implicit,
+            syn,
+            sens,
+            gleak: pos(raw_gleak.clone()),
+            raw_gleak,
+            vleak: get(VLEAK),
+            cm: pos(raw_cm.clone()),
+            raw_cm,
+            input_w: opt(INPUT_W, s, 1.0),
+            input_b: opt(INPUT_B, s, 0.0),
+            output_w: opt(OUTPUT_W, m, 1.0),
+            output_b: opt(OUTPUT_B, m, 0.0),
+        }
+    }
+
+    /// Each synapse's activity `w·σ(sigma·(v_pre − mu))` for one sample: internal synapses
+    /// from the potentials `v (N)`, sensory ones from the raw inputs `x (S)` through the input
+    /// mapping; returned as `(src, dst, activity)` lists, internal then sensory.
+    pub fn synapse_activity(
+        &self,
+        v: &[f32],
+        x: &[f32],
+    ) -> (Vec<SynapseActivity>, Vec<SynapseActivity>) {
+        let act = |q: &Synapses, pre: &dyn Fn(usize) -> f32| -> Vec<SynapseActivity> {
+            (0..q.src.len())
+                .map(|k| {
+                    let a = q.w[k] * sigmoid(q.sigma[k] * (pre(q.src[k]) - q.mu[k]));
+                    (q.src[k], q.dst[k], a)
+                })
+                .collect()
+        };
+        let mapped = |i: usize| x[i] * self.input_w[i] + self.input_b[i];
+        (act(&self.syn, &|i| v[i]), act(&self.sens, &mapped))
+    }
+}
+
+impl LtcKernel {
+    /// The largest conductance `w` (after positivity) among internal and among sensory
+    /// synapses: the scale an activity is shown against.
+    pub fn max_conductances(&self) -> (f32, f32) {
+        let max = |v: &[f32]| v.iter().copied().fold(0.0f32, f32::max).max(1e-6);
+        (max(&self.syn.w), max(&self.sens.w))
+    }
+}
+
+/// `(source, destination, activity)` of one synapse.
+pub type SynapseActivity = (usize, usize, f32);
