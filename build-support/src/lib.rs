@@ -7,10 +7,7 @@
 //! calls this from its own `build.rs`:
 //!
 //! ```no_run
-//! // build.rs
-//! fn main() {
-//!     wormnet_build::link_libtorch();
-//! }
+//! wormnet_build::link_libtorch(); // the whole `main` of such a build.rs
 //! ```
 //!
 //! The directory is found the way torch-sys finds it: `DEP_TCH_LIBTORCH_LIB` when the crate

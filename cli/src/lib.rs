@@ -3,14 +3,14 @@
 //!
 //! It exists so that a crate with its own environments gets the whole command — `train` with
 //! the progress bar, Ctrl-C saving and `--resume`; `eval`, `record`, `watch`, `bench`, `plot`,
-//! `wiring`, `info` — without copying any of it. Its `main` is
+//! `wiring`, `info` — without copying any of it. Its `main` builds a registry and returns what [`main`]
+//! returns:
 //!
 //! ```no_run
-//! fn main() -> std::process::ExitCode {
-//!     let mut registry = wormnet_cli::envs::registry(); // the built-ins, if wanted
-//!     // registry.register("lander", "…", |options| …).unwrap();
-//!     wormnet_cli::main(registry)
-//! }
+//! let mut registry = wormnet_cli::envs::registry(); // the built-ins, if wanted
+//! // registry.register("lander", "…", |options| …)?;  // its own envs
+//! let exit: std::process::ExitCode = wormnet_cli::main(registry);
+//! # Ok::<(), wormnet_cli::sim::RegistryError>(())
 //! ```
 //!
 //! and it reaches every wormnet crate, and the versions of Bevy, rapier, tch, rand and toml

@@ -251,10 +251,7 @@ impl Tape {
         let mut surrogate: Option<Tensor> = None;
         let targets = self.params.iter().zip(&grads.params);
         let inputs = [(Some(&self.x), &grads.x), (Some(&self.h0), &grads.h0)];
-        for (t, g) in targets
-            .map(|(t, g)| (t.as_ref(), g))
-            .chain(inputs.into_iter())
-        {
+        for (t, g) in targets.map(|(t, g)| (t.as_ref(), g)).chain(inputs) {
             let Some(t) = t.filter(|t| t.requires_grad()) else {
                 continue;
             };

@@ -29,10 +29,10 @@ impl Kernel for LtcKernel {
     fn forward(&self, r: &Run, trace: Option<&mut Vec<f32>>) -> (Vec<f32>, Vec<f32>) {
         let mut y = vec![0f32; r.b * r.l * self.m];
         let mut h = vec![0f32; r.b * self.n];
-        let trace = trace.map(|t| {
+        let mut trace = trace;
+        if let Some(t) = trace.as_deref_mut() {
             t.reserve(r.b * r.l * (self.unfolds + 1) * self.n);
-            t
-        });
+        }
         forward::forward(self, r, &mut y, &mut h, trace);
         (y, h)
     }
