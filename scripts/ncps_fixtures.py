@@ -132,6 +132,9 @@ CASES = [
     cfc_case("wcfc_randomfull_default", "default", wiring=RND_FULL),
     cfc_case("wcfc_autoncp_mixed", "default", wiring=AUTO, mixed=True, h0=True),
     cfc_case("wcfc_autoncp_timespans_per_sample", "no_gate", wiring=AUTO, timespans="per_sample"),
+    # wired CfC with an output projection: the CPU kernels must apply `fc` (they once did not)
+    cfc_case("wcfc_autoncp_proj", "default", wiring={"kind": "auto_ncp", "units": 8, "output_size": 2,
+                                                     "seed": 0}, proj=2, h0=True),
 ]
 
 

@@ -28,6 +28,9 @@ pub struct Sidecar {
     pub format: u32,
     /// The safetensors file (in the same directory) holding policy and optimizer tensors.
     pub tensors: String,
+    /// CRC-32C of that file, checked on load (absent in checkpoints from before it existed).
+    #[serde(default)]
+    pub tensors_crc32c: Option<u32>,
     /// Updates completed.
     pub update: usize,
     /// Environment steps completed.
@@ -95,10 +98,14 @@ pub fn save(
             parts.adam.exp_avg_sq[i].to_device(Device::Cpu),
         ));
     }
-    save_tensors(&dir.join(&tensors_name), &tensors)?;
+    let tensors_path = dir.join(&tensors_name);
+    save_tensors(&tensors_path, &tensors)?;
+    let written = std::fs::read(&tensors_path)
+        .with_context(|| format!("cannot read back {}", tensors_path.display()))?;
     let sidecar = Sidecar {
         format: FORMAT,
         tensors: tensors_name,
+        tensors_crc32c: Some(crc32c::crc32c(&written)),
         update: parts.update,
         global_step: parts.global_step,
         best_eval: parts.best_eval,
@@ -163,7 +170,7 @@ pub fn load_policy_tensors(
     sidecar: &Sidecar,
 ) -> Result<Vec<(String, Tensor)>, CheckpointError> {
     let path = dir.join(&sidecar.tensors);
-    let tensors = load_tensors(&path)?;
+    let tensors = load_tensors(&path, sidecar.tensors_crc32c)?;
     let mismatch = |reason: String| CheckpointError::Mismatch {
         path: path.clone(),
         reason,
@@ -195,6 +202,15 @@ pub fn load_policy_tensors(
                 )));
             }
             let t = t.to_device(var.device()).to_kind(var.kind());
+            if !bool::try_from(t.isfinite().all()).unwrap_or(false) {
+                return Err(CheckpointError::Corrupt {
+                    path: path.clone(),
+                    reason: format!(
+                        "tensor {name} holds NaN or infinite values (the run diverged before \
+                         this save); use an earlier checkpoint"
+                    ),
+                });
+            }
             if !var.requires_grad() && !t.equal(var) {
                 return Err(mismatch(format!(
                     "fixed tensor {name} differs: the checkpoint was trained with another wiring"
@@ -208,22 +224,29 @@ pub fn load_policy_tensors(
     Ok(tensors)
 }
 
-/// Deletes `*.safetensors` files in `dir` that neither `latest.json` nor `best.json` names.
+/// Deletes the `latest-*` / `best-*` tensors files that their tag's sidecar superseded. A tag
+/// whose sidecar cannot be read keeps every file: nothing is deleted that no readable sidecar
+/// accounts for.
 fn remove_unreferenced_tensors(dir: &Path) {
-    let referenced: Vec<String> = ["latest.json", "best.json"]
-        .iter()
-        .filter_map(|f| load_json::<Sidecar>(&dir.join(f)).ok())
-        .map(|s| s.tensors)
-        .collect();
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let ours = (name.starts_with("latest-") || name.starts_with("best-"))
-            && name.ends_with(".safetensors");
-        if ours && !referenced.contains(&name) {
-            let _ = std::fs::remove_file(entry.path());
+    let names: Vec<String> = entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    for tag in ["latest", "best"] {
+        let Ok(sidecar) = load_json::<Sidecar>(&dir.join(format!("{tag}.json"))) else {
+            continue;
+        };
+        let prefix = format!("{tag}-");
+        for name in &names {
+            if name.starts_with(&prefix)
+                && name.ends_with(".safetensors")
+                && *name != sidecar.tensors
+            {
+                let _ = std::fs::remove_file(dir.join(name));
+            }
         }
     }
 }
@@ -321,8 +344,12 @@ pub fn save_tensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<(), Che
     })
 }
 
-/// Loads every tensor of a safetensors file, turning libtorch's errors into ones naming the file.
-pub fn load_tensors(path: &Path) -> Result<Vec<(String, Tensor)>, CheckpointError> {
+/// Loads every tensor of a safetensors file, turning libtorch's errors into ones naming the file;
+/// with `crc32c`, the file must have that checksum (silent corruption is refused).
+pub fn load_tensors(
+    path: &Path,
+    crc32c: Option<u32>,
+) -> Result<Vec<(String, Tensor)>, CheckpointError> {
     if !path.exists() {
         return Err(CheckpointError::Read {
             path: path.to_path_buf(),
@@ -338,6 +365,18 @@ pub fn load_tensors(path: &Path) -> Result<Vec<(String, Tensor)>, CheckpointErro
         path: path.to_path_buf(),
         reason,
     })?;
+    if let Some(expected) = crc32c {
+        let found = crc32c::crc32c(&bytes);
+        if found != expected {
+            return Err(CheckpointError::Corrupt {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "checksum {found:08x} differs from the {expected:08x} its sidecar recorded \
+                     (the file changed after it was written)"
+                ),
+            });
+        }
+    }
     Tensor::read_safetensors(path).map_err(|e| CheckpointError::Corrupt {
         path: path.to_path_buf(),
         reason: e.to_string(),
@@ -420,7 +459,7 @@ mod tests {
         let path = dir.path().join("latest.safetensors");
         let t = Tensor::from_slice(&[1.0f32, -2.0, 3.5]).reshape([3, 1]);
         save_tensors(&path, &[("actor.w".to_string(), t.shallow_clone())]).unwrap();
-        let back = load_tensors(&path).unwrap();
+        let back = load_tensors(&path, None).unwrap();
         assert_eq!(back.len(), 1);
         assert_eq!(back[0].0, "actor.w");
         assert!(back[0].1.equal(&t));
@@ -439,12 +478,12 @@ mod tests {
         save_tensors(&path, &[("w".to_string(), t)]).unwrap();
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 10]).unwrap();
-        let err = load_tensors(&path).unwrap_err();
+        let err = load_tensors(&path, None).unwrap_err();
         assert!(matches!(err, CheckpointError::Corrupt { .. }), "{err}");
         assert!(err.to_string().contains("best.safetensors"), "{err}");
         std::fs::write(&path, b"garbage").unwrap();
         assert!(matches!(
-            load_tensors(&path).unwrap_err(),
+            load_tensors(&path, None).unwrap_err(),
             CheckpointError::Corrupt { .. }
         ));
     }
@@ -459,5 +498,28 @@ mod tests {
         assert!(save_json(&path, &serde_json::json!({"step": 2})).is_err());
         let v: serde_json::Value = load_json(&path).unwrap();
         assert_eq!(v["step"], 1);
+    }
+
+    #[test]
+    fn sixteen_overwritten_bytes_fail_the_checksum() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("latest-000004.safetensors");
+        let t = Tensor::ones([256], (tch::Kind::Float, tch::Device::Cpu));
+        save_tensors(&path, &[("w".to_string(), t)]).unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        let crc = crc32c::crc32c(&bytes);
+        assert!(load_tensors(&path, Some(crc)).is_ok());
+        let middle = bytes.len() / 2;
+        bytes[middle..middle + 16].copy_from_slice(&[0x7f; 16]);
+        std::fs::write(&path, &bytes).unwrap();
+        // The header still parses and libtorch would load the changed values without a word.
+        assert!(load_tensors(&path, None).is_ok());
+        let err = load_tensors(&path, Some(crc)).unwrap_err();
+        assert!(matches!(err, CheckpointError::Corrupt { .. }), "{err}");
+        assert!(
+            err.to_string().contains("latest-000004.safetensors"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("checksum"), "{err}");
     }
 }

@@ -176,6 +176,9 @@ impl TrainConfig {
         if self.env.workers == 0 {
             return Err(invalid("env.workers", "must be at least 1".into()));
         }
+        if self.run.total_steps == 0 {
+            return Err(invalid("run.total_steps", "must be at least 1".into()));
+        }
         if self.run.threads == 0 {
             return Err(invalid("run.threads", "must be at least 1".into()));
         }

@@ -19,9 +19,11 @@ pub struct EvalSummary {
     pub mean_return: f64,
     /// Standard deviation of the return over episodes.
     pub std_return: f64,
-    /// Fraction of episodes that succeeded: ended by the time limit rather than by failure
-    /// (or by the env's own success signal where it has one).
-    pub success_rate: f64,
+    /// Fraction of episodes that succeeded — ended by the time limit rather than by failure —
+    /// for envs where that is success ([`EnvSpec::survival_is_success`]); None elsewhere.
+    ///
+    /// [`EnvSpec::survival_is_success`]: wormnet_sim::EnvSpec::survival_is_success
+    pub success_rate: Option<f64>,
     /// Mean episode length in steps.
     pub mean_length: f64,
     /// Episodes run.
@@ -52,6 +54,7 @@ pub fn evaluate(
 ) -> Result<EvalSummary> {
     let n = options.num_envs.clamp(1, options.episodes.max(1));
     let mut venv = VecEnv::new(factory, VecEnvConfig::new(n, 1))?;
+    let defines_success = venv.spec().survival_is_success;
     let obs_dim = venv.obs_dim();
     let mut quota: Vec<usize> = (0..n)
         .map(|i| options.episodes / n + usize::from(i < options.episodes % n))
@@ -98,7 +101,7 @@ pub fn evaluate(
     Ok(EvalSummary {
         mean_return: mean,
         std_return: var.sqrt(),
-        success_rate: successes as f64 / count,
+        success_rate: defines_success.then(|| successes as f64 / count),
         mean_length: lengths.iter().sum::<f64>() / count,
         episodes: returns.len(),
     })

@@ -11,7 +11,8 @@
 //! - [`policy`]: actor NCP + critic, with the observation normaliser inside.
 //! - [`ppo`]: rollout, GAE, the update (the whole loss in one function), Adam.
 //! - [`train`]: the schedule of a run; [`seeds`]: where its random streams come from.
-//! - [`checkpoint`], [`metrics`]: what a run directory holds, written so a crash loses nothing.
+//! - [`checkpoint`], [`metrics`], [`rundir`]: what a run directory holds, written so a crash
+//!   loses nothing, and locked so two runs never share one.
 //! - [`eval`]: judging a policy.
 //! - [`inspect`]: the audit log, the neuron panel, plots, recording and the live window.
 
@@ -24,5 +25,6 @@ pub mod inspect;
 pub mod metrics;
 pub mod policy;
 pub mod ppo;
+pub mod rundir;
 pub mod seeds;
 pub mod train;

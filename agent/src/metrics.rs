@@ -98,13 +98,25 @@ pub struct MetricsWriter {
 }
 
 impl MetricsWriter {
-    /// Opens (or, with `resume`, appends to) the metrics of a run directory.
+    /// Opens the metrics of a run directory: new ones, or with `resume_at` (the step of the
+    /// checkpoint being resumed) the existing ones, cut back to that step.
     ///
     /// CSV columns are `columns` (metrics logged only now and then, like evaluations, leave
     /// their cell empty); when empty, the first row's names fix them. Names outside the columns
-    /// still go to TensorBoard, and a resumed run keeps the existing header.
-    pub fn open(run_dir: &Path, resume: bool, columns: &[&str]) -> Result<Self, MetricsError> {
+    /// still go to TensorBoard, and a resumed run keeps the existing header. Rows a killed run
+    /// logged after its last checkpoint are dropped from the CSV (the resumed run logs those
+    /// steps again), and the new event file starts with a session-start event at the next
+    /// step, which tells TensorBoard to discard the older files' events from there on.
+    pub fn open(
+        run_dir: &Path,
+        resume_at: Option<u64>,
+        columns: &[&str],
+    ) -> Result<Self, MetricsError> {
+        let resume = resume_at.is_some();
         let csv_path = run_dir.join("metrics.csv");
+        if let Some(step) = resume_at {
+            truncate_csv(&csv_path, step)?;
+        }
         let existing: Vec<String> = if resume {
             std::fs::read_to_string(&csv_path)
                 .ok()
@@ -155,6 +167,10 @@ impl MetricsWriter {
         };
         let header = event_bytes(now, 0, EventBody::FileVersion("brain.Event:2"));
         writer.write_record(&header)?;
+        if let Some(step) = resume_at {
+            let start = event_bytes(now, step as i64 + 1, EventBody::SessionStart);
+            writer.write_record(&start)?;
+        }
         Ok(writer)
     }
 
@@ -236,10 +252,13 @@ fn masked_crc(data: &[u8]) -> u32 {
 enum EventBody<'a> {
     FileVersion(&'a str),
     Scalars(&'a Scalars),
+    /// `SessionLog { status = START }`: TensorBoard purges earlier events at or after its step.
+    SessionStart,
 }
 
-/// Encodes `tensorflow.Event { wall_time=1, step=2, file_version=3 | summary=5 }` by hand;
-/// a scalar summary is `Summary { repeated Value value=1 { tag=1, simple_value=2 } }`.
+/// Encodes `tensorflow.Event { wall_time=1, step=2, file_version=3 | summary=5 |
+/// session_log=7 }` by hand; a scalar summary is
+/// `Summary { repeated Value value=1 { tag=1, simple_value=2 } }`.
 fn event_bytes(wall_time: f64, step: i64, body: EventBody<'_>) -> Vec<u8> {
     let mut out = Vec::new();
     out.push(0x09); // field 1, fixed64
@@ -259,8 +278,33 @@ fn event_bytes(wall_time: f64, step: i64, body: EventBody<'_>) -> Vec<u8> {
             }
             put_bytes(&mut out, 5, &summary);
         }
+        // SessionLog.status (field 1, varint) = START (1).
+        EventBody::SessionStart => put_bytes(&mut out, 7, &[0x08, 0x01]),
     }
     out
+}
+
+/// Drops the rows of `metrics.csv` logged after `step` (by a run killed after its last
+/// checkpoint), keeping the header; the file is replaced atomically.
+fn truncate_csv(path: &Path, step: u64) -> Result<(), MetricsError> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(());
+    };
+    let mut kept = String::with_capacity(text.len());
+    for (i, line) in text.lines().enumerate() {
+        let row_step = line.split(',').next().and_then(|s| s.parse::<u64>().ok());
+        if i == 0 || row_step.is_some_and(|s| s <= step) {
+            kept.push_str(line);
+            kept.push('\n');
+        }
+    }
+    if kept.len() != text.len() {
+        crate::checkpoint::write_atomic(path, kept.as_bytes()).map_err(|e| MetricsError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+    }
+    Ok(())
 }
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
@@ -308,7 +352,7 @@ mod tests {
     #[test]
     fn writes_csv_and_readable_event_records() {
         let dir = tempfile::tempdir().unwrap();
-        let mut w = MetricsWriter::open(dir.path(), false, &[]).unwrap();
+        let mut w = MetricsWriter::open(dir.path(), None, &[]).unwrap();
         let mut s = Scalars::new();
         s.insert("charts/episodic_return".into(), 21.5);
         s.insert("losses/approx_kl".into(), 0.01);
@@ -349,11 +393,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Scalars::new();
         s.insert("charts/SPS".into(), 1000.0);
-        MetricsWriter::open(dir.path(), false, &[])
+        MetricsWriter::open(dir.path(), None, &[])
             .unwrap()
             .log(1, &s)
             .unwrap();
-        MetricsWriter::open(dir.path(), true, &[])
+        MetricsWriter::open(dir.path(), Some(1), &[])
             .unwrap()
             .log(2, &s)
             .unwrap();
@@ -362,9 +406,41 @@ mod tests {
     }
 
     #[test]
+    fn resume_drops_rows_logged_after_the_checkpoint_and_tells_tensorboard() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Scalars::new();
+        s.insert("charts/SPS".into(), 1000.0);
+        let mut w = MetricsWriter::open(dir.path(), None, &[]).unwrap();
+        for step in [256, 512, 768] {
+            w.log(step, &s).unwrap();
+        }
+        drop(w);
+        // The run died after logging 768 but its checkpoint is at 512: 768 is logged again.
+        let mut w = MetricsWriter::open(dir.path(), Some(512), &[]).unwrap();
+        w.log(768, &s).unwrap();
+        let events = std::fs::read(&w.events_path).unwrap();
+        drop(w);
+        let csv = std::fs::read_to_string(dir.path().join("metrics.csv")).unwrap();
+        assert_eq!(
+            csv,
+            "global_step,charts/SPS\n256,1000\n512,1000\n768,1000\n"
+        );
+        // The new event file: version, session start at 513, then the scalars.
+        let records = read_records(&events);
+        assert_eq!(records.len(), 3);
+        assert_eq!(records[1][9], 0x10, "step field");
+        assert_eq!(&records[1][10..12], &[0x81, 0x04], "step 513 as a varint");
+        assert_eq!(
+            &records[1][12..],
+            &[0x3a, 0x02, 0x08, 0x01],
+            "session_log START"
+        );
+    }
+
+    #[test]
     fn declared_columns_keep_sparse_metrics_in_the_csv() {
         let dir = tempfile::tempdir().unwrap();
-        let mut w = MetricsWriter::open(dir.path(), false, &["a", "eval/x"]).unwrap();
+        let mut w = MetricsWriter::open(dir.path(), None, &["a", "eval/x"]).unwrap();
         let mut s = Scalars::new();
         s.insert("a".into(), 1.0);
         w.log(1, &s).unwrap();
@@ -377,7 +453,7 @@ mod tests {
     #[test]
     fn rejects_names_that_would_break_the_csv() {
         let dir = tempfile::tempdir().unwrap();
-        let mut w = MetricsWriter::open(dir.path(), false, &[]).unwrap();
+        let mut w = MetricsWriter::open(dir.path(), None, &[]).unwrap();
         let mut s = Scalars::new();
         s.insert("a,b".into(), 1.0);
         assert!(matches!(w.log(1, &s), Err(MetricsError::BadName(_))));

@@ -23,3 +23,5 @@ pub const SHUFFLE_STREAM: u64 = 2 << 40;
 pub const EVAL_STREAM: u64 = 3 << 40;
 /// Observation noise of an evaluation, derived from the evaluation's seed.
 pub const NOISE_STREAM: u64 = 1;
+/// Action sampling of a standalone evaluation (`wormnet eval --seed S`), from its seed.
+pub const ACTION_STREAM: u64 = 4 << 40;

@@ -27,6 +27,7 @@ use crate::policy::{ObsNormalizer, Policy, RewardScaler};
 use crate::ppo::adam::Adam;
 use crate::ppo::rollout::{self, Carry};
 use crate::ppo::update::{update, UpdateStats};
+use crate::rundir::{self, RunLock};
 use crate::seeds::{derive_seed, ENV_STREAM, EVAL_STREAM, SHUFFLE_STREAM, TORCH_STREAM};
 
 /// Set by the Ctrl-C handler; checked between updates.
@@ -55,6 +56,8 @@ pub struct Trainer {
     recent: VecDeque<(f64, u32)>,
     /// Carried across updates inside a checkpoint segment (None until the first `run`).
     carry: Option<Carry>,
+    /// This process's hold on the run directory.
+    _lock: RunLock,
 }
 
 /// How a run ended.
@@ -69,29 +72,47 @@ pub enum Outcome {
 }
 
 impl Trainer {
-    /// Starts a new run in `run_dir` (created; must not hold a run already) on the envs of
-    /// `registry`.
+    /// Starts a new run in `run_dir` (created if needed; it must be empty) on the envs of
+    /// `registry`, holding the directory's lock for the life of the trainer.
     pub fn create(config: TrainConfig, run_dir: &Path, registry: &Registry) -> Result<Self> {
-        if run_dir.join("latest.json").exists() {
-            bail!(
-                "{} already holds a run; resume it with --resume {0} or choose another name",
-                run_dir.display()
-            );
-        }
         // Everything that can be wrong with the config fails here, before a directory exists.
         parse_device(&config.run.device)?;
+        let mut spec = None;
         for (what, options) in [
             ("[env] options", config.env.options.clone()),
             ("[env] eval_options", config.eval_env_options()),
         ] {
-            registry
+            let env = registry
                 .make(&config.env.name, &options)
                 .with_context(|| format!("config {what}"))?;
+            spec.get_or_insert_with(|| env.spec().clone());
+        }
+        if let Some(spec) = &spec {
+            Policy::new(spec, &config.policy, tch::Device::Cpu)?;
         }
         std::fs::create_dir_all(run_dir)
             .with_context(|| format!("cannot create run directory {}", run_dir.display()))?;
+        let lock = RunLock::acquire(run_dir)?;
+        let found = rundir::contents(run_dir);
+        if !found.is_empty() {
+            let resumable = run_dir.join("latest.json").exists();
+            bail!(
+                "{} already holds {} ({}); {}",
+                run_dir.display(),
+                if resumable { "a run" } else { "files" },
+                found.join(", "),
+                if resumable {
+                    format!(
+                        "continue it with --resume {}, or choose another --run-dir",
+                        run_dir.display()
+                    )
+                } else {
+                    "choose another --run-dir (nothing there was changed)".to_string()
+                }
+            );
+        }
         checkpoint::write_atomic(&run_dir.join("config.toml"), config.to_toml().as_bytes())?;
-        Self::build(config, run_dir, None, registry)
+        Self::build(config, run_dir, None, registry, lock)
     }
 
     /// Continues the run in `run_dir` from its `latest` checkpoint. `config` overrides the
@@ -101,6 +122,7 @@ impl Trainer {
         config: Option<TrainConfig>,
         registry: &Registry,
     ) -> Result<Self> {
+        let lock = RunLock::acquire(run_dir)?;
         let sidecar_path = run_dir.join("latest.json");
         let sidecar = checkpoint::load_sidecar(&sidecar_path)
             .with_context(|| format!("cannot resume {}", run_dir.display()))?;
@@ -111,7 +133,7 @@ impl Trainer {
                 sidecar_path.display()
             );
         }
-        Self::build(config, run_dir, Some(sidecar), registry)
+        Self::build(config, run_dir, Some(sidecar), registry, lock)
     }
 
     fn build(
@@ -119,6 +141,7 @@ impl Trainer {
         run_dir: &Path,
         resume_from: Option<Sidecar>,
         registry: &Registry,
+        lock: RunLock,
     ) -> Result<Self> {
         tch::set_num_threads(config.run.threads as i32);
         let device = parse_device(&config.run.device)?;
@@ -151,7 +174,8 @@ impl Trainer {
                 config.ppo.reward_clip,
             )
         });
-        let metrics = MetricsWriter::open(run_dir, resume_from.is_some(), COLUMNS)?;
+        let resume_at = resume_from.as_ref().map(|s| s.global_step);
+        let metrics = MetricsWriter::open(run_dir, resume_at, COLUMNS)?;
         let mut trainer = Trainer {
             config,
             run_dir: run_dir.to_path_buf(),
@@ -168,6 +192,7 @@ impl Trainer {
             metrics,
             recent: VecDeque::new(),
             carry: None,
+            _lock: lock,
         };
         if let Some(sidecar) = resume_from {
             trainer.restore(&sidecar)?;
@@ -220,7 +245,9 @@ impl Trainer {
             if eval_due {
                 let summary = self.evaluate_now()?;
                 scalars.insert(names::EVAL_MEAN_RETURN.into(), summary.mean_return);
-                scalars.insert(names::EVAL_SUCCESS_RATE.into(), summary.success_rate);
+                if let Some(rate) = summary.success_rate {
+                    scalars.insert(names::EVAL_SUCCESS_RATE.into(), rate);
+                }
                 if self.best_eval.is_none_or(|b| summary.mean_return > b) {
                     self.best_eval = Some(summary.mean_return);
                     new_best = Some(summary);
@@ -359,7 +386,15 @@ impl Trainer {
         self.reward_scaler = sidecar.reward_scaler.clone();
         self.update = sidecar.update;
         self.global_step = sidecar.global_step;
-        self.best_eval = sidecar.best_eval;
+        // `best` may be ahead of `latest` (the process died between the two saves): the score
+        // to beat is the one `best` holds, never a lower one that would overwrite it.
+        let best_saved = checkpoint::load_sidecar(&self.run_dir.join("best.json"))
+            .ok()
+            .and_then(|b| b.eval.map(|e| e.mean_return));
+        self.best_eval = match (sidecar.best_eval, best_saved) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
         Ok(())
     }
 }

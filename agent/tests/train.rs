@@ -222,6 +222,7 @@ fn env_emitting_nan_stops_training_with_its_name_and_keeps_checkpoints() {
                     observation_names: vec!["a".into(), "b".into()],
                     action_names: vec!["push".into()],
                     clip_actions: false,
+                    survival_is_success: false,
                 },
                 t: 0,
             }) as Box<dyn Env>)

@@ -74,6 +74,10 @@ enum Command {
 /// Runs the command line of this process over `registry`; errors are printed as one line
 /// (the message and its causes, never a backtrace) and give exit code 1.
 pub fn main(registry: Registry) -> ExitCode {
+    // A file-size limit (`ulimit -f`) then makes a write fail with an error we report, like a
+    // full disk, instead of killing the process with SIGXFSZ before it can save or print.
+    // SAFETY: setting a signal's disposition to "ignore" at start-up, before any thread.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
     match run(registry, std::env::args_os()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -98,6 +98,7 @@ impl BevyEnvPlugin for BallSlope {
                 .collect(),
             action_names: vec!["push".to_string()],
             clip_actions: false,
+            survival_is_success: false,
         }
     }
 

@@ -74,6 +74,7 @@ impl CartPole {
             observation_names: names.into_iter().map(String::from).collect(),
             action_names: vec!["push_right".to_string()],
             clip_actions: false,
+            survival_is_success: true,
         };
         CartPole {
             spec,

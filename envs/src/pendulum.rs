@@ -72,6 +72,7 @@ impl Pendulum {
             observation_names: names.into_iter().map(String::from).collect(),
             action_names: vec!["torque".to_string()],
             clip_actions: true,
+            survival_is_success: false,
         };
         Pendulum {
             spec,

@@ -307,6 +307,7 @@ impl BevyEnvPlugin for Worm {
             observation_names: names,
             action_names: (0..joints).map(|i| format!("joint{i}_{action}")).collect(),
             clip_actions: false,
+            survival_is_success: false,
         }
     }
 

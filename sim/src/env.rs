@@ -26,6 +26,11 @@ pub struct EnvSpec {
     /// Whether out-of-bounds Box actions are clipped into the action space instead of being an
     /// error. Set it only where the original env clips (Pendulum-v1 clips its torque).
     pub clip_actions: bool,
+    /// Whether an episode that ends without `terminated` counts as a success (cartpole
+    /// balanced to the time limit, the vehicle's completed lap). Envs without such a notion
+    /// (pendulum, the worm) leave it false and report no success rate.
+    #[serde(default)]
+    pub survival_is_success: bool,
 }
 
 /// Why an [`EnvSpec`] is unusable, caught when an env is built rather than mid-training.
@@ -263,6 +268,7 @@ mod tests {
             observation_names: vec!["a".into()],
             action_names: vec!["push".into()],
             clip_actions: false,
+            survival_is_success: false,
         };
         assert!(matches!(spec.validate(), Err(SpecError::Names { .. })));
     }

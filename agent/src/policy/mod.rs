@@ -546,6 +546,7 @@ mod tests {
             observation_names: vec!["a".into(), "b".into()],
             action_names: vec!["torque".into(), "free".into()],
             clip_actions: false,
+            survival_is_success: false,
         }
     }
 

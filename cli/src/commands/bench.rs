@@ -94,6 +94,23 @@ fn bench_ncp(args: NcpBench) -> Result<()> {
     {
         anyhow::bail!("batch sizes must be at least 1");
     }
+    // Bounded so a typo cannot ask for terabytes: batch × seq samples of the sequence modes.
+    const MAX_SAMPLES: i64 = 10_000_000;
+    if let Some(&b) = args
+        .batches
+        .iter()
+        .chain(&args.step_batches)
+        .find(|&&b| b.saturating_mul(args.seq) > MAX_SAMPLES || b > MAX_SAMPLES)
+    {
+        anyhow::bail!(
+            "--batches/--step-batches {b} with --seq {} asks for more than {MAX_SAMPLES} \
+             sample-steps per call; use smaller batches",
+            args.seq
+        );
+    }
+    if args.threads > 1024 {
+        anyhow::bail!("--threads {} is more than 1024", args.threads);
+    }
     tch::set_num_threads(args.threads);
     let options = wormnet_ncp::bench::BenchOptions {
         batches: args.batches,
@@ -130,6 +147,16 @@ fn bench_ncp(args: NcpBench) -> Result<()> {
 }
 
 fn bench_env(args: EnvBench, registry: &Registry) -> Result<()> {
+    // Bounded so a typo cannot allocate or spawn without end.
+    const MAX_ENVS: usize = 65_536;
+    const MAX_WORKERS: usize = 1024;
+    if args.envs > MAX_ENVS || args.workers > MAX_WORKERS {
+        anyhow::bail!(
+            "--envs {} / --workers {}: at most {MAX_ENVS} envs on {MAX_WORKERS} workers",
+            args.envs,
+            args.workers
+        );
+    }
     let mut options = toml::Table::new();
     crate::options::apply(&mut options, &args.options)?;
     if !(args.seconds > 0.0 && args.seconds.is_finite()) {

@@ -1,5 +1,6 @@
 //! `wormnet eval`: judges a run's best (or latest) checkpoint over N episodes, optionally under
-//! observation noise or with env options changed (one held-out track, say).
+//! observation noise or with env options changed (one held-out track, say). The result is
+//! printed, then recorded without overwriting any earlier one.
 
 use std::path::{Path, PathBuf};
 
@@ -7,8 +8,9 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use wormnet_agent::checkpoint::{load_checkpoint, save_json};
 use wormnet_agent::eval::{evaluate, EvalOptions};
+use wormnet_agent::seeds::{derive_seed, ACTION_STREAM};
 use wormnet_ncp::parse_device;
-use wormnet_sim::Registry;
+use wormnet_sim::{EnvFactory, EnvSpec, Registry};
 
 /// Arguments of `wormnet eval`.
 #[derive(Args, Debug)]
@@ -37,6 +39,57 @@ pub struct EvalArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Also write the result to this JSON file (default: append it as one line to
+    /// `evals.jsonl` beside the checkpoint, when that directory is writable).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+/// Where evaluations of a run accumulate, one JSON object per line, none ever overwritten.
+pub const EVAL_LOG: &str = "evals.jsonl";
+
+/// Appends `line` to `path` (created if missing) and syncs it.
+fn append_line(path: &Path, line: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    writeln!(file, "{line}")?;
+    file.sync_all()
+}
+
+/// Fails, naming the `--option`s, when the env built for evaluation observes or acts in
+/// other spaces than the one the policy was trained on.
+fn check_spaces(factory: &EnvFactory, trained: &EnvSpec, options: &[String]) -> Result<()> {
+    let env = factory
+        .build()
+        .with_context(|| format!("cannot build env `{}`", factory.name()))?;
+    let spec = env.spec();
+    let given = if options.is_empty() {
+        "the run's evaluation options".to_string()
+    } else {
+        format!("--option {}", options.join(" --option "))
+    };
+    for (what, now, then) in [
+        (
+            "observation",
+            &spec.observation_space,
+            &trained.observation_space,
+        ),
+        ("action", &spec.action_space, &trained.action_space),
+    ] {
+        if now.dim() != then.dim() {
+            bail!(
+                "{given} changes env `{}`'s {what} space to {} values; the policy was trained \
+                 on {} (drop the option, or evaluate a policy trained with it)",
+                factory.name(),
+                now.dim(),
+                then.dim()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Runs `wormnet eval`.
@@ -59,6 +112,9 @@ pub fn run(args: EvalArgs, registry: &Registry) -> Result<()> {
     let factory = registry
         .factory(&config.env.name, options.clone())
         .with_context(|| format!("{}: its [env] section", loaded.path.display()))?;
+    check_spaces(&factory, &loaded.sidecar.env_spec, &args.options)?;
+    // Sampled actions come from libtorch's generator: seed it, so `--seed` fixes the run.
+    tch::manual_seed(derive_seed(args.seed, ACTION_STREAM) as i64);
     let summary = evaluate(
         &loaded.policy,
         factory,
@@ -83,22 +139,35 @@ pub fn run(args: EvalArgs, registry: &Registry) -> Result<()> {
         "seed": args.seed,
         "env_options": options,
     });
-    let dir = loaded.path.parent().unwrap_or(Path::new("."));
-    let out = dir.join("eval.json");
-    save_json(&out, &record)?;
+    // The result is printed first: a read-only or full run directory loses nothing.
     if args.json {
         println!("{record}");
     } else {
         println!(
-            "{}: {} episodes, return {:.2} ± {:.2}, success {:.1}%, mean length {:.1} (written to {})",
+            "{}: {} episodes, return {:.2} ± {:.2}{}, mean length {:.1}",
             loaded.path.display(),
             summary.episodes,
             summary.mean_return,
             summary.std_return,
-            100.0 * summary.success_rate,
+            summary
+                .success_rate
+                .map_or(String::new(), |r| format!(", success {:.1}%", 100.0 * r)),
             summary.mean_length,
-            out.display()
         );
+    }
+    match &args.out {
+        Some(out) => save_json(out, &record)?,
+        None => {
+            let dir = loaded.path.parent().unwrap_or(Path::new("."));
+            let log = dir.join(EVAL_LOG);
+            if let Err(e) = append_line(&log, &record.to_string()) {
+                eprintln!(
+                    "wormnet eval: the result above was not recorded in {} ({e}); pass \
+                     --out FILE to keep it elsewhere",
+                    log.display()
+                );
+            }
+        }
     }
     Ok(())
 }

@@ -58,18 +58,47 @@ pub fn run(args: TrainArgs, registry: &Registry) -> Result<()> {
                 Some(dir) => dir.clone(),
                 None => default_run_dir(path, &config),
             };
-            Trainer::create(config, &run_dir, registry)?
+            Trainer::create(config, &run_dir, registry)
+                .with_context(|| format!("config {}", path.display()))?
         }
         (None, Some(run_dir)) => {
             if args.seed.is_some() {
                 bail!("--seed cannot change a resumed run (its streams derive from run.seed)");
             }
+            if args.run_dir.as_ref().is_some_and(|d| d != run_dir) {
+                bail!(
+                    "--resume {} continues that directory; --run-dir {} cannot move it (copy \
+                     the directory instead)",
+                    run_dir.display(),
+                    args.run_dir
+                        .as_ref()
+                        .map_or(String::new(), |d| d.display().to_string())
+                );
+            }
             let sidecar = checkpoint::load_sidecar(&run_dir.join("latest.json"))
                 .with_context(|| format!("cannot resume {}", run_dir.display()))?;
-            let mut config = sidecar.config;
+            // The run's config.toml as it stands (a user may have edited it, e.g. a longer
+            // budget), else the one the checkpoint recorded.
+            let edited = run_dir.join("config.toml");
+            let mut config = if edited.exists() {
+                TrainConfig::load(&edited)?
+            } else {
+                sidecar.config.clone()
+            };
             apply_overrides(&mut config, &args);
+            config.validate(&edited)?;
+            if config.run.total_steps <= sidecar.global_step {
+                bail!(
+                    "{}: run.total_steps {} is not past the {} steps already done; give \
+                     --total-steps larger than {}",
+                    run_dir.display(),
+                    config.run.total_steps,
+                    sidecar.global_step,
+                    sidecar.global_step
+                );
+            }
             let trainer = Trainer::resume(run_dir, Some(config.clone()), registry)?;
-            checkpoint::write_atomic(&run_dir.join("config.toml"), config.to_toml().as_bytes())?;
+            checkpoint::write_atomic(&edited, config.to_toml().as_bytes())?;
             trainer
         }
     };
@@ -119,10 +148,11 @@ pub fn run(args: TrainArgs, registry: &Registry) -> Result<()> {
                 checkpoint::load_json(&trainer.run_dir.join("best.json")).ok();
             match best.and_then(|b| b.eval.map(|e| (b.global_step, e))) {
                 Some((step, e)) => eprintln!(
-                    "done: best eval {:.1} ± {:.1} (success {:.0}%) at step {step}; run dir {run_dir}",
+                    "done: best eval {:.1} ± {:.1}{} at step {step}; run dir {run_dir}",
                     e.mean_return,
                     e.std_return,
-                    100.0 * e.success_rate
+                    e.success_rate
+                        .map_or(String::new(), |r| format!(" (success {:.0}%)", 100.0 * r)),
                 ),
                 None => eprintln!("done; run dir {run_dir}"),
             }
@@ -131,18 +161,18 @@ pub fn run(args: TrainArgs, registry: &Registry) -> Result<()> {
     Ok(())
 }
 
-/// Ctrl-C finishes the update and saves; a second one exits at once. Installed once per
-/// process (a library caller may train several runs).
+/// Ctrl-C or SIGTERM finishes the update and saves; a second one exits at once. Installed
+/// once per process (a library caller may train several runs).
 fn install_ctrl_c() -> Result<()> {
     static INSTALLED: OnceLock<Result<(), String>> = OnceLock::new();
     INSTALLED
         .get_or_init(|| {
             ctrlc::set_handler(|| {
                 if train::STOP.swap(true, Ordering::SeqCst) {
-                    eprintln!("\nsecond Ctrl-C: exiting without saving");
+                    eprintln!("\nsecond interrupt: exiting without saving");
                     std::process::exit(130);
                 }
-                eprintln!("\nCtrl-C: finishing this update and saving the latest checkpoint…");
+                eprintln!("\ninterrupted: finishing this update and saving the latest checkpoint…");
             })
             .map_err(|e| e.to_string())
         })
@@ -159,7 +189,7 @@ fn apply_overrides(config: &mut TrainConfig, args: &TrainArgs) {
     }
 }
 
-/// `runs/<name>` or `runs/<config stem>-s<seed>-<UTC time>`.
+/// `runs/<name>` or `runs/<config stem>-s<seed>-<UTC time to the millisecond>`.
 fn default_run_dir(config_path: &Path, config: &TrainConfig) -> PathBuf {
     let name = config.run.name.clone().unwrap_or_else(|| {
         let stem = config_path
@@ -171,12 +201,14 @@ fn default_run_dir(config_path: &Path, config: &TrainConfig) -> PathBuf {
     PathBuf::from("runs").join(name)
 }
 
-/// `YYYYmmdd-HHMMSS` in UTC, from the civil-from-days algorithm (no time-zone crate needed).
+/// `YYYYmmdd-HHMMSS.mmm` in UTC, from the civil-from-days algorithm (no time-zone crate
+/// needed). Two launches in one second get different names; the run-directory lock catches
+/// the rest.
 fn utc_stamp() -> String {
-    let secs = SystemTime::now()
+    let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
+        .unwrap_or_default();
+    let secs = now.as_secs() as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -188,10 +220,11 @@ fn utc_stamp() -> String {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
     format!(
-        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
+        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}.{:03}",
         rem / 3600,
         (rem / 60) % 60,
-        rem % 60
+        rem % 60,
+        now.subsec_millis()
     )
 }
 
@@ -200,7 +233,7 @@ mod tests {
     #[test]
     fn utc_stamp_has_the_expected_shape() {
         let s = super::utc_stamp();
-        assert_eq!(s.len(), 15);
+        assert_eq!(s.len(), 19);
         assert_eq!(&s[8..9], "-");
         assert!(s.starts_with("20"));
     }

@@ -157,6 +157,7 @@ impl BevyEnvPlugin for Vehicle {
             observation_names: names,
             action_names: actions,
             clip_actions: false,
+            survival_is_success: true,
         }
     }
 

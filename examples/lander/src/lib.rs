@@ -126,6 +126,7 @@ impl BevyEnvPlugin for Lander {
                 .to_vec(),
             action_names: vec!["main_engine".into(), "side_thrusters".into()],
             clip_actions: true,
+            survival_is_success: false,
         }
     }
 

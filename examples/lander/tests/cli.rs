@@ -40,8 +40,8 @@ fn trains_evaluates_and_records_through_the_entry_point() {
 
     wormnet(&["eval", run_s, "--episodes", "2", "--deterministic"]);
     assert!(
-        run.join("eval.json").exists(),
-        "eval wrote its result next to the run"
+        run.join("evals.jsonl").exists(),
+        "eval recorded its result next to the run"
     );
     let sidecar: wormnet_cli::agent::checkpoint::Sidecar =
         wormnet_cli::agent::checkpoint::load_json(&run.join("latest.json")).expect("sidecar");

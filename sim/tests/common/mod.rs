@@ -70,6 +70,7 @@ impl Walk {
                 .collect(),
             action_names: vec!["velocity".into()],
             clip_actions: options.clip,
+            survival_is_success: false,
         };
         Walk {
             spec,
