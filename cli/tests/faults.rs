@@ -340,8 +340,19 @@ fn evaluation_prints_before_writing_and_never_overwrites_an_earlier_result() {
     let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(printed["episodes"], 1);
     assert!(stderr(&out).contains("evals.jsonl"), "{}", stderr(&out));
-    // A full disk (a file-size limit of 0 makes every write fail, as ENOSPC would): same.
     std::fs::remove_dir(run.join("evals.jsonl")).unwrap();
+    // A read-only run directory (only where permissions bind: root writes anywhere).
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o555)).unwrap();
+        let out = wormnet(&["eval", run_s, "--episodes", "1", "--json"]);
+        std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(json_of(&out.stdout)["episodes"], 1);
+        assert!(stderr(&out).contains("evals.jsonl"), "{}", stderr(&out));
+    }
+    // A full disk (a file-size limit of 0 makes every write fail, as ENOSPC would): same.
     let mut full = Command::new(BIN);
     full.args(["eval", run_s, "--episodes", "1", "--json"]);
     // SAFETY: only setrlimit between fork and exec.
