@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The house rules the redesign set, checked: no import circle between the modules of a crate
 (a module's `use crate::…`/`super::…` paths, resolved to the module that defines them, and
-re-exports followed to their source), and no source file over 600 lines.
+re-exports followed to their source; a module importing from a module that contains it counts
+as a circle, since the container owns it), and no source file over 600 lines.
 
     python3 scripts/check_layout.py        # prints the offenders, exit 1 if any
 """
@@ -82,9 +83,13 @@ def edges(mods):
     table = reexports(mods)
     graph = {m: set() for m in mods}
     for mod, path in mods.items():
+        if mod and mod[-1].endswith("tests"):
+            continue  # test modules may import what they test
         text = strip_tests(open(path).read())
         text = "\n".join(line.split("//")[0] for line in text.split("\n"))
-        for m in re.finditer(r"\b((?:crate|super|self)(?:::\w+)+)(?:::\{([^}]*)\})?", text):
+        for m in re.finditer(r"\b((?:crate|super|self)(?:::\w+)*)(?:::\{([^}]*)\})?", text):
+            if m.group(0) in ("crate", "super", "self"):
+                continue
             parts = m.group(1).split("::")
             target = resolve(mod, parts, mods)
             names = [n.strip().split("::")[0] for n in (m.group(2) or "").split(",") if n.strip()]
@@ -101,10 +106,14 @@ def edges(mods):
 
 
 def cycles(graph):
+    """Pairs that import each other, and modules that import from a module containing them
+    (the container owns them: that is a circle too)."""
     found = []
     for a in graph:
         for b in graph[a]:
             if a < b and a in graph.get(b, ()):
+                found.append((a, b))
+            elif len(b) < len(a) and a[: len(b)] == b:
                 found.append((a, b))
     return found
 

@@ -10,7 +10,8 @@
 // Numerical kernels over parallel arrays read best with explicit indices.
 #![allow(clippy::needless_range_loop)]
 
-use super::{fast_exp, sigmoid, Gradients, Kernel, Run};
+use super::math::{fast_exp, sigmoid};
+use super::plumbing::{Gradients, Kernel, Run};
 
 fn tanh(x: f32) -> f32 {
     // 1 − 2/(e^{2x} + 1), vectorisable; absolute error ~1e-7.

@@ -23,7 +23,7 @@ use bevy::window::{ExitCondition, WindowResolution};
 use bevy::winit::WinitPlugin;
 
 use super::geometry::{self, MeshData, Regions, CAPTION_HEIGHT};
-use super::{LabelSide, LiveSource, RenderConfig, RenderError, View};
+use super::view::{LabelSide, LiveSource, RenderConfig, RenderError, View};
 
 /// The settings the startup system reads, and the image to draw into (None: the window).
 #[derive(Resource)]

@@ -2,7 +2,7 @@
 //! origin at the picture's centre, y up). Pure CPU code: the tests check it without a GPU, and
 //! the Bevy app only uploads what it returns.
 
-use super::{LabelSide, PanelLayout, PanelState};
+use super::view::{LabelSide, PanelLayout, PanelState};
 use crate::frame::{Frame, Geometry, Rgba};
 
 /// Height of the caption bar at the top of the picture, in pixels.

@@ -1,7 +1,8 @@
 //! The LTC backward pass through time and the unfolds, accumulated per sample so every inner
 //! loop runs over the batch.
 
-use super::super::{sigmoid, Gradients, Run};
+use super::super::math::sigmoid;
+use super::super::plumbing::{Gradients, Run};
 use super::forward::synapse_sums;
 use super::params::{softplus_grad, LtcKernel, Synapses};
 

@@ -1,6 +1,7 @@
 //! The LTC forward pass: the fused semi-implicit solver, all samples at once.
 
-use super::super::{sigmoid, Run};
+use super::super::math::sigmoid;
+use super::super::plumbing::Run;
 use super::params::{LtcKernel, Synapses};
 
 /// Runs the forward pass for the whole batch at once: states are kept neuron-major `[n][B]`

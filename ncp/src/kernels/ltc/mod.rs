@@ -6,7 +6,7 @@
 // Numerical kernels over parallel arrays read best with explicit indices.
 #![allow(clippy::needless_range_loop)]
 
-use super::{Gradients, Kernel, Run};
+use super::plumbing::{Gradients, Kernel, Run};
 
 mod backward;
 mod forward;

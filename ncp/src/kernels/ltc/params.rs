@@ -1,7 +1,7 @@
 //! The LTC kernel's parameter form: built from a spec of flat values, synapses gathered into
 //! lists so the loops touch only the wiring's synapses.
 
-use super::super::sigmoid;
+use super::super::math::sigmoid;
 
 /// torch's softplus (beta 1, threshold 20).
 pub(super) fn softplus(x: f32) -> f32 {
