@@ -1,82 +1,20 @@
 //! The `wormnet` binary as a user runs it: real processes, real signals, real run directories.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_wormnet");
+mod common;
 
-fn write_config(dir: &Path, total_steps: u64) -> std::path::PathBuf {
-    let path = dir.join("cartpole-test.toml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"
-[env]
-name = "cartpole"
-num_envs = 4
-workers = 1
-[env.options]
-no_velocity = true
-[policy]
-timespan = 1.0
-[policy.actor]
-cell = "ltc"
-wiring = {{ kind = "auto_ncp", units = 8, output_size = 2 }}
-[ppo]
-steps_per_rollout = 32
-epochs = 2
-minibatches = 2
-[run]
-seed = 3
-total_steps = {total_steps}
-checkpoint_every = 2
-eval_every = 0
-eval_episodes = 2
-"#
-        ),
-    )
-    .unwrap();
-    path
-}
-
-fn spawn_train(config: &Path, run_dir: &Path) -> Child {
-    Command::new(BIN)
-        .args(["train", "--quiet", "--run-dir"])
-        .arg(run_dir)
-        .arg(config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("wormnet starts")
-}
-
-/// Polls until `cond` holds (or panics after a generous bound, to never hang CI).
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use common::{csv_rows, spawn_train, wait_until, write_config, BIN};
 
 fn sidecar(dir: &Path, tag: &str) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(dir.join(format!("{tag}.json"))).unwrap()).unwrap()
 }
 
-fn csv_rows(dir: &Path) -> usize {
-    std::fs::read_to_string(dir.join("metrics.csv"))
-        .map(|t| t.lines().count().saturating_sub(1))
-        .unwrap_or(0)
-}
-
 #[test]
 fn ctrl_c_saves_and_resume_finishes_the_run() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = write_config(tmp.path(), 200_000);
+    let config = write_config(tmp.path(), 200_000, 0);
     let run = tmp.path().join("run");
     let child = spawn_train(&config, &run);
     wait_until("a few updates", || csv_rows(&run) >= 3);
@@ -116,7 +54,7 @@ fn ctrl_c_saves_and_resume_finishes_the_run() {
 #[test]
 fn kill_9_loses_at_most_the_updates_since_the_last_checkpoint() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = write_config(tmp.path(), 200_000);
+    let config = write_config(tmp.path(), 200_000, 0);
     let run = tmp.path().join("run");
     let mut child = spawn_train(&config, &run);
     wait_until("a checkpoint", || run.join("latest.json").exists());
@@ -205,7 +143,7 @@ fn unknown_env_option_is_named() {
 #[test]
 fn cuda_request_on_a_cpu_machine_says_so() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = write_config(tmp.path(), 256);
+    let config = write_config(tmp.path(), 256, 0);
     let out = Command::new(BIN)
         .args(["train", "--quiet", "--device", "cuda", "--run-dir"])
         .arg(tmp.path().join("run"))

@@ -2,47 +2,13 @@
 //! at many points followed by resumes, corrupt files, evaluation results that cannot be
 //! written, and bad input that must be a one-line named error — never a panic, never lost data.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_wormnet");
+mod common;
 
-/// A small cartpole run: 4 envs × 32 steps per update, latest every 2 updates, evaluated every
-/// update (so `best` moves often).
-fn write_config(dir: &Path, total_steps: u64) -> PathBuf {
-    let path = dir.join("faults.toml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"
-[env]
-name = "cartpole"
-num_envs = 4
-workers = 1
-[env.options]
-no_velocity = true
-[policy]
-timespan = 1.0
-[policy.actor]
-cell = "ltc"
-wiring = {{ kind = "auto_ncp", units = 8, output_size = 2 }}
-[ppo]
-steps_per_rollout = 32
-epochs = 2
-minibatches = 2
-[run]
-seed = 3
-total_steps = {total_steps}
-checkpoint_every = 2
-eval_every = 1
-eval_episodes = 2
-"#
-        ),
-    )
-    .unwrap();
-    path
-}
+use common::{csv_rows, json, spawn_train, wait_until, write_config, BIN};
 
 fn wormnet(args: &[&str]) -> Output {
     Command::new(BIN)
@@ -50,38 +16,6 @@ fn wormnet(args: &[&str]) -> Output {
         .env_remove("RUST_BACKTRACE")
         .output()
         .expect("wormnet runs")
-}
-
-fn spawn_train(config: &Path, run: &Path) -> Child {
-    Command::new(BIN)
-        .args(["train", "--quiet", "--run-dir"])
-        .arg(run)
-        .arg(config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("wormnet starts")
-}
-
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-fn csv_rows(dir: &Path) -> usize {
-    std::fs::read_to_string(dir.join("metrics.csv"))
-        .map(|t| t.lines().count().saturating_sub(1))
-        .unwrap_or(0)
-}
-
-fn json(path: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
 fn json_of(bytes: &[u8]) -> serde_json::Value {
@@ -107,7 +41,7 @@ fn one_line_error(out: &Output, expect: &[&str]) {
 #[test]
 fn two_runs_on_one_directory_the_second_fails_at_once_naming_the_holder() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = write_config(tmp.path(), 1_000_000);
+    let config = write_config(tmp.path(), 1_000_000, 1);
     let run = tmp.path().join("run");
     let mut first = spawn_train(&config, &run);
     wait_until("the first run's checkpoint", || {
@@ -148,7 +82,7 @@ fn two_runs_on_one_directory_the_second_fails_at_once_naming_the_holder() {
 #[test]
 fn sigterm_saves_like_ctrl_c() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = write_config(tmp.path(), 1_000_000);
+    let config = write_config(tmp.path(), 1_000_000, 1);
     let run = tmp.path().join("run");
     let child = spawn_train(&config, &run);
     wait_until("three updates", || csv_rows(&run) >= 3);
@@ -172,7 +106,7 @@ fn sigterm_saves_like_ctrl_c() {
 fn ten_kill_9s_and_resumes_end_where_the_uninterrupted_run_ends() {
     let tmp = tempfile::tempdir().unwrap();
     let total = 20 * 128;
-    let config = write_config(tmp.path(), total);
+    let config = write_config(tmp.path(), total, 1);
     let reference = tmp.path().join("reference");
     let out = wormnet(&[
         "train",
@@ -267,7 +201,7 @@ fn ten_kill_9s_and_resumes_end_where_the_uninterrupted_run_ends() {
 #[test]
 fn corrupt_sidecars_and_tensors_are_named_errors_and_best_stays_loadable() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = write_config(tmp.path(), 4 * 128);
+    let config = write_config(tmp.path(), 4 * 128, 1);
     let run = tmp.path().join("run");
     let out = wormnet(&[
         "train",
@@ -313,7 +247,7 @@ fn corrupt_sidecars_and_tensors_are_named_errors_and_best_stays_loadable() {
 #[test]
 fn evaluation_prints_before_writing_and_never_overwrites_an_earlier_result() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = write_config(tmp.path(), 128);
+    let config = write_config(tmp.path(), 128, 1);
     let run = tmp.path().join("run");
     let run_s = run.to_str().unwrap();
     let out = wormnet(&[
@@ -404,7 +338,7 @@ fn evaluation_prints_before_writing_and_never_overwrites_an_earlier_result() {
 #[test]
 fn sampled_evaluation_is_reproducible_from_its_seed() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = write_config(tmp.path(), 128);
+    let config = write_config(tmp.path(), 128, 1);
     let run = tmp.path().join("run");
     let run_s = run.to_str().unwrap();
     let out = wormnet(&[
@@ -430,7 +364,7 @@ fn sampled_evaluation_is_reproducible_from_its_seed() {
 #[test]
 fn bad_input_is_a_one_line_named_error() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = write_config(tmp.path(), 256);
+    let config = write_config(tmp.path(), 256, 1);
     let run = tmp.path().join("run");
     let run_s = run.to_str().unwrap();
     let out = wormnet(&[
