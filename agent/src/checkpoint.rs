@@ -17,6 +17,7 @@ use crate::config::TrainConfig;
 use crate::eval::EvalSummary;
 use crate::policy::{ObsNormalizer, Policy, RewardScaler};
 use crate::ppo::adam::Adam;
+use crate::seeds::{derive_seed, TORCH_STREAM};
 
 /// Version of the sidecar layout.
 pub const FORMAT: u32 = 1;
@@ -259,6 +260,38 @@ pub struct LoadedPolicy {
     pub sidecar: Sidecar,
     /// The sidecar's path.
     pub path: PathBuf,
+}
+
+/// The policy a run of `config` starts from (untrained, the run's own initial weights and
+/// normaliser), standing in for a checkpoint: to look at an env with `record` or `watch`
+/// before training. `path` (the config file) names it in messages.
+pub fn untrained(config: TrainConfig, env_spec: EnvSpec, path: &Path) -> Result<LoadedPolicy> {
+    tch::manual_seed(derive_seed(config.run.seed, TORCH_STREAM) as i64);
+    let mut policy = Policy::new(&env_spec, &config.policy, Device::Cpu)
+        .with_context(|| format!("config {}", path.display()))?;
+    let obs_norm = config
+        .ppo
+        .norm_obs
+        .then(|| ObsNormalizer::new(env_spec.obs_dim(), config.ppo.obs_clip));
+    policy.set_obs_normalizer(obs_norm.clone());
+    Ok(LoadedPolicy {
+        policy,
+        sidecar: Sidecar {
+            format: FORMAT,
+            tensors: String::new(),
+            tensors_crc32c: None,
+            update: 0,
+            global_step: 0,
+            best_eval: None,
+            adam_step: 0,
+            obs_norm,
+            reward_scaler: None,
+            eval: None,
+            config,
+            env_spec,
+        },
+        path: path.to_path_buf(),
+    })
 }
 
 /// Loads `best` (else `latest`) from a run directory, or a given `*.json` sidecar, rebuilding

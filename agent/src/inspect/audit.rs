@@ -30,6 +30,7 @@ pub struct AuditStep {
 pub struct Auditor {
     policy: Rc<Policy>,
     deterministic: bool,
+    zero_actions: bool,
     state: PolicyState,
     actions: Vec<f32>,
 }
@@ -43,6 +44,7 @@ impl Auditor {
             actions: vec![0.0; policy.action_dim()],
             policy,
             deterministic,
+            zero_actions: false,
         }
     }
 
@@ -58,6 +60,13 @@ impl Auditor {
         input
     }
 
+    /// Sends the env zero actions (the policy still runs, so its neurons can be watched): a
+    /// look at an env's own dynamics.
+    pub fn with_zero_actions(mut self) -> Self {
+        self.zero_actions = true;
+        self
+    }
+
     /// Zero state: a new episode starts.
     pub fn reset(&mut self) {
         self.state = self.policy.initial_state(1);
@@ -71,6 +80,9 @@ impl Auditor {
             .to_device(self.policy.device());
         let act = self.policy.act(&x, &self.state, self.deterministic);
         self.policy.env_actions(&act.action, &mut self.actions);
+        if self.zero_actions {
+            self.policy.zero_actions(&mut self.actions);
+        }
         let neurons = Vec::<f32>::try_from(act.state.actor.h.to_device(Device::Cpu).reshape([-1]))
             .unwrap_or_default();
         self.state = act.state;

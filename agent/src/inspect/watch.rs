@@ -50,6 +50,12 @@ impl LivePolicy {
         }
     }
 
+    /// Sends zero actions instead of the policy's (see [`Auditor::with_zero_actions`]).
+    pub fn with_zero_actions(mut self) -> Self {
+        self.auditor = self.auditor.with_zero_actions();
+        self
+    }
+
     fn caption(&self, reward: f32) -> String {
         let name = self.factory.name();
         format!(

@@ -7,7 +7,8 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use wormnet_agent::checkpoint::{load_checkpoint, LoadedPolicy};
+use wormnet_agent::checkpoint::{load_checkpoint, untrained, LoadedPolicy};
+use wormnet_agent::config::TrainConfig;
 use wormnet_agent::inspect::audit::Auditor;
 use wormnet_agent::inspect::record::{self, RecordOptions};
 use wormnet_ncp::wiring::picture::{self, PictureOptions};
@@ -16,8 +17,9 @@ use wormnet_sim::Registry;
 /// Arguments of `wormnet record`.
 #[derive(Args, Debug)]
 pub struct RecordArgs {
-    /// A run directory (its best checkpoint, else latest), a checkpoint's .json sidecar, or
-    /// a recorded rollout file (rendered as recorded, without re-simulating).
+    /// A run directory (its best checkpoint, else latest), a checkpoint's .json sidecar, an
+    /// experiment config (.toml: the untrained policy a run of it starts from, to look at the
+    /// env before training), or a recorded rollout file (rendered as recorded).
     pub target: PathBuf,
     /// Episodes to record.
     #[arg(long, default_value_t = 1)]
@@ -46,6 +48,9 @@ pub struct RecordArgs {
     /// Skip the MP4 even when ffmpeg is on the PATH.
     #[arg(long)]
     pub no_mp4: bool,
+    /// Send the env zero actions ("do nothing"); the policy still runs, so its neurons show.
+    #[arg(long)]
+    pub zero_action: bool,
 }
 
 /// A rollout file is JSON with `format_version` and `steps`; a checkpoint sidecar is not.
@@ -62,8 +67,18 @@ fn is_rollout_file(path: &Path) -> bool {
     }
 }
 
-/// Loads a checkpoint onto the CPU, naming the target on failure.
-pub(crate) fn load(target: &Path) -> Result<LoadedPolicy> {
+/// Loads a checkpoint onto the CPU, or for an experiment config (`.toml`) the untrained
+/// policy its run would start from; names the target on failure.
+pub(crate) fn load(target: &Path, registry: &Registry) -> Result<LoadedPolicy> {
+    if target.is_file() && target.extension().is_some_and(|e| e == "toml") {
+        let config = TrainConfig::load(target)?;
+        let spec = registry
+            .make(&config.env.name, &config.eval_env_options())
+            .with_context(|| format!("config {}: its [env] section", target.display()))?
+            .spec()
+            .clone();
+        return untrained(config, spec, target);
+    }
     load_checkpoint(target, tch::Device::Cpu)
         .with_context(|| format!("cannot load a policy from {}", target.display()))
 }
@@ -88,7 +103,7 @@ pub fn run(args: RecordArgs, registry: &Registry) -> Result<()> {
         )?]
     } else {
         tch::set_num_threads(1);
-        let loaded = load(&args.target)?;
+        let loaded = load(&args.target, registry)?;
         let config = &loaded.sidecar.config;
         let factory = registry
             .factory(&config.env.name, config.eval_env_options())
@@ -111,6 +126,9 @@ pub fn run(args: RecordArgs, registry: &Registry) -> Result<()> {
             picture::write(wiring, &picture, &args.out.join("wiring.svg"))?;
         }
         let mut auditor = Auditor::new(policy, !args.stochastic);
+        if args.zero_action {
+            auditor = auditor.with_zero_actions();
+        }
         let seeds: Vec<u64> = (0..args.episodes as u64)
             .map(|i| args.env_seed.wrapping_add(i))
             .collect();

@@ -16,7 +16,8 @@ use super::record::load;
 /// Arguments of `wormnet watch`.
 #[derive(Args, Debug)]
 pub struct WatchArgs {
-    /// A run directory (its best checkpoint, else latest) or a checkpoint's .json sidecar.
+    /// A run directory (its best checkpoint, else latest), a checkpoint's .json sidecar, or an
+    /// experiment config (.toml: the untrained policy a run of it starts from).
     pub target: PathBuf,
     /// Seed of the first episode; `r` in the window moves to the next one.
     #[arg(long, default_value_t = 0)]
@@ -36,12 +37,15 @@ pub struct WatchArgs {
     /// Seconds before the screenshot.
     #[arg(long, default_value_t = 3.0)]
     pub screenshot_after: f32,
+    /// Send the env zero actions ("do nothing"); the policy still runs, so its neurons show.
+    #[arg(long)]
+    pub zero_action: bool,
 }
 
 /// Runs `wormnet watch`.
 pub fn run(args: WatchArgs, registry: &Registry) -> Result<()> {
     tch::set_num_threads(1);
-    let loaded = load(&args.target)?;
+    let loaded = load(&args.target, registry)?;
     let config = &loaded.sidecar.config;
     let factory = registry
         .factory(&config.env.name, config.eval_env_options())
