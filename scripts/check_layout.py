@@ -96,6 +96,8 @@ def edges(mods):
             targets = {target} if target is not None else set()
             for n in names or [parts[-1]]:
                 src = table.get((target, n))
+                if target is not None and tuple(list(target) + [n]) in mods:
+                    src = tuple(list(target) + [n])  # a submodule named in braces
                 if src is not None:
                     targets.discard(target)
                     targets.add(src)

@@ -38,6 +38,9 @@ pub enum LockError {
     },
 }
 
+/// Linux's "no locks available" (e.g. an NFS mount without a lock daemon).
+const ENOLCK: i32 = 37;
+
 /// The name of the lock file inside a run directory (ignored when checking that a directory is
 /// empty).
 pub const LOCK_FILE: &str = ".lock";
@@ -71,6 +74,17 @@ impl RunLock {
                         format!(" (pid {pid})")
                     },
                 });
+            }
+            // Filesystems without `flock` (some network mounts): train unguarded rather than
+            // not at all, and say so.
+            Err(TryLockError::Error(e))
+                if e.kind() == std::io::ErrorKind::Unsupported
+                    || e.raw_os_error() == Some(ENOLCK) =>
+            {
+                tracing::warn!(
+                    "cannot lock run directory {} ({e}); make sure no other run uses it",
+                    dir.display()
+                );
             }
             Err(TryLockError::Error(e)) => return Err(io(e)),
         }

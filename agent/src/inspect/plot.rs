@@ -17,7 +17,8 @@ use crate::metrics::names;
 static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 static REGISTER: Once = Once::new();
 
-fn register_font() {
+/// Makes the embedded font the "sans-serif" of every plot (once per process).
+pub(crate) fn register_font() {
     REGISTER.call_once(|| {
         // The embedded font is valid; should it ever fail, plots just lose their text.
         let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
@@ -31,7 +32,8 @@ struct Chart {
     series: Vec<(String, Vec<(f64, f64)>)>,
 }
 
-const PALETTE: [RGBColor; 8] = [
+/// The series colours (matplotlib's tab10).
+pub(crate) const PALETTE: [RGBColor; 8] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -84,6 +86,11 @@ fn draw_grid(charts: &[Chart], cols: usize, size: (u32, u32), path: &Path) -> Re
         root.present()
             .map_err(|e| anyhow!("drawing {}: {e}", path.display()))?;
     }
+    save_rgb(&buffer, (w, h), path)
+}
+
+/// Writes an RGB buffer of `size` as a PNG (creating the directory).
+pub(crate) fn save_rgb(buffer: &[u8], (w, h): (u32, u32), path: &Path) -> Result<()> {
     let mut pixmap =
         tiny_skia::Pixmap::new(w, h).ok_or_else(|| anyhow!("plot size {w}x{h} is invalid"))?;
     for (dst, src) in pixmap

@@ -15,7 +15,7 @@ use wormnet_sim::{EnvFactory, EnvSpec};
 
 use super::audit::{self, acted_observations, Auditor};
 use super::panel::NeuronPanel;
-use super::plot;
+use super::{heatmap, plot};
 
 /// Picture size and which outputs to write.
 #[derive(Clone, Debug)]
@@ -56,6 +56,8 @@ pub struct EpisodeFiles {
     pub csv: PathBuf,
     /// The activity plot.
     pub activity: PathBuf,
+    /// The neuron heatmap with observations and actions under it.
+    pub heatmap: PathBuf,
     /// Steps in the episode.
     pub steps: usize,
     /// Sum of rewards.
@@ -238,7 +240,8 @@ fn encode_mp4(dir: &Path, dt: f32) -> Option<PathBuf> {
 }
 
 /// Renders a recorded episode into `dir` with everything an audit needs: frames, GIF, MP4
-/// (when possible), `steps.csv`, `activity.png` and `rollout.json`.
+/// (when possible), `steps.csv`, `activity.png`, `heatmap.png`, `correlations.csv` and
+/// `rollout.json`.
 pub fn write_episode(
     renderer: &mut OffscreenRenderer,
     rollout: &Rollout,
@@ -261,6 +264,9 @@ pub fn write_episode(
     audit::write_steps_csv(rollout, &csv)?;
     let activity = dir.join("activity.png");
     plot::activity_traces(rollout, &activity)?;
+    let heatmap = dir.join("heatmap.png");
+    heatmap::neuron_heatmap(rollout, &heatmap)?;
+    heatmap::correlation_table(rollout, &dir.join("correlations.csv"))?;
     rollout
         .save(&dir.join("rollout.json"))
         .map_err(|e| anyhow!("{e}"))?;
@@ -271,6 +277,7 @@ pub fn write_episode(
         mp4,
         csv,
         activity,
+        heatmap,
         steps: rollout.steps.len(),
         episode_return: rollout.episode_return(),
         render_seconds,

@@ -69,6 +69,8 @@ fn trains_evaluates_and_records_through_the_entry_point() {
         "steps.csv",
         "episode.gif",
         "activity.png",
+        "heatmap.png",
+        "correlations.csv",
         "frames/frame_00000.png",
     ] {
         assert!(episode.join(file).exists(), "record wrote {file}");

@@ -1,0 +1,379 @@
+//! The picture of one episode a person reads first: every neuron's activity as a heatmap
+//! (neurons × time), rows named and grouped by layer — sensory inputs, inter, command, motor —
+//! with the observations and the actions drawn under it on the same time axis, and each
+//! neuron's correlation with each observation and action as a table.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{anyhow, Context, Result};
+use plotters::prelude::*;
+use wormnet_sim::rollout::Rollout;
+
+use super::audit::acted_observations;
+use super::plot::{register_font, save_rgb, PALETTE};
+
+/// Width of the row labels, in pixels; the trace charts use the same left edge.
+const LABEL_WIDTH: u32 = 190;
+const RIGHT: u32 = 20;
+const WIDTH: u32 = 1200;
+/// Height of a trace chart: room for its legend, one line per series.
+fn traces_height(series: usize) -> u32 {
+    (16 * series as u32 + 50).max(180)
+}
+
+/// One row of the heatmap: its name, its layer and a value per step.
+struct Row {
+    name: String,
+    layer: &'static str,
+    values: Vec<f32>,
+}
+
+/// The layer of a neuron from its label (`inter_3`, `command_0`, `motor_steering`).
+fn layer_of(name: &str) -> &'static str {
+    ["motor", "command", "inter"]
+        .into_iter()
+        .find(|l| name.starts_with(l))
+        .unwrap_or("inter")
+}
+
+/// The rows in reading order: sensory inputs (each scaled by its largest magnitude), then
+/// inter, command and motor neurons (potentials, squashed by tanh as the panel shows them).
+fn rows(rollout: &Rollout) -> Vec<Row> {
+    let steps = rollout.steps.len();
+    let observations = acted_observations(rollout);
+    let spec = &rollout.spec;
+    let mut rows: Vec<Row> = spec
+        .observation_names
+        .iter()
+        .enumerate()
+        .map(|(k, name)| {
+            let raw: Vec<f32> = (0..steps)
+                .map(|t| {
+                    observations
+                        .get(t)
+                        .and_then(|o| o.get(k))
+                        .copied()
+                        .unwrap_or(0.0)
+                })
+                .collect();
+            let scale = raw
+                .iter()
+                .filter(|v| v.is_finite())
+                .fold(0.0f32, |m, v| m.max(v.abs()))
+                .max(1e-6);
+            Row {
+                name: name.clone(),
+                layer: "sensory",
+                values: raw.iter().map(|v| v / scale).collect(),
+            }
+        })
+        .collect();
+    let names = rollout.internal_names.clone().unwrap_or_default();
+    for layer in ["inter", "command", "motor"] {
+        for (k, name) in names.iter().enumerate() {
+            if layer_of(name) != layer {
+                continue;
+            }
+            let values = rollout
+                .steps
+                .iter()
+                .map(|s| {
+                    s.internals
+                        .as_ref()
+                        .and_then(|v| v.get(k))
+                        .map_or(0.0, |v| v.tanh())
+                })
+                .collect();
+            rows.push(Row {
+                name: name.clone(),
+                layer,
+                values,
+            });
+        }
+    }
+    rows
+}
+
+/// Blue (−1) through white (0) to red (+1); grey where not finite.
+fn diverging(v: f32) -> RGBColor {
+    if !v.is_finite() {
+        return RGBColor(160, 160, 160);
+    }
+    let v = v.clamp(-1.0, 1.0);
+    let fade = |c: u8, t: f32| (255.0 + (f32::from(c) - 255.0) * t) as u8;
+    if v >= 0.0 {
+        RGBColor(fade(200, v), fade(30, v), fade(40, v))
+    } else {
+        RGBColor(fade(30, -v), fade(80, -v), fade(200, -v))
+    }
+}
+
+/// Writes the heatmap of `rollout` (neurons × steps, grouped by layer) with its observations
+/// and actions underneath, sharing the time axis, as a PNG.
+pub fn neuron_heatmap(rollout: &Rollout, out: &Path) -> Result<()> {
+    register_font();
+    let rows = rows(rollout);
+    let steps = rollout.steps.len().max(1);
+    let row_h = (700 / rows.len().max(1) as u32).clamp(6, 18);
+    let groups = 4;
+    let top = 40;
+    let map_h = row_h * rows.len() as u32 + 6 * groups;
+    let spec = &rollout.spec;
+    let (obs_h, act_h) = (
+        traces_height(spec.observation_names.len()),
+        traces_height(spec.action_names.len()),
+    );
+    let height = top + map_h + obs_h + act_h + 20;
+    let mut buffer = vec![255u8; (WIDTH * height * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buffer, (WIDTH, height)).into_drawing_area();
+        let err = |e: DrawingAreaErrorKind<_>| anyhow!("drawing {}: {e}", out.display());
+        let title = format!(
+            "{}: neuron activity over {} steps (inputs scaled per row; neurons tanh(v))",
+            rollout.spec.name,
+            rollout.steps.len()
+        );
+        root.draw_text(
+            &title,
+            &("sans-serif", 16).into_font().color(&BLACK),
+            (10, 12),
+        )
+        .map_err(err)?;
+        let cell_w = f64::from(WIDTH - LABEL_WIDTH - RIGHT) / steps as f64;
+        let mut y = top as i32;
+        let mut layer = "";
+        for row in &rows {
+            if row.layer != layer {
+                if !layer.is_empty() {
+                    y += 6;
+                }
+                layer = row.layer;
+                root.draw_text(
+                    layer,
+                    &("sans-serif", 11).into_font().color(&RGBColor(90, 90, 90)),
+                    (4, y),
+                )
+                .map_err(err)?;
+            }
+            root.draw_text(
+                &row.name,
+                &("sans-serif", (row_h as i32 - 2).clamp(7, 13))
+                    .into_font()
+                    .color(&BLACK),
+                (70, y),
+            )
+            .map_err(err)?;
+            for (t, &v) in row.values.iter().enumerate() {
+                let x0 = LABEL_WIDTH as i32 + (t as f64 * cell_w) as i32;
+                let x1 = LABEL_WIDTH as i32 + ((t + 1) as f64 * cell_w).ceil() as i32;
+                root.draw(&Rectangle::new(
+                    [(x0, y), (x1, y + row_h as i32)],
+                    diverging(v).filled(),
+                ))
+                .map_err(err)?;
+            }
+            y += row_h as i32;
+        }
+        let traces_top = top + map_h + 10;
+        let (_, below) = root.split_vertically(traces_top);
+        let (obs_area, act_area) = below.split_vertically(obs_h);
+        let observations = acted_observations(rollout);
+        let obs: Vec<(String, Vec<f32>)> = spec
+            .observation_names
+            .iter()
+            .enumerate()
+            .map(|(k, n)| {
+                let v = (0..rollout.steps.len())
+                    .map(|t| {
+                        observations
+                            .get(t)
+                            .and_then(|o| o.get(k))
+                            .copied()
+                            .unwrap_or(0.0)
+                    })
+                    .collect();
+                (n.clone(), v)
+            })
+            .collect();
+        let actions: Vec<(String, Vec<f32>)> = spec
+            .action_names
+            .iter()
+            .enumerate()
+            .map(|(k, n)| {
+                let v = rollout
+                    .steps
+                    .iter()
+                    .map(|s| s.action.get(k).copied().unwrap_or(0.0))
+                    .collect();
+                (n.clone(), v)
+            })
+            .collect();
+        for (area, title, series) in [
+            (&obs_area, "observations", &obs),
+            (&act_area, "actions", &actions),
+        ] {
+            traces(area, title, series, steps).map_err(|e| anyhow!("drawing {title}: {e}"))?;
+        }
+        root.present().map_err(err)?;
+    }
+    save_rgb(&buffer, (WIDTH, height), out)
+}
+
+/// Line traces over steps `0..steps`, their plotting area starting where the heatmap's cells do.
+fn traces<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+    series: &[(String, Vec<f32>)],
+    steps: usize,
+) -> Result<(), String> {
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    let (lo, hi) = series
+        .iter()
+        .flat_map(|(_, v)| v.iter())
+        .filter(|v| v.is_finite())
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        });
+    let (lo, hi) = if lo.is_finite() && hi - lo > 1e-9 {
+        (f64::from(lo), f64::from(hi))
+    } else {
+        (-1.0, 1.0)
+    };
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, ("sans-serif", 14))
+        .margin_right(RIGHT)
+        .x_label_area_size(22)
+        .y_label_area_size(LABEL_WIDTH)
+        .build_cartesian_2d(0f64..steps as f64, lo..hi)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .light_line_style(WHITE)
+        .x_desc("step")
+        .draw()
+        .map_err(err)?;
+    for (i, (name, values)) in series.iter().enumerate() {
+        let color = PALETTE[i % PALETTE.len()];
+        chart
+            .draw_series(LineSeries::new(
+                values
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, v)| v.is_finite())
+                    .map(|(t, &v)| (t as f64 + 0.5, f64::from(v))),
+                color.stroke_width(2),
+            ))
+            .map_err(err)?
+            .label(name.as_str())
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 14, y)], color.stroke_width(2)));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK.mix(0.3))
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+        .map_err(err)
+}
+
+/// Pearson correlation of two equally long series; None when either does not vary.
+pub fn correlation(a: &[f32], b: &[f32]) -> Option<f64> {
+    let n = a.len().min(b.len());
+    if n < 2 {
+        return None;
+    }
+    let mean = |v: &[f32]| v[..n].iter().map(|&x| f64::from(x)).sum::<f64>() / n as f64;
+    let (ma, mb) = (mean(a), mean(b));
+    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
+    for (&x, &y) in a[..n].iter().zip(&b[..n]) {
+        let (dx, dy) = (f64::from(x) - ma, f64::from(y) - mb);
+        sab += dx * dy;
+        saa += dx * dx;
+        sbb += dy * dy;
+    }
+    (saa > 1e-12 && sbb > 1e-12).then(|| sab / (saa * sbb).sqrt())
+}
+
+/// Each neuron's correlation with each observation and action over the episode, as CSV:
+/// `neuron,obs/<name>…,action/<name>…` (empty where a series does not vary).
+pub fn correlation_table(rollout: &Rollout, out: &Path) -> Result<()> {
+    let names = rollout.internal_names.clone().unwrap_or_default();
+    let steps = rollout.steps.len();
+    let observations = acted_observations(rollout);
+    let spec = &rollout.spec;
+    let mut columns: Vec<(String, Vec<f32>)> = Vec::new();
+    for (k, name) in spec.observation_names.iter().enumerate() {
+        let v = (0..steps)
+            .map(|t| {
+                observations
+                    .get(t)
+                    .and_then(|o| o.get(k))
+                    .copied()
+                    .unwrap_or(0.0)
+            })
+            .collect();
+        columns.push((format!("obs/{name}"), v));
+    }
+    for (k, name) in spec.action_names.iter().enumerate() {
+        let v = rollout
+            .steps
+            .iter()
+            .map(|s| s.action.get(k).copied().unwrap_or(0.0))
+            .collect();
+        columns.push((format!("action/{name}"), v));
+    }
+    let mut text = String::from("neuron");
+    for (c, _) in &columns {
+        let _ = write!(text, ",{}", c.replace(',', "_"));
+    }
+    text.push('\n');
+    for (k, name) in names.iter().enumerate() {
+        let neuron: Vec<f32> = rollout
+            .steps
+            .iter()
+            .map(|s| {
+                s.internals
+                    .as_ref()
+                    .and_then(|v| v.get(k))
+                    .copied()
+                    .unwrap_or(0.0)
+            })
+            .collect();
+        text.push_str(&name.replace(',', "_"));
+        for (_, column) in &columns {
+            text.push(',');
+            if let Some(r) = correlation(&neuron, column) {
+                let _ = write!(text, "{r:.4}");
+            }
+        }
+        text.push('\n');
+    }
+    crate::checkpoint::write_atomic(out, text.as_bytes())
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn correlation_is_pearsons_and_none_without_variation() {
+        let a = [1.0, 2.0, 3.0, 4.0];
+        assert!((correlation(&a, &[2.0, 4.0, 6.0, 8.0]).unwrap() - 1.0).abs() < 1e-12);
+        assert!((correlation(&a, &[4.0, 3.0, 2.0, 1.0]).unwrap() + 1.0).abs() < 1e-12);
+        assert!(correlation(&a, &[5.0; 4]).is_none());
+        let r = correlation(&a, &[1.0, 3.0, 2.0, 4.0]).unwrap();
+        assert!((r - 0.8).abs() < 1e-12, "{r}");
+    }
+
+    #[test]
+    fn layers_come_from_the_labels() {
+        assert_eq!(layer_of("motor_steering"), "motor");
+        assert_eq!(layer_of("command_3"), "command");
+        assert_eq!(layer_of("inter_0"), "inter");
+        assert_eq!(diverging(1.0), RGBColor(200, 30, 40));
+        assert_eq!(diverging(0.0), RGBColor(255, 255, 255));
+    }
+}
