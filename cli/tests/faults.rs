@@ -105,7 +105,7 @@ fn sigterm_saves_like_ctrl_c() {
 #[test]
 fn ten_kill_9s_and_resumes_end_where_the_uninterrupted_run_ends() {
     let tmp = tempfile::tempdir().unwrap();
-    let total = 20 * 128;
+    let total = 30 * 128;
     let config = write_config(tmp.path(), total, 1);
     let reference = tmp.path().join("reference");
     let out = wormnet(&[
@@ -195,7 +195,7 @@ fn ten_kill_9s_and_resumes_end_where_the_uninterrupted_run_ends() {
         .skip(1)
         .map(|l| l.split(',').next().unwrap().to_string())
         .collect();
-    assert_eq!(steps.len(), 20, "one metrics row per update: {steps:?}");
+    assert_eq!(steps.len(), 30, "one metrics row per update: {steps:?}");
 }
 
 #[test]
