@@ -86,3 +86,69 @@ fn csv_neuron_columns_equal_a_replay_through_the_ncp() {
     // And the states are not trivially zero: the network did something.
     assert!(rows.iter().flatten().any(|v| v.abs() > 1e-3));
 }
+
+/// The attribution log explains the potentials exactly: for every step and neuron, the
+/// recorded contributions of its synapses, sensory synapses and leak add up to the change of
+/// its recorded potential in `steps.csv`.
+#[test]
+fn ltc_contributions_add_up_to_the_recorded_change_of_potential() {
+    let (policy, _) = policy_for("vehicle");
+    let policy = Rc::new(policy);
+    let mut auditor = Auditor::new(policy.clone(), true);
+    let env = wormnet_envs::registry()
+        .make("vehicle", &toml::Table::new())
+        .expect("vehicle");
+    let rollout =
+        audit::record_episode(env, toml::Table::new(), 4, 40, &mut auditor).expect("record");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (steps_csv, attribution_csv) = (dir.path().join("steps.csv"), dir.path().join("a.csv"));
+    audit::write_steps_csv(&rollout, &steps_csv).expect("steps.csv");
+    audit::write_attribution_csv(
+        auditor.attributions(),
+        &auditor.neuron_labels(),
+        &rollout.spec.observation_names,
+        &attribution_csv,
+    )
+    .expect("attribution.csv");
+    let (names, rows) = audit::read_neuron_columns(&steps_csv).expect("read steps");
+    let t_len = rows.len();
+    assert!(t_len >= 10);
+    // Sum the log's contributions per (step, target).
+    let text = std::fs::read_to_string(&attribution_csv).expect("read attribution");
+    let mut sums = vec![vec![0f64; names.len()]; t_len];
+    let mut kinds = std::collections::BTreeSet::new();
+    for line in text.lines().skip(1) {
+        let cells: Vec<&str> = line.split(',').collect();
+        let t: usize = cells[0].parse().unwrap();
+        let j = names
+            .iter()
+            .position(|n| n == cells[3])
+            .expect("a neuron target");
+        sums[t][j] += cells[4].parse::<f64>().unwrap();
+        kinds.insert(cells[1].to_string());
+    }
+    assert_eq!(
+        kinds.into_iter().collect::<Vec<_>>(),
+        ["leak", "sensory", "synapse"]
+    );
+    let mut worst = 0.0f64;
+    for t in 0..t_len {
+        for j in 0..names.len() {
+            let before = if t == 0 {
+                0.0
+            } else {
+                f64::from(rows[t - 1][j])
+            };
+            let change = f64::from(rows[t][j]) - before;
+            worst = worst.max((sums[t][j] - change).abs() / (1.0 + change.abs()));
+        }
+    }
+    assert!(
+        worst < 1e-4,
+        "contributions differ from the change of potential by {worst}"
+    );
+    assert!(
+        sums.iter().flatten().any(|s| s.abs() > 1e-3),
+        "nothing moved"
+    );
+}

@@ -6,6 +6,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use tch::{Device, Tensor};
@@ -13,6 +14,7 @@ use wormnet_sim::rollout::{Decision, Rollout};
 use wormnet_sim::Env;
 
 use crate::policy::{Policy, PolicyState};
+use wormnet_ncp::kernels::ltc::{LtcKernel, StepAttribution};
 
 /// What the policy did on one step, with the state that made it do so.
 #[derive(Clone, Debug, PartialEq)]
@@ -33,18 +35,28 @@ pub struct Auditor {
     zero_actions: bool,
     state: PolicyState,
     actions: Vec<f32>,
+    /// The actor's kernel form when it is an LTC whose steps can be explained.
+    ltc: Option<Arc<LtcKernel>>,
+    /// Each step's explanation since the last reset (LTC actors only).
+    attributions: Vec<StepAttribution>,
 }
 
 impl Auditor {
     /// Wraps `policy` (its normaliser stays frozen); `deterministic` acts with the
     /// distribution's mode, which is what an audit usually wants.
     pub fn new(policy: Rc<Policy>, deterministic: bool) -> Self {
+        let ltc = policy
+            .actor
+            .ltc_kernel()
+            .filter(|_| !policy.actor.config().mixed_memory);
         Auditor {
             state: policy.initial_state(1),
             actions: vec![0.0; policy.action_dim()],
             policy,
             deterministic,
             zero_actions: false,
+            ltc,
+            attributions: Vec::new(),
         }
     }
 
@@ -69,6 +81,7 @@ impl Auditor {
 
     /// Zero state: a new episode starts.
     pub fn reset(&mut self) {
+        self.attributions.clear();
         self.state = self.policy.initial_state(1);
     }
 
@@ -78,6 +91,13 @@ impl Auditor {
         let x = Tensor::from_slice(&input)
             .reshape([1, input.len() as i64])
             .to_device(self.policy.device());
+        if let Some(kernel) = &self.ltc {
+            let v0 = Vec::<f32>::try_from(self.state.actor.h.to_device(Device::Cpu).reshape([-1]))
+                .unwrap_or_default();
+            let dt = self.policy.timespan();
+            self.attributions
+                .push(kernel.attribute_step(&input, &v0, dt));
+        }
         let act = self.policy.act(&x, &self.state, self.deterministic);
         self.policy.env_actions(&act.action, &mut self.actions);
         if self.zero_actions {
@@ -91,6 +111,12 @@ impl Auditor {
             action: self.actions.clone(),
             neurons,
         }
+    }
+
+    /// Each step's explanation since the last reset: for an LTC actor (without mixed
+    /// memory), where every neuron's change of potential came from; empty otherwise.
+    pub fn attributions(&self) -> &[StepAttribution] {
+        &self.attributions
     }
 
     /// Names of the neurons in state order (`command_3`, …; motor neurons by the action they
@@ -179,6 +205,50 @@ pub fn write_steps_csv(rollout: &Rollout, path: &Path) -> Result<()> {
     }
     crate::checkpoint::write_atomic(path, out.as_bytes())
         .with_context(|| format!("cannot write the step log {}", path.display()))?;
+    Ok(())
+}
+
+/// The attribution log as CSV, a long table: `step,kind,source,target,delta_v`, one row per
+/// synapse (`kind` = `synapse`, source a neuron), sensory synapse (`sensory`, source an
+/// observation) and leak (`leak`, source `leak`) per step. `delta_v` is the change of the
+/// target's potential that source caused in that step; a target's rows of one step add up to
+/// its change of potential (`steps.csv`'s neuron column, this step's value minus the previous
+/// step's, or minus 0 at the episode start).
+pub fn write_attribution_csv(
+    attributions: &[StepAttribution],
+    neuron_names: &[String],
+    observation_names: &[String],
+    path: &Path,
+) -> Result<()> {
+    let name = |names: &[String], i: usize| {
+        names
+            .get(i)
+            .map_or_else(|| i.to_string(), |n| n.replace(',', "_"))
+    };
+    let mut out = String::from("step,kind,source,target,delta_v\n");
+    for (t, a) in attributions.iter().enumerate() {
+        for &(src, dst, dv) in &a.synapses {
+            let _ = writeln!(
+                out,
+                "{t},synapse,{},{},{dv}",
+                name(neuron_names, src),
+                name(neuron_names, dst)
+            );
+        }
+        for &(input, dst, dv) in &a.sensory {
+            let _ = writeln!(
+                out,
+                "{t},sensory,{},{},{dv}",
+                name(observation_names, input),
+                name(neuron_names, dst)
+            );
+        }
+        for (j, dv) in a.leak.iter().enumerate() {
+            let _ = writeln!(out, "{t},leak,leak,{},{dv}", name(neuron_names, j));
+        }
+    }
+    crate::checkpoint::write_atomic(path, out.as_bytes())
+        .with_context(|| format!("cannot write the attribution log {}", path.display()))?;
     Ok(())
 }
 

@@ -327,6 +327,14 @@ pub fn record_policy(
             &dir,
             options,
         )?);
+        if !auditor.attributions().is_empty() {
+            audit::write_attribution_csv(
+                auditor.attributions(),
+                &auditor.neuron_labels(),
+                &spec.observation_names,
+                &dir.join("attribution.csv"),
+            )?;
+        }
     }
     Ok(episodes)
 }

@@ -516,6 +516,11 @@ impl Policy {
         }
     }
 
+    /// Elapsed time the actor is given per env step.
+    pub fn timespan(&self) -> f32 {
+        self.timespan
+    }
+
     /// Observation width this policy was built for.
     pub fn obs_dim(&self) -> usize {
         self.obs_dim

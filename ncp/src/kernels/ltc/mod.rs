@@ -8,10 +8,12 @@
 
 use super::plumbing::{Gradients, Kernel, Run};
 
+mod attribution;
 mod backward;
 mod forward;
 mod params;
 
+pub use attribution::StepAttribution;
 pub use params::{param, LtcKernel, LtcSpec, SynapseActivity};
 
 impl Kernel for LtcKernel {
