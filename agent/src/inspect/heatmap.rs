@@ -1,13 +1,15 @@
 //! The picture of one episode a person reads first: every neuron's activity as a heatmap
 //! (neurons × time), rows named and grouped by layer — sensory inputs, inter, command, motor —
-//! with the observations and the actions drawn under it on the same time axis, and each
-//! neuron's correlation with each observation and action as a table.
+//! with the observations and the actions drawn under it on the same time axis; for an LTC, what
+//! pushed each motor neuron at each step, as a heatmap of its own; and each neuron's
+//! correlation with each observation and action as a table.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{anyhow, Context, Result};
 use plotters::prelude::*;
+use wormnet_ncp::kernels::ltc::StepAttribution;
 use wormnet_sim::rollout::Rollout;
 
 use super::audit::acted_observations;
@@ -22,10 +24,16 @@ fn traces_height(series: usize) -> u32 {
     (16 * series as u32 + 50).max(180)
 }
 
+/// Group names up to this long sit left of their first row; longer ones get a line above it.
+const GROUP_IN_MARGIN: usize = 9;
+/// Height of that line.
+const GROUP_LINE: i32 = 15;
+
 /// One row of the heatmap: its name, its layer and a value per step.
 struct Row {
     name: String,
-    layer: &'static str,
+    /// The group the row is drawn in (a layer, or the neuron whose inputs these are).
+    layer: String,
     values: Vec<f32>,
 }
 
@@ -64,7 +72,7 @@ fn rows(rollout: &Rollout) -> Vec<Row> {
                 .max(1e-6);
             Row {
                 name: name.clone(),
-                layer: "sensory",
+                layer: "sensory".to_string(),
                 values: raw.iter().map(|v| v / scale).collect(),
             }
         })
@@ -87,7 +95,7 @@ fn rows(rollout: &Rollout) -> Vec<Row> {
                 .collect();
             rows.push(Row {
                 name: name.clone(),
-                layer,
+                layer: layer.to_string(),
                 values,
             });
         }
@@ -140,41 +148,8 @@ pub fn neuron_heatmap(rollout: &Rollout, out: &Path) -> Result<()> {
             (10, 12),
         )
         .map_err(err)?;
-        let cell_w = f64::from(WIDTH - LABEL_WIDTH - RIGHT) / steps as f64;
-        let mut y = top as i32;
-        let mut layer = "";
-        for row in &rows {
-            if row.layer != layer {
-                if !layer.is_empty() {
-                    y += 6;
-                }
-                layer = row.layer;
-                root.draw_text(
-                    layer,
-                    &("sans-serif", 11).into_font().color(&RGBColor(90, 90, 90)),
-                    (4, y),
-                )
-                .map_err(err)?;
-            }
-            root.draw_text(
-                &row.name,
-                &("sans-serif", (row_h as i32 - 2).clamp(7, 13))
-                    .into_font()
-                    .color(&BLACK),
-                (70, y),
-            )
-            .map_err(err)?;
-            for (t, &v) in row.values.iter().enumerate() {
-                let x0 = LABEL_WIDTH as i32 + (t as f64 * cell_w) as i32;
-                let x1 = LABEL_WIDTH as i32 + ((t + 1) as f64 * cell_w).ceil() as i32;
-                root.draw(&Rectangle::new(
-                    [(x0, y), (x1, y + row_h as i32)],
-                    diverging(v).filled(),
-                ))
-                .map_err(err)?;
-            }
-            y += row_h as i32;
-        }
+        draw_rows(&root, &rows, top as i32, steps, row_h)
+            .map_err(|e| anyhow!("drawing {}: {e}", out.display()))?;
         let traces_top = top + map_h + 10;
         let (_, below) = root.split_vertically(traces_top);
         let (obs_area, act_area) = below.split_vertically(obs_h);
@@ -218,6 +193,57 @@ pub fn neuron_heatmap(rollout: &Rollout, out: &Path) -> Result<()> {
         root.present().map_err(err)?;
     }
     save_rgb(&buffer, (WIDTH, height), out)
+}
+
+/// Draws labelled rows of cells from `top` down, a gap and a group name where the group
+/// changes; cells span `steps` columns right of the labels.
+fn draw_rows<DB: DrawingBackend>(
+    root: &DrawingArea<DB, plotters::coord::Shift>,
+    rows: &[Row],
+    top: i32,
+    steps: usize,
+    row_h: u32,
+) -> Result<(), String> {
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    let cell_w = f64::from(WIDTH - LABEL_WIDTH - RIGHT) / steps as f64;
+    let mut y = top;
+    let mut group = "";
+    for row in rows {
+        if row.layer != group {
+            if !group.is_empty() {
+                y += 6;
+            }
+            group = &row.layer;
+            root.draw_text(
+                group,
+                &("sans-serif", 11).into_font().color(&RGBColor(90, 90, 90)),
+                (4, y),
+            )
+            .map_err(err)?;
+            if group.len() > GROUP_IN_MARGIN {
+                y += GROUP_LINE;
+            }
+        }
+        root.draw_text(
+            &row.name,
+            &("sans-serif", (row_h as i32 - 2).clamp(7, 13))
+                .into_font()
+                .color(&BLACK),
+            (70, y),
+        )
+        .map_err(err)?;
+        for (t, &v) in row.values.iter().enumerate() {
+            let x0 = LABEL_WIDTH as i32 + (t as f64 * cell_w) as i32;
+            let x1 = LABEL_WIDTH as i32 + ((t + 1) as f64 * cell_w).ceil() as i32;
+            root.draw(&Rectangle::new(
+                [(x0, y), (x1, y + row_h as i32)],
+                diverging(v).filled(),
+            ))
+            .map_err(err)?;
+        }
+        y += row_h as i32;
+    }
+    Ok(())
 }
 
 /// Line traces over steps `0..steps`, their plotting area starting where the heatmap's cells do.
@@ -275,6 +301,89 @@ fn traces<DB: DrawingBackend>(
         .position(SeriesLabelPosition::UpperRight)
         .draw()
         .map_err(err)
+}
+
+/// What pushed the motor neurons, step by step: for each motor neuron, one row per input
+/// (presynaptic neuron, sensory input, its leak) with the change of potential it caused, all
+/// rows on one colour scale (the largest contribution of the episode is full colour). `names`
+/// are the neurons by id, `inputs` the observation names.
+pub fn attribution_heatmap(
+    attributions: &[StepAttribution],
+    names: &[String],
+    inputs: &[String],
+    title: &str,
+    out: &Path,
+) -> Result<()> {
+    register_font();
+    let steps = attributions.len().max(1);
+    let name = |v: &[String], i: usize| v.get(i).cloned().unwrap_or_else(|| i.to_string());
+    let mut rows: Vec<Row> = Vec::new();
+    for (j, target) in names.iter().enumerate() {
+        if !target.starts_with("motor") {
+            continue;
+        }
+        let series = |pick: &dyn Fn(&StepAttribution) -> f32| -> Vec<f32> {
+            attributions.iter().map(pick).collect()
+        };
+        let Some(first) = attributions.first() else {
+            break;
+        };
+        for (k, &(src, dst, _)) in first.synapses.iter().enumerate() {
+            if dst == j {
+                rows.push(Row {
+                    name: name(names, src),
+                    layer: target.clone(),
+                    values: series(&|a| a.synapses[k].2),
+                });
+            }
+        }
+        for (k, &(src, dst, _)) in first.sensory.iter().enumerate() {
+            if dst == j {
+                rows.push(Row {
+                    name: format!("obs {}", name(inputs, src)),
+                    layer: target.clone(),
+                    values: series(&|a| a.sensory[k].2),
+                });
+            }
+        }
+        rows.push(Row {
+            name: "leak".into(),
+            layer: target.clone(),
+            values: series(&|a| a.leak[j]),
+        });
+    }
+    let scale = rows
+        .iter()
+        .flat_map(|r| r.values.iter())
+        .filter(|v| v.is_finite())
+        .fold(0.0f32, |m, v| m.max(v.abs()))
+        .max(1e-9);
+    for row in &mut rows {
+        row.values.iter_mut().for_each(|v| *v /= scale);
+    }
+    let row_h = (700 / rows.len().max(1) as u32).clamp(8, 18);
+    let top = 40;
+    let groups = names.iter().filter(|n| n.starts_with("motor")).count() as u32;
+    let height = top + row_h * rows.len() as u32 + groups * (6 + GROUP_LINE as u32) + 20;
+    let mut buffer = vec![255u8; (WIDTH * height * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buffer, (WIDTH, height)).into_drawing_area();
+        let err = |e: DrawingAreaErrorKind<_>| anyhow!("drawing {}: {e}", out.display());
+        let caption = format!(
+            "{title}: change of each motor neuron's potential caused by each input, per step \
+             (red pushes up, blue down; full colour {scale:.3})"
+        );
+        root.draw_text(
+            &caption,
+            &("sans-serif", 15).into_font().color(&BLACK),
+            (10, 12),
+        )
+        .map_err(err)?;
+        draw_rows(&root, &rows, top as i32, steps, row_h)
+            .map_err(|e| anyhow!("drawing {}: {e}", out.display()))?;
+        root.present().map_err(err)?;
+    }
+    save_rgb(&buffer, (WIDTH, height), out)
 }
 
 /// Pearson correlation of two equally long series; None when either does not vary.

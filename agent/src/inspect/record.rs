@@ -328,11 +328,19 @@ pub fn record_policy(
             options,
         )?);
         if !auditor.attributions().is_empty() {
+            let names = auditor.neuron_labels();
             audit::write_attribution_csv(
                 auditor.attributions(),
-                &auditor.neuron_labels(),
+                &names,
                 &spec.observation_names,
                 &dir.join("attribution.csv"),
+            )?;
+            heatmap::attribution_heatmap(
+                auditor.attributions(),
+                &names,
+                &spec.observation_names,
+                &spec.name,
+                &dir.join("attribution.png"),
             )?;
         }
     }

@@ -71,6 +71,8 @@ fn trains_evaluates_and_records_through_the_entry_point() {
         "activity.png",
         "heatmap.png",
         "correlations.csv",
+        "attribution.csv",
+        "attribution.png",
         "frames/frame_00000.png",
     ] {
         assert!(episode.join(file).exists(), "record wrote {file}");
