@@ -152,3 +152,68 @@ fn ltc_contributions_add_up_to_the_recorded_change_of_potential() {
         "nothing moved"
     );
 }
+
+/// Saliency is the derivative it claims to be: it matches finite differences of the actor's
+/// output replayed over the same observations.
+#[test]
+fn saliency_matches_finite_differences() {
+    // A timespan of 1 (not the env's 0.05 s) so that an observation reaches the motor neuron
+    // within its own step strongly enough to measure by finite differences.
+    let spec = wormnet_envs::registry()
+        .make("vehicle", &toml::Table::new())
+        .expect("env")
+        .spec()
+        .clone();
+    let config: PolicyConfig = toml::from_str(
+        "timespan = 1.0\n[actor]\ncell = \"ltc\"\nwiring = { kind = \"auto_ncp\", units = 12, output_size = 1, seed = 5 }\n",
+    )
+    .expect("policy config");
+    tch::manual_seed(11);
+    let policy = Policy::new(&spec, &config, Device::Cpu).expect("policy");
+    let policy = Rc::new(policy);
+    let mut auditor = Auditor::new(policy.clone(), true);
+    let env = wormnet_envs::registry()
+        .make("vehicle", &toml::Table::new())
+        .expect("vehicle");
+    let rollout =
+        audit::record_episode(env, toml::Table::new(), 5, 12, &mut auditor).expect("record");
+    let inputs: Vec<Vec<f32>> = audit::acted_observations(&rollout)
+        .into_iter()
+        .map(|o| auditor.normalize(o))
+        .collect();
+    let states: Vec<Vec<f32>> = rollout
+        .steps
+        .iter()
+        .map(|s| s.internals.clone().unwrap())
+        .collect();
+    let window = 16; // longer than the episode: every step replays from the start
+    let sal = wormnet_agent::inspect::saliency::saliency(&policy, &inputs, &states, window)
+        .expect("saliency")
+        .expect("an LTC without mixed memory");
+    let t = 8;
+    let o = spec.obs_dim();
+    let replay = |x: &[Vec<f32>]| -> f32 {
+        let flat: Vec<f32> = x[..=t].iter().flatten().copied().collect();
+        let x = Tensor::from_slice(&flat).reshape([1, t as i64 + 1, o as i64]);
+        let ts = Tensor::full([1, t as i64 + 1], 1.0, (Kind::Float, Device::Cpu));
+        let (y, _) = tch::no_grad(|| policy.actor.forward_sequence(&x, None, Some(&ts)));
+        y.double_value(&[0, t as i64, 0]) as f32
+    };
+    let eps = 1e-2f32;
+    let mut checked = 0;
+    for i in 0..o {
+        let mut up = inputs.clone();
+        let mut down = inputs.clone();
+        up[t][i] += eps;
+        down[t][i] -= eps;
+        let fd = (replay(&up) - replay(&down)) / (2.0 * eps);
+        let g = sal[t].now[0][i];
+        assert!(
+            (fd - g).abs() < 2e-3 + 2e-2 * g.abs(),
+            "obs {i}: gradient {g}, finite difference {fd}"
+        );
+        assert!(sal[t].window[0][i] >= g.abs() - 1e-6);
+        checked += usize::from(g.abs() > 1e-4);
+    }
+    assert!(checked > 0, "every gradient was zero");
+}

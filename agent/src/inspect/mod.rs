@@ -1,5 +1,6 @@
 //! Looking inside a policy: the per-step audit log, the neuron panel drawn beside the scene,
-//! plots of runs and episodes, the neuron heatmap and correlation table of an episode, and (with the `render` feature) offscreen recording and the live
+//! plots of runs and episodes, the neuron heatmap and correlation table of an episode, gradient
+//! saliency, and (with the `render` feature) offscreen recording and the live
 //! window.
 
 pub mod audit;
@@ -8,6 +9,7 @@ pub mod panel;
 pub mod plot;
 #[cfg(feature = "render")]
 pub mod record;
+pub mod saliency;
 #[cfg(feature = "render")]
 pub mod watch;
 

@@ -15,7 +15,7 @@ use wormnet_sim::{EnvFactory, EnvSpec};
 
 use super::audit::{self, acted_observations, Auditor};
 use super::panel::NeuronPanel;
-use super::{heatmap, plot};
+use super::{heatmap, plot, saliency};
 
 /// Picture size and which outputs to write.
 #[derive(Clone, Debug)]
@@ -297,6 +297,9 @@ pub fn renderer_for(
     .map_err(|e| anyhow!("{e}"))
 }
 
+/// Steps of history the saliency log sums over.
+pub const SALIENCY_WINDOW: usize = 8;
+
 /// Records `seeds.len()` episodes of the env `factory` builds (whose spec is `spec`) with
 /// `auditor` into `out/episode_NNN/`.
 pub fn record_policy(
@@ -327,6 +330,24 @@ pub fn record_policy(
             &dir,
             options,
         )?);
+        let inputs: Vec<Vec<f32>> = audit::acted_observations(&rollout)
+            .into_iter()
+            .map(|o| auditor.normalize(o))
+            .collect();
+        let states: Vec<Vec<f32>> = rollout
+            .steps
+            .iter()
+            .map(|s| s.internals.clone().unwrap_or_default())
+            .collect();
+        let policy = auditor.policy();
+        if let Some(steps) = saliency::saliency(policy, &inputs, &states, SALIENCY_WINDOW)? {
+            saliency::write_saliency_csv(
+                &steps,
+                policy.output_names(),
+                &spec.observation_names,
+                &dir.join("saliency.csv"),
+            )?;
+        }
         if !auditor.attributions().is_empty() {
             let names = auditor.neuron_labels();
             audit::write_attribution_csv(

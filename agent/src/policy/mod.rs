@@ -516,6 +516,12 @@ impl Policy {
         }
     }
 
+    /// What each actor output drives, by the env's action names (`push_right=1` for a
+    /// discrete action's logit).
+    pub fn output_names(&self) -> &[String] {
+        &self.motor_names
+    }
+
     /// Elapsed time the actor is given per env step.
     pub fn timespan(&self) -> f32 {
         self.timespan

@@ -73,6 +73,7 @@ fn trains_evaluates_and_records_through_the_entry_point() {
         "correlations.csv",
         "attribution.csv",
         "attribution.png",
+        "saliency.csv",
         "frames/frame_00000.png",
     ] {
         assert!(episode.join(file).exists(), "record wrote {file}");
