@@ -45,33 +45,55 @@ fn layer_of(name: &str) -> &'static str {
         .unwrap_or("inter")
 }
 
-/// The rows in reading order: sensory inputs (each scaled by its largest magnitude), then
-/// inter, command and motor neurons (potentials, squashed by tanh as the panel shows them).
-fn rows(rollout: &Rollout) -> Vec<Row> {
-    let steps = rollout.steps.len();
+/// Each observation component over the episode, by name (what the policy acted on).
+fn observation_series(rollout: &Rollout) -> Vec<(String, Vec<f32>)> {
     let observations = acted_observations(rollout);
-    let spec = &rollout.spec;
-    let mut rows: Vec<Row> = spec
+    rollout
+        .spec
         .observation_names
         .iter()
         .enumerate()
         .map(|(k, name)| {
-            let raw: Vec<f32> = (0..steps)
-                .map(|t| {
-                    observations
-                        .get(t)
-                        .and_then(|o| o.get(k))
-                        .copied()
-                        .unwrap_or(0.0)
-                })
+            let values = observations
+                .iter()
+                .map(|o| o.get(k).copied().unwrap_or(0.0))
                 .collect();
+            (name.clone(), values)
+        })
+        .collect()
+}
+
+/// Each action component over the episode, by name.
+fn action_series(rollout: &Rollout) -> Vec<(String, Vec<f32>)> {
+    rollout
+        .spec
+        .action_names
+        .iter()
+        .enumerate()
+        .map(|(k, name)| {
+            let values = rollout
+                .steps
+                .iter()
+                .map(|s| s.action.get(k).copied().unwrap_or(0.0))
+                .collect();
+            (name.clone(), values)
+        })
+        .collect()
+}
+
+/// The rows in reading order: sensory inputs (each scaled by its largest magnitude), then
+/// inter, command and motor neurons (potentials, squashed by tanh as the panel shows them).
+fn rows(rollout: &Rollout) -> Vec<Row> {
+    let mut rows: Vec<Row> = observation_series(rollout)
+        .into_iter()
+        .map(|(name, raw)| {
             let scale = raw
                 .iter()
                 .filter(|v| v.is_finite())
                 .fold(0.0f32, |m, v| m.max(v.abs()))
                 .max(1e-6);
             Row {
-                name: name.clone(),
+                name,
                 layer: "sensory".to_string(),
                 values: raw.iter().map(|v| v / scale).collect(),
             }
@@ -153,37 +175,7 @@ pub fn neuron_heatmap(rollout: &Rollout, out: &Path) -> Result<()> {
         let traces_top = top + map_h + 10;
         let (_, below) = root.split_vertically(traces_top);
         let (obs_area, act_area) = below.split_vertically(obs_h);
-        let observations = acted_observations(rollout);
-        let obs: Vec<(String, Vec<f32>)> = spec
-            .observation_names
-            .iter()
-            .enumerate()
-            .map(|(k, n)| {
-                let v = (0..rollout.steps.len())
-                    .map(|t| {
-                        observations
-                            .get(t)
-                            .and_then(|o| o.get(k))
-                            .copied()
-                            .unwrap_or(0.0)
-                    })
-                    .collect();
-                (n.clone(), v)
-            })
-            .collect();
-        let actions: Vec<(String, Vec<f32>)> = spec
-            .action_names
-            .iter()
-            .enumerate()
-            .map(|(k, n)| {
-                let v = rollout
-                    .steps
-                    .iter()
-                    .map(|s| s.action.get(k).copied().unwrap_or(0.0))
-                    .collect();
-                (n.clone(), v)
-            })
-            .collect();
+        let (obs, actions) = (observation_series(rollout), action_series(rollout));
         for (area, title, series) in [
             (&obs_area, "observations", &obs),
             (&act_area, "actions", &actions),
@@ -408,30 +400,15 @@ pub fn correlation(a: &[f32], b: &[f32]) -> Option<f64> {
 /// `neuron,obs/<name>…,action/<name>…` (empty where a series does not vary).
 pub fn correlation_table(rollout: &Rollout, out: &Path) -> Result<()> {
     let names = rollout.internal_names.clone().unwrap_or_default();
-    let steps = rollout.steps.len();
-    let observations = acted_observations(rollout);
-    let spec = &rollout.spec;
-    let mut columns: Vec<(String, Vec<f32>)> = Vec::new();
-    for (k, name) in spec.observation_names.iter().enumerate() {
-        let v = (0..steps)
-            .map(|t| {
-                observations
-                    .get(t)
-                    .and_then(|o| o.get(k))
-                    .copied()
-                    .unwrap_or(0.0)
-            })
-            .collect();
-        columns.push((format!("obs/{name}"), v));
-    }
-    for (k, name) in spec.action_names.iter().enumerate() {
-        let v = rollout
-            .steps
-            .iter()
-            .map(|s| s.action.get(k).copied().unwrap_or(0.0))
-            .collect();
-        columns.push((format!("action/{name}"), v));
-    }
+    let columns: Vec<(String, Vec<f32>)> = observation_series(rollout)
+        .into_iter()
+        .map(|(n, v)| (format!("obs/{n}"), v))
+        .chain(
+            action_series(rollout)
+                .into_iter()
+                .map(|(n, v)| (format!("action/{n}"), v)),
+        )
+        .collect();
     let mut text = String::from("neuron");
     for (c, _) in &columns {
         let _ = write!(text, ",{}", c.replace(',', "_"));
