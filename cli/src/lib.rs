@@ -2,7 +2,7 @@
 //! [`Registry`](wormnet_sim::Registry).
 //!
 //! It exists so that a crate with its own environments gets the whole command — `train` with
-//! the progress bar, Ctrl-C saving and `--resume`; `eval`, `record`, `watch`, `bench`, `plot`,
+//! the progress bar, Ctrl-C saving and `--resume`; `eval`, `record`, `watch`, `ablate`, `bench`, `plot`,
 //! `wiring`, `info` — without copying any of it. Its `main` builds a registry and returns what [`main`]
 //! returns:
 //!
@@ -64,6 +64,8 @@ enum Command {
     /// Watch the policy act live in a window, its neurons lighting up beside the scene.
     #[cfg(feature = "render")]
     Watch(commands::watch::WatchArgs),
+    /// Knock out each neuron (and layer) of an LTC policy: what it costs, sorted by effect.
+    Ablate(commands::ablate::AblateArgs),
     /// Measure throughput (env steps/s, NCP steps) the same way every time.
     Bench {
         #[command(subcommand)]
@@ -106,6 +108,7 @@ where
         Command::Record(args) => commands::record::run(args, &registry),
         #[cfg(feature = "render")]
         Command::Watch(args) => commands::watch::run(args, &registry),
+        Command::Ablate(args) => commands::ablate::run(args, &registry),
         Command::Bench { what } => commands::bench::run(what, &registry),
     }
 }

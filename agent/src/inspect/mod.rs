@@ -1,8 +1,9 @@
 //! Looking inside a policy: the per-step audit log, the neuron panel drawn beside the scene,
 //! plots of runs and episodes, the neuron heatmap and correlation table of an episode, gradient
-//! saliency, and (with the `render` feature) offscreen recording and the live
+//! saliency, neuron knockouts (ablation), and (with the `render` feature) offscreen recording and the live
 //! window.
 
+pub mod ablation;
 pub mod audit;
 pub mod heatmap;
 pub mod panel;

@@ -1,5 +1,6 @@
 //! One module per subcommand: its clap arguments and the function that runs it.
 
+pub mod ablate;
 pub mod bench;
 pub mod eval;
 pub mod info;
