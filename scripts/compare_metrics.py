@@ -1,0 +1,35 @@
+#!/usr/bin/env python3
+"""Compares two runs' metrics.csv cell by cell, ignoring the timing columns (SPS, rollout and
+update seconds): how a refactor shows that training is unchanged.
+
+    python3 scripts/compare_metrics.py runs/before/metrics.csv runs/after/metrics.csv
+Exit 0 when every non-timing cell is equal, 1 otherwise (the first differences are printed).
+"""
+import csv
+import sys
+
+TIMING = {"charts/SPS", "perf/rollout_seconds", "perf/update_seconds"}
+
+
+def main(a_path, b_path):
+    a = list(csv.DictReader(open(a_path)))
+    b = list(csv.DictReader(open(b_path)))
+    if not a or not b or list(a[0]) != list(b[0]) or len(a) != len(b):
+        print(f"different shapes: {len(a)} vs {len(b)} rows, columns {list(a[0]) if a else []} vs {list(b[0]) if b else []}")
+        return 1
+    cols = [c for c in a[0] if c not in TIMING]
+    diff = 0
+    for i, (x, y) in enumerate(zip(a, b)):
+        for c in cols:
+            if x[c] != y[c]:
+                diff += 1
+                if diff <= 5:
+                    print(f"row {i} {c}: {x[c]} vs {y[c]}")
+    print(f"{len(a)} rows x {len(cols)} non-timing columns; differing cells: {diff}")
+    return 1 if diff else 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    sys.exit(main(sys.argv[1], sys.argv[2]))
