@@ -1,6 +1,8 @@
-//! `--option key=value`: env options given on the command line, laid over a config's.
+//! `--option key=value`: env options given on the command line, laid over a config's, and the
+//! check that they leave the spaces the policy was trained on.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
+use wormnet_sim::{EnvFactory, EnvSpec};
 
 /// Parses each `key=value` as TOML and lays them over `base`, in order.
 pub fn apply(base: &mut toml::Table, options: &[String]) -> Result<()> {
@@ -8,6 +10,39 @@ pub fn apply(base: &mut toml::Table, options: &[String]) -> Result<()> {
         let table: toml::Table = toml::from_str(option)
             .with_context(|| format!("--option `{option}` is not TOML `key = value`"))?;
         base.extend(table);
+    }
+    Ok(())
+}
+
+/// Fails, naming the `--option`s, when the env built for evaluation observes or acts in
+/// other spaces than the one the policy was trained on.
+pub fn check_spaces(factory: &EnvFactory, trained: &EnvSpec, options: &[String]) -> Result<()> {
+    let env = factory
+        .build()
+        .with_context(|| format!("cannot build env `{}`", factory.name()))?;
+    let spec = env.spec();
+    let given = if options.is_empty() {
+        "the run's evaluation options".to_string()
+    } else {
+        format!("--option {}", options.join(" --option "))
+    };
+    for (what, now, then) in [
+        (
+            "observation",
+            &spec.observation_space,
+            &trained.observation_space,
+        ),
+        ("action", &spec.action_space, &trained.action_space),
+    ] {
+        if now.dim() != then.dim() {
+            bail!(
+                "{given} changes env `{}`'s {what} space to {} values; the policy was trained \
+                 on {} (drop the option, or evaluate a policy trained with it)",
+                factory.name(),
+                now.dim(),
+                then.dim()
+            );
+        }
     }
     Ok(())
 }

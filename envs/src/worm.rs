@@ -25,7 +25,7 @@ use wormnet_sim::bevy_env::{
     collider_frame, BevyEnv, BevyEnvPlugin, EnvAction, EnvOutput, EnvSystems, EpisodeRng,
     PhysicsConfig,
 };
-use wormnet_sim::frame::{Geometry, Overlay, Pose, Rgba, Shape};
+use wormnet_sim::frame::{world_grid, Geometry, Overlay, Pose, Rgba, Shape};
 use wormnet_sim::planar::{wrap_angle, yaw};
 use wormnet_sim::{parse_options, EnvError, EnvSpec, Frame, Space};
 
@@ -334,7 +334,12 @@ impl BevyEnvPlugin for Worm {
         };
         let c = swim.previous_com;
         let half = self.options.body_length().max(1.0);
-        frame.view = Some([c.x - 1.5 * half, c.y - half, c.x + 1.5 * half, c.y + half]);
+        let view = [c.x - 1.5 * half, c.y - half, c.x + 1.5 * half, c.y + half];
+        frame.view = Some(view);
+        // A grid fixed in the medium: the view follows the worm, so the grid shows it swim.
+        frame
+            .polylines
+            .extend(world_grid(view, GRID_SPACING, Rgba([120, 140, 170, 90])));
         frame.overlays.push(Overlay {
             label: "centre_of_mass_x".to_string(),
             value: c.x,
@@ -356,6 +361,9 @@ impl BevyEnvPlugin for Worm {
         frame
     }
 }
+
+/// Spacing of the drawn medium grid, m.
+const GRID_SPACING: f32 = 0.25;
 
 /// Lays the chain out from the head (at the origin, facing +x) towards −x, with seeded noise on
 /// the joint angles, and places the goal if there is one.

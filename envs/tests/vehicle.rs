@@ -316,3 +316,29 @@ fn assert_env_options_documented(text: &str) {
         }
     }
 }
+
+/// `follow` puts the view on the car (only what is drawn changes); 0 shows the whole track.
+#[test]
+fn the_view_can_follow_the_car() {
+    for (options, follows) in [("", false), ("follow = 12.0", true)] {
+        let mut env = make(options);
+        let mut obs = vec![0.0; env.spec().obs_dim()];
+        env.reset(Some(3), &mut obs);
+        for _ in 0..20 {
+            env.step(&[0.1], &mut obs);
+        }
+        let frame = env.frame();
+        let car = frame
+            .shapes
+            .iter()
+            .find(|s| matches!(s.geometry, Geometry::Rect { .. }))
+            .expect("the car");
+        let view = frame.view.expect("a view");
+        let (cx, cy) = (0.5 * (view[0] + view[2]), 0.5 * (view[1] + view[3]));
+        let centred = (cx - car.pose.x).abs() < 1e-3 && (cy - car.pose.y).abs() < 1e-3;
+        assert_eq!(centred, follows, "{options:?}: view {view:?}");
+        if follows {
+            assert!((view[3] - view[1] - 24.0).abs() < 1e-3);
+        }
+    }
+}

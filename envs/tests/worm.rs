@@ -225,3 +225,35 @@ fn assert_env_options_documented(text: &str) {
         }
     }
 }
+
+/// The worm's view follows it, so its frame draws a grid fixed in the medium: the lines stay
+/// at the same world positions while the worm swims past them.
+#[test]
+fn the_medium_grid_is_fixed_in_the_world() {
+    let mut env = make("");
+    let mut obs = vec![0.0; env.spec().obs_dim()];
+    env.reset(Some(1), &mut obs);
+    let verticals = |env: &dyn Env| -> Vec<f32> {
+        env.frame()
+            .polylines
+            .iter()
+            .filter(|l| l.points.len() == 2 && l.points[0][0] == l.points[1][0])
+            .map(|l| l.points[0][0])
+            .collect()
+    };
+    let before = verticals(env.as_ref());
+    assert!(before.len() >= 4, "{before:?}");
+    let joints = env.spec().action_dim();
+    for t in 0..100 {
+        env.step(&sine_gait(t, joints, env.spec().dt, 1.0), &mut obs);
+    }
+    let after = verticals(env.as_ref());
+    for x in before.iter().chain(&after) {
+        let k = x / 0.25;
+        assert!(
+            (k - k.round()).abs() < 1e-3,
+            "a grid line off the 0.25 m lattice: {x}"
+        );
+    }
+    assert_ne!(before, after, "the view moved with the worm");
+}

@@ -103,3 +103,30 @@ pub struct Frame {
     /// Labels and values.
     pub overlays: Vec<Overlay>,
 }
+
+/// Thin lines every `spacing` metres of the world across `view` (`[min_x, min_y, max_x,
+/// max_y]`), on the world's lattice rather than the view's: drawn under a body the view
+/// follows, they show it move through its surroundings.
+pub fn world_grid(view: [f32; 4], spacing: f32, color: Rgba) -> Vec<Polyline> {
+    let line = |points| Polyline {
+        points,
+        closed: false,
+        color,
+        width: 0.03 * spacing,
+    };
+    let mut lines = Vec::new();
+    if spacing.is_nan() || spacing <= 0.0 || view.iter().any(|v| !v.is_finite()) {
+        return lines;
+    }
+    let mut x = (view[0] / spacing).ceil() * spacing;
+    while x <= view[2] && lines.len() < 1000 {
+        lines.push(line(vec![[x, view[1]], [x, view[3]]]));
+        x += spacing;
+    }
+    let mut y = (view[1] / spacing).ceil() * spacing;
+    while y <= view[3] && lines.len() < 2000 {
+        lines.push(line(vec![[view[0], y], [view[2], y]]));
+        y += spacing;
+    }
+    lines
+}

@@ -10,7 +10,7 @@ use wormnet_agent::checkpoint::{load_checkpoint, save_json};
 use wormnet_agent::eval::{evaluate, EvalOptions};
 use wormnet_agent::seeds::{derive_seed, ACTION_STREAM};
 use wormnet_ncp::parse_device;
-use wormnet_sim::{EnvFactory, EnvSpec, Registry};
+use wormnet_sim::Registry;
 
 /// Arguments of `wormnet eval`.
 #[derive(Args, Debug)]
@@ -59,39 +59,6 @@ fn append_line(path: &Path, line: &str) -> std::io::Result<()> {
     file.sync_all()
 }
 
-/// Fails, naming the `--option`s, when the env built for evaluation observes or acts in
-/// other spaces than the one the policy was trained on.
-fn check_spaces(factory: &EnvFactory, trained: &EnvSpec, options: &[String]) -> Result<()> {
-    let env = factory
-        .build()
-        .with_context(|| format!("cannot build env `{}`", factory.name()))?;
-    let spec = env.spec();
-    let given = if options.is_empty() {
-        "the run's evaluation options".to_string()
-    } else {
-        format!("--option {}", options.join(" --option "))
-    };
-    for (what, now, then) in [
-        (
-            "observation",
-            &spec.observation_space,
-            &trained.observation_space,
-        ),
-        ("action", &spec.action_space, &trained.action_space),
-    ] {
-        if now.dim() != then.dim() {
-            bail!(
-                "{given} changes env `{}`'s {what} space to {} values; the policy was trained \
-                 on {} (drop the option, or evaluate a policy trained with it)",
-                factory.name(),
-                now.dim(),
-                then.dim()
-            );
-        }
-    }
-    Ok(())
-}
-
 /// Runs `wormnet eval`.
 pub fn run(args: EvalArgs, registry: &Registry) -> Result<()> {
     if args.episodes == 0 {
@@ -112,7 +79,7 @@ pub fn run(args: EvalArgs, registry: &Registry) -> Result<()> {
     let factory = registry
         .factory(&config.env.name, options.clone())
         .with_context(|| format!("{}: its [env] section", loaded.path.display()))?;
-    check_spaces(&factory, &loaded.sidecar.env_spec, &args.options)?;
+    crate::options::check_spaces(&factory, &loaded.sidecar.env_spec, &args.options)?;
     // Sampled actions come from libtorch's generator: seed it, so `--seed` fixes the run.
     tch::manual_seed(derive_seed(args.seed, ACTION_STREAM) as i64);
     let summary = evaluate(

@@ -51,6 +51,10 @@ pub struct RecordArgs {
     /// Send the env zero actions ("do nothing"); the policy still runs, so its neurons show.
     #[arg(long)]
     pub zero_action: bool,
+    /// Env option as TOML `key=value` laid over the run's evaluation options, repeatable
+    /// (e.g. `--option follow=15` for a vehicle view that follows the car).
+    #[arg(long = "option", value_name = "KEY=VALUE")]
+    pub options: Vec<String>,
 }
 
 /// A rollout file is JSON with `format_version` and `steps`; a checkpoint sidecar is not.
@@ -105,10 +109,13 @@ pub fn run(args: RecordArgs, registry: &Registry) -> Result<()> {
         tch::set_num_threads(1);
         let loaded = load(&args.target, registry)?;
         let config = &loaded.sidecar.config;
+        let mut env_options = config.eval_env_options();
+        crate::options::apply(&mut env_options, &args.options)?;
         let factory = registry
-            .factory(&config.env.name, config.eval_env_options())
+            .factory(&config.env.name, env_options)
             .with_context(|| format!("{}: its [env] section", loaded.path.display()))?;
         let spec = loaded.sidecar.env_spec.clone();
+        crate::options::check_spaces(&factory, &spec, &args.options)?;
         let max_steps = args
             .max_steps
             .or(spec.max_episode_steps.map(|m| m as usize))

@@ -40,6 +40,10 @@ pub struct WatchArgs {
     /// Send the env zero actions ("do nothing"); the policy still runs, so its neurons show.
     #[arg(long)]
     pub zero_action: bool,
+    /// Env option as TOML `key=value` laid over the run's evaluation options, repeatable
+    /// (e.g. `--option follow=15` for a vehicle view that follows the car).
+    #[arg(long = "option", value_name = "KEY=VALUE")]
+    pub options: Vec<String>,
 }
 
 /// Runs `wormnet watch`.
@@ -47,10 +51,13 @@ pub fn run(args: WatchArgs, registry: &Registry) -> Result<()> {
     tch::set_num_threads(1);
     let loaded = load(&args.target, registry)?;
     let config = &loaded.sidecar.config;
+    let mut env_options = config.eval_env_options();
+    crate::options::apply(&mut env_options, &args.options)?;
     let factory = registry
-        .factory(&config.env.name, config.eval_env_options())
+        .factory(&config.env.name, env_options)
         .with_context(|| format!("{}: its [env] section", loaded.path.display()))?;
     let spec = &loaded.sidecar.env_spec;
+    crate::options::check_spaces(&factory, spec, &args.options)?;
     let policy = Rc::new(loaded.policy);
     let panel = Rc::new(NeuronPanel::for_policy(&policy, spec));
     let render = RenderConfig {

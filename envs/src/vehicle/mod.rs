@@ -220,6 +220,11 @@ impl BevyEnvPlugin for Vehicle {
                     width: 0.05,
                 });
             }
+            let r = self.options.follow;
+            if r > 0.0 {
+                // A 4:3 window around the car, so the road moves past it.
+                frame.view = Some([p.x - 4.0 / 3.0 * r, p.y - r, p.x + 4.0 / 3.0 * r, p.y + r]);
+            }
             frame.shapes.push(Shape {
                 geometry: Geometry::Rect {
                     half_width: 0.5 * self.options.car_length,

@@ -65,6 +65,9 @@ pub struct VehicleOptions {
     pub ray_range: f32,
     /// Standard deviation of Gaussian noise added to every (normalised) observation component.
     pub sensor_noise: f32,
+    /// Half height, m, of a view that follows the car in `watch`/`record` (0: the whole track).
+    /// Only what is drawn changes.
+    pub follow: f32,
     /// Centre-line length range of generated tracks, `[min, max]` metres.
     pub track_length: [f32; 2],
     /// Road width range, `[min, max]` metres.
@@ -120,6 +123,7 @@ impl Default for VehicleOptions {
             ray_spread: std::f32::consts::PI,
             ray_range: 40.0,
             sensor_noise: 0.0,
+            follow: 0.0,
             track_length: [200.0, 350.0],
             track_width: [8.0, 10.0],
             max_curvature: 0.08,
@@ -169,6 +173,7 @@ impl VehicleOptions {
         let non_negative = [
             ("ray_spread", self.ray_spread),
             ("sensor_noise", self.sensor_noise),
+            ("follow", self.follow),
             ("track_roughness", self.track_roughness),
             ("start_offset", self.start_offset),
             ("start_heading", self.start_heading),
