@@ -1,7 +1,7 @@
 //! Looking inside a policy: the per-step audit log, the neuron panel drawn beside the scene,
 //! plots of runs and episodes, the neuron heatmap and correlation table of an episode, gradient
-//! saliency, neuron knockouts (ablation), and (with the `render` feature) offscreen recording and the live
-//! window.
+//! saliency, neuron knockouts (ablation), the HTML report of a recording, and (with the
+//! `render` feature) offscreen recording and the live window.
 
 pub mod ablation;
 pub mod audit;
@@ -10,6 +10,7 @@ pub mod panel;
 pub mod plot;
 #[cfg(feature = "render")]
 pub mod record;
+pub mod report;
 pub mod saliency;
 #[cfg(feature = "render")]
 pub mod watch;

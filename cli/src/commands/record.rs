@@ -11,6 +11,7 @@ use wormnet_agent::checkpoint::{load_checkpoint, untrained, LoadedPolicy};
 use wormnet_agent::config::TrainConfig;
 use wormnet_agent::inspect::audit::Auditor;
 use wormnet_agent::inspect::record::{self, RecordOptions};
+use wormnet_agent::inspect::report::{write_report, ReportMeta};
 use wormnet_ncp::wiring::picture::{self, PictureOptions};
 use wormnet_sim::Registry;
 
@@ -71,6 +72,21 @@ fn is_rollout_file(path: &Path) -> bool {
     }
 }
 
+/// The rows of `ablation/ablation.jsonl` beside a checkpoint, when `wormnet ablate` ran there.
+fn read_ablation(sidecar: &Path) -> Vec<serde_json::Value> {
+    let path = sidecar
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("ablation/ablation.jsonl");
+    std::fs::read_to_string(path)
+        .map(|t| {
+            t.lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Loads a checkpoint onto the CPU, or for an experiment config (`.toml`) the untrained
 /// policy its run would start from; names the target on failure.
 pub(crate) fn load(target: &Path, registry: &Registry) -> Result<LoadedPolicy> {
@@ -99,6 +115,10 @@ pub fn run(args: RecordArgs, registry: &Registry) -> Result<()> {
         mp4: !args.no_mp4,
     };
     let started = Instant::now();
+    let mut meta = ReportMeta {
+        title: args.target.display().to_string(),
+        ..ReportMeta::default()
+    };
     let episodes = if is_rollout_file(&args.target) {
         vec![record::record_rollout_file(
             &args.target,
@@ -116,6 +136,17 @@ pub fn run(args: RecordArgs, registry: &Registry) -> Result<()> {
             .with_context(|| format!("{}: its [env] section", loaded.path.display()))?;
         let spec = loaded.sidecar.env_spec.clone();
         crate::options::check_spaces(&factory, &spec, &args.options)?;
+        meta.config = Some(config.to_toml());
+        if !loaded.sidecar.tensors.is_empty() {
+            meta.checkpoint_step = Some(loaded.sidecar.global_step);
+            meta.ablation = read_ablation(&loaded.path);
+        }
+        meta.evaluation = loaded.sidecar.eval.as_ref().map(|e| {
+            format!(
+                "evaluated {:.2} ± {:.2} over {} episodes",
+                e.mean_return, e.std_return, e.episodes
+            )
+        });
         let max_steps = args
             .max_steps
             .or(spec.max_episode_steps.map(|m| m as usize))
@@ -149,6 +180,7 @@ pub fn run(args: RecordArgs, registry: &Registry) -> Result<()> {
             &options,
         )?
     };
+    let report = write_report(&args.out, &meta)?;
     for e in &episodes {
         println!(
             "{}: {} steps, return {:.2}, {} frames rendered in {:.1}s{}{}",
@@ -162,10 +194,11 @@ pub fn run(args: RecordArgs, registry: &Registry) -> Result<()> {
         );
     }
     println!(
-        "recorded {} episode(s) into {} in {:.1}s",
+        "recorded {} episode(s) into {} in {:.1}s; open {} in a browser",
         episodes.len(),
         args.out.display(),
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64(),
+        report.display()
     );
     Ok(())
 }

@@ -78,6 +78,14 @@ fn trains_evaluates_and_records_through_the_entry_point() {
     ] {
         assert!(episode.join(file).exists(), "record wrote {file}");
     }
+    // One self-contained page for the recording: its data embedded, its frames beside it,
+    // nothing fetched from the network.
+    let report = std::fs::read_to_string(out.join("report.html")).expect("report.html");
+    assert!(report.contains("episode_000/frames/frame_00001.png"));
+    assert!(report.contains("\"checkpoint_step\""));
+    for remote in ["src=\"http", "href=\"http", "url(http", "import "] {
+        assert!(!report.contains(remote), "the report loads {remote}…");
+    }
     let csv = std::fs::read_to_string(episode.join("steps.csv")).expect("steps.csv");
     let header = csv.lines().next().expect("header");
     assert!(
