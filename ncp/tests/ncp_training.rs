@@ -531,3 +531,36 @@ fn kernel_sees_parameter_updates() {
         );
     }
 }
+
+#[test]
+fn synapse_currents_are_activity_times_driving_force() {
+    let (_vs, net) = build(&ltc(true, Mapping::Affine, 6, auto()), 9);
+    let kernel = net.ltc_kernel().expect("an LTC has a kernel");
+    let v: Vec<f32> = (0..19).map(|i| ((i as f32) * 0.37).sin() * 0.9).collect();
+    let x: Vec<f32> = (0..8).map(|i| ((i as f32) * 0.71).cos()).collect();
+    let (act_int, act_sens) = kernel.synapse_activity(&v, &x);
+    let (cur_int, cur_sens) = kernel.synapse_currents(&v, &x);
+    let (mut up, mut down) = (0, 0);
+    for (acts, curs) in [(act_int, cur_int), (act_sens, cur_sens)] {
+        assert_eq!(acts.len(), curs.len());
+        for (&(s, d, a), &(s2, d2, c)) in acts.iter().zip(&curs) {
+            assert_eq!((s, d), (s2, d2));
+            assert!(a > 0.0, "activity of {s}->{d} is {a}");
+            // A fresh wiring has reversal potentials of ±1: the current is a·(±1 − v_dst).
+            let force = c / a;
+            let excit = (force - (1.0 - v[d])).abs() < 1e-4;
+            let inhib = (force - (-1.0 - v[d])).abs() < 1e-4;
+            assert!(
+                excit || inhib,
+                "{s}->{d}: current {c}, activity {a}, v {}",
+                v[d]
+            );
+            if excit {
+                up += 1;
+            } else {
+                down += 1;
+            }
+        }
+    }
+    assert!(up > 0 && down > 0, "{up} excitatory, {down} inhibitory");
+}

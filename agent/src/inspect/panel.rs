@@ -29,14 +29,15 @@ pub struct NeuronPanel {
     /// Per edge: `(presynaptic node, postsynaptic node, is sensory)`.
     edges: Vec<(usize, usize, bool)>,
     synapses: Option<Synapses>,
+    /// A name per node (observation names, then neuron labels), for the contributor list.
+    names: Vec<String>,
 }
 
-/// An LTC's synapses as the panel draws them: activity `w·σ(sigma·(v_pre − mu))` from the
-/// kernel (the one place that formula is written for f32), relative to the largest `w` of its
-/// kind, and for each panel edge its place in the kernel's synapse lists.
+/// An LTC's synapses as the panel draws them: each synapse's current into its target,
+/// `a·(erev − v_target)` from the kernel, relative to the largest of the step (line width and
+/// opacity), and for each panel edge its place in the kernel's synapse lists.
 struct Synapses {
     kernel: Arc<LtcKernel>,
-    max_w: (f32, f32),
     /// Panel edge → (sensory?, index in the kernel's internal or sensory list).
     slot: Vec<Option<(bool, usize)>>,
 }
@@ -112,12 +113,20 @@ impl NeuronPanel {
                     }
                 })
                 .collect();
-            Synapses {
-                max_w: kernel.max_conductances(),
-                kernel,
-                slot,
-            }
+            Synapses { kernel, slot }
         });
+        let labels = policy.neuron_labels();
+        let mut names = spec.observation_names.clone();
+        names.resize(sensory, String::new());
+        for id in 0..wiring.units() {
+            let label = column_of_id
+                .get(id)
+                .copied()
+                .flatten()
+                .and_then(|c| labels.get(c).cloned())
+                .unwrap_or_else(|| format!("neuron_{id}"));
+            names.push(label);
+        }
         NeuronPanel {
             layout: PanelLayout {
                 title: format!(
@@ -141,6 +150,7 @@ impl NeuronPanel {
             column,
             edges,
             synapses,
+            names,
         }
     }
 
@@ -209,6 +219,7 @@ impl NeuronPanel {
             column,
             edges: Vec::new(),
             synapses: None,
+            names: Vec::new(),
         }
     }
 
@@ -217,9 +228,9 @@ impl NeuronPanel {
         &self.layout
     }
 
-    /// Colours for one step: inputs and neuron potentials squashed by tanh; synapses by their
-    /// LTC activity (relative to the strongest synapse of their kind), or by the squashed
-    /// presynaptic value for other cells.
+    /// Colours for one step: inputs and neuron potentials squashed by tanh; synapses (width and
+    /// opacity) by their LTC current into the target relative to the step's largest, or by the
+    /// squashed presynaptic value for other cells.
     pub fn state(&self, input: &[f32], neurons: &[f32]) -> PanelState {
         let value = |node: usize| -> f32 {
             if node < self.sensory {
@@ -236,22 +247,21 @@ impl NeuronPanel {
         let node_activity = (0..self.layout.nodes.len())
             .map(|k| finite_tanh(value(k)))
             .collect();
-        let activity = self
-            .synapses
-            .as_ref()
-            .map(|s| s.kernel.synapse_activity(neurons, input));
+        let currents = self.currents(input, neurons);
+        let max = currents
+            .iter()
+            .flatten()
+            .fold(0.0f32, |m, c| m.max(c.abs()))
+            .max(1e-9);
         let edge_activity = self
             .edges
             .iter()
             .enumerate()
             .map(|(k, &(from, _, _))| {
-                let a = match (&self.synapses, &activity) {
-                    (Some(s), Some((internal, sensory))) => match s.slot[k] {
-                        Some((true, i)) => sensory[i].2 / s.max_w.1,
-                        Some((false, i)) => internal[i].2 / s.max_w.0,
-                        None => 0.0,
-                    },
-                    _ => finite_tanh(value(from)).abs(),
+                let a = match currents.get(k) {
+                    Some(Some(c)) => c.abs() / max,
+                    Some(None) => 0.0,
+                    None => finite_tanh(value(from)).abs(),
                 };
                 if a.is_finite() {
                     a.clamp(0.0, 1.0)
@@ -264,6 +274,70 @@ impl NeuronPanel {
             node_activity,
             edge_activity,
         }
+    }
+}
+
+impl NeuronPanel {
+    /// Each panel edge's synaptic current this step (LTC; empty for other cells, `None` for an
+    /// edge the kernel does not list).
+    fn currents(&self, input: &[f32], neurons: &[f32]) -> Vec<Option<f32>> {
+        let Some(s) = &self.synapses else {
+            return Vec::new();
+        };
+        let (internal, sensory) = s.kernel.synapse_currents(neurons, input);
+        s.slot
+            .iter()
+            .map(|slot| match slot {
+                Some((true, i)) => sensory.get(*i).map(|c| c.2),
+                Some((false, i)) => internal.get(*i).map(|c| c.2),
+                None => None,
+            })
+            .collect()
+    }
+
+    /// The largest synaptic currents into each motor neuron this step, as one line
+    /// (`steering <- command_5 -1.48, command_0 +1.40`); None for cells without synapses.
+    pub fn top_contributors(
+        &self,
+        input: &[f32],
+        neurons: &[f32],
+        per_motor: usize,
+    ) -> Option<String> {
+        let currents = self.currents(input, neurons);
+        if currents.is_empty() {
+            return None;
+        }
+        let mut parts = Vec::new();
+        for target in self.sensory..self.layout.nodes.len() {
+            let name = self.names.get(target).map(String::as_str).unwrap_or("");
+            if !name.starts_with("motor") {
+                continue;
+            }
+            let mut inputs: Vec<(usize, f32)> = self
+                .edges
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| e.1 == target)
+                .filter_map(|(k, e)| currents.get(k).copied().flatten().map(|c| (e.0, c)))
+                .collect();
+            inputs.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
+            let list: Vec<String> = inputs
+                .iter()
+                .take(per_motor)
+                .map(|&(from, c)| {
+                    format!(
+                        "{} {c:+.2}",
+                        self.names.get(from).map_or("?", String::as_str)
+                    )
+                })
+                .collect();
+            parts.push(format!(
+                "{} <- {}",
+                name.trim_start_matches("motor_"),
+                list.join(", ")
+            ));
+        }
+        (!parts.is_empty()).then(|| parts.join("; "))
     }
 }
 

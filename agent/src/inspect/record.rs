@@ -92,16 +92,22 @@ pub fn rollout_views(
     {
         ret += f64::from(step.reward);
         let neurons = step.internals.clone().unwrap_or_default();
+        let input = normalize(obs);
+        let mut caption = format!(
+            "{name}  seed {}  step {}/{total}  t {:.2}s  reward {:+.3}  return {ret:.2}",
+            rollout.seed,
+            t + 1,
+            step.frame.time,
+            step.reward
+        );
+        if let Some(top) = panel.and_then(|p| p.top_contributors(&input, &neurons, 2)) {
+            // Short enough to leave room for what pushed the motor neurons.
+            caption = format!("{name}  step {}/{total}  | {top}", t + 1);
+        }
         views.push(View {
             frame: step.frame.clone(),
-            panel: panel.map(|p| p.state(&normalize(obs), &neurons)),
-            caption: format!(
-                "{name}  seed {}  step {}/{total}  t {:.2}s  reward {:+.3}  return {ret:.2}",
-                rollout.seed,
-                t + 1,
-                step.frame.time,
-                step.reward
-            ),
+            panel: panel.map(|p| p.state(&input, &neurons)),
+            caption,
         });
     }
     views

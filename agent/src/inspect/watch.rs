@@ -117,10 +117,15 @@ impl LiveSource for LivePolicy {
                 self.episode_return += f64::from(t.step.reward);
                 self.finished = t.step.done();
                 let frame = driver.env().frame();
+                // Short enough to leave room for what pushed the motor neurons.
+                let caption = match self.panel.top_contributors(&acted.input, &acted.neurons, 2) {
+                    Some(top) => format!("{}  step {}  | {top}", self.factory.name(), self.steps),
+                    None => self.caption(t.step.reward),
+                };
                 Some(View {
                     frame,
                     panel: Some(self.panel.state(&acted.input, &acted.neurons)),
-                    caption: self.caption(t.step.reward),
+                    caption,
                 })
             }
             Err(e) => {

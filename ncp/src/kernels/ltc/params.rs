@@ -234,6 +234,25 @@ impl LtcKernel {
 }
 
 impl LtcKernel {
+    /// Each synapse's current into its target for one sample, `a·(erev − v_target)` with
+    /// `a = w·σ(sigma·(v_pre − mu))`: potentials `v (N)`, raw inputs `x (S)` through the input
+    /// mapping; `(src, dst, current)` lists, internal then sensory. Positive pushes the target
+    /// up. What the audit panel draws each synapse's width from.
+    pub fn synapse_currents(
+        &self,
+        v: &[f32],
+        x: &[f32],
+    ) -> (Vec<SynapseActivity>, Vec<SynapseActivity>) {
+        let (internal, sensory) = self.synapse_activity(v, x);
+        let current = |q: &Synapses, list: Vec<SynapseActivity>| -> Vec<SynapseActivity> {
+            list.into_iter()
+                .enumerate()
+                .map(|(k, (s, d, a))| (s, d, a * (q.erev[k] - v.get(d).copied().unwrap_or(0.0))))
+                .collect()
+        };
+        (current(&self.syn, internal), current(&self.sens, sensory))
+    }
+
     /// The largest conductance `w` (after positivity) among internal and among sensory
     /// synapses: the scale an activity is shown against.
     pub fn max_conductances(&self) -> (f32, f32) {
