@@ -252,13 +252,6 @@ impl LtcKernel {
         };
         (current(&self.syn, internal), current(&self.sens, sensory))
     }
-
-    /// The largest conductance `w` (after positivity) among internal and among sensory
-    /// synapses: the scale an activity is shown against.
-    pub fn max_conductances(&self) -> (f32, f32) {
-        let max = |v: &[f32]| v.iter().copied().fold(0.0f32, f32::max).max(1e-6);
-        (max(&self.syn.w), max(&self.sens.w))
-    }
 }
 
 /// `(source, destination, activity)` of one synapse.
