@@ -58,10 +58,7 @@ fn csv_neuron_columns_equal_a_replay_through_the_ncp() {
     assert_eq!(rows.len(), t);
 
     // Replay: the normalised observations the policy acted on, as one (1, T, O) sequence.
-    let inputs: Vec<f32> = audit::acted_observations(&rollout)
-        .into_iter()
-        .flat_map(|o| auditor.normalize(o))
-        .collect();
+    let inputs: Vec<f32> = auditor.acted_inputs(&rollout).concat();
     let x = Tensor::from_slice(&inputs).reshape([1, t as i64, spec.obs_dim() as i64]);
     let ts = Tensor::full(
         [1, t as i64],
@@ -177,10 +174,7 @@ fn saliency_matches_finite_differences() {
         .expect("vehicle");
     let rollout =
         audit::record_episode(env, toml::Table::new(), 5, 12, &mut auditor).expect("record");
-    let inputs: Vec<Vec<f32>> = audit::acted_observations(&rollout)
-        .into_iter()
-        .map(|o| auditor.normalize(o))
-        .collect();
+    let inputs = auditor.acted_inputs(&rollout);
     let states: Vec<Vec<f32>> = rollout
         .steps
         .iter()

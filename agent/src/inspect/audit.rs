@@ -119,6 +119,14 @@ impl Auditor {
         &self.attributions
     }
 
+    /// What the network saw at each step of `rollout` ([`acted_observations`], normalised).
+    pub fn acted_inputs(&self, rollout: &Rollout) -> Vec<Vec<f32>> {
+        acted_observations(rollout)
+            .into_iter()
+            .map(|o| self.normalize(o))
+            .collect()
+    }
+
     /// Names of the neurons in state order (`command_3`, …; motor neurons by the action they
     /// drive: `motor_steering`, or `motor_push_right=1` for a discrete action's logit).
     pub fn neuron_labels(&self) -> Vec<String> {

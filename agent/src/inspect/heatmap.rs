@@ -164,14 +164,7 @@ pub fn neuron_heatmap(rollout: &Rollout, out: &Path) -> Result<()> {
             rollout.spec.name,
             rollout.steps.len()
         );
-        root.draw_text(
-            &title,
-            &("sans-serif", 16).into_font().color(&BLACK),
-            (10, 12),
-        )
-        .map_err(err)?;
-        draw_rows(&root, &rows, top as i32, steps, row_h)
-            .map_err(|e| anyhow!("drawing {}: {e}", out.display()))?;
+        draw_titled_rows(&root, (&title, 16), &rows, (top, row_h), steps, out)?;
         let traces_top = top + map_h + 10;
         let (_, below) = root.split_vertically(traces_top);
         let (obs_area, act_area) = below.split_vertically(obs_h);
@@ -189,6 +182,26 @@ pub fn neuron_heatmap(rollout: &Rollout, out: &Path) -> Result<()> {
 
 /// Draws labelled rows of cells from `top` down, a gap and a group name where the group
 /// changes; cells span `steps` columns right of the labels.
+/// A title (text, font size) over the labelled rows starting at `top` (`row_h` apart):
+/// the frame both heatmaps share.
+fn draw_titled_rows<DB: DrawingBackend>(
+    root: &DrawingArea<DB, plotters::coord::Shift>,
+    (title, font): (&str, u32),
+    rows: &[Row],
+    (top, row_h): (u32, u32),
+    steps: usize,
+    out: &Path,
+) -> Result<()> {
+    let at = || format!("drawing {}", out.display());
+    root.draw_text(
+        title,
+        &("sans-serif", font).into_font().color(&BLACK),
+        (10, 12),
+    )
+    .map_err(|e| anyhow!("{}: {e}", at()))?;
+    draw_rows(root, rows, top as i32, steps, row_h).map_err(|e| anyhow!("{}: {e}", at()))
+}
+
 fn draw_rows<DB: DrawingBackend>(
     root: &DrawingArea<DB, plotters::coord::Shift>,
     rows: &[Row],
@@ -365,14 +378,7 @@ pub fn attribution_heatmap(
             "{title}: change of each motor neuron's potential caused by each input, per step \
              (red pushes up, blue down; full colour {scale:.3})"
         );
-        root.draw_text(
-            &caption,
-            &("sans-serif", 15).into_font().color(&BLACK),
-            (10, 12),
-        )
-        .map_err(err)?;
-        draw_rows(&root, &rows, top as i32, steps, row_h)
-            .map_err(|e| anyhow!("drawing {}: {e}", out.display()))?;
+        draw_titled_rows(&root, (&caption, 15), &rows, (top, row_h), steps, out)?;
         root.present().map_err(err)?;
     }
     save_rgb(&buffer, (WIDTH, height), out)

@@ -336,10 +336,7 @@ pub fn record_policy(
             &dir,
             options,
         )?);
-        let inputs: Vec<Vec<f32>> = audit::acted_observations(&rollout)
-            .into_iter()
-            .map(|o| auditor.normalize(o))
-            .collect();
+        let inputs = auditor.acted_inputs(&rollout);
         let states: Vec<Vec<f32>> = rollout
             .steps
             .iter()
