@@ -2,7 +2,7 @@
 //! at many points followed by resumes, corrupt files, evaluation results that cannot be
 //! written, and bad input that must be a one-line named error — never a panic, never lost data.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
@@ -28,6 +28,22 @@ fn stderr(out: &Output) -> String {
 }
 
 /// A user error is one line on stderr, says what is wrong, and is no panic.
+/// A run trained quietly into `dir/run` from a fresh config of `total_steps` (evaluated after
+/// every update): the starting point of the fault cases. Returns `(config, run)`.
+fn trained_run(dir: &Path, total_steps: u64) -> (PathBuf, PathBuf) {
+    let config = write_config(dir, total_steps, 1);
+    let run = dir.join("run");
+    let out = wormnet(&[
+        "train",
+        "--quiet",
+        "--run-dir",
+        run.to_str().unwrap(),
+        config.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    (config, run)
+}
+
 fn one_line_error(out: &Output, expect: &[&str]) {
     let err = stderr(out);
     assert!(!out.status.success(), "should fail: {err}");
@@ -201,16 +217,7 @@ fn ten_kill_9s_and_resumes_end_where_the_uninterrupted_run_ends() {
 #[test]
 fn corrupt_sidecars_and_tensors_are_named_errors_and_best_stays_loadable() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = write_config(tmp.path(), 4 * 128, 1);
-    let run = tmp.path().join("run");
-    let out = wormnet(&[
-        "train",
-        "--quiet",
-        "--run-dir",
-        run.to_str().unwrap(),
-        config.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let (_, run) = trained_run(tmp.path(), 4 * 128);
     let latest = run.join("latest.json");
     let tensors = run.join(json(&latest)["tensors"].as_str().unwrap());
     let (sidecar_bytes, tensor_bytes) = (
@@ -247,17 +254,8 @@ fn corrupt_sidecars_and_tensors_are_named_errors_and_best_stays_loadable() {
 #[test]
 fn evaluation_prints_before_writing_and_never_overwrites_an_earlier_result() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = write_config(tmp.path(), 128, 1);
-    let run = tmp.path().join("run");
+    let (_, run) = trained_run(tmp.path(), 128);
     let run_s = run.to_str().unwrap();
-    let out = wormnet(&[
-        "train",
-        "--quiet",
-        "--run-dir",
-        run_s,
-        config.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
     // Two evaluations: both recorded.
     for _ in 0..2 {
         let out = wormnet(&["eval", run_s, "--episodes", "1", "--json"]);
@@ -338,17 +336,8 @@ fn evaluation_prints_before_writing_and_never_overwrites_an_earlier_result() {
 #[test]
 fn sampled_evaluation_is_reproducible_from_its_seed() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = write_config(tmp.path(), 128, 1);
-    let run = tmp.path().join("run");
+    let (_, run) = trained_run(tmp.path(), 128);
     let run_s = run.to_str().unwrap();
-    let out = wormnet(&[
-        "train",
-        "--quiet",
-        "--run-dir",
-        run_s,
-        config.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
     let eval = |seed: &str| {
         let out = wormnet(&["eval", run_s, "--episodes", "6", "--seed", seed, "--json"]);
         assert!(out.status.success(), "{}", stderr(&out));
@@ -364,17 +353,8 @@ fn sampled_evaluation_is_reproducible_from_its_seed() {
 #[test]
 fn bad_input_is_a_one_line_named_error() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = write_config(tmp.path(), 256, 1);
-    let run = tmp.path().join("run");
+    let (config, run) = trained_run(tmp.path(), 256);
     let run_s = run.to_str().unwrap();
-    let out = wormnet(&[
-        "train",
-        "--quiet",
-        "--run-dir",
-        run_s,
-        config.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
 
     // An option that changes the observation size.
     let out = wormnet(&["eval", run_s, "--option", "no_velocity=false"]);
