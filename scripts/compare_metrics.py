@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Compares two runs' metrics.csv cell by cell, ignoring the timing columns (SPS, rollout and
-update seconds): how a refactor shows that training is unchanged.
+"""Compares two runs' metrics.csv cell by cell, ignoring the timing columns (SPS, rollout,
+update and wall seconds): how a refactor shows that training is unchanged.
 
     python3 scripts/compare_metrics.py runs/before/metrics.csv runs/after/metrics.csv
 Exit 0 when every non-timing cell is equal, 1 otherwise (the first differences are printed).
@@ -8,7 +8,7 @@ Exit 0 when every non-timing cell is equal, 1 otherwise (the first differences a
 import csv
 import sys
 
-TIMING = {"charts/SPS", "perf/rollout_seconds", "perf/update_seconds"}
+TIMING = {"charts/SPS", "perf/rollout_seconds", "perf/update_seconds", "perf/wall_seconds"}
 
 
 def main(a_path, b_path):

@@ -11,6 +11,7 @@
 WORMNET_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 WORMNET_CACHE="${WORMNET_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/wormnet}"
 WORMNET_TORCH_VERSION="2.13.0"
+WORMNET_RAY_VERSION="2.60.0"
 
 if [ -d "$WORMNET_CACHE" ]; then
     WORMNET_VENV="${WORMNET_VENV:-$WORMNET_CACHE/venv}"
@@ -29,6 +30,8 @@ else
     export PATH="$WORMNET_VENV/bin:$PATH"
     export LIBTORCH_USE_PYTORCH=1
 fi
+# The Python `wormnet sweep --executor ray` drives Ray with (scripts/setup --ray installs it).
+export WORMNET_PYTHON="${WORMNET_PYTHON:-$WORMNET_VENV/bin/python}"
 # Two cores here: let cargo use them all, and keep the same flags for every command so that
 # nothing is rebuilt between `scripts/wormnet` and `scripts/test`.
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-auto}"

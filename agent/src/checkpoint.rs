@@ -38,6 +38,10 @@ pub struct Sidecar {
     pub global_step: u64,
     /// Best evaluation mean return so far.
     pub best_eval: Option<f64>,
+    /// Wall-clock seconds the run had spent up to this checkpoint, over all its sessions
+    /// (0 in checkpoints from before it was recorded).
+    #[serde(default)]
+    pub wall_seconds: f64,
     /// Adam's step counter (the moments are in the tensors file).
     pub adam_step: i64,
     /// The policy's observation normaliser.
@@ -69,6 +73,8 @@ pub struct CheckpointParts<'a> {
     pub global_step: u64,
     /// Best evaluation mean so far.
     pub best_eval: Option<f64>,
+    /// Wall-clock seconds of the run so far.
+    pub wall_seconds: f64,
     /// The run's config.
     pub config: &'a TrainConfig,
     /// The env's spec.
@@ -110,6 +116,7 @@ pub fn save(
         update: parts.update,
         global_step: parts.global_step,
         best_eval: parts.best_eval,
+        wall_seconds: parts.wall_seconds,
         adam_step: parts.adam.step,
         obs_norm: parts.policy.obs_normalizer().cloned(),
         reward_scaler: parts.reward_scaler.cloned(),
@@ -283,6 +290,7 @@ pub fn untrained(config: TrainConfig, env_spec: EnvSpec, path: &Path) -> Result<
             update: 0,
             global_step: 0,
             best_eval: None,
+            wall_seconds: 0.0,
             adam_step: 0,
             obs_norm,
             reward_scaler: None,

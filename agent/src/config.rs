@@ -155,9 +155,41 @@ impl TrainConfig {
 
     /// Parses and validates config text; `path` is only used in messages.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let config: TrainConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        Self::parse_with(text, path, &[])
+    }
+
+    /// Reads a config file with `--set` overrides laid over it (see [`Override`]), then
+    /// validates the result exactly as a file: an unknown key is an error naming it.
+    pub fn load_with(path: &Path, overrides: &[Override]) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
-            message: e.to_string().trim().to_string(),
+            source,
+        })?;
+        Self::parse_with(&text, path, overrides)
+    }
+
+    /// [`Self::parse`] with overrides applied to the TOML before it is read.
+    pub fn parse_with(
+        text: &str,
+        path: &Path,
+        overrides: &[Override],
+    ) -> Result<Self, ConfigError> {
+        let parse_error = |message: String| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message,
+        };
+        let mut table: toml::Table =
+            toml::from_str(text).map_err(|e| parse_error(e.to_string().trim().to_string()))?;
+        for o in overrides {
+            o.apply(&mut table).map_err(&parse_error)?;
+        }
+        let config: TrainConfig = table.try_into().map_err(|e: toml::de::Error| {
+            let message = e.to_string().trim().to_string();
+            // Name the override that brought the bad key or value, if one did.
+            match overrides.iter().find(|o| o.is_named_in(&message)) {
+                Some(o) => parse_error(format!("--set {o}: {message}")),
+                None => parse_error(message),
+            }
         })?;
         config.validate(path)?;
         Ok(config)
@@ -209,6 +241,80 @@ impl TrainConfig {
     }
 }
 
+/// One `--set KEY=VALUE`: a dotted key into the config (`ppo.learning_rate`,
+/// `policy.actor.cell`) and a TOML value (`1e-3`, `true`, `[64, 64]`; a bare word is a string).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Override {
+    /// The dotted path, split at the dots.
+    pub key: Vec<String>,
+    /// The value to put there.
+    pub value: toml::Value,
+}
+
+impl std::str::FromStr for Override {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (key, value) = s
+            .split_once('=')
+            .ok_or_else(|| format!("`{s}` is not KEY=VALUE (e.g. ppo.learning_rate=1e-3)"))?;
+        let key: Vec<String> = key.trim().split('.').map(str::to_string).collect();
+        if key.iter().any(String::is_empty) {
+            return Err(format!(
+                "`{s}`: the key must be dotted names, e.g. ppo.epochs"
+            ));
+        }
+        let value = value.trim();
+        let value = match toml::from_str::<toml::Table>(&format!("v = {value}")) {
+            Ok(mut t) => t.remove("v").expect("parsed the key v"),
+            Err(_) => toml::Value::String(value.to_string()),
+        };
+        Ok(Override { key, value })
+    }
+}
+
+impl std::fmt::Display for Override {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}={}", self.key.join("."), self.value)
+    }
+}
+
+impl Override {
+    /// Puts the value at the key, creating tables on the way; a key through a non-table is
+    /// an error naming it.
+    pub fn apply(&self, table: &mut toml::Table) -> Result<(), String> {
+        let (last, parents) = self.key.split_last().expect("a key has at least one part");
+        let mut at = table;
+        for (i, part) in parents.iter().enumerate() {
+            let entry = at
+                .entry(part.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            at = entry.as_table_mut().ok_or_else(|| {
+                format!(
+                    "--set {self}: `{}` is a value, not a table",
+                    self.key[..=i].join(".")
+                )
+            })?;
+        }
+        at.insert(last.clone(), self.value.clone());
+        Ok(())
+    }
+
+    /// Whether a deserialisation message is about this override's key.
+    fn is_named_in(&self, message: &str) -> bool {
+        let last = self.key.last().expect("a key has at least one part");
+        message.contains(&format!("`{last}`")) || message.contains(&self.key.join("."))
+    }
+
+    /// The value as a `--set` argument writes it (strings bare).
+    pub fn value_arg(&self) -> String {
+        match &self.value {
+            toml::Value::String(s) => s.clone(),
+            v => v.to_string(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,6 +355,45 @@ wiring = { kind = "auto_ncp", units = 8, output_size = 2 }
             .unwrap_err()
             .to_string();
         assert!(e.contains("total_steps"), "{e}");
+    }
+
+    fn set(s: &str) -> Override {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn overrides_set_nested_values_and_are_validated_like_the_file() {
+        let o = [
+            set("ppo.learning_rate=1e-3"),
+            set("policy.actor.cell=cfc"),
+            set("policy.critic.hidden=[32]"),
+            set("run.eval_deterministic = true"),
+        ];
+        let c = TrainConfig::parse_with(MINIMAL, Path::new("x.toml"), &o).unwrap();
+        assert_eq!(c.ppo.learning_rate, 1e-3);
+        assert_eq!(c.policy.critic.hidden, vec![32]);
+        assert!(c.run.eval_deterministic);
+        for (bad, named) in [
+            ("ppo.learning_rat=1e-3", "learning_rat"),
+            ("polcy.actor.cell=ltc", "polcy"),
+            ("policy.actor.cell=gru2", "gru2"),
+            ("run.total_steps=lots", "total_steps"),
+        ] {
+            let e = TrainConfig::parse_with(MINIMAL, Path::new("x.toml"), &[set(bad)])
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(named) && e.contains("x.toml"), "{bad}: {e}");
+        }
+        let e = TrainConfig::parse_with(MINIMAL, Path::new("x.toml"), &[set("env.name.x=1")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`env.name` is a value"), "{e}");
+        let e = TrainConfig::parse_with(MINIMAL, Path::new("x.toml"), &[set("ppo.minibatches=3")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ppo.minibatches"), "{e}");
+        assert!("no_equals".parse::<Override>().is_err());
+        assert!("a..b=1".parse::<Override>().is_err());
     }
 
     #[test]

@@ -13,12 +13,13 @@
 //! - [`train`]: the schedule of a run; [`seeds`]: where its random streams come from.
 //! - [`checkpoint`], [`metrics`], [`rundir`]: what a run directory holds, written so a crash
 //!   loses nothing, and locked so two runs never share one.
-//! - [`eval`]: judging a policy.
+//! - [`eval`]: judging a policy; [`compare`]: judging many runs against each other.
 //! - [`inspect`]: the audit log, the neuron panel, plots, recording and the live window.
 
 #![warn(missing_docs)]
 
 pub mod checkpoint;
+pub mod compare;
 pub mod config;
 pub mod eval;
 pub mod inspect;

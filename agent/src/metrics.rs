@@ -62,6 +62,9 @@ pub mod names {
     pub const ROLLOUT_SECONDS: &str = "perf/rollout_seconds";
     /// Seconds in the PPO update.
     pub const UPDATE_SECONDS: &str = "perf/update_seconds";
+    /// Wall-clock seconds since the run started (evaluations and checkpoints included),
+    /// summed over its sessions up to the checkpoint each resumed from.
+    pub const WALL_SECONDS: &str = "perf/wall_seconds";
 }
 
 /// Every metric a run logs, in CSV column order.
@@ -82,6 +85,7 @@ pub const COLUMNS: &[&str] = &[
     names::GRAD_NORM,
     names::ROLLOUT_SECONDS,
     names::UPDATE_SECONDS,
+    names::WALL_SECONDS,
 ];
 
 /// One row of scalars for one global step, e.g. `charts/episodic_return` = 187.0.

@@ -52,6 +52,10 @@ pub struct Trainer {
     /// Environment steps completed.
     pub global_step: u64,
     best_eval: Option<f64>,
+    /// Wall-clock seconds of earlier sessions (up to the checkpoint resumed from).
+    wall_before: f64,
+    /// When this session started.
+    session_start: std::time::Instant,
     metrics: MetricsWriter,
     recent: VecDeque<(f64, u32)>,
     /// Carried across updates inside a checkpoint segment (None until the first `run`).
@@ -189,6 +193,8 @@ impl Trainer {
             update: 0,
             global_step: 0,
             best_eval: None,
+            wall_before: 0.0,
+            session_start: std::time::Instant::now(),
             metrics,
             recent: VecDeque::new(),
             carry: None,
@@ -253,6 +259,7 @@ impl Trainer {
                     new_best = Some(summary);
                 }
             }
+            scalars.insert(names::WALL_SECONDS.into(), self.wall_seconds());
             self.metrics.log(self.global_step, &scalars)?;
             if let Some(summary) = new_best {
                 self.save("best", Some(summary))?;
@@ -356,6 +363,11 @@ impl Trainer {
             .then(|| self.recent.iter().map(|e| e.0).sum::<f64>() / self.recent.len() as f64)
     }
 
+    /// Wall-clock seconds the run has spent: earlier sessions plus this one.
+    pub fn wall_seconds(&self) -> f64 {
+        self.wall_before + self.session_start.elapsed().as_secs_f64()
+    }
+
     /// Writes checkpoint `tag` (`latest` or `best`); see [`checkpoint::save`].
     pub fn save(&self, tag: &str, eval: Option<EvalSummary>) -> Result<()> {
         let parts = CheckpointParts {
@@ -366,6 +378,7 @@ impl Trainer {
             update: self.update,
             global_step: self.global_step,
             best_eval: self.best_eval,
+            wall_seconds: self.wall_seconds(),
             config: &self.config,
             spec: &self.spec,
         };
@@ -386,6 +399,7 @@ impl Trainer {
         self.reward_scaler = sidecar.reward_scaler.clone();
         self.update = sidecar.update;
         self.global_step = sidecar.global_step;
+        self.wall_before = sidecar.wall_seconds;
         // `best` may be ahead of `latest` (the process died between the two saves): the score
         // to beat is the one `best` holds, never a lower one that would overwrite it.
         let best_saved = checkpoint::load_sidecar(&self.run_dir.join("best.json"))

@@ -2,7 +2,7 @@
 //! [`Registry`](wormnet_sim::Registry).
 //!
 //! It exists so that a crate with its own environments gets the whole command — `train` with
-//! the progress bar, Ctrl-C saving and `--resume`; `eval`, `record`, `watch`, `ablate`, `bench`, `plot`,
+//! the progress bar, Ctrl-C saving and `--resume`; `sweep`, `report`, `eval`, `record`, `watch`, `ablate`, `bench`, `plot`,
 //! `wiring`, `info` — without copying any of it. Its `main` builds a registry and returns what [`main`]
 //! returns:
 //!
@@ -52,6 +52,10 @@ enum Command {
     Info(commands::info::InfoArgs),
     /// Train an NCP policy with PPO from a config file (or continue a run with --resume).
     Train(commands::train::TrainArgs),
+    /// Train every trial of a sweep file (seeds × grid × variants), locally or on Ray; resumable.
+    Sweep(commands::sweep::SweepArgs),
+    /// Compare runs across seeds: CI table (Markdown, CSV), learning curves, robustness to noise.
+    Report(commands::report::ReportArgs),
     /// Evaluate a trained policy: mean ± std return and success rate over N episodes.
     Eval(commands::eval::EvalArgs),
     /// Draw a wiring (from an experiment config, a wiring config or a wiring file) as SVG/PNG.
@@ -101,6 +105,8 @@ where
     match cli.command {
         Command::Info(args) => commands::info::run(args, &registry),
         Command::Train(args) => commands::train::run(args, &registry),
+        Command::Sweep(args) => commands::sweep::run(args),
+        Command::Report(args) => commands::report::run(args, &registry),
         Command::Eval(args) => commands::eval::run(args, &registry),
         Command::Wiring(args) => commands::wiring::run(args, &registry),
         Command::Plot(args) => commands::plot::run(args),

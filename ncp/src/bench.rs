@@ -105,6 +105,7 @@ pub fn run(options: &BenchOptions, mut report: impl FnMut(&BenchRow)) -> anyhow:
         let model = match cell {
             CellKind::Ltc => "ltc",
             CellKind::Cfc => "cfc",
+            other => anyhow::bail!("the NCP bench measures ltc and cfc, not {other:?}"),
         };
         tch::manual_seed(0);
         let vs = nn::VarStore::new(Device::Cpu);

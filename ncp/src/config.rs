@@ -17,6 +17,20 @@ pub enum CellKind {
     Ltc,
     /// Closed-form continuous-time cell.
     Cfc,
+    /// Baseline: an LSTM of `units` cells (no wiring), outputs through `proj_size`.
+    Lstm,
+    /// Baseline: a GRU of `units` cells (no wiring), outputs through `proj_size`.
+    Gru,
+    /// Baseline: a feed-forward tanh MLP (`backbone_layers` × `units`, no memory), outputs
+    /// through `proj_size`.
+    Mlp,
+}
+
+impl CellKind {
+    /// Whether this is a dense baseline (LSTM, GRU, MLP) rather than a continuous-time cell.
+    pub fn is_baseline(self) -> bool {
+        matches!(self, CellKind::Lstm | CellKind::Gru | CellKind::Mlp)
+    }
 }
 
 fn six() -> usize {
@@ -33,7 +47,7 @@ fn yes() -> bool {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NcpConfig {
-    /// `ltc` or `cfc`.
+    /// `ltc` or `cfc`; the baselines `lstm`, `gru`, `mlp`.
     #[serde(default)]
     pub cell: CellKind,
     /// The wiring (required for LTC unless `units` is set; for CfC, `wiring` = wired CfC).
@@ -123,17 +137,21 @@ pub enum NcpError {
 
 impl NcpConfig {
     /// The (unbuilt) wiring this network follows: the `wiring` table, or for `units` alone an
-    /// LTC's FullyConnected(units) as ncps makes it; None for a dense CfC.
+    /// LTC's FullyConnected(units) as ncps makes it; None for a dense CfC or a baseline.
     pub fn wiring(&self) -> Result<Option<Wiring>, NcpError> {
         let bad = |m: &str| Err(NcpError::Config(m.to_string()));
         match (&self.wiring, self.units, self.cell) {
             (Some(_), Some(_), _) => bad("give either `wiring` or `units`, not both"),
             (None, None, _) => bad("give a `wiring` or `units`"),
+            (Some(_), None, kind) if kind.is_baseline() => bad(
+                "a baseline cell (lstm, gru, mlp) has no wiring: give `units` (its width) \
+                     and `proj_size` (its outputs) instead",
+            ),
             (Some(w), None, _) => Ok(Some(Wiring::from_config(w)?)),
             (None, Some(u), CellKind::Ltc) => {
                 Ok(Some(Wiring::fully_connected(u, None, 1111, true)?))
             }
-            (None, Some(_), CellKind::Cfc) => Ok(None),
+            (None, Some(_), _) => Ok(None),
         }
     }
 }

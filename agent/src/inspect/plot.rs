@@ -172,10 +172,10 @@ fn draw_chart<DB: DrawingBackend>(
 }
 
 /// A metrics file: its header and rows of optional values (sparse columns are empty).
-type MetricsTable = (Vec<String>, Vec<Vec<Option<f64>>>);
+pub(crate) type MetricsTable = (Vec<String>, Vec<Vec<Option<f64>>>);
 
 /// `metrics.csv` of a run as columns: (header, rows of optional values).
-fn read_metrics(path: &Path) -> Result<MetricsTable> {
+pub(crate) fn read_metrics(path: &Path) -> Result<MetricsTable> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read {} (is this a run directory?)", path.display()))?;
     let mut lines = text.lines();

@@ -84,14 +84,15 @@ pub enum PolicyError {
     #[error("policy.critic: {0}")]
     Critic(String),
     #[error(
-        "policy.actor: the NCP has {outputs} motor neurons but env `{env}` needs {needed} \
-         ({what}); set the wiring's output size to {needed}"
+        "policy.actor: the actor has {outputs} outputs but env `{env}` needs {needed} \
+         ({what}); set {field} to {needed}"
     )]
     Outputs {
         env: String,
         outputs: usize,
         needed: usize,
         what: &'static str,
+        field: &'static str,
     },
     #[error("policy.timespan must be positive and finite, got {0}")]
     Timespan(f32),

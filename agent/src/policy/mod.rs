@@ -157,6 +157,11 @@ impl Policy {
                 outputs: actor.output_size(),
                 needed,
                 what,
+                field: if config.actor.cell.is_baseline() {
+                    "proj_size"
+                } else {
+                    "the wiring's output size"
+                },
             });
         }
         let action_name = |i: usize| {
@@ -530,6 +535,39 @@ impl Policy {
     /// Observation width this policy was built for.
     pub fn obs_dim(&self) -> usize {
         self.obs_dim
+    }
+
+    /// One line for the start of a run: each network's kind, size and trainable parameter
+    /// count (an NCP's also its neurons and synapses), so runs of different cells compare.
+    pub fn describe(&self) -> String {
+        let count = |prefix: &str| -> i64 {
+            self.parameters()
+                .iter()
+                .filter(|(name, _)| name.starts_with(prefix))
+                .map(|(_, t)| t.numel() as i64)
+                .sum()
+        };
+        let net = |net: &NcpNet| {
+            let kind = format!("{:?}", net.config().cell).to_lowercase();
+            match net.wiring() {
+                Some(w) => format!(
+                    "{kind} NCP, {} neurons, {} synapses",
+                    w.units(),
+                    w.synapse_count() + w.sensory_synapse_count()
+                ),
+                None => format!("{kind} of {} units", net.state_size()),
+            }
+        };
+        let critic = match &self.critic {
+            Critic::Mlp { layers, .. } => format!("MLP of {} layers", layers.len()),
+            Critic::Ncp(n) => net(n),
+        };
+        format!(
+            "actor: {}, {} parameters; critic: {critic}, {} parameters",
+            net(&self.actor),
+            count("actor.") + count("log_std"),
+            count("critic.")
+        )
     }
 
     /// Clamps explicit-constraint LTC weights after an optimizer step.

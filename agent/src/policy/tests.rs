@@ -50,7 +50,16 @@ fn wrong_motor_count_names_the_field() {
         .unwrap();
     let text = err.to_string();
     assert!(
-        text.contains("policy.actor") && text.contains("3 motor neurons"),
+        text.contains("policy.actor")
+            && text.contains("3 outputs")
+            && text.contains("set the wiring's output size to 2"),
         "{text}"
     );
+    // A baseline's outputs are its projection.
+    let config: PolicyConfig =
+        toml::from_str("[actor]\ncell = \"lstm\"\nunits = 8\nproj_size = 3\n").unwrap();
+    let err = Policy::new(&spec(-1.0, 1.0), &config, Device::Cpu)
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("set proj_size to 2"), "{err}");
 }

@@ -7,6 +7,8 @@ pub mod info;
 pub mod plot;
 #[cfg(feature = "render")]
 pub mod record;
+pub mod report;
+pub mod sweep;
 pub mod train;
 #[cfg(feature = "render")]
 pub mod watch;

@@ -11,7 +11,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use wormnet_agent::checkpoint::{self, Sidecar};
-use wormnet_agent::config::TrainConfig;
+use wormnet_agent::config::{Override, TrainConfig};
 use wormnet_agent::train::{self, Outcome, Trainer};
 use wormnet_sim::Registry;
 
@@ -35,6 +35,10 @@ pub struct TrainArgs {
     /// Run directory (default: runs/<run.name or config name-seed-time>).
     #[arg(long, value_name = "DIR")]
     pub run_dir: Option<PathBuf>,
+    /// Sets a config value by dotted key, checked like the file (repeatable), e.g.
+    /// `--set ppo.learning_rate=1e-3 --set policy.actor.cell=cfc`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<Override>,
     /// No progress bar (logs only).
     #[arg(long)]
     pub quiet: bool,
@@ -48,7 +52,7 @@ pub fn run(args: TrainArgs, registry: &Registry) -> Result<()> {
         }
         (None, None) => bail!("give a config file, e.g. `wormnet train configs/cartpole.toml`"),
         (Some(path), None) => {
-            let mut config = TrainConfig::load(path)?;
+            let mut config = TrainConfig::load_with(path, &args.overrides)?;
             if let Some(seed) = args.seed {
                 config.run.seed = seed;
             }
@@ -64,6 +68,9 @@ pub fn run(args: TrainArgs, registry: &Registry) -> Result<()> {
         (None, Some(run_dir)) => {
             if args.seed.is_some() {
                 bail!("--seed cannot change a resumed run (its streams derive from run.seed)");
+            }
+            if !args.overrides.is_empty() {
+                bail!("--set cannot change a resumed run; edit its config.toml instead");
             }
             if args.run_dir.as_ref().is_some_and(|d| d != run_dir) {
                 bail!(
@@ -102,7 +109,7 @@ pub fn run(args: TrainArgs, registry: &Registry) -> Result<()> {
             trainer
         }
     };
-    install_ctrl_c()?;
+    install_ctrl_c("finishing this update and saving the latest checkpoint…")?;
 
     let total = trainer.config.run.total_steps;
     eprintln!(
@@ -114,6 +121,7 @@ pub fn run(args: TrainArgs, registry: &Registry) -> Result<()> {
         trainer.config.run.device,
         trainer.run_dir.display()
     );
+    eprintln!("{}", trainer.policy.describe());
     let bar = if args.quiet {
         ProgressBar::hidden()
     } else {
@@ -161,18 +169,19 @@ pub fn run(args: TrainArgs, registry: &Registry) -> Result<()> {
     Ok(())
 }
 
-/// Ctrl-C or SIGTERM finishes the update and saves; a second one exits at once. Installed
-/// once per process (a library caller may train several runs).
-fn install_ctrl_c() -> Result<()> {
+/// Ctrl-C or SIGTERM sets [`train::STOP`] (training finishes the update and saves), printing
+/// `what` happens now; a second one exits at once. Installed once per process (a library
+/// caller may train several runs).
+pub(crate) fn install_ctrl_c(what: &'static str) -> Result<()> {
     static INSTALLED: OnceLock<Result<(), String>> = OnceLock::new();
     INSTALLED
         .get_or_init(|| {
-            ctrlc::set_handler(|| {
+            ctrlc::set_handler(move || {
                 if train::STOP.swap(true, Ordering::SeqCst) {
                     eprintln!("\nsecond interrupt: exiting without saving");
                     std::process::exit(130);
                 }
-                eprintln!("\ninterrupted: finishing this update and saving the latest checkpoint…");
+                eprintln!("\ninterrupted: {what}");
             })
             .map_err(|e| e.to_string())
         })

@@ -60,9 +60,10 @@ fn orthogonal(rows: i64, cols: i64) -> Tensor {
     let (q, r) = Tensor::linalg_qr(&flat, "reduced");
     let d = r.diagonal(0, 0, 1).sign();
     let q = q * d.unsqueeze(0);
+    // Contiguous either way: safetensors saves only contiguous tensors.
     if rows < cols {
         q.tr().contiguous()
     } else {
-        q
+        q.contiguous()
     }
 }

@@ -14,7 +14,8 @@ use std::sync::Arc;
 use tch::{nn, Device, Kind, Tensor};
 
 use crate::cells::{
-    CfcCell, CfcHeads, CfcOptions, Dense, LstmCell, LtcCell, LtcOptions, WiredCfcCell,
+    CfcCell, CfcHeads, CfcOptions, Dense, GruCell, LstmCell, LtcCell, LtcOptions, MlpCell,
+    WiredCfcCell,
 };
 use crate::config::{CellKind, NcpConfig, NcpError};
 use crate::interchange::NamedTensors;
@@ -34,6 +35,9 @@ enum Cell {
     Ltc(LtcCell),
     Cfc(CfcCell),
     Wired(WiredCfcCell),
+    Lstm(LstmCell),
+    Gru(GruCell),
+    Mlp(MlpCell),
 }
 
 /// A built NCP network (ncps `LTC` or `CfC` module).
@@ -122,7 +126,11 @@ impl NcpNet {
                 );
                 (Cell::Cfc(cell), units, units)
             }
+            (CellKind::Lstm | CellKind::Gru | CellKind::Mlp, None) => {
+                baseline_cell(&cell_path, input_size, config, &mut named)?
+            }
             (CellKind::Ltc, None) => return bad("an LTC needs a wiring or units"),
+            (_, Some(_)) => return bad("a baseline cell (lstm, gru, mlp) has no wiring"),
         };
         let lstm = config.mixed_memory.then(|| {
             LstmCell::new(
@@ -255,18 +263,19 @@ impl NcpNet {
     /// Zero state for `batch` samples.
     pub fn initial_state(&self, batch: i64, device: Device) -> State {
         let z = || Tensor::zeros([batch, self.state_size as i64], (Kind::Float, device));
+        let memory = self.lstm.is_some() || matches!(self.cell, Cell::Lstm(_));
         State {
             h: z(),
-            c: self.lstm.as_ref().map(|_| z()),
+            c: memory.then(z),
         }
     }
 
     /// Weights prepared once for a run of steps (CfC heads).
     fn prepare(&self) -> Prepared {
         match &self.cell {
-            Cell::Ltc(_) => Prepared::None,
             Cell::Cfc(c) => Prepared::Cfc(c.heads()),
             Cell::Wired(c) => Prepared::Wired(c.heads()),
+            Cell::Ltc(_) | Cell::Lstm(_) | Cell::Gru(_) | Cell::Mlp(_) => Prepared::None,
         }
     }
 
@@ -281,6 +290,28 @@ impl NcpNet {
         state: &State,
         ts: &Tensor,
     ) -> (Tensor, State) {
+        let baseline = match &self.cell {
+            Cell::Lstm(cell) => {
+                let c = state
+                    .c
+                    .as_ref()
+                    .map_or_else(|| state.h.zeros_like(), |c| c.shallow_clone());
+                let (h, c) = cell.step(x, &state.h, &c);
+                Some(State { h, c: Some(c) })
+            }
+            Cell::Gru(cell) => Some(State {
+                h: cell.step(x, &state.h),
+                c: None,
+            }),
+            Cell::Mlp(cell) => Some(State {
+                h: cell.forward(x),
+                c: None,
+            }),
+            _ => None,
+        };
+        if let Some(next) = baseline {
+            return (self.project(next.h.shallow_clone()), next);
+        }
         let (h, c) = match (&self.lstm, &state.c) {
             (Some(lstm), Some(c)) => {
                 let (h, c) = lstm.step(x, &state.h, c);
@@ -307,6 +338,7 @@ impl NcpNet {
                 cell.step_with(heads, x, &h, ts, self.training)
             }
             (Cell::Wired(cell), _) => cell.step(x, &h, ts, self.training),
+            (Cell::Lstm(_) | Cell::Gru(_) | Cell::Mlp(_), _) => unreachable!("stepped above"),
         };
         let out = match &self.fc {
             Some(fc) => fc.forward(&out, None),
@@ -331,7 +363,7 @@ impl NcpNet {
         match &self.cell {
             Cell::Ltc(c) => Some(KernelCell::Ltc(c)),
             Cell::Wired(c) => Some(KernelCell::Wired(c)),
-            Cell::Cfc(_) => None,
+            Cell::Cfc(_) | Cell::Lstm(_) | Cell::Gru(_) | Cell::Mlp(_) => None,
         }
     }
 
@@ -494,6 +526,47 @@ impl NcpNet {
     pub fn step_generic(&self, x: &Tensor, state: &State, dt: &Tensor) -> (Tensor, State) {
         self.cell_step(x, state, dt)
     }
+}
+
+/// Builds a baseline cell (LSTM, GRU, MLP) of `units` from `config`, checking the fields a
+/// baseline reads (`units`, `proj_size`, the MLP's `backbone_layers`) and refusing the rest.
+fn baseline_cell(
+    path: &nn::Path,
+    input_size: usize,
+    config: &NcpConfig,
+    named: &mut NamedTensors,
+) -> Result<(Cell, usize, usize), NcpError> {
+    let bad = |m: &str| Err(NcpError::Config(m.to_string()));
+    let units = config.units.unwrap_or(0);
+    if units == 0 {
+        return bad("units must be at least 1");
+    }
+    if config.proj_size.is_none() {
+        return bad("a baseline cell (lstm, gru, mlp) needs `proj_size`: its number of outputs");
+    }
+    if config.mixed_memory || config.backbone_units.is_some() || config.backbone_dropout.is_some() {
+        return bad("a baseline cell has no mixed_memory, backbone_units or backbone_dropout");
+    }
+    let cell = match config.cell {
+        CellKind::Lstm => Cell::Lstm(LstmCell::new(path, "rnn_cell.", input_size, units, named)),
+        CellKind::Gru => Cell::Gru(GruCell::new(path, "rnn_cell.", input_size, units, named)),
+        CellKind::Mlp => {
+            let layers = config.backbone_layers.unwrap_or(2);
+            if layers == 0 {
+                return bad("an MLP needs backbone_layers of at least 1");
+            }
+            Cell::Mlp(MlpCell::new(
+                path,
+                "rnn_cell.",
+                input_size,
+                units,
+                layers,
+                named,
+            ))
+        }
+        CellKind::Ltc | CellKind::Cfc => unreachable!("not a baseline"),
+    };
+    Ok((cell, units, units))
 }
 
 /// Whether libtorch autograd is currently recording.

@@ -1,0 +1,232 @@
+//! What a run directory says about how training went, and runs grouped by config minus the
+//! seed, each group labelled by how it differs from the others.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use crate::config::TrainConfig;
+use crate::inspect::plot::read_metrics;
+use crate::metrics::names;
+
+/// What a run directory says about how training went.
+#[derive(Clone, Debug)]
+pub struct RunRecord {
+    /// The run directory.
+    pub dir: PathBuf,
+    /// Its resolved config.
+    pub config: TrainConfig,
+    /// Every evaluation: (env step, mean return, success rate if the env defines success).
+    pub evals: Vec<(f64, f64, Option<f64>)>,
+    /// Per logged step: (step, training seconds so far — rollouts and updates only —, wall
+    /// seconds so far where the run logged them).
+    pub times: Vec<(f64, f64, Option<f64>)>,
+    /// Robustness: (σ, success rate or mean return) per observation-noise level evaluated.
+    pub noise: Vec<(f32, f64)>,
+}
+
+impl RunRecord {
+    /// Reads `config.toml` and `metrics.csv` of a run directory.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let config = TrainConfig::load(&dir.join("config.toml"))?;
+        let (header, rows) = read_metrics(&dir.join("metrics.csv"))?;
+        let col = |name: &str| header.iter().position(|h| h == name);
+        let step = col("global_step")
+            .with_context(|| format!("{}: metrics.csv has no global_step", dir.display()))?;
+        let cell =
+            |row: &[Option<f64>], c: Option<usize>| c.and_then(|c| row.get(c).copied().flatten());
+        let (ret, success) = (col(names::EVAL_MEAN_RETURN), col(names::EVAL_SUCCESS_RATE));
+        let (rollout, update) = (col(names::ROLLOUT_SECONDS), col(names::UPDATE_SECONDS));
+        let wall = col(names::WALL_SECONDS);
+        let mut evals = Vec::new();
+        let mut times = Vec::new();
+        let mut total = 0.0;
+        for row in &rows {
+            let Some(s) = cell(row, Some(step)) else {
+                continue;
+            };
+            total += cell(row, rollout).unwrap_or(0.0) + cell(row, update).unwrap_or(0.0);
+            times.push((s, total, cell(row, wall)));
+            if let Some(r) = cell(row, ret) {
+                evals.push((s, r, cell(row, success)));
+            }
+        }
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            config,
+            evals,
+            times,
+            noise: Vec::new(),
+        })
+    }
+
+    /// The config with the seed and run name taken out: runs with equal keys form a group.
+    fn group_key(&self) -> String {
+        let mut c = self.config.clone();
+        c.run.seed = 0;
+        c.run.name = None;
+        c.to_toml()
+    }
+
+    /// Steps and wall seconds (where logged) at the first evaluation reaching `threshold`.
+    pub(crate) fn to_threshold(&self, threshold: f64) -> Option<(f64, Option<f64>)> {
+        let &(step, _, _) = self.evals.iter().find(|(_, r, _)| *r >= threshold)?;
+        let wall = self.times.iter().find(|t| t.0 >= step).and_then(|t| t.2);
+        Some((step, wall))
+    }
+}
+
+/// The run directories under `roots`: each root that is a run directory (`config.toml` and
+/// `metrics.csv`), else those found below it (a sweep directory's `trials/`, a `runs/` folder).
+pub fn find_runs(roots: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    fn walk(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
+        if dir.join("config.toml").is_file() && dir.join("metrics.csv").is_file() {
+            out.push(dir.to_path_buf());
+            return;
+        }
+        if depth == 0 {
+            return;
+        }
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let mut subdirs: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_dir())
+            .collect();
+        subdirs.sort();
+        for sub in subdirs {
+            walk(&sub, depth - 1, out);
+        }
+    }
+    let mut runs = Vec::new();
+    for root in roots {
+        if !root.is_dir() {
+            bail!(
+                "{} is not a directory (give run or sweep directories)",
+                root.display()
+            );
+        }
+        let before = runs.len();
+        walk(root, 3, &mut runs);
+        if runs.len() == before {
+            bail!(
+                "{}: no run directory (config.toml + metrics.csv) in or below it",
+                root.display()
+            );
+        }
+    }
+    Ok(runs)
+}
+
+/// Runs that differ only in their seed, under a label saying how the group differs from
+/// the others.
+pub struct Group {
+    /// `cell=ltc`, a sweep trial's name without its seed, or the env name for a lone group.
+    pub label: String,
+    /// Its runs, one per seed.
+    pub runs: Vec<RunRecord>,
+}
+
+/// Groups runs by config minus the seed, in the order each group first appears.
+pub fn group(runs: Vec<RunRecord>) -> Vec<Group> {
+    let mut keys: Vec<String> = Vec::new();
+    let mut by_key: BTreeMap<String, Vec<RunRecord>> = BTreeMap::new();
+    for run in runs {
+        let key = run.group_key();
+        if !by_key.contains_key(&key) {
+            keys.push(key.clone());
+        }
+        by_key.entry(key).or_default().push(run);
+    }
+    let flat: Vec<BTreeMap<String, String>> = keys.iter().map(|k| flatten(k)).collect();
+    keys.iter()
+        .zip(&flat)
+        .map(|(key, fields)| {
+            let runs = by_key.remove(key).expect("every key has runs");
+            let label =
+                trial_name(&runs).unwrap_or_else(|| difference_label(fields, &flat, &runs[0]));
+            Group { label, runs }
+        })
+        .collect()
+}
+
+/// The sweep trial name shared by every run of a group (`trials/cell=ltc-s3` → `cell=ltc`).
+fn trial_name(runs: &[RunRecord]) -> Option<String> {
+    let names: Vec<String> = runs
+        .iter()
+        .map(|r| {
+            let name = r.dir.file_name()?.to_str()?;
+            let (stem, seed) = name.rsplit_once("-s")?;
+            seed.parse::<u64>().ok()?;
+            Some(stem.to_string())
+        })
+        .collect::<Option<_>>()?;
+    let first = names.first()?;
+    (in_sweep_trials(runs) && names.iter().all(|n| n == first)).then(|| first.clone())
+}
+
+fn in_sweep_trials(runs: &[RunRecord]) -> bool {
+    runs.iter().all(|r| {
+        r.dir
+            .parent()
+            .and_then(|p| p.file_name())
+            .is_some_and(|n| n == "trials")
+    })
+}
+
+/// The fields whose values differ between groups, as `key=value` (last key part only).
+fn difference_label(
+    fields: &BTreeMap<String, String>,
+    all: &[BTreeMap<String, String>],
+    first: &RunRecord,
+) -> String {
+    let differing: Vec<String> = fields
+        .iter()
+        .filter(|(k, v)| all.iter().any(|other| other.get(*k) != Some(v)))
+        .map(|(k, v)| {
+            let short = k.rsplit('.').next().unwrap_or(k);
+            let v = v.trim_matches('"');
+            let v = if v.len() > 24 {
+                format!("{}…", &v[..24])
+            } else {
+                v.to_string()
+            };
+            format!("{short}={v}")
+        })
+        .collect();
+    if differing.is_empty() {
+        format!(
+            "{} {:?}",
+            first.config.env.name, first.config.policy.actor.cell
+        )
+        .to_lowercase()
+    } else {
+        differing.join(", ")
+    }
+}
+
+/// A TOML document as dotted keys → values.
+fn flatten(text: &str) -> BTreeMap<String, String> {
+    fn walk(prefix: &str, table: &toml::Table, out: &mut BTreeMap<String, String>) {
+        for (k, v) in table {
+            let key = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            match v {
+                toml::Value::Table(t) => walk(&key, t, out),
+                v => {
+                    out.insert(key, v.to_string());
+                }
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    if let Ok(table) = text.parse::<toml::Table>() {
+        walk("", &table, &mut out);
+    }
+    out
+}

@@ -1,0 +1,123 @@
+//! `wormnet report DIR…`: compares runs across seeds — one row per config (the seed taken
+//! out) with 95 % bootstrap confidence intervals, as Markdown and CSV, learning curves with
+//! confidence bands, and with `--noise` the success-versus-σ robustness figure.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use wormnet_agent::checkpoint::write_atomic;
+use wormnet_agent::compare::plot::{draw_bands, learning_bands, Band};
+use wormnet_agent::compare::robustness::noise_sweep;
+use wormnet_agent::compare::{csv, find_runs, group, markdown, summarize, RunRecord};
+use wormnet_sim::Registry;
+
+/// Arguments of `wormnet report`.
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// Run directories, sweep directories, or folders holding runs.
+    #[arg(required = true)]
+    pub dirs: Vec<PathBuf>,
+    /// Where report.md, report.csv, curves.png (and robustness.png) go (default: the first
+    /// DIR's report/).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Also report env steps and training time until the evaluation first reaches this return.
+    #[arg(long)]
+    pub threshold: Option<f64>,
+    /// Evaluate every run's best policy under these observation-noise σ (comma-separated,
+    /// e.g. 0,0.05,0.1,0.2) and draw success versus σ per group.
+    #[arg(long, value_delimiter = ',', value_name = "SIGMAS")]
+    pub noise: Vec<f32>,
+    /// Episodes per noise level (default: each run's eval_episodes).
+    #[arg(long)]
+    pub episodes: Option<usize>,
+}
+
+/// Runs `wormnet report`.
+pub fn run(args: ReportArgs, registry: &Registry) -> Result<()> {
+    if let Some(s) = args.noise.iter().find(|s| !(s.is_finite() && **s >= 0.0)) {
+        bail!("--noise: every σ must be finite and ≥ 0, got {s}");
+    }
+    if args.episodes == Some(0) {
+        bail!("--episodes must be at least 1");
+    }
+    let dirs = find_runs(&args.dirs)?;
+    tch::set_num_threads(1);
+    let mut runs = Vec::with_capacity(dirs.len());
+    let mut success = true;
+    for (i, dir) in dirs.iter().enumerate() {
+        let mut run = RunRecord::load(dir)?;
+        if !args.noise.is_empty() {
+            eprintln!(
+                "[{}/{}] noise evaluation of {}",
+                i + 1,
+                dirs.len(),
+                dir.display()
+            );
+            let (is_success, points) = noise_sweep(dir, &args.noise, args.episodes, registry)
+                .with_context(|| format!("noise evaluation of {}", dir.display()))?;
+            success &= is_success;
+            run.noise = points;
+        }
+        runs.push(run);
+    }
+    let groups = group(runs);
+    let rows: Vec<_> = groups
+        .iter()
+        .filter_map(|g| summarize(g, args.threshold))
+        .collect();
+    if rows.is_empty() {
+        bail!(
+            "none of the {} runs has an evaluation yet (metrics.csv has no eval/mean_return)",
+            dirs.len()
+        );
+    }
+    let metric = if success { "success" } else { "return" };
+    let table = markdown(&rows, args.threshold, metric);
+    println!("{} runs in {} groups\n\n{table}", dirs.len(), rows.len());
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| args.dirs[0].join("report"));
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    write_atomic(&out.join("report.md"), table.as_bytes())?;
+    write_atomic(&out.join("report.csv"), csv(&rows).as_bytes())?;
+    draw_bands(
+        &learning_bands(&groups),
+        "evaluation return (mean, 95% bootstrap CI across seeds)",
+        "env steps",
+        "mean return",
+        &out.join("curves.png"),
+    )?;
+    let mut written = vec!["report.md", "report.csv", "curves.png"];
+    if !args.noise.is_empty() {
+        let bands: Vec<Band> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.label.clone(),
+                    r.noise
+                        .iter()
+                        .map(|(s, e)| (f64::from(*s), e.mean, e.lo, e.hi))
+                        .collect(),
+                )
+            })
+            .collect();
+        let y = if success {
+            "success rate"
+        } else {
+            "mean return"
+        };
+        draw_bands(
+            &bands,
+            &format!("robustness: {y} under observation noise (95% CI)"),
+            "observation noise σ",
+            y,
+            &out.join("robustness.png"),
+        )?;
+        written.push("robustness.png");
+    }
+    eprintln!("wrote {} in {}", written.join(", "), out.display());
+    Ok(())
+}

@@ -1,0 +1,377 @@
+//! `wormnet sweep SWEEP.toml`: every trial of a sweep file (seeds × grid × variants) trained
+//! into one directory, on this machine or on a Ray cluster, resumable: a re-run skips the
+//! finished trials and resumes the interrupted ones from their checkpoints.
+//!
+//! ```text
+//! SWEEP_DIR/
+//!   sweep.toml        the sweep file as run
+//!   manifest.json     every trial: its command, run dir, status and error
+//!   trials/<id>/      each trial's run directory (what `wormnet report` reads)
+//!   logs/<id>.log     each trial's output
+//! ```
+
+pub mod jobs;
+mod local;
+pub mod plan;
+mod ray;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use wormnet_agent::checkpoint::write_atomic;
+use wormnet_agent::rundir::RunLock;
+
+use jobs::{Event, Job, JobEnd};
+use plan::{progress, Progress, SweepFile, Trial};
+
+/// Where the trials run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Executor {
+    /// Child processes on this machine.
+    Local,
+    /// Ray tasks on a cluster (`--ray-address` or `RAY_ADDRESS`).
+    Ray,
+}
+
+/// Arguments of `wormnet sweep`.
+#[derive(Args, Debug)]
+pub struct SweepArgs {
+    /// The sweep file (e.g. sweeps/cartpole_cells.toml).
+    pub sweep: PathBuf,
+    /// The sweep directory (default: sweeps/runs/<sweep file name>); re-run to resume.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// local (this machine) or ray (a Ray cluster).
+    #[arg(long, value_enum, default_value = "local")]
+    pub executor: Executor,
+    /// Trials at once with the local executor (default: the sweep's `parallel`, else
+    /// cores ÷ threads per trial).
+    #[arg(long)]
+    pub parallel: Option<usize>,
+    /// The Ray cluster, e.g. 127.0.0.1:6379 (default: RAY_ADDRESS).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub ray_address: Option<String>,
+    /// Only list the trials (one per line) and what would be done with each.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Run only the trial at this index of the list (`$SLURM_ARRAY_TASK_ID` in
+    /// scripts/slurm/sweep.sbatch); array tasks share the directory, so no manifest is kept.
+    #[arg(long, value_name = "INDEX", conflicts_with_all = ["executor", "parallel", "ray_address"])]
+    pub trial: Option<usize>,
+}
+
+/// Runs `wormnet sweep`.
+pub fn run(args: SweepArgs) -> Result<()> {
+    let sweep = SweepFile::load(&args.sweep)?;
+    let trials = sweep.trials()?;
+    // Every trial's config is checked before anything starts: a typo fails the sweep at once.
+    let mut threads = 1;
+    for t in &trials {
+        let config = t.resolved()?;
+        threads = threads.max(config.env.workers.max(config.run.threads));
+    }
+    let dir = args.out.clone().unwrap_or_else(|| {
+        let stem = args
+            .sweep
+            .file_stem()
+            .map_or("sweep".into(), |s| s.to_string_lossy().into_owned());
+        PathBuf::from("sweeps/runs").join(stem)
+    });
+    let count = trials.len();
+    let trials: Vec<Trial> = match args.trial {
+        Some(i) if i >= count => bail!(
+            "--trial {i}: the sweep has {count} trials (0 to {})",
+            count - 1
+        ),
+        Some(i) => vec![trials[i].clone()],
+        None => trials,
+    };
+    let plan: Vec<(Trial, Progress)> = trials
+        .into_iter()
+        .map(|t| {
+            let p = progress(&dir.join("trials").join(&t.id));
+            (t, p)
+        })
+        .collect();
+    if args.dry_run {
+        for (t, p) in &plan {
+            println!(
+                "{:<40} {:?}  wormnet {}",
+                t.id,
+                p,
+                t.fresh_args(&dir.join("trials").join(&t.id)).join(" ")
+            );
+        }
+        return Ok(());
+    }
+    for sub in ["trials", "logs"] {
+        std::fs::create_dir_all(dir.join(sub))
+            .with_context(|| format!("cannot create {}", dir.join(sub).display()))?;
+    }
+    // One sweep process per directory; Slurm array tasks (`--trial`) rely on the run
+    // directories' own locks instead.
+    let _lock = match args.trial {
+        Some(_) => None,
+        None => Some(
+            RunLock::acquire(&dir).with_context(|| format!("sweep directory {}", dir.display()))?,
+        ),
+    };
+    if args.trial.is_none() {
+        std::fs::copy(&args.sweep, dir.join("sweep.toml")).with_context(|| {
+            format!(
+                "cannot copy {} into {}",
+                args.sweep.display(),
+                dir.display()
+            )
+        })?;
+    }
+    let dir = dir.canonicalize()?;
+    let binary = std::env::current_exe().context("cannot find the wormnet binary")?;
+
+    let mut status: BTreeMap<String, TrialStatus> = BTreeMap::new();
+    let mut jobs = Vec::new();
+    let skipped = plan
+        .iter()
+        .filter(|(_, p)| *p == Progress::Finished)
+        .count();
+    for (trial, progress) in &plan {
+        let run_dir = dir.join("trials").join(&trial.id);
+        let log = dir.join("logs").join(format!("{}.log", trial.id));
+        let args = match progress {
+            Progress::Finished => {
+                status.insert(
+                    trial.id.clone(),
+                    TrialStatus::new(trial, &run_dir, "finished"),
+                );
+                continue;
+            }
+            Progress::Partial => vec![
+                "train".to_string(),
+                "--resume".into(),
+                run_dir.display().to_string(),
+                "--quiet".into(),
+            ],
+            Progress::New => {
+                // Started before but killed before its first checkpoint: nothing to keep.
+                if run_dir.exists() {
+                    std::fs::remove_dir_all(&run_dir)
+                        .with_context(|| format!("cannot clear {}", run_dir.display()))?;
+                }
+                trial.fresh_args(&run_dir)
+            }
+        };
+        if log.exists() {
+            let _ = std::fs::rename(&log, log.with_extension("prev.log"));
+        }
+        status.insert(
+            trial.id.clone(),
+            TrialStatus::new(trial, &run_dir, "pending"),
+        );
+        jobs.push(Job {
+            id: trial.id.clone(),
+            args,
+            log,
+            run_dir,
+        });
+    }
+    super::train::install_ctrl_c("stopping the trials (each saves its latest checkpoint)…")?;
+    let parallel = args
+        .parallel
+        .or(sweep.parallel)
+        .unwrap_or_else(|| (cores() / threads).max(1));
+    let where_ = match args.executor {
+        Executor::Local => format!("{parallel} at a time on this machine"),
+        Executor::Ray => "as Ray tasks".into(),
+    };
+    eprintln!(
+        "wormnet sweep: {} trials in {} ({} already finished; {} to run {where_})",
+        plan.len(),
+        dir.display(),
+        skipped,
+        jobs.len()
+    );
+    let keep_manifest = args.trial.is_none();
+    if keep_manifest {
+        write_manifest(&dir, &args.sweep, &status)?;
+    }
+
+    let bar = ProgressBar::new(plan.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} trials  {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_position(skipped as u64);
+    let mut counts = Counts {
+        done: skipped,
+        ..Counts::default()
+    };
+    bar.set_message(counts.to_string());
+    // Each trial's start and end as a line too when there is no terminal for the bar (a log
+    // file, a Slurm or CI job).
+    let say = |bar: &ProgressBar, line: String| {
+        if bar.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            bar.println(line);
+        }
+    };
+    let mut report = |event: Event| {
+        match event {
+            Event::Started(id) => {
+                counts.running += 1;
+                if let Some(s) = status.get_mut(&id) {
+                    s.status = "running".into();
+                }
+            }
+            Event::Ended(id, mut end) => {
+                counts.running = counts.running.saturating_sub(1);
+                // A trial stopped by a signal saves and exits 0 short of its budget, and one
+                // cancelled as it ended may have finished: its checkpoint decides.
+                let run_dir = jobs.iter().find(|j| j.id == id).map(|j| j.run_dir.clone());
+                if matches!(end, JobEnd::Finished | JobEnd::Interrupted) {
+                    let finished = run_dir.is_some_and(|d| progress(&d) == Progress::Finished);
+                    end = if finished {
+                        JobEnd::Finished
+                    } else {
+                        JobEnd::Interrupted
+                    };
+                }
+                if let Some(s) = status.get_mut(&id) {
+                    match &end {
+                        JobEnd::Finished => {
+                            counts.done += 1;
+                            bar.inc(1);
+                            s.status = "finished".into();
+                        }
+                        JobEnd::Interrupted => s.status = "interrupted".into(),
+                        JobEnd::Failed(e) => {
+                            counts.failed += 1;
+                            bar.inc(1);
+                            s.status = "failed".into();
+                            s.error = Some(e.clone());
+                        }
+                    }
+                    match &end {
+                        JobEnd::Failed(e) => say(&bar, format!("trial {id} failed: {e}")),
+                        // The bar shows the rest; a log gets a line per trial.
+                        _ if bar.is_hidden() => {
+                            eprintln!("trial {id} {} ({counts})", s.status)
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        bar.set_message(counts.to_string());
+        if !keep_manifest {
+            return;
+        }
+        if let Err(e) = write_manifest(&dir, &args.sweep, &status) {
+            say(&bar, format!("warning: {e:#}"));
+        }
+    };
+    match args.executor {
+        Executor::Local => local::run(&binary, &jobs, parallel, &mut report)?,
+        Executor::Ray => {
+            let address = args
+                .ray_address
+                .clone()
+                .or_else(|| std::env::var("RAY_ADDRESS").ok())
+                .context("the Ray executor needs --ray-address HOST:PORT or RAY_ADDRESS (scripts/ray_head start prints one)")?;
+            ray::run(&binary, &jobs, threads, &address, &dir, &mut report)?
+        }
+    }
+    bar.finish();
+    let failed: Vec<&TrialStatus> = status.values().filter(|s| s.status == "failed").collect();
+    let unfinished = status.values().filter(|s| s.status != "finished").count();
+    if unfinished > failed.len() {
+        eprintln!(
+            "interrupted: {} trials not finished; run the same command again to resume them",
+            unfinished - failed.len()
+        );
+    }
+    if !failed.is_empty() {
+        for s in &failed {
+            eprintln!("  {}: {}", s.id, s.error.as_deref().unwrap_or("failed"));
+        }
+        bail!(
+            "{} of {} trials failed (logs in {}); fix the cause and run the same command again to retry them",
+            failed.len(),
+            status.len(),
+            dir.join("logs").display()
+        );
+    }
+    if unfinished == 0 {
+        eprintln!(
+            "done: {} trials finished; compare them with `wormnet report {}`",
+            status.len(),
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+#[derive(Default)]
+struct Counts {
+    done: usize,
+    running: usize,
+    failed: usize,
+}
+
+impl std::fmt::Display for Counts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "done {}  running {}  failed {}",
+            self.done, self.running, self.failed
+        )
+    }
+}
+
+/// A trial's line in `manifest.json`.
+struct TrialStatus {
+    id: String,
+    command: Vec<String>,
+    run_dir: PathBuf,
+    status: String,
+    error: Option<String>,
+}
+
+impl TrialStatus {
+    fn new(trial: &Trial, run_dir: &Path, status: &str) -> Self {
+        Self {
+            id: trial.id.clone(),
+            command: trial.fresh_args(run_dir),
+            run_dir: run_dir.to_path_buf(),
+            status: status.into(),
+            error: None,
+        }
+    }
+}
+
+fn write_manifest(dir: &Path, sweep: &Path, status: &BTreeMap<String, TrialStatus>) -> Result<()> {
+    let trials: Vec<serde_json::Value> = status
+        .values()
+        .map(|s| {
+            serde_json::json!({
+                "id": s.id, "status": s.status, "error": s.error,
+                "run_dir": s.run_dir, "command": s.command,
+            })
+        })
+        .collect();
+    let manifest = serde_json::json!({ "sweep": sweep, "trials": trials });
+    write_atomic(
+        &dir.join("manifest.json"),
+        serde_json::to_string_pretty(&manifest)?.as_bytes(),
+    )?;
+    Ok(())
+}
+
+/// Logical cores available to this process.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
