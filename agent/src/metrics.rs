@@ -62,6 +62,16 @@ pub mod names {
     pub const ROLLOUT_SECONDS: &str = "perf/rollout_seconds";
     /// Seconds in the PPO update.
     pub const UPDATE_SECONDS: &str = "perf/update_seconds";
+    /// Of the update: the actor's replay (forward).
+    pub const ACTOR_SECONDS: &str = "perf/actor_seconds";
+    /// Of the update: the critic's values (forward).
+    pub const CRITIC_SECONDS: &str = "perf/critic_seconds";
+    /// Of the update: ratios and losses.
+    pub const LOSS_SECONDS: &str = "perf/loss_seconds";
+    /// Of the update: backpropagation.
+    pub const BACKWARD_SECONDS: &str = "perf/backward_seconds";
+    /// Of the update: gradient clipping, Adam and weight constraints.
+    pub const OPTIMIZER_SECONDS: &str = "perf/optimizer_seconds";
     /// Wall-clock seconds since the run started (evaluations and checkpoints included),
     /// summed over its sessions up to the checkpoint each resumed from.
     pub const WALL_SECONDS: &str = "perf/wall_seconds";
@@ -85,6 +95,11 @@ pub const COLUMNS: &[&str] = &[
     names::GRAD_NORM,
     names::ROLLOUT_SECONDS,
     names::UPDATE_SECONDS,
+    names::ACTOR_SECONDS,
+    names::CRITIC_SECONDS,
+    names::LOSS_SECONDS,
+    names::BACKWARD_SECONDS,
+    names::OPTIMIZER_SECONDS,
     names::WALL_SECONDS,
 ];
 

@@ -69,7 +69,7 @@ pub struct Trainer {
 pub enum Outcome {
     /// All `total_steps` done.
     Finished,
-    /// Ctrl-C: the latest checkpoint was saved.
+    /// Ctrl-C (or [`STOP`]): stopped at the next checkpoint boundary, `latest` saved there.
     Interrupted,
     /// Stopped after `max_updates` (tests, benchmarks).
     UpdateLimit,
@@ -269,8 +269,11 @@ impl Trainer {
                 self.save("latest", None)?;
             }
             progress(self, &stats);
-            if STOP.load(Ordering::SeqCst) {
-                self.save("latest", None)?;
+            // Stop at a checkpoint boundary (where `latest` was just saved and the envs are
+            // re-seeded): a resumed run then continues exactly as an uninterrupted one.
+            if STOP.load(Ordering::SeqCst)
+                && self.update.is_multiple_of(self.config.run.checkpoint_every)
+            {
                 return Ok(Outcome::Interrupted);
             }
         }
@@ -436,6 +439,11 @@ fn update_scalars(stats: &UpdateStats, sps: f64, lr: f64, episodes: &[(f64, u32)
         (names::GRAD_NORM, stats.grad_norm),
         (names::ROLLOUT_SECONDS, stats.rollout_seconds),
         (names::UPDATE_SECONDS, stats.update_seconds),
+        (names::ACTOR_SECONDS, stats.actor_seconds),
+        (names::CRITIC_SECONDS, stats.critic_seconds),
+        (names::LOSS_SECONDS, stats.loss_seconds),
+        (names::BACKWARD_SECONDS, stats.backward_seconds),
+        (names::OPTIMIZER_SECONDS, stats.optimizer_seconds),
     ] {
         scalars.insert(k.into(), v);
     }

@@ -163,3 +163,50 @@ fn cuda_request_on_a_cpu_machine_says_so() {
         assert!(stderr.contains("no CUDA device"), "{stderr}");
     }
 }
+
+#[test]
+fn bench_train_breaks_the_update_into_its_parts_and_keeps_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), 4096, 0);
+    let child = Command::new(BIN)
+        .args(["bench", "train", "--updates", "3", "--set", "ppo.epochs=3"])
+        .arg(&config)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let scratch = std::env::temp_dir().join(format!("wormnet-bench-train-{}", child.id()));
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("3 updates of 128 steps (4 envs × 32), 3 epochs"),
+        "{text}"
+    );
+    // The update's parts are measured inside it: they add up to less than the whole.
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("per update:"))
+        .expect(&text);
+    let ms = |name: &str| -> f64 {
+        let after = line
+            .split(&format!("{name} "))
+            .nth(1)
+            .unwrap_or_else(|| panic!("{name}: {line}"));
+        after.split_whitespace().next().unwrap().parse().unwrap()
+    };
+    let parts: f64 = ["actor", "critic", "loss", "backward", "optimizer"]
+        .iter()
+        .map(|p| ms(p))
+        .sum();
+    assert!(parts > 0.0 && parts <= ms("; update"), "{line}");
+    assert!(
+        !scratch.exists(),
+        "bench train left {} behind",
+        scratch.display()
+    );
+}

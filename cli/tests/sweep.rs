@@ -140,7 +140,19 @@ impl Drop for RayHead {
 #[test]
 fn local_and_ray_sweeps_train_identical_trials_and_report_them() {
     let dir = tempfile::tempdir().unwrap();
-    let sweep = write_sweep(dir.path(), 1024, "[1, 2, 3]", "[\"ltc\", \"cfc\"]");
+    // The shipped cartpole config, on a budget of 16 updates.
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/cartpole.toml");
+    let sweep = dir.path().join("sweep.toml");
+    std::fs::write(
+        &sweep,
+        format!(
+            "config = {:?}\nseeds = [1, 2, 3]\n\
+             set = {{ \"run.total_steps\" = 4096, \"run.eval_every\" = 8, \"run.eval_episodes\" = 4 }}\n\
+             [grid]\n\"policy.actor.cell\" = [\"ltc\", \"cfc\"]\n",
+            config.canonicalize().unwrap()
+        ),
+    )
+    .unwrap();
     let local = dir.path().join("local");
     let out = wormnet(&[
         "sweep",

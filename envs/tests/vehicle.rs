@@ -204,6 +204,32 @@ fn throttle_and_noise_options_reach_the_env() {
     );
 }
 
+#[test]
+fn without_privileged_state_the_car_sees_ranges_speed_and_steering_only() {
+    let mut full = make("");
+    let mut bare = make("privileged = false");
+    let names = &bare.spec().observation_names;
+    assert_eq!(bare.spec().obs_dim(), full.spec().obs_dim() - 2);
+    assert!(!names
+        .iter()
+        .any(|n| n == "heading_error" || n == "lateral_offset"));
+    assert_eq!(&names[11..], ["speed", "steering"]);
+    let (mut a, mut b) = (vec![0.0; 15], vec![0.0; 13]);
+    full.reset(Some(4), &mut a);
+    bare.reset(Some(4), &mut b);
+    for _ in 0..30 {
+        full.step(&[0.3], &mut a);
+        bare.step(&[0.3], &mut b);
+    }
+    // The same car on the same track: the same ranges, speed and steering.
+    assert_eq!(bits(&b[..12]), bits(&a[..12]));
+    assert_eq!(b[12].to_bits(), a[14].to_bits());
+    assert!(
+        (b[12] - 0.3).abs() < 1e-6,
+        "steering held at 0.3 of full lock: {b:?}"
+    );
+}
+
 fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|x| x.to_bits()).collect()
 }

@@ -188,8 +188,8 @@ fn difference_label(
         .map(|(k, v)| {
             let short = k.rsplit('.').next().unwrap_or(k);
             let v = v.trim_matches('"');
-            let v = if v.len() > 24 {
-                format!("{}…", &v[..24])
+            let v = if v.chars().count() > 24 {
+                format!("{}…", v.chars().take(24).collect::<String>())
             } else {
                 v.to_string()
             };

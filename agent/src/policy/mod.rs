@@ -10,6 +10,7 @@
 //! from the critic into the actor through that input.
 
 mod config;
+mod critic;
 mod normalize;
 
 use std::collections::BTreeMap;
@@ -19,6 +20,7 @@ use wormnet_ncp::{NcpNet, State, Tape};
 use wormnet_sim::{EnvSpec, Space};
 
 pub use config::{CriticConfig, CriticKind, PolicyConfig, PolicyError};
+use critic::Critic;
 pub use normalize::{ObsNormalizer, RewardScaler, RunningMeanStd};
 
 /// How actions are drawn from the actor's outputs.
@@ -80,14 +82,6 @@ impl PolicyState {
     }
 }
 
-enum Critic {
-    Mlp {
-        layers: Vec<nn::Linear>,
-        with_state: bool,
-    },
-    Ncp(Box<NcpNet>),
-}
-
 /// What one acting step produced for a batch of envs.
 pub struct Act {
     /// Raw actions `(B, A)` (Discrete: the index as a float).
@@ -108,6 +102,10 @@ pub struct Evaluation {
     pub entropy: Tensor,
     /// Values `(B, T)`.
     pub value: Tensor,
+    /// Seconds the actor's replay took (forward only).
+    pub actor_seconds: f64,
+    /// Seconds the critic's values took (forward only).
+    pub critic_seconds: f64,
 }
 
 /// The trained actor-critic with all its parameters in one `VarStore`.
@@ -180,39 +178,12 @@ impl Policy {
         if !(timespan > 0.0 && timespan.is_finite()) {
             return Err(PolicyError::Timespan(timespan));
         }
-        let critic_path = root.sub("critic");
-        let critic = match config.critic.kind {
-            CriticKind::Mlp => {
-                if config.critic.hidden.contains(&0) {
-                    return Err(PolicyError::Critic(
-                        "hidden layer widths must be at least 1".into(),
-                    ));
-                }
-                let with_state = config.critic.with_actor_state;
-                let mut width = obs_dim + if with_state { actor.state_size() } else { 0 };
-                let mut layers = Vec::new();
-                for (i, &h) in config.critic.hidden.iter().enumerate() {
-                    layers.push(orthogonal_linear(
-                        &critic_path.sub(i.to_string()),
-                        width,
-                        h,
-                        2f64.sqrt(),
-                    ));
-                    width = h;
-                }
-                let head = config.critic.hidden.len().to_string();
-                layers.push(orthogonal_linear(&critic_path.sub(head), width, 1, 1.0));
-                Critic::Mlp { layers, with_state }
-            }
-            CriticKind::Ncp => {
-                let ncp = config.critic.ncp.as_ref().ok_or_else(|| {
-                    PolicyError::Critic("kind = \"ncp\" needs a [policy.critic.ncp] table".into())
-                })?;
-                let net = NcpNet::new(&critic_path, obs_dim, ncp)
-                    .map_err(|e| PolicyError::Critic(e.to_string()))?;
-                Critic::Ncp(Box::new(net))
-            }
-        };
+        let critic = Critic::new(
+            &root.sub("critic"),
+            obs_dim,
+            actor.state_size(),
+            &config.critic,
+        )?;
         let log_std = match action {
             ActionKind::Continuous { .. } => Some(root.var(
                 "log_std",
@@ -328,7 +299,7 @@ impl Policy {
         let dt = self.dt(obs.size()[0]);
         let (out, actor_state) = self.actor.step(obs, &state.actor, &dt);
         let (value, critic_state) = match &self.critic {
-            Critic::Mlp { .. } => (self.mlp_value(obs, &actor_state.h), None),
+            Critic::Mlp { .. } => (self.critic.mlp_value(obs, &actor_state.h), None),
             Critic::Ncp(net) => {
                 let cs = state
                     .critic
@@ -346,26 +317,6 @@ impl Policy {
                 critic: critic_state,
             },
         )
-    }
-
-    /// The MLP critic on observations `(…, O)` and actor neuron states `(…, S)` (detached).
-    fn mlp_value(&self, obs: &Tensor, actor_h: &Tensor) -> Tensor {
-        let Critic::Mlp { layers, with_state } = &self.critic else {
-            unreachable!("mlp_value on an NCP critic");
-        };
-        let mut x = if *with_state {
-            Tensor::cat(&[obs.shallow_clone(), actor_h.detach()], -1)
-        } else {
-            obs.shallow_clone()
-        };
-        let last = layers.len() - 1;
-        for (i, layer) in layers.iter().enumerate() {
-            x = x.apply(layer);
-            if i < last {
-                x = x.tanh();
-            }
-        }
-        x.squeeze_dim(-1)
     }
 
     /// Acts for a batch of envs (no gradient): samples an action (or takes the mode when
@@ -431,12 +382,15 @@ impl Policy {
             f64::from(self.timespan),
             (Kind::Float, self.device()),
         );
+        let actor_started = std::time::Instant::now();
         let (out, _, tape) =
             self.actor
                 .forward_sequence_train(obs, Some(&state0.actor), Some(&ts), Some(starts));
+        let actor_seconds = actor_started.elapsed().as_secs_f64();
+        let critic_started = std::time::Instant::now();
         let mut tape = tape;
         let value = match &self.critic {
-            Critic::Mlp { .. } => self.mlp_value(obs, actor_h),
+            Critic::Mlp { .. } => self.critic.mlp_value(obs, actor_h),
             Critic::Ncp(net) => {
                 let cs = state0
                     .critic
@@ -448,6 +402,7 @@ impl Policy {
                 v.select(-1, 0)
             }
         };
+        let critic_seconds = critic_started.elapsed().as_secs_f64();
         let (logp, entropy) = match &self.action {
             ActionKind::Continuous { .. } => {
                 let logp = self.gaussian_logp(&out, actions);
@@ -468,6 +423,8 @@ impl Policy {
                 logp,
                 entropy,
                 value,
+                actor_seconds,
+                critic_seconds,
             },
             tape,
         )
@@ -577,20 +534,6 @@ impl Policy {
             net.apply_weight_constraints();
         }
     }
-}
-
-/// A linear layer with orthogonal weights and zero bias (PPO detail C2).
-fn orthogonal_linear(path: &nn::Path, input: usize, output: usize, gain: f64) -> nn::Linear {
-    nn::linear(
-        path,
-        input as i64,
-        output as i64,
-        nn::LinearConfig {
-            ws_init: nn::Init::Orthogonal { gain },
-            bs_init: Some(nn::Init::Const(0.0)),
-            bias: true,
-        },
-    )
 }
 
 #[cfg(test)]

@@ -3,6 +3,8 @@
 //! rollout's start state with the same episode-start resets, and the whole loss — clipped
 //! surrogate, (clipped) value loss, entropy bonus — in [`update`].
 
+use std::time::Instant;
+
 use anyhow::{bail, Result};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -41,6 +43,16 @@ pub struct UpdateStats {
     pub rollout_seconds: f64,
     /// Wall time spent in GAE and the PPO epochs.
     pub update_seconds: f64,
+    /// Of the update: replaying the actor over the minibatches (forward).
+    pub actor_seconds: f64,
+    /// Of the update: the critic's values (forward).
+    pub critic_seconds: f64,
+    /// Of the update: ratios, the losses and their statistics.
+    pub loss_seconds: f64,
+    /// Of the update: backpropagation (autograd and the kernels' backward).
+    pub backward_seconds: f64,
+    /// Of the update: zeroing gradients, clipping their norm, Adam and weight constraints.
+    pub optimizer_seconds: f64,
 }
 
 /// Runs the PPO epochs on `rollout`: `params` are the policy's trainable tensors in Adam's
@@ -106,6 +118,9 @@ pub fn update(
                 &rollout.state0.select(&idx),
                 &actor_h.index_select(0, &idx),
             );
+            stats.actor_seconds += ev.actor_seconds;
+            stats.critic_seconds += ev.critic_seconds;
+            let loss_started = Instant::now();
             let mb_old_logp = old_logp.index_select(0, &idx);
             let mb_adv = advantages.index_select(0, &idx);
             let mb_ret = returns.index_select(0, &idx);
@@ -158,14 +173,21 @@ pub fn update(
                     v_loss.double_value(&[])
                 );
             }
+            stats.loss_seconds += loss_started.elapsed().as_secs_f64();
+            let optimizer_started = Instant::now();
             for t in params {
                 let mut t = t.shallow_clone();
                 t.zero_grad();
             }
+            let backward_started = Instant::now();
             tape.backward(&loss);
+            stats.backward_seconds += backward_started.elapsed().as_secs_f64();
+            let clip_started = Instant::now();
             let norm = clip_grad_norm(params, cfg.max_grad_norm);
             adam.step(params);
             policy.apply_weight_constraints();
+            stats.optimizer_seconds += (backward_started - optimizer_started).as_secs_f64()
+                + clip_started.elapsed().as_secs_f64();
 
             stats.policy_loss += pg_loss.double_value(&[]);
             stats.value_loss += v_loss.double_value(&[]);

@@ -4,6 +4,10 @@
 
 use std::time::Duration;
 
+use wormnet_agent::config::TrainConfig;
+use wormnet_agent::ppo::update::UpdateStats;
+use wormnet_agent::train::Trainer;
+
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use wormnet_sim::Registry;
@@ -15,6 +19,21 @@ pub enum BenchCommand {
     Env(EnvBench),
     /// NCP speed: LTC and CfC on AutoNCP(19, 4), 8 inputs, sequence 100 (forward, train, step).
     Ncp(NcpBench),
+    /// Where a training second goes: steps/s, rollout vs update, and the update's parts.
+    Train(TrainBench),
+}
+
+/// Arguments of `wormnet bench train`.
+#[derive(Args)]
+pub struct TrainBench {
+    /// Experiment config (e.g. configs/cartpole.toml).
+    pub config: std::path::PathBuf,
+    /// Updates to measure, after one warm-up update.
+    #[arg(long, default_value_t = 20)]
+    pub updates: usize,
+    /// Sets a config value by dotted key, as `wormnet train --set` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<wormnet_agent::config::Override>,
 }
 
 /// Arguments of `wormnet bench ncp` (scripts/bench_ncps.py runs the same cases on Python ncps).
@@ -76,6 +95,7 @@ pub fn run(command: BenchCommand, registry: &Registry) -> Result<()> {
     match command {
         BenchCommand::Env(args) => bench_env(args, registry),
         BenchCommand::Ncp(args) => bench_ncp(args),
+        BenchCommand::Train(args) => bench_train(args, registry),
     }
 }
 
@@ -190,4 +210,85 @@ fn bench_env(args: EnvBench, registry: &Registry) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Trains `updates` updates (after a warm-up) of a config in a scratch run directory and
+/// prints where the time went; nothing is kept.
+fn bench_train(args: TrainBench, registry: &Registry) -> Result<()> {
+    if args.updates == 0 {
+        anyhow::bail!("--updates must be at least 1");
+    }
+    let mut config = TrainConfig::load_with(&args.config, &args.overrides)?;
+    let batch = (config.env.num_envs * config.ppo.steps_per_rollout) as u64;
+    // A budget past the measured updates, so that no final evaluation is due.
+    config.run.total_steps = batch * (args.updates as u64 + 2);
+    config.run.eval_every = 0;
+    config.run.checkpoint_every = args.updates + 2;
+    let scratch = std::env::temp_dir().join(format!("wormnet-bench-train-{}", std::process::id()));
+    let result = (|| -> Result<()> {
+        let mut trainer = Trainer::create(config.clone(), &scratch, registry)
+            .with_context(|| format!("config {}", args.config.display()))?;
+        trainer.run(Some(1), |_, _| {})?;
+        let mut total = UpdateStats::default();
+        trainer.run(Some(args.updates), |_, s| {
+            for (sum, x) in [
+                (&mut total.rollout_seconds, s.rollout_seconds),
+                (&mut total.update_seconds, s.update_seconds),
+                (&mut total.actor_seconds, s.actor_seconds),
+                (&mut total.critic_seconds, s.critic_seconds),
+                (&mut total.loss_seconds, s.loss_seconds),
+                (&mut total.backward_seconds, s.backward_seconds),
+                (&mut total.optimizer_seconds, s.optimizer_seconds),
+            ] {
+                *sum += x;
+            }
+        })?;
+        let n = args.updates as f64;
+        let steps = batch as f64 * n;
+        let train = total.rollout_seconds + total.update_seconds;
+        let ms = |s: f64| 1e3 * s / n;
+        let rest = total.update_seconds
+            - total.actor_seconds
+            - total.critic_seconds
+            - total.loss_seconds
+            - total.backward_seconds
+            - total.optimizer_seconds;
+        let samples = batch as f64 * config.ppo.epochs as f64;
+        println!(
+            "wormnet bench train {}: {} updates of {} steps ({} envs × {}), {} epochs × {} minibatches",
+            args.config.display(),
+            args.updates,
+            batch,
+            config.env.num_envs,
+            config.ppo.steps_per_rollout,
+            config.ppo.epochs,
+            config.ppo.minibatches
+        );
+        println!(
+            "training steps/s: {:.0}   (rollout {:.1} s = {:.0} %, update {:.1} s = {:.0} %)",
+            steps / train,
+            total.rollout_seconds,
+            100.0 * total.rollout_seconds / train,
+            total.update_seconds,
+            100.0 * total.update_seconds / train
+        );
+        println!(
+            "per update: rollout {:.1} ms; update {:.1} ms = actor {:.1} + critic {:.1} + loss {:.1} + backward {:.1} + optimizer {:.1} + gae and batching {:.1}",
+            ms(total.rollout_seconds),
+            ms(total.update_seconds),
+            ms(total.actor_seconds),
+            ms(total.critic_seconds),
+            ms(total.loss_seconds),
+            ms(total.backward_seconds),
+            ms(total.optimizer_seconds),
+            ms(rest)
+        );
+        println!(
+            "update per sample-step (epochs × envs × steps): {:.2} µs",
+            1e6 * total.update_seconds / n / samples
+        );
+        Ok(())
+    })();
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
 }

@@ -109,7 +109,11 @@ pub fn run(args: TrainArgs, registry: &Registry) -> Result<()> {
             trainer
         }
     };
-    install_ctrl_c("finishing this update and saving the latest checkpoint…")?;
+    install_ctrl_c(
+        "training on to the next checkpoint (at most run.checkpoint_every updates), where a \
+         resumed run continues exactly, and saving it; interrupt again to stop at once without \
+         saving…",
+    )?;
 
     let total = trainer.config.run.total_steps;
     eprintln!(

@@ -136,11 +136,16 @@ impl BevyEnvPlugin for Vehicle {
             .iter()
             .map(|a| format!("range_{:+.0}deg", a.to_degrees()))
             .collect();
-        names.extend(["speed", "heading_error", "lateral_offset", "steering"].map(String::from));
+        let state: &[&str] = if o.privileged {
+            &["speed", "heading_error", "lateral_offset", "steering"]
+        } else {
+            &["speed", "steering"]
+        };
+        names.extend(state.iter().map(|s| s.to_string()));
         let mut low = vec![0.0; o.rays];
         let mut high = vec![1.0; o.rays];
-        low.extend([f32::NEG_INFINITY; 4]);
-        high.extend([f32::INFINITY; 4]);
+        low.extend(vec![f32::NEG_INFINITY; state.len()]);
+        high.extend(vec![f32::INFINITY; state.len()]);
         let mut actions = vec!["steering".to_string()];
         if o.throttle {
             actions.push("throttle".to_string());
@@ -437,9 +442,12 @@ fn observe(
     let half_width = 0.5 * track.width;
     let n = o.rays;
     out.observation[n] = noisy(forward_speed / o.max_speed);
-    out.observation[n + 1] = noisy(heading_error);
-    out.observation[n + 2] = noisy(projection.lateral / half_width);
-    out.observation[n + 3] = noisy(state.steer / o.max_steer);
+    if o.privileged {
+        out.observation[n + 1] = noisy(heading_error);
+        out.observation[n + 2] = noisy(projection.lateral / half_width);
+    }
+    let last = out.observation.len() - 1;
+    out.observation[last] = noisy(state.steer / o.max_steer);
 
     if !state.started {
         state.started = true;

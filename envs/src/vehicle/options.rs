@@ -63,6 +63,9 @@ pub struct VehicleOptions {
     pub ray_spread: f32,
     /// Range of the sensors, m; readings are divided by it.
     pub ray_range: f32,
+    /// Observe the heading error and lateral offset (the lane geometry as two numbers, which
+    /// a linear policy can lap with); false leaves the range sensors, speed and steering.
+    pub privileged: bool,
     /// Standard deviation of Gaussian noise added to every (normalised) observation component.
     pub sensor_noise: f32,
     /// Half height, m, of a view that follows the car in `watch`/`record` (0: the whole track).
@@ -122,6 +125,7 @@ impl Default for VehicleOptions {
             rays: 11,
             ray_spread: std::f32::consts::PI,
             ray_range: 40.0,
+            privileged: true,
             sensor_noise: 0.0,
             follow: 0.0,
             track_length: [200.0, 350.0],

@@ -155,8 +155,11 @@ pub fn run(args: SweepArgs) -> Result<()> {
                 "--quiet".into(),
             ],
             Progress::New => {
-                // Started before but killed before its first checkpoint: nothing to keep.
+                // Started before but killed before its first checkpoint: nothing to keep,
+                // unless a process still trains there (another Slurm array task, say).
                 if run_dir.exists() {
+                    let _held = RunLock::acquire(&run_dir)
+                        .with_context(|| format!("trial {}", trial.id))?;
                     std::fs::remove_dir_all(&run_dir)
                         .with_context(|| format!("cannot clear {}", run_dir.display()))?;
                 }
