@@ -223,6 +223,7 @@ fn env_emitting_nan_stops_training_with_its_name_and_keeps_checkpoints() {
                     action_names: vec!["push".into()],
                     clip_actions: false,
                     survival_is_success: false,
+                    image: None,
                 },
                 t: 0,
             }) as Box<dyn Env>)

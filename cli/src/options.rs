@@ -2,14 +2,17 @@
 //! check that they leave the spaces the policy was trained on.
 
 use anyhow::{bail, Context, Result};
+use wormnet_agent::config::Override;
 use wormnet_sim::{EnvFactory, EnvSpec};
 
-/// Parses each `key=value` as TOML and lays them over `base`, in order.
+/// Parses each `key=value` (a TOML value; a bare word is a string, as with `--set`) and lays
+/// them over `base`, in order.
 pub fn apply(base: &mut toml::Table, options: &[String]) -> Result<()> {
     for option in options {
-        let table: toml::Table = toml::from_str(option)
-            .with_context(|| format!("--option `{option}` is not TOML `key = value`"))?;
-        base.extend(table);
+        let o: Override = option
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("--option {e}"))?;
+        o.apply(base).map_err(|e| anyhow::anyhow!("--option {e}"))?;
     }
     Ok(())
 }

@@ -99,6 +99,7 @@ impl BevyEnvPlugin for BallSlope {
             action_names: vec!["push".to_string()],
             clip_actions: false,
             survival_is_success: false,
+            image: None,
         }
     }
 

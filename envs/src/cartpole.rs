@@ -75,6 +75,7 @@ impl CartPole {
             action_names: vec!["push_right".to_string()],
             clip_actions: false,
             survival_is_success: true,
+            image: None,
         };
         CartPole {
             spec,

@@ -73,6 +73,7 @@ impl Pendulum {
             action_names: vec!["torque".to_string()],
             clip_actions: true,
             survival_is_success: false,
+            image: None,
         };
         Pendulum {
             spec,

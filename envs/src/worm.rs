@@ -308,6 +308,7 @@ impl BevyEnvPlugin for Worm {
             action_names: (0..joints).map(|i| format!("joint{i}_{action}")).collect(),
             clip_actions: false,
             survival_is_success: false,
+            image: None,
         }
     }
 

@@ -31,6 +31,34 @@ pub struct EnvSpec {
     /// (pendulum, the worm) leave it false and report no success rate.
     #[serde(default)]
     pub survival_is_success: bool,
+    /// Where the observation begins with an image: its shape. The first `C·H·W` components
+    /// are its pixels (channel-major, rows from the top), the rest are flat features; a policy
+    /// with a convolutional encoder reads them so. None for flat observations.
+    #[serde(default)]
+    pub image: Option<ImageShape>,
+}
+
+/// The shape of an image at the start of an observation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageShape {
+    /// Channels (1 for grey).
+    pub channels: usize,
+    /// Rows.
+    pub height: usize,
+    /// Columns.
+    pub width: usize,
+}
+
+impl ImageShape {
+    /// Components the image takes in the observation.
+    pub fn len(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+
+    /// Whether the image has no pixel.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// Why an [`EnvSpec`] is unusable, caught when an env is built rather than mid-training.
@@ -56,6 +84,16 @@ pub enum SpecError {
         /// Number of names.
         names: usize,
         /// Space dimension.
+        dim: usize,
+    },
+    /// The image does not fit the observation.
+    #[error("env `{env}`: an image of {pixels} components does not fit an observation of {dim}")]
+    Image {
+        /// Env name.
+        env: String,
+        /// `C·H·W`.
+        pixels: usize,
+        /// Observation dimension.
         dim: usize,
     },
     /// `dt` is not a positive finite number.
@@ -102,6 +140,16 @@ impl EnvSpec {
                     dim: space.dim(),
                 });
             }
+        }
+        if let Some(image) = self
+            .image
+            .filter(|i| i.is_empty() || i.len() > self.obs_dim())
+        {
+            return Err(SpecError::Image {
+                env: self.name.clone(),
+                pixels: image.len(),
+                dim: self.obs_dim(),
+            });
         }
         if !(self.dt > 0.0 && self.dt.is_finite()) {
             return Err(SpecError::Dt {
@@ -180,9 +228,14 @@ pub enum EnvError {
 /// Parses an env's TOML options into its options struct (which should use
 /// `#[serde(deny_unknown_fields, default)]`), so unknown options fail with the env's name.
 pub fn parse_options<T: DeserializeOwned>(env: &str, options: &toml::Table) -> Result<T, EnvError> {
+    // One line: toml puts "in `key`" on a line of its own.
     T::deserialize(toml::Value::Table(options.clone())).map_err(|e| EnvError::Options {
         env: env.to_string(),
-        message: e.to_string().trim().to_string(),
+        message: e
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" "),
     })
 }
 
@@ -269,7 +322,26 @@ mod tests {
             action_names: vec!["push".into()],
             clip_actions: false,
             survival_is_success: false,
+            image: None,
         };
         assert!(matches!(spec.validate(), Err(SpecError::Names { .. })));
+        let image = |channels, height, width| ImageShape {
+            channels,
+            height,
+            width,
+        };
+        let spec = EnvSpec {
+            observation_names: vec!["a".into(), "b".into()],
+            image: Some(image(1, 1, 2)),
+            ..spec
+        };
+        assert!(spec.validate().is_ok());
+        for bad in [image(1, 2, 2), image(0, 1, 1)] {
+            let spec = EnvSpec {
+                image: Some(bad),
+                ..spec.clone()
+            };
+            assert!(matches!(spec.validate(), Err(SpecError::Image { .. })));
+        }
     }
 }

@@ -31,7 +31,7 @@ pub mod rollout;
 pub mod space;
 pub mod vec_env;
 
-pub use env::{parse_options, Env, EnvError, EnvSpec, Step};
+pub use env::{parse_options, Env, EnvError, EnvSpec, ImageShape, Step};
 pub use episode::{EpisodeDriver, EpisodeStats, Fault, FaultKind};
 pub use frame::Frame;
 pub use registry::{EnvFactory, Registry, RegistryError};

@@ -14,6 +14,7 @@ fn spec(low: f32, high: f32) -> EnvSpec {
         action_names: vec!["torque".into(), "free".into()],
         clip_actions: false,
         survival_is_success: false,
+        image: None,
     }
 }
 

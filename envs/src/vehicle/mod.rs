@@ -1,10 +1,12 @@
 //! Lane keeping on a road that bends: a car (a Rapier rigid body pushed by bicycle-model tyre
 //! forces) drives laps of procedurally generated closed tracks, seeing the road only through a
-//! fan of range sensors, its speed, its heading relative to the road, its offset from the
-//! centre and its steering angle. The NCP paper's lane-keeping task, in 2D.
+//! fan of range sensors or a camera image of the road ahead, its speed and steering angle, and
+//! (unless `privileged = false`) its heading relative to the road and its offset from the
+//! centre. The NCP paper's lane-keeping task, in 2D.
 //!
 //! - [`track`]: seeded tracks, disjoint seed ranges for training and held-out evaluation.
 //! - [`car`]: the tyre model and the steering actuator.
+//! - [`camera`]: the forward view of the road, rendered in software from the track.
 //!
 //! Reward per step: progress along the centre line (1 per step at the reference speed) minus a
 //! penalty growing with the squared distance from the centre. Leaving the road, stalling (no new
@@ -12,6 +14,7 @@
 //! `terminated` (a failure); completing one lap ends it as `truncated` (the car could drive on),
 //! so a finished episode succeeded exactly when it was not terminated — see [`lap_completed`].
 
+pub mod camera;
 pub mod car;
 pub mod track;
 
@@ -30,12 +33,13 @@ use wormnet_sim::bevy_env::{
 use wormnet_sim::frame::{Geometry, Overlay, Polyline, Pose, Rgba, Shape};
 use wormnet_sim::noise::standard_normal;
 use wormnet_sim::planar::{wrap_angle, yaw};
-use wormnet_sim::{parse_options, EnvError, EnvSpec, EpisodeStats, Frame, Space};
+use wormnet_sim::{parse_options, EnvError, EnvSpec, EpisodeStats, Frame, ImageShape, Space};
 
 mod options;
 
+use camera::Camera;
 use car::{steer_towards, tyre_forces, BodyMotion, CarParams};
-pub use options::{TrackSet, VehicleOptions, NAME};
+pub use options::{Observation, TrackSet, VehicleOptions, NAME};
 use track::Track;
 
 /// Gain of the speed controller, 1/s: the speed error is corrected with a time constant of 0.5 s.
@@ -87,6 +91,8 @@ struct Config {
     options: VehicleOptions,
     car: CarParams,
     ray_angles: Vec<f32>,
+    /// The camera, when the car observes through one.
+    camera: Option<Camera>,
 }
 
 /// The episode's track, readable by tools and tests through the env's `App`.
@@ -126,24 +132,41 @@ pub struct Drive {
     hint: usize,
     last_s: f32,
     started: bool,
+    /// This episode's camera brightness offset.
+    brightness: f32,
 }
 
 impl BevyEnvPlugin for Vehicle {
     fn spec(&self) -> EnvSpec {
         let o = &self.options;
-        let mut names: Vec<String> = o
-            .ray_angles()
-            .iter()
-            .map(|a| format!("range_{:+.0}deg", a.to_degrees()))
-            .collect();
+        let (mut names, image): (Vec<String>, _) = match o.observation {
+            Observation::Rays => (
+                o.ray_angles()
+                    .iter()
+                    .map(|a| format!("range_{:+.0}deg", a.to_degrees()))
+                    .collect(),
+                None,
+            ),
+            Observation::Camera => (
+                (0..o.camera_height)
+                    .flat_map(|r| (0..o.camera_width).map(move |c| format!("pixel_r{r}_c{c}")))
+                    .collect(),
+                Some(ImageShape {
+                    channels: 1,
+                    height: o.camera_height,
+                    width: o.camera_width,
+                }),
+            ),
+        };
+        let sensors = names.len();
         let state: &[&str] = if o.privileged {
             &["speed", "heading_error", "lateral_offset", "steering"]
         } else {
             &["speed", "steering"]
         };
         names.extend(state.iter().map(|s| s.to_string()));
-        let mut low = vec![0.0; o.rays];
-        let mut high = vec![1.0; o.rays];
+        let mut low = vec![0.0; sensors];
+        let mut high = vec![1.0; sensors];
         low.extend(vec![f32::NEG_INFINITY; state.len()]);
         high.extend(vec![f32::INFINITY; state.len()]);
         let mut actions = vec!["steering".to_string()];
@@ -163,6 +186,7 @@ impl BevyEnvPlugin for Vehicle {
             action_names: actions,
             clip_actions: false,
             survival_is_success: true,
+            image,
         }
     }
 
@@ -179,6 +203,8 @@ impl BevyEnvPlugin for Vehicle {
             options: self.options.clone(),
             car: self.options.car(),
             ray_angles: self.options.ray_angles(),
+            camera: (self.options.observation == Observation::Camera)
+                .then(|| Camera::new(&self.options.camera())),
         })
         .insert_resource(Drive::default())
         .add_systems(Startup, spawn)
@@ -360,36 +386,21 @@ fn drive(
     }
 }
 
-/// Senses the road, pays the reward and decides whether the episode ends.
+/// The fan of range sensors: writes the normalised distances (with `sensor_noise`) and where
+/// each ray ended. Before the first physics step Rapier's broad phase is still empty, so the
+/// reset observation casts against the two border shapes directly (same geometry).
 #[allow(clippy::too_many_arguments)]
-fn observe(
-    config: Res<Config>,
-    road: Res<Road>,
-    rapier: ReadRapierContext,
-    borders: Query<(&Collider, &Transform), With<Border>>,
-    cars: Query<(&Transform, &Velocity), With<Car>>,
-    mut rng: ResMut<EpisodeRng>,
-    mut state: ResMut<Drive>,
-    mut out: ResMut<EnvOutput>,
+fn sense_ranges(
+    config: &Config,
+    rapier: &ReadRapierContext,
+    borders: &Query<(&Collider, &Transform), With<Border>>,
+    position: Vec2,
+    heading: f32,
+    state: &mut Drive,
+    rng: &mut EpisodeRng,
+    out: &mut EnvOutput,
 ) {
     let o = &config.options;
-    let track = &road.0;
-    let Some((transform, velocity)) = cars.iter().next() else {
-        return;
-    };
-    let position = transform.translation.truncate();
-    let heading = yaw(transform);
-    let state = &mut *state;
-    let window = if state.started {
-        PROJECTION_WINDOW
-    } else {
-        track.len()
-    };
-    let projection = track.project(position, state.hint, window);
-    state.hint = projection.index;
-
-    // Range sensors. Before the first physics step Rapier's broad phase is still empty, so the
-    // reset observation casts against the two border shapes directly (same geometry).
     let origins = config
         .ray_angles
         .iter()
@@ -437,10 +448,78 @@ fn observe(
             .push(position + distances[k] * Vec2::from_angle(heading + angle));
         out.observation[k] = noisy(distances[k] / o.ray_range).clamp(0.0, 1.0);
     }
+}
+
+/// Senses the road, pays the reward and decides whether the episode ends.
+#[allow(clippy::too_many_arguments)]
+fn observe(
+    config: Res<Config>,
+    road: Res<Road>,
+    rapier: ReadRapierContext,
+    borders: Query<(&Collider, &Transform), With<Border>>,
+    cars: Query<(&Transform, &Velocity), With<Car>>,
+    mut rng: ResMut<EpisodeRng>,
+    mut state: ResMut<Drive>,
+    mut out: ResMut<EnvOutput>,
+) {
+    let o = &config.options;
+    let track = &road.0;
+    let Some((transform, velocity)) = cars.iter().next() else {
+        return;
+    };
+    let position = transform.translation.truncate();
+    let heading = yaw(transform);
+    let state = &mut *state;
+    let window = if state.started {
+        PROJECTION_WINDOW
+    } else {
+        track.len()
+    };
+    let projection = track.project(position, state.hint, window);
+    state.hint = projection.index;
+
+    state.ray_ends.clear();
+    let sensors = match &config.camera {
+        Some(camera) => {
+            let pixels = camera.pixels();
+            let image = &mut out.observation[..pixels];
+            camera.render(track, position, heading, state.hint, image);
+            if !state.started && o.camera_brightness > 0.0 {
+                state.brightness = rng
+                    .0
+                    .random_range(-o.camera_brightness..=o.camera_brightness);
+            }
+            if o.camera_noise > 0.0 || state.brightness != 0.0 {
+                for px in image.iter_mut() {
+                    let noise = if o.camera_noise > 0.0 {
+                        o.camera_noise * standard_normal(&mut rng.0) as f32
+                    } else {
+                        0.0
+                    };
+                    *px = (*px + state.brightness + noise).clamp(0.0, 1.0);
+                }
+            }
+            pixels
+        }
+        None => {
+            sense_ranges(
+                &config, &rapier, &borders, position, heading, state, &mut rng, &mut out,
+            );
+            o.rays
+        }
+    };
+    let noise = o.sensor_noise;
+    let mut noisy = |x: f32| {
+        if noise > 0.0 {
+            x + noise * standard_normal(&mut rng.0) as f32
+        } else {
+            x
+        }
+    };
     let forward_speed = Vec2::from_angle(heading).dot(velocity.linear);
     let heading_error = wrap_angle(heading - projection.tangent.to_angle());
     let half_width = 0.5 * track.width;
-    let n = o.rays;
+    let n = sensors;
     out.observation[n] = noisy(forward_speed / o.max_speed);
     if o.privileged {
         out.observation[n + 1] = noisy(heading_error);

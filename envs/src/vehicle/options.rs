@@ -4,6 +4,7 @@
 use serde::Deserialize;
 use wormnet_sim::EnvError;
 
+use super::camera::CameraParams;
 use super::car::CarParams;
 use super::track::TrackParams;
 
@@ -18,6 +19,16 @@ pub enum TrackSet {
     Train,
     /// `eval_seeds` (held out from training).
     Eval,
+}
+
+/// What the car observes besides its speed and steering.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Observation {
+    /// The fan of range sensors.
+    Rays,
+    /// A forward-looking grey camera image of the ground (`camera_*` options).
+    Camera,
 }
 
 /// Options accepted in the env's TOML table; `configs/vehicle.toml` documents each one.
@@ -57,6 +68,24 @@ pub struct VehicleOptions {
     pub cornering_stiffness: f32,
     /// Tyre–road friction coefficient.
     pub friction: f32,
+    /// `rays` (range sensors) or `camera` (a grey image of the road ahead).
+    pub observation: Observation,
+    /// Camera image width, pixels.
+    pub camera_width: usize,
+    /// Camera image height, pixels.
+    pub camera_height: usize,
+    /// Camera horizontal field of view, radians.
+    pub camera_fov: f32,
+    /// Camera height above the ground, m.
+    pub camera_mount_height: f32,
+    /// Camera downward tilt, radians.
+    pub camera_pitch: f32,
+    /// Farthest ground the camera draws, m (beyond: sky).
+    pub camera_range: f32,
+    /// Standard deviation of Gaussian noise added to every pixel (training augmentation).
+    pub camera_noise: f32,
+    /// Half-width of a uniform brightness offset drawn per episode (training augmentation).
+    pub camera_brightness: f32,
     /// Number of range sensors.
     pub rays: usize,
     /// Angle covered by the fan of range sensors, radians, centred on the heading.
@@ -122,6 +151,15 @@ impl Default for VehicleOptions {
             rear_axle: 1.4,
             cornering_stiffness: 12.0,
             friction: 0.9,
+            observation: Observation::Rays,
+            camera_width: 64,
+            camera_height: 24,
+            camera_fov: 1.75,
+            camera_mount_height: 1.4,
+            camera_pitch: 0.2,
+            camera_range: 40.0,
+            camera_noise: 0.0,
+            camera_brightness: 0.0,
             rays: 11,
             ray_spread: std::f32::consts::PI,
             ray_range: 40.0,
@@ -171,12 +209,18 @@ impl VehicleOptions {
             ("cornering_stiffness", self.cornering_stiffness),
             ("friction", self.friction),
             ("ray_range", self.ray_range),
+            ("camera_fov", self.camera_fov),
+            ("camera_mount_height", self.camera_mount_height),
+            ("camera_range", self.camera_range),
             ("max_curvature", self.max_curvature),
             ("stall_seconds", self.stall_seconds),
         ];
         let non_negative = [
             ("ray_spread", self.ray_spread),
             ("sensor_noise", self.sensor_noise),
+            ("camera_pitch", self.camera_pitch),
+            ("camera_noise", self.camera_noise),
+            ("camera_brightness", self.camera_brightness),
             ("follow", self.follow),
             ("track_roughness", self.track_roughness),
             ("start_offset", self.start_offset),
@@ -194,6 +238,20 @@ impl VehicleOptions {
                 return bad(format!(
                     "{name} must be [min, max] with 0 < min <= max, got [{lo}, {hi}]"
                 ));
+            }
+        }
+        if self.camera_fov >= 3.0 {
+            return bad(format!(
+                "camera_fov must be below 3 radians, got {}",
+                self.camera_fov
+            ));
+        }
+        for (name, v) in [
+            ("camera_width", self.camera_width),
+            ("camera_height", self.camera_height),
+        ] {
+            if !(2..=512).contains(&v) {
+                return bad(format!("{name} must be in 2..=512, got {v}"));
             }
         }
         if !(1..=64).contains(&self.rays) {
@@ -277,6 +335,17 @@ impl VehicleOptions {
     }
 
     /// Sensor directions relative to the heading, radians (positive: left), right to left.
+    pub(super) fn camera(&self) -> CameraParams {
+        CameraParams {
+            width: self.camera_width,
+            height: self.camera_height,
+            fov: self.camera_fov,
+            mount_height: self.camera_mount_height,
+            pitch: self.camera_pitch,
+            range: self.camera_range,
+        }
+    }
+
     pub(super) fn ray_angles(&self) -> Vec<f32> {
         if self.rays == 1 {
             return vec![0.0];

@@ -200,6 +200,26 @@ impl Track {
         }
     }
 
+    /// Projects `p` onto the centre line near `hint`: walks from `hint` to the locally nearest
+    /// centre point, then projects within two segments of it. For points reached by small
+    /// moves from the previous one (the pixels of a camera row, say) this costs a few steps
+    /// where [`Self::project`] would need a wide window.
+    pub fn project_near(&self, p: Vec2, hint: usize) -> Projection {
+        let n = self.len();
+        let d2 = |i: usize| (p - self.centre[i % n]).length_squared();
+        let mut i = hint % n;
+        for _ in 0..n {
+            if d2(i + 1) < d2(i) {
+                i = (i + 1) % n;
+            } else if d2(i + n - 1) < d2(i) {
+                i = (i + n - 1) % n;
+            } else {
+                break;
+            }
+        }
+        self.project(p, i, 2)
+    }
+
     /// The centre-line point at arc length `s` (wrapping around the loop).
     pub fn point_at(&self, s: f32) -> Vec2 {
         let s = s.rem_euclid(self.length);

@@ -127,6 +127,7 @@ impl BevyEnvPlugin for Lander {
             action_names: vec!["main_engine".into(), "side_thrusters".into()],
             clip_actions: true,
             survival_is_success: false,
+            image: None,
         }
     }
 

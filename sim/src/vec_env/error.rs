@@ -18,14 +18,14 @@ pub enum VecEnvError {
         workers: usize,
     },
     /// An env's constructor failed (bad options, bad spec).
-    #[error("env `{env}` #{index} could not be built: {source}")]
+    #[error("env `{env}` #{index} could not be built: {cause}")]
     Build {
         /// Env name.
         env: String,
         /// Index in the batch.
         index: usize,
-        /// Constructor error.
-        source: EnvError,
+        /// Constructor error (in the message, not repeated as a source).
+        cause: EnvError,
     },
     /// An env's constructor panicked.
     #[error("env `{env}` #{index}: constructor panicked: {message}")]

@@ -153,7 +153,7 @@ impl VecEnv {
                 .map_err(|e| VecEnvError::Build {
                     env: name.clone(),
                     index: first,
-                    source: EnvError::Build {
+                    cause: EnvError::Build {
                         env: name.clone(),
                         message: format!("could not start worker thread: {e}"),
                     },
@@ -172,7 +172,7 @@ impl VecEnv {
         let mut error: Option<VecEnvError> = None;
         for (k, worker) in workers.iter_mut().enumerate() {
             let answer = match recv_within(&worker.replies, Duration::ZERO, config.step_timeout) {
-                Ok(Reply::Ready(answer)) => answer,
+                Ok(Reply::Ready(answer)) => answer.map(|spec| *spec),
                 Err(RecvTimeoutError::Timeout) => {
                     worker.handle = None; // abandon the stuck constructor's thread
                     Err(VecEnvError::WorkerTimeout {

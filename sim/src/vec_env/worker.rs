@@ -44,7 +44,7 @@ pub(super) enum Command {
 }
 
 pub(super) enum Reply {
-    Ready(Result<EnvSpec, VecEnvError>),
+    Ready(Result<Box<EnvSpec>, VecEnvError>),
     Done(Box<Chunk>),
 }
 
@@ -100,11 +100,11 @@ pub(super) fn worker_main(
     for index in first..first + len {
         match catch_unwind(AssertUnwindSafe(|| factory.build())) {
             Ok(Ok(env)) => drivers.push(EpisodeDriver::new(env, index)),
-            Ok(Err(source)) => {
+            Ok(Err(cause)) => {
                 let _ = replies.send(Reply::Ready(Err(VecEnvError::Build {
                     env: name,
                     index,
-                    source,
+                    cause,
                 })));
                 return;
             }
@@ -127,7 +127,7 @@ pub(super) fn worker_main(
         return;
     }
     let (od, ad) = (spec.obs_dim(), spec.action_dim());
-    if replies.send(Reply::Ready(Ok(spec))).is_err() {
+    if replies.send(Reply::Ready(Ok(Box::new(spec)))).is_err() {
         return;
     }
     while let Ok(command) = recv_spinning(&commands, spin) {

@@ -71,6 +71,7 @@ impl Walk {
             action_names: vec!["velocity".into()],
             clip_actions: options.clip,
             survival_is_success: false,
+            image: None,
         };
         Walk {
             spec,
