@@ -482,3 +482,17 @@ fn report_numbers_match_a_hand_computation() {
     assert!(md.contains("| cell=ltc | 2 | 15.0 [10.0, 20.0] | 15.0 | 25.0 [20.0, 30.0] | 320 (2/2) | 20.0 | 18.0 | 24.0 |"), "{md}");
     assert!(out_dir.join("curves.png").exists());
 }
+
+#[test]
+fn every_shipped_sweep_lists_its_trials() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sweeps");
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let out = wormnet(&["sweep", path.to_str().unwrap(), "--dry-run"]);
+        assert!(out.status.success(), "{}: {}", path.display(), stderr(&out));
+        assert!(String::from_utf8_lossy(&out.stdout).lines().count() >= 6);
+    }
+}

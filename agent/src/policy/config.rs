@@ -51,6 +51,41 @@ impl Default for CriticConfig {
     }
 }
 
+fn default_channels() -> Vec<usize> {
+    vec![16, 32, 32]
+}
+fn default_kernels() -> Vec<usize> {
+    vec![5, 3, 3]
+}
+fn default_strides() -> Vec<usize> {
+    vec![2, 2, 2]
+}
+fn default_features() -> usize {
+    32
+}
+
+/// `[policy.encoder]`: how observations with an image become the cell's inputs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum EncoderConfig {
+    /// ReLU convolutions, then a tanh linear layer over their flattened output and the
+    /// observation's flat features.
+    Conv {
+        /// Output channels of each convolution.
+        #[serde(default = "default_channels")]
+        channels: Vec<usize>,
+        /// Square kernel size of each convolution.
+        #[serde(default = "default_kernels")]
+        kernels: Vec<usize>,
+        /// Stride of each convolution.
+        #[serde(default = "default_strides")]
+        strides: Vec<usize>,
+        /// Features out (the cell's sensory inputs); the NCP paper uses 32.
+        #[serde(default = "default_features")]
+        features: usize,
+    },
+}
+
 /// The `[policy]` section of a training config.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -61,6 +96,10 @@ pub struct PolicyConfig {
     /// The critic.
     #[serde(default)]
     pub critic: CriticConfig,
+    /// A convolutional encoder in front of the actor and critic, for envs that observe an
+    /// image (e.g. the vehicle's camera); absent: they read the observation directly.
+    #[serde(default)]
+    pub encoder: Option<EncoderConfig>,
     /// Elapsed time per env step given to the NCP; absent means the env's `dt`. ncps's default
     /// of 1.0 suits cells whose initial time constants are O(1).
     #[serde(default)]
@@ -83,6 +122,8 @@ pub enum PolicyError {
     Actor(NcpError),
     #[error("policy.critic: {0}")]
     Critic(String),
+    #[error("policy.encoder: {0}")]
+    Encoder(String),
     #[error(
         "policy.actor: the actor has {outputs} outputs but env `{env}` needs {needed} \
          ({what}); set {field} to {needed}"

@@ -11,6 +11,7 @@
 
 mod config;
 mod critic;
+mod encoder;
 mod normalize;
 
 use std::collections::BTreeMap;
@@ -19,8 +20,9 @@ use tch::{nn, Device, Kind, Tensor};
 use wormnet_ncp::{NcpNet, State, Tape};
 use wormnet_sim::{EnvSpec, Space};
 
-pub use config::{CriticConfig, CriticKind, PolicyConfig, PolicyError};
+pub use config::{CriticConfig, CriticKind, EncoderConfig, PolicyConfig, PolicyError};
 use critic::Critic;
+use encoder::Encoder;
 pub use normalize::{ObsNormalizer, RewardScaler, RunningMeanStd};
 
 /// How actions are drawn from the actor's outputs.
@@ -119,6 +121,8 @@ pub struct Policy {
     /// How actions are drawn.
     pub action: ActionKind,
     obs_dim: usize,
+    /// The convolutional encoder of image observations (`[policy.encoder]`).
+    encoder: Option<Encoder>,
     timespan: f32,
     obs_norm: Option<ObsNormalizer>,
     /// What each motor output drives, by the env's action names.
@@ -131,8 +135,20 @@ impl Policy {
         let vs = nn::VarStore::new(device);
         let root = vs.root();
         let obs_dim = spec.obs_dim();
+        let encoder = match (&config.encoder, spec.image) {
+            (None, _) => None,
+            (Some(e), Some(shape)) => Some(Encoder::new(&root.sub("encoder"), shape, obs_dim, e)?),
+            (Some(_), None) => {
+                return Err(PolicyError::Encoder(format!(
+                    "env `{}` observes no image (a camera observation, e.g. the vehicle's \
+                     observation = \"camera\"); remove [policy.encoder]",
+                    spec.name
+                )))
+            }
+        };
+        let inputs = encoder.as_ref().map_or(obs_dim, Encoder::output_size);
         let actor =
-            NcpNet::new(&root.sub("actor"), obs_dim, &config.actor).map_err(PolicyError::Actor)?;
+            NcpNet::new(&root.sub("actor"), inputs, &config.actor).map_err(PolicyError::Actor)?;
         let (action, needed, what) = match &spec.action_space {
             Space::Box { low, high } => (
                 ActionKind::Continuous {
@@ -180,7 +196,7 @@ impl Policy {
         }
         let critic = Critic::new(
             &root.sub("critic"),
-            obs_dim,
+            inputs,
             actor.state_size(),
             &config.critic,
         )?;
@@ -199,6 +215,7 @@ impl Policy {
             log_std,
             action,
             obs_dim,
+            encoder,
             timespan,
             obs_norm: None,
             motor_names,
@@ -296,6 +313,8 @@ impl Policy {
     /// One step of actor and critic for the observations `(B, O)`; the caller has already
     /// reset the rows of envs that start a new episode.
     fn forward_step(&self, obs: &Tensor, state: &PolicyState) -> (Tensor, Tensor, PolicyState) {
+        let features = self.encoder.as_ref().map(|e| e.forward(obs));
+        let obs = features.as_ref().unwrap_or(obs);
         let dt = self.dt(obs.size()[0]);
         let (out, actor_state) = self.actor.step(obs, &state.actor, &dt);
         let (value, critic_state) = match &self.critic {
@@ -383,6 +402,13 @@ impl Policy {
             (Kind::Float, self.device()),
         );
         let actor_started = std::time::Instant::now();
+        // With an encoder, the networks read a detached copy of its features, and the tape
+        // carries their gradient back into it once, after every network's backward.
+        let encoded = self.encoder.as_ref().map(|e| {
+            let features = e.forward(obs);
+            (features.detach().set_requires_grad(true), features)
+        });
+        let obs = encoded.as_ref().map_or(obs, |(leaf, _)| leaf);
         let (out, _, tape) =
             self.actor
                 .forward_sequence_train(obs, Some(&state0.actor), Some(&ts), Some(starts));
@@ -403,6 +429,9 @@ impl Policy {
             }
         };
         let critic_seconds = critic_started.elapsed().as_secs_f64();
+        if let Some((leaf, features)) = &encoded {
+            tape = tape.with_upstream(leaf, features);
+        }
         let (logp, entropy) = match &self.action {
             ActionKind::Continuous { .. } => {
                 let logp = self.gaussian_logp(&out, actions);
@@ -519,8 +548,16 @@ impl Policy {
             Critic::Mlp { layers, .. } => format!("MLP of {} layers", layers.len()),
             Critic::Ncp(n) => net(n),
         };
+        let encoder = match &self.encoder {
+            Some(e) => format!(
+                "encoder: conv to {} features, {} parameters; ",
+                e.output_size(),
+                count("encoder.")
+            ),
+            None => String::new(),
+        };
         format!(
-            "actor: {}, {} parameters; critic: {critic}, {} parameters",
+            "{encoder}actor: {}, {} parameters; critic: {critic}, {} parameters",
             net(&self.actor),
             count("actor.") + count("log_std"),
             count("critic.")
