@@ -87,6 +87,11 @@ pub struct RunSection {
     /// Evaluate with the mode of the action distribution instead of samples.
     #[serde(default)]
     pub eval_deterministic: bool,
+    /// Start from the weights and observation normaliser of this run's `best` (else
+    /// `latest`) checkpoint, or of a checkpoint's `.json`, instead of fresh weights: fine-tuning.
+    /// The optimizer starts afresh. The policy must have the same shape.
+    #[serde(default)]
+    pub init_from: Option<PathBuf>,
 }
 
 impl Default for RunSection {

@@ -116,7 +116,47 @@ impl Trainer {
             );
         }
         checkpoint::write_atomic(&run_dir.join("config.toml"), config.to_toml().as_bytes())?;
-        Self::build(config, run_dir, None, registry, lock)
+        let init_from = config.run.init_from.clone();
+        let mut trainer = Self::build(config, run_dir, None, registry, lock)?;
+        if let Some(source) = init_from {
+            trainer
+                .start_from(&source)
+                .with_context(|| format!("run.init_from {}", source.display()))?;
+        }
+        Ok(trainer)
+    }
+
+    /// Takes the policy weights and observation normaliser of another run's checkpoint (its
+    /// `best`, else `latest`, or a given sidecar), before the first update.
+    fn start_from(&mut self, source: &Path) -> Result<()> {
+        let sidecar_path = if source.is_dir() {
+            let best = source.join("best.json");
+            if best.exists() {
+                best
+            } else {
+                source.join("latest.json")
+            }
+        } else {
+            source.to_path_buf()
+        };
+        let sidecar = checkpoint::load_sidecar(&sidecar_path)?;
+        if sidecar.env_spec.obs_dim() != self.spec.obs_dim()
+            || sidecar.env_spec.action_dim() != self.spec.action_dim()
+        {
+            bail!(
+                "it was trained on observations of {} and actions of {}, this run's env has {} and {}",
+                sidecar.env_spec.obs_dim(),
+                sidecar.env_spec.action_dim(),
+                self.spec.obs_dim(),
+                self.spec.action_dim()
+            );
+        }
+        let dir = sidecar_path.parent().unwrap_or(Path::new("."));
+        checkpoint::load_policy_tensors(&self.policy, dir, &sidecar)?;
+        if self.policy.obs_normalizer().is_some() {
+            self.policy.set_obs_normalizer(sidecar.obs_norm.clone());
+        }
+        Ok(())
     }
 
     /// Continues the run in `run_dir` from its `latest` checkpoint. `config` overrides the

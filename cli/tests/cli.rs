@@ -210,3 +210,74 @@ fn bench_train_breaks_the_update_into_its_parts_and_keeps_nothing() {
         scratch.display()
     );
 }
+
+#[test]
+fn init_from_starts_a_run_from_another_runs_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), 512, 2);
+    let source = dir.path().join("source");
+    let train = |extra: &[&str], run: &Path| {
+        Command::new(BIN)
+            .args(["train", "--quiet", "--run-dir"])
+            .arg(run)
+            .arg(&config)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    assert!(train(&[], &source).status.success());
+    // With a vanishing learning rate the fine-tuned run's weights stay the source's best.
+    let tuned = dir.path().join("tuned");
+    let out = train(
+        &[
+            "--init-from",
+            source.to_str().unwrap(),
+            "--set",
+            "ppo.learning_rate=1e-12",
+            "--total-steps",
+            "256",
+        ],
+        &tuned,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let policy_tensors = |run: &Path, tag: &str| {
+        let sidecar = sidecar(run, tag);
+        let file = run.join(sidecar["tensors"].as_str().unwrap());
+        let mut named: Vec<(String, Vec<f32>)> = tch::Tensor::read_safetensors(&file)
+            .unwrap()
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("policy/"))
+            .map(|(k, t)| (k, Vec::<f32>::try_from(t.flatten(0, -1)).unwrap()))
+            .collect();
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        named
+    };
+    assert_eq!(
+        policy_tensors(&tuned, "latest"),
+        policy_tensors(&source, "best")
+    );
+    assert_eq!(
+        sidecar(&tuned, "latest")["config"]["run"]["init_from"],
+        source.to_str().unwrap()
+    );
+    // Another shape is a named error, and nothing is trained.
+    let other = dir.path().join("other");
+    let out = train(
+        &[
+            "--init-from",
+            source.to_str().unwrap(),
+            "--set",
+            "policy.actor.wiring.units=9",
+        ],
+        &other,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("run.init_from") && err.contains("another wiring"),
+        "{err}"
+    );
+}

@@ -32,6 +32,10 @@ pub struct TrainArgs {
     /// Overrides run.total_steps (also extends a resumed run).
     #[arg(long)]
     pub total_steps: Option<u64>,
+    /// Start from this run's best (else latest) policy instead of fresh weights (sets
+    /// run.init_from): fine-tuning, e.g. PPO after `wormnet imitate`.
+    #[arg(long, value_name = "RUN_DIR")]
+    pub init_from: Option<PathBuf>,
     /// Run directory (default: runs/<run.name or config name-seed-time>).
     #[arg(long, value_name = "DIR")]
     pub run_dir: Option<PathBuf>,
@@ -56,6 +60,9 @@ pub fn run(args: TrainArgs, registry: &Registry) -> Result<()> {
             if let Some(seed) = args.seed {
                 config.run.seed = seed;
             }
+            if let Some(source) = &args.init_from {
+                config.run.init_from = Some(source.clone());
+            }
             apply_overrides(&mut config, &args);
             config.validate(path)?;
             let run_dir = match &args.run_dir {
@@ -71,6 +78,11 @@ pub fn run(args: TrainArgs, registry: &Registry) -> Result<()> {
             }
             if !args.overrides.is_empty() {
                 bail!("--set cannot change a resumed run; edit its config.toml instead");
+            }
+            if args.init_from.is_some() {
+                bail!(
+                    "--init-from starts a new run; a resumed run continues from its own checkpoint"
+                );
             }
             if args.run_dir.as_ref().is_some_and(|d| d != run_dir) {
                 bail!(
