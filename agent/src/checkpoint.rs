@@ -302,19 +302,24 @@ pub fn untrained(config: TrainConfig, env_spec: EnvSpec, path: &Path) -> Result<
     })
 }
 
+/// The sidecar a run directory's policy is read from: `best.json`, else `latest.json`; a
+/// path that is not a directory is taken as a sidecar itself.
+pub fn sidecar_path(target: &Path) -> PathBuf {
+    if !target.is_dir() {
+        return target.to_path_buf();
+    }
+    let best = target.join("best.json");
+    if best.exists() {
+        best
+    } else {
+        target.join("latest.json")
+    }
+}
+
 /// Loads `best` (else `latest`) from a run directory, or a given `*.json` sidecar, rebuilding
 /// the policy from the sidecar's config and env spec.
 pub fn load_checkpoint(target: &Path, device: Device) -> Result<LoadedPolicy> {
-    let path = if target.is_dir() {
-        let best = target.join("best.json");
-        if best.exists() {
-            best
-        } else {
-            target.join("latest.json")
-        }
-    } else {
-        target.to_path_buf()
-    };
+    let path = sidecar_path(target);
     let sidecar = load_sidecar(&path)?;
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut policy = Policy::new(&sidecar.env_spec, &sidecar.config.policy, device)

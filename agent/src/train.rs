@@ -129,16 +129,7 @@ impl Trainer {
     /// Takes the policy weights and observation normaliser of another run's checkpoint (its
     /// `best`, else `latest`, or a given sidecar), before the first update.
     fn start_from(&mut self, source: &Path) -> Result<()> {
-        let sidecar_path = if source.is_dir() {
-            let best = source.join("best.json");
-            if best.exists() {
-                best
-            } else {
-                source.join("latest.json")
-            }
-        } else {
-            source.to_path_buf()
-        };
+        let sidecar_path = checkpoint::sidecar_path(source);
         let sidecar = checkpoint::load_sidecar(&sidecar_path)?;
         if sidecar.env_spec.obs_dim() != self.spec.obs_dim()
             || sidecar.env_spec.action_dim() != self.spec.action_dim()
