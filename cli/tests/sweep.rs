@@ -481,6 +481,23 @@ fn report_numbers_match_a_hand_computation() {
     let md = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
     assert!(md.contains("| cell=ltc | 2 | 15.0 [10.0, 20.0] | 15.0 | 25.0 [20.0, 30.0] | 320 (2/2) | 20.0 | 18.0 | 24.0 |"), "{md}");
     assert!(out_dir.join("curves.png").exists());
+
+    // Runs without a policy to evaluate still report; their noise cells are empty.
+    let mut args: Vec<&str> = vec![
+        "report",
+        "--noise",
+        "0.1",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ];
+    args.extend(runs.iter().map(|r| r.to_str().unwrap()));
+    let out = wormnet(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("warning: no noise evaluation of"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

@@ -57,17 +57,18 @@ pub fn summarize(group: &Group, threshold: Option<f64>) -> Option<GroupRow> {
         .map(|t| runs.iter().filter_map(|r| r.to_threshold(t)).collect())
         .unwrap_or_default();
     let mean = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
+    // Every run was evaluated at the same σ, except one without a policy (none at all).
     let levels: Vec<f32> = runs
-        .first()
-        .map(|r| r.noise.iter().map(|n| n.0).collect())
+        .iter()
+        .map(|r| r.noise.iter().map(|n| n.0).collect::<Vec<_>>())
+        .max_by_key(Vec::len)
         .unwrap_or_default();
     let noise = levels
         .iter()
-        .enumerate()
-        .filter_map(|(i, &sigma)| {
+        .filter_map(|&sigma| {
             let values: Vec<f64> = runs
                 .iter()
-                .filter_map(|r| r.noise.get(i).map(|n| n.1))
+                .filter_map(|r| r.noise.iter().find(|n| n.0 == sigma).map(|n| n.1))
                 .collect();
             Some((sigma, bootstrap_mean(&values)?))
         })
@@ -99,6 +100,19 @@ pub fn summarize(group: &Group, threshold: Option<f64>) -> Option<GroupRow> {
     })
 }
 
+/// The noise levels any group was evaluated at (all, unless a group had no policy).
+fn noise_levels(rows: &[GroupRow]) -> Vec<f32> {
+    rows.iter()
+        .map(|r| r.noise.iter().map(|n| n.0).collect::<Vec<_>>())
+        .max_by_key(Vec::len)
+        .unwrap_or_default()
+}
+
+/// A group's estimate at noise `sigma`, if it has one.
+fn noise_at(row: &GroupRow, sigma: f32) -> Option<&Estimate> {
+    row.noise.iter().find(|n| n.0 == sigma).map(|n| &n.1)
+}
+
 fn ci(e: &Estimate, digits: usize) -> String {
     format!("{:.d$} [{:.d$}, {:.d$}]", e.mean, e.lo, e.hi, d = digits)
 }
@@ -122,10 +136,7 @@ pub fn markdown(rows: &[GroupRow], threshold: Option<f64>, noise_metric: &str) -
     }
     head.push("train s".into());
     head.push("wall s".into());
-    let levels: Vec<f32> = rows
-        .first()
-        .map(|r| r.noise.iter().map(|n| n.0).collect())
-        .unwrap_or_default();
+    let levels = noise_levels(rows);
     for sigma in &levels {
         head.push(format!("{noise_metric} σ={sigma}"));
     }
@@ -154,8 +165,8 @@ pub fn markdown(rows: &[GroupRow], threshold: Option<f64>, noise_metric: &str) -
         }
         cells.push(format!("{:.1}", r.train_seconds));
         cells.push(r.wall_seconds.map_or("–".into(), |s| format!("{s:.1}")));
-        for (_, e) in &r.noise {
-            cells.push(ci(e, 2));
+        for sigma in &levels {
+            cells.push(noise_at(r, *sigma).map_or("–".into(), |e| ci(e, 2)));
         }
         out.push_str(&format!("| {} |\n", cells.join(" | ")));
     }
@@ -164,10 +175,7 @@ pub fn markdown(rows: &[GroupRow], threshold: Option<f64>, noise_metric: &str) -
 
 /// The report as CSV, one row per group, every number in full precision.
 pub fn csv(rows: &[GroupRow]) -> String {
-    let levels: Vec<f32> = rows
-        .first()
-        .map(|r| r.noise.iter().map(|n| n.0).collect())
-        .unwrap_or_default();
+    let levels = noise_levels(rows);
     let mut head: Vec<String> = [
         "group",
         "seeds",
@@ -219,8 +227,9 @@ pub fn csv(rows: &[GroupRow]) -> String {
             r.train_seconds.to_string(),
             opt(r.wall_seconds),
         ];
-        for (_, e) in &r.noise {
-            cells.extend([e.mean.to_string(), e.lo.to_string(), e.hi.to_string()]);
+        for sigma in &levels {
+            let e = noise_at(r, *sigma);
+            cells.extend([e.map(|e| e.mean), e.map(|e| e.lo), e.map(|e| e.hi)].map(opt));
         }
         out.push_str(&(cells.join(",") + "\n"));
     }

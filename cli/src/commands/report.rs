@@ -55,10 +55,15 @@ pub fn run(args: ReportArgs, registry: &Registry) -> Result<()> {
                 dirs.len(),
                 dir.display()
             );
-            let (is_success, points) = noise_sweep(dir, &args.noise, args.episodes, registry)
-                .with_context(|| format!("noise evaluation of {}", dir.display()))?;
-            success &= is_success;
-            run.noise = points;
+            // A run without a loadable policy (a trial that failed before its first
+            // checkpoint) still reports its learning curve; its noise columns stay empty.
+            match noise_sweep(dir, &args.noise, args.episodes, registry) {
+                Ok((is_success, points)) => {
+                    success &= is_success;
+                    run.noise = points;
+                }
+                Err(e) => eprintln!("warning: no noise evaluation of {}: {e:#}", dir.display()),
+            }
         }
         runs.push(run);
     }
@@ -91,7 +96,11 @@ pub fn run(args: ReportArgs, registry: &Registry) -> Result<()> {
         &out.join("curves.png"),
     )?;
     let mut written = vec!["report.md", "report.csv", "curves.png"];
-    if !args.noise.is_empty() {
+    let evaluated = rows.iter().any(|r| !r.noise.is_empty());
+    if !args.noise.is_empty() && !evaluated {
+        eprintln!("warning: no run could be evaluated under noise; robustness.png not written");
+    }
+    if evaluated {
         let bands: Vec<Band> = rows
             .iter()
             .map(|r| {
