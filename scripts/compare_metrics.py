@@ -15,10 +15,11 @@ TIMING = {"charts/SPS"}
 def main(a_path, b_path):
     a = list(csv.DictReader(open(a_path)))
     b = list(csv.DictReader(open(b_path)))
-    if not a or not b or list(a[0]) != list(b[0]) or len(a) != len(b):
-        print(f"different shapes: {len(a)} vs {len(b)} rows, columns {list(a[0]) if a else []} vs {list(b[0]) if b else []}")
+    learning = lambda rows: [c for c in rows[0] if c not in TIMING and not c.startswith("perf/")] if rows else []
+    cols = learning(a)
+    if not a or not b or cols != learning(b) or len(a) != len(b):
+        print(f"different shapes: {len(a)} vs {len(b)} rows, non-timing columns {cols} vs {learning(b)}")
         return 1
-    cols = [c for c in a[0] if c not in TIMING and not c.startswith("perf/")]
     diff = 0
     for i, (x, y) in enumerate(zip(a, b)):
         for c in cols:
