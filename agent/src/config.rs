@@ -184,12 +184,12 @@ impl TrainConfig {
             message,
         };
         let mut table: toml::Table =
-            toml::from_str(text).map_err(|e| parse_error(e.to_string().trim().to_string()))?;
+            toml::from_str(text).map_err(|e| parse_error(toml_error(&e, Some(text))))?;
         for o in overrides {
             o.apply(&mut table).map_err(&parse_error)?;
         }
         let config: TrainConfig = table.try_into().map_err(|e: toml::de::Error| {
-            let message = e.to_string().trim().to_string();
+            let message = toml_error(&e, None);
             // Name the override that brought the bad key or value, if one did.
             match overrides.iter().find(|o| o.is_named_in(&message)) {
                 Some(o) => parse_error(format!("--set {o}: {message}")),
@@ -246,6 +246,26 @@ impl TrainConfig {
     }
 }
 
+/// A TOML error on one line: with the text, `line L, column C (`the line`): message`; without
+/// (a value deserialised after parsing), toml's own message and key path joined onto one line.
+pub fn toml_error(e: &toml::de::Error, text: Option<&str>) -> String {
+    let one_line = |m: &str| m.split_whitespace().collect::<Vec<_>>().join(" ");
+    match (e.span(), text) {
+        (Some(span), Some(text)) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let start = before.rfind('\n').map_or(0, |i| i + 1);
+            let column = before[start..].chars().count() + 1;
+            let source = text[start..].lines().next().unwrap_or("").trim();
+            format!(
+                "line {line}, column {column} (`{source}`): {}",
+                one_line(e.message())
+            )
+        }
+        _ => one_line(&e.to_string()),
+    }
+}
+
 /// One `--set KEY=VALUE`: a dotted key into the config (`ppo.learning_rate`,
 /// `policy.actor.cell`) and a TOML value (`1e-3`, `true`, `[64, 64]`; a bare word is a string).
 #[derive(Clone, Debug, PartialEq)]
@@ -263,17 +283,24 @@ impl std::str::FromStr for Override {
         let (key, value) = s
             .split_once('=')
             .ok_or_else(|| format!("`{s}` is not KEY=VALUE (e.g. ppo.learning_rate=1e-3)"))?;
-        let key: Vec<String> = key.trim().split('.').map(str::to_string).collect();
-        if key.iter().any(String::is_empty) {
-            return Err(format!(
-                "`{s}`: the key must be dotted names, e.g. ppo.epochs"
-            ));
-        }
         let value = value.trim();
         let value = match toml::from_str::<toml::Table>(&format!("v = {value}")) {
-            Ok(mut t) => t.remove("v").expect("parsed the key v"),
+            Ok(mut t) => t
+                .remove("v")
+                .unwrap_or(toml::Value::String(value.to_string())),
             Err(_) => toml::Value::String(value.to_string()),
         };
+        Override::new(key.trim(), value).map_err(|e| format!("`{s}`: {e}"))
+    }
+}
+
+impl Override {
+    /// The override of dotted `key` (`ppo.epochs`) with `value`; an empty part is an error.
+    pub fn new(key: &str, value: toml::Value) -> Result<Self, String> {
+        let key: Vec<String> = key.split('.').map(str::to_string).collect();
+        if key.iter().any(String::is_empty) {
+            return Err("the key must be dotted names, e.g. ppo.epochs".into());
+        }
         Ok(Override { key, value })
     }
 }
@@ -288,7 +315,9 @@ impl Override {
     /// Puts the value at the key, creating tables on the way; a key through a non-table is
     /// an error naming it.
     pub fn apply(&self, table: &mut toml::Table) -> Result<(), String> {
-        let (last, parents) = self.key.split_last().expect("a key has at least one part");
+        let Some((last, parents)) = self.key.split_last() else {
+            return Err("--set: an empty key".into());
+        };
         let mut at = table;
         for (i, part) in parents.iter().enumerate() {
             let entry = at
@@ -307,8 +336,9 @@ impl Override {
 
     /// Whether a deserialisation message is about this override's key.
     fn is_named_in(&self, message: &str) -> bool {
-        let last = self.key.last().expect("a key has at least one part");
-        message.contains(&format!("`{last}`")) || message.contains(&self.key.join("."))
+        let last = self.key.last().map_or("", String::as_str);
+        (!last.is_empty() && message.contains(&format!("`{last}`")))
+            || message.contains(&self.key.join("."))
     }
 
     /// The value as a `--set` argument writes it (strings bare).

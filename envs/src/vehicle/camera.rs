@@ -4,6 +4,8 @@
 //! the car and asks the road what lies there: road, lane markings, verge, or sky beyond range.
 
 use bevy::math::Vec2;
+use rand::Rng;
+use wormnet_sim::noise::standard_normal;
 
 use super::track::Track;
 
@@ -90,19 +92,21 @@ impl Camera {
     /// Renders the view of a car at `position` heading `heading` (radians) into `out` (one
     /// grey level per pixel, row-major from the top-left), starting the road search at centre
     /// segment `hint` (the car's). Rows are walked from the bottom (near) up, each pixel's
-    /// search starting where the pixel below it found the road.
+    /// search starting where the pixel below it found the road; `hints` is the caller's
+    /// scratch for that (one entry per column), kept between frames so no step allocates.
     pub fn render(
         &self,
         track: &Track,
-        position: Vec2,
-        heading: f32,
+        (position, heading): (Vec2, f32),
         hint: usize,
+        hints: &mut Vec<usize>,
         out: &mut [f32],
     ) {
         let (sin_h, cos_h) = heading.sin_cos();
         let half = 0.5 * track.width;
         let width = self.width;
-        let mut hints = vec![hint; width];
+        hints.clear();
+        hints.resize(width, hint);
         for row in (0..self.ground.len() / width).rev() {
             for (col, column_hint) in hints.iter_mut().enumerate() {
                 let k = row * width + col;
@@ -126,5 +130,21 @@ impl Camera {
                 };
             }
         }
+    }
+}
+
+/// Training augmentation: adds `brightness` and Gaussian noise of std `noise` to every pixel,
+/// clamped to [0, 1]; draws nothing when both are 0.
+pub fn augment<R: Rng + ?Sized>(image: &mut [f32], brightness: f32, noise: f32, rng: &mut R) {
+    if noise == 0.0 && brightness == 0.0 {
+        return;
+    }
+    for px in image.iter_mut() {
+        let n = if noise > 0.0 {
+            noise * standard_normal(rng) as f32
+        } else {
+            0.0
+        };
+        *px = (*px + brightness + n).clamp(0.0, 1.0);
     }
 }

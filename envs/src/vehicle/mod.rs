@@ -134,6 +134,8 @@ pub struct Drive {
     started: bool,
     /// This episode's camera brightness offset.
     brightness: f32,
+    /// The camera's per-column road search hints (scratch kept between steps).
+    camera_hints: Vec<usize>,
 }
 
 impl BevyEnvPlugin for Vehicle {
@@ -481,25 +483,15 @@ fn observe(
     state.ray_ends.clear();
     let sensors = match &config.camera {
         Some(camera) => {
-            let pixels = camera.pixels();
-            let image = &mut out.observation[..pixels];
-            camera.render(track, position, heading, state.hint, image);
             if !state.started && o.camera_brightness > 0.0 {
-                state.brightness = rng
-                    .0
-                    .random_range(-o.camera_brightness..=o.camera_brightness);
+                let b = o.camera_brightness;
+                state.brightness = rng.0.random_range(-b..=b);
             }
-            if o.camera_noise > 0.0 || state.brightness != 0.0 {
-                for px in image.iter_mut() {
-                    let noise = if o.camera_noise > 0.0 {
-                        o.camera_noise * standard_normal(&mut rng.0) as f32
-                    } else {
-                        0.0
-                    };
-                    *px = (*px + state.brightness + noise).clamp(0.0, 1.0);
-                }
-            }
-            pixels
+            let image = &mut out.observation[..camera.pixels()];
+            let pose = (position, heading);
+            camera.render(track, pose, state.hint, &mut state.camera_hints, image);
+            camera::augment(image, state.brightness, o.camera_noise, &mut rng.0);
+            image.len()
         }
         None => {
             sense_ranges(

@@ -125,7 +125,11 @@ impl SweepFile {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read sweep file {}", path.display()))?;
         let mut sweep: SweepFile = toml::from_str(&text).map_err(|e| {
-            anyhow::anyhow!("sweep file {}: {}", path.display(), e.to_string().trim())
+            anyhow::anyhow!(
+                "sweep file {}: {}",
+                path.display(),
+                wormnet_agent::config::toml_error(&e, Some(&text))
+            )
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
         // Absolute paths: trials may run in another directory (a Ray worker, a Slurm node).
@@ -168,14 +172,7 @@ impl SweepFile {
     /// Every trial, in a stable order: seed, then variant, then grid point.
     pub fn trials(&self) -> Result<Vec<Trial>> {
         let parse = |key: &str, value: &toml::Value| -> Result<Override> {
-            let key_parts: Vec<String> = key.split('.').map(str::to_string).collect();
-            if key_parts.iter().any(String::is_empty) {
-                bail!("sweep key `{key}` is not a dotted config key");
-            }
-            Ok(Override {
-                key: key_parts,
-                value: value.clone(),
-            })
+            Override::new(key, value.clone()).map_err(|e| anyhow::anyhow!("sweep key `{key}`: {e}"))
         };
         let common: Vec<Override> = self
             .set

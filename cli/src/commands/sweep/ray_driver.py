@@ -50,6 +50,17 @@ def main():
         return 3
     with open(plan_path) as f:
         plan = json.load(f)
+    # ray.init waits for a missing head for minutes: check a HOST:PORT answers first.
+    host, _, port = address.rpartition(":")
+    if host and port.isdigit() and "://" not in address:
+        import socket
+
+        try:
+            socket.create_connection((host, int(port)), timeout=10).close()
+        except OSError as e:
+            say({"error": f"cannot connect to the Ray cluster at {address}: {e} (is a head "
+                          "running there? scripts/ray_head start starts one)"})
+            return 3
     try:
         ray.init(address=address, log_to_driver=False, logging_level="ERROR")
     except Exception as e:  # noqa: BLE001 - any failure to connect is reported as one line
