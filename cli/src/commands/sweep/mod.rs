@@ -208,11 +208,7 @@ pub fn run(args: SweepArgs) -> Result<()> {
             .progress_chars("=> "),
     );
     bar.set_position(skipped as u64);
-    let mut counts = Counts {
-        done: skipped,
-        ..Counts::default()
-    };
-    bar.set_message(counts.to_string());
+    bar.set_message(counts(&status));
     // Each trial's start and end as a line too when there is no terminal for the bar (a log
     // file, a Slurm or CI job).
     let say = |bar: &ProgressBar, line: String| {
@@ -223,53 +219,51 @@ pub fn run(args: SweepArgs) -> Result<()> {
         }
     };
     let mut report = |event: Event| {
-        match event {
-            Event::Started(id) => {
-                counts.running += 1;
-                if let Some(s) = status.get_mut(&id) {
-                    s.status = "running".into();
+        let (id, end) = match event {
+            Event::Started(id) => (id, None),
+            Event::Ended(id, end) => (id, Some(end)),
+        };
+        // A trial stopped by a signal saves and exits 0 short of its budget, and one cancelled
+        // as it ended may have finished: its checkpoint decides.
+        let end = end.map(|end| match end {
+            JobEnd::Failed(e) => JobEnd::Failed(e),
+            _ => {
+                let run_dir = jobs
+                    .iter()
+                    .find(|j| j.id == id)
+                    .map(|j| j.run_dir.as_path());
+                if run_dir.is_some_and(|d| progress(d) == Progress::Finished) {
+                    JobEnd::Finished
+                } else {
+                    JobEnd::Interrupted
                 }
             }
-            Event::Ended(id, mut end) => {
-                counts.running = counts.running.saturating_sub(1);
-                // A trial stopped by a signal saves and exits 0 short of its budget, and one
-                // cancelled as it ended may have finished: its checkpoint decides.
-                let run_dir = jobs.iter().find(|j| j.id == id).map(|j| j.run_dir.clone());
-                if matches!(end, JobEnd::Finished | JobEnd::Interrupted) {
-                    let finished = run_dir.is_some_and(|d| progress(&d) == Progress::Finished);
-                    end = if finished {
-                        JobEnd::Finished
-                    } else {
-                        JobEnd::Interrupted
-                    };
-                }
-                if let Some(s) = status.get_mut(&id) {
-                    match &end {
-                        JobEnd::Finished => {
-                            counts.done += 1;
-                            bar.inc(1);
-                            s.status = "finished".into();
-                        }
-                        JobEnd::Interrupted => s.status = "interrupted".into(),
-                        JobEnd::Failed(e) => {
-                            counts.failed += 1;
-                            bar.inc(1);
-                            s.status = "failed".into();
-                            s.error = Some(e.clone());
-                        }
-                    }
-                    match &end {
-                        JobEnd::Failed(e) => say(&bar, format!("trial {id} failed: {e}")),
-                        // The bar shows the rest; a log gets a line per trial.
-                        _ if bar.is_hidden() => {
-                            eprintln!("trial {id} {} ({counts})", s.status)
-                        }
-                        _ => {}
-                    }
+        });
+        if let Some(s) = status.get_mut(&id) {
+            s.status = match &end {
+                None => "running",
+                Some(JobEnd::Finished) => "finished",
+                Some(JobEnd::Interrupted) => "interrupted",
+                Some(JobEnd::Failed(e)) => {
+                    s.error = Some(e.clone());
+                    "failed"
                 }
             }
+            .into();
         }
-        bar.set_message(counts.to_string());
+        if matches!(end, Some(JobEnd::Finished | JobEnd::Failed(_))) {
+            bar.inc(1);
+        }
+        match &end {
+            Some(JobEnd::Failed(e)) => say(&bar, format!("trial {id} failed: {e}")),
+            // The bar shows the rest; a log gets a line per ended trial.
+            Some(_) if bar.is_hidden() => {
+                let state = status.get(&id).map_or("ended", |s| s.status.as_str());
+                eprintln!("trial {id} {state} ({})", counts(&status));
+            }
+            _ => {}
+        }
+        bar.set_message(counts(&status));
         if !keep_manifest {
             return;
         }
@@ -318,21 +312,15 @@ pub fn run(args: SweepArgs) -> Result<()> {
     Ok(())
 }
 
-#[derive(Default)]
-struct Counts {
-    done: usize,
-    running: usize,
-    failed: usize,
-}
-
-impl std::fmt::Display for Counts {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "done {}  running {}  failed {}",
-            self.done, self.running, self.failed
-        )
-    }
+/// Trials done / running / failed, for the progress line.
+fn counts(status: &BTreeMap<String, TrialStatus>) -> String {
+    let n = |what: &str| status.values().filter(|s| s.status == what).count();
+    format!(
+        "done {}  running {}  failed {}",
+        n("finished"),
+        n("running"),
+        n("failed")
+    )
 }
 
 /// A trial's line in `manifest.json`.
