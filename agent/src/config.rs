@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::imitation::ImitationConfig;
 use crate::policy::PolicyConfig;
 use crate::ppo::config::PpoConfig;
 
@@ -114,6 +115,9 @@ pub struct TrainConfig {
     #[serde(default)]
     /// Seed, budget, device, evaluation and checkpoint cadence.
     pub run: RunSection,
+    #[serde(default)]
+    /// Behavioural cloning of the env's expert (`wormnet imitate`).
+    pub imitation: ImitationConfig,
 }
 
 /// A config that could not be read or does not make sense, naming the file and the field.
@@ -228,6 +232,9 @@ impl TrainConfig {
         self.ppo
             .validate(self.env.num_envs)
             .map_err(|e| invalid(&format!("ppo.{}", e.field), e.message))?;
+        self.imitation
+            .check()
+            .map_err(|(field, message)| invalid(&format!("imitation.{field}"), message))?;
         Ok(())
     }
 

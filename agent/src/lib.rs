@@ -13,6 +13,7 @@
 //! - [`train`]: the schedule of a run; [`seeds`]: where its random streams come from.
 //! - [`checkpoint`], [`metrics`], [`rundir`]: what a run directory holds, written so a crash
 //!   loses nothing, and locked so two runs never share one.
+//! - [`imitation`]: behavioural cloning of an env's expert, the start before PPO.
 //! - [`eval`]: judging a policy; [`compare`]: judging many runs against each other.
 //! - [`inspect`]: the audit log, the neuron panel, plots, recording and the live window.
 
@@ -22,7 +23,9 @@ pub mod checkpoint;
 pub mod compare;
 pub mod config;
 pub mod eval;
+pub mod imitation;
 pub mod inspect;
+pub mod interrupt;
 pub mod metrics;
 pub mod policy;
 pub mod ppo;

@@ -102,6 +102,33 @@ impl RunLock {
     }
 }
 
+/// Creates `dir` if needed, locks it and checks that it holds nothing yet: where a new run
+/// (trained or imitated) starts. A directory with a run in it names the way to continue it.
+pub fn claim_new(dir: &Path) -> anyhow::Result<RunLock> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| anyhow::anyhow!("cannot create run directory {}: {e}", dir.display()))?;
+    let lock = RunLock::acquire(dir)?;
+    let found = contents(dir);
+    if !found.is_empty() {
+        let resumable = dir.join("latest.json").exists();
+        anyhow::bail!(
+            "{} already holds {} ({}); {}",
+            dir.display(),
+            if resumable { "a run" } else { "files" },
+            found.join(", "),
+            if resumable {
+                format!(
+                    "continue it with --resume {}, or choose another --run-dir",
+                    dir.display()
+                )
+            } else {
+                "choose another --run-dir (nothing there was changed)".to_string()
+            }
+        );
+    }
+    Ok(lock)
+}
+
 /// The entries of `dir` other than the lock file (empty when `dir` does not exist).
 pub fn contents(dir: &Path) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(dir) else {

@@ -11,7 +11,7 @@
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -22,6 +22,7 @@ use wormnet_sim::{EnvFactory, EnvSpec, Registry, VecEnv, VecEnvConfig};
 use crate::checkpoint::{self, CheckpointParts, Sidecar};
 use crate::config::TrainConfig;
 use crate::eval::{evaluate, EvalOptions, EvalSummary};
+use crate::imitation;
 use crate::metrics::{names, MetricsWriter, Scalars, COLUMNS};
 use crate::policy::{ObsNormalizer, Policy, RewardScaler};
 use crate::ppo::adam::Adam;
@@ -30,8 +31,7 @@ use crate::ppo::update::{update, UpdateStats};
 use crate::rundir::{self, RunLock};
 use crate::seeds::{derive_seed, ENV_STREAM, EVAL_STREAM, SHUFFLE_STREAM, TORCH_STREAM};
 
-/// Set by the Ctrl-C handler; checked between updates.
-pub static STOP: AtomicBool = AtomicBool::new(false);
+pub use crate::interrupt::STOP;
 
 /// A training run in progress.
 pub struct Trainer {
@@ -94,35 +94,46 @@ impl Trainer {
         if let Some(spec) = &spec {
             Policy::new(spec, &config.policy, tch::Device::Cpu)?;
         }
-        std::fs::create_dir_all(run_dir)
-            .with_context(|| format!("cannot create run directory {}", run_dir.display()))?;
-        let lock = RunLock::acquire(run_dir)?;
-        let found = rundir::contents(run_dir);
-        if !found.is_empty() {
-            let resumable = run_dir.join("latest.json").exists();
+        if config.imitation.before_ppo && config.run.init_from.is_some() {
             bail!(
-                "{} already holds {} ({}); {}",
-                run_dir.display(),
-                if resumable { "a run" } else { "files" },
-                found.join(", "),
-                if resumable {
-                    format!(
-                        "continue it with --resume {}, or choose another --run-dir",
-                        run_dir.display()
-                    )
-                } else {
-                    "choose another --run-dir (nothing there was changed)".to_string()
-                }
+                "imitation.before_ppo and run.init_from both choose the starting policy; \
+                 keep one"
             );
         }
+        let lock = rundir::claim_new(run_dir)?;
         checkpoint::write_atomic(&run_dir.join("config.toml"), config.to_toml().as_bytes())?;
-        let init_from = config.run.init_from.clone();
+        let mut init_from = config.run.init_from.clone();
+        let mut imitation_seconds = 0.0;
+        if config.imitation.before_ppo {
+            let dir = run_dir.join("imitation");
+            let started = Instant::now();
+            let outcome = imitation::imitate(config.clone(), &dir, registry, |r| {
+                tracing::info!(
+                    "imitation round {}: {} samples, loss {:.4}, eval return {:.1}",
+                    r.round,
+                    r.samples,
+                    r.loss,
+                    r.eval.mean_return
+                );
+            })
+            .context("imitation.before_ppo")?;
+            if outcome == imitation::Completion::Interrupted {
+                bail!(
+                    "interrupted while imitating (the policy cloned so far is in {}); start \
+                     the run again, or fine-tune that policy with --init-from",
+                    dir.display()
+                );
+            }
+            imitation_seconds = started.elapsed().as_secs_f64();
+            init_from = Some(dir);
+        }
         let mut trainer = Self::build(config, run_dir, None, registry, lock)?;
         if let Some(source) = init_from {
             trainer
                 .start_from(&source)
                 .with_context(|| format!("run.init_from {}", source.display()))?;
         }
+        trainer.wall_before = imitation_seconds;
         Ok(trainer)
     }
 

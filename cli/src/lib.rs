@@ -52,6 +52,8 @@ enum Command {
     Info(commands::info::InfoArgs),
     /// Train an NCP policy with PPO from a config file (or continue a run with --resume).
     Train(commands::train::TrainArgs),
+    /// Clone the env's expert (behavioural cloning with DAgger rounds) into a new run directory.
+    Imitate(commands::imitate::ImitateArgs),
     /// Train every trial of a sweep file (seeds × grid × variants), locally or on Ray; resumable.
     Sweep(commands::sweep::SweepArgs),
     /// Compare runs across seeds: CI table (Markdown, CSV), learning curves, robustness to noise.
@@ -105,6 +107,7 @@ where
     match cli.command {
         Command::Info(args) => commands::info::run(args, &registry),
         Command::Train(args) => commands::train::run(args, &registry),
+        Command::Imitate(args) => commands::imitate::run(args, &registry),
         Command::Sweep(args) => commands::sweep::run(args),
         Command::Report(args) => commands::report::run(args, &registry),
         Command::Eval(args) => commands::eval::run(args, &registry),

@@ -116,6 +116,12 @@ pub trait BevyEnvPlugin: Send + Sync + 'static {
     fn frame(&self, world: &World) -> Frame {
         collider_frame(world)
     }
+
+    /// The env's expert action in this world ([`Env::expert_action`]); none by default.
+    fn expert_action(&self, world: &World, action: &mut [f32]) -> bool {
+        let _ = (world, action);
+        false
+    }
 }
 
 /// An [`Env`] backed by a headless Bevy `App` (no window, no renderer). `!Send` like `App`:
@@ -269,6 +275,12 @@ impl<P: BevyEnvPlugin> Env for BevyEnv<P> {
         let mut frame = self.plugin.frame(app.world());
         frame.time = self.steps as f32 * self.spec.dt;
         frame
+    }
+
+    fn expert_action(&self, action: &mut [f32]) -> bool {
+        self.app
+            .as_ref()
+            .is_some_and(|app| self.plugin.expert_action(app.world(), action))
     }
 }
 

@@ -117,6 +117,12 @@ impl EnvSpec {
         self.action_space.dim()
     }
 
+    /// The observation components after the image (all of them without one): what tables
+    /// and plots of an episode show by name, leaving thousands of pixels out.
+    pub fn flat_observations(&self) -> std::ops::Range<usize> {
+        self.image.map_or(0, |i| i.len()).min(self.obs_dim())..self.obs_dim()
+    }
+
     /// Checks spaces, names and `dt`, so that a bad env definition fails at construction.
     pub fn validate(&self) -> Result<(), SpecError> {
         for (which, space, names) in [
@@ -199,6 +205,14 @@ pub trait Env {
 
     /// The current scene as plain data, for renderers and episode recordings.
     fn frame(&self) -> Frame;
+
+    /// What a hand-written controller with full knowledge of the scene would do now, written
+    /// into `action` (`spec().action_dim()` long): the labels of imitation learning. False,
+    /// and `action` untouched, for envs without such an expert.
+    fn expert_action(&self, action: &mut [f32]) -> bool {
+        let _ = action;
+        false
+    }
 }
 
 /// Env-side errors: bad options or a bad spec, reported when an env is constructed.

@@ -19,7 +19,8 @@ use wormnet_ncp::kernels::ltc::{LtcKernel, StepAttribution};
 /// What the policy did on one step, with the state that made it do so.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AuditStep {
-    /// The observation as the network saw it (normalised when the checkpoint normalises).
+    /// What the actor's sensory neurons read: the observation as the network saw it
+    /// (normalised when the checkpoint normalises), or a conv encoder's features of it.
     pub input: Vec<f32>,
     /// The action sent to the env (clipped to its bounds).
     pub action: Vec<f32>,
@@ -85,12 +86,19 @@ impl Auditor {
         self.state = self.policy.initial_state(1);
     }
 
+    /// What the actor's sensory neurons read for one raw observation (see
+    /// [`AuditStep::input`]).
+    pub fn sensory(&self, obs: &[f32]) -> Vec<f32> {
+        self.policy.sensory_input(&self.normalize(obs))
+    }
+
     /// Acts on one raw observation.
     pub fn act(&mut self, obs: &[f32]) -> AuditStep {
-        let input = self.normalize(obs);
-        let x = Tensor::from_slice(&input)
-            .reshape([1, input.len() as i64])
+        let normalized = self.normalize(obs);
+        let x = Tensor::from_slice(&normalized)
+            .reshape([1, normalized.len() as i64])
             .to_device(self.policy.device());
+        let input = self.policy.sensory_input(&normalized);
         if let Some(kernel) = &self.ltc {
             let v0 = Vec::<f32>::try_from(self.state.actor.h.to_device(Device::Cpu).reshape([-1]))
                 .unwrap_or_default();
@@ -178,14 +186,20 @@ fn csv_name(prefix: &str, name: &str) -> String {
     format!("{prefix}/{clean}")
 }
 
-/// The per-step log as CSV: `step, time, obs/<name>… (what the policy saw), action/<name>…,
-/// reward, terminated, truncated, neuron/<name>… (after acting)`. Floats are written in Rust's
+/// The per-step log as CSV: `step, time, obs/<name>… (what the policy saw; an image's pixels
+/// are left out: they are in `rollout.json`), action/<name>…, reward, terminated, truncated,
+/// neuron/<name>… (after acting)`. Floats are written in Rust's
 /// shortest round-trip form, so reading them back gives the exact values.
 pub fn write_steps_csv(rollout: &Rollout, path: &Path) -> Result<()> {
     let spec = &rollout.spec;
     let neuron_names = rollout.internal_names.clone().unwrap_or_default();
     let mut header = vec!["step".to_string(), "time".to_string()];
-    header.extend(spec.observation_names.iter().map(|n| csv_name("obs", n)));
+    let flat = spec.flat_observations();
+    header.extend(
+        spec.observation_names[flat.clone()]
+            .iter()
+            .map(|n| csv_name("obs", n)),
+    );
     header.extend(spec.action_names.iter().map(|n| csv_name("action", n)));
     header.extend(["reward", "terminated", "truncated"].map(String::from));
     header.extend(neuron_names.iter().map(|n| csv_name("neuron", n)));
@@ -194,7 +208,7 @@ pub fn write_steps_csv(rollout: &Rollout, path: &Path) -> Result<()> {
     let observations = acted_observations(rollout);
     for (t, (step, obs)) in rollout.steps.iter().zip(observations).enumerate() {
         let _ = write!(out, "{t},{}", step.frame.time);
-        for v in obs.iter().chain(&step.action) {
+        for v in obs[flat.clone()].iter().chain(&step.action) {
             let _ = write!(out, ",{v}");
         }
         let _ = write!(

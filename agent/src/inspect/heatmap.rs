@@ -45,14 +45,17 @@ fn layer_of(name: &str) -> &'static str {
         .unwrap_or("inter")
 }
 
-/// Each observation component over the episode, by name (what the policy acted on).
+/// Each observation component over the episode, by name (what the policy acted on; an
+/// image's pixels left out).
 fn observation_series(rollout: &Rollout) -> Vec<(String, Vec<f32>)> {
     let observations = acted_observations(rollout);
+    let flat = rollout.spec.flat_observations();
     rollout
         .spec
         .observation_names
         .iter()
         .enumerate()
+        .skip(flat.start)
         .map(|(k, name)| {
             let values = observations
                 .iter()
@@ -151,7 +154,7 @@ pub fn neuron_heatmap(rollout: &Rollout, out: &Path) -> Result<()> {
     let map_h = row_h * rows.len() as u32 + 6 * groups;
     let spec = &rollout.spec;
     let (obs_h, act_h) = (
-        traces_height(spec.observation_names.len()),
+        traces_height(spec.flat_observations().len()),
         traces_height(spec.action_names.len()),
     );
     let height = top + map_h + obs_h + act_h + 20;

@@ -1,10 +1,12 @@
 //! Looking inside a policy: the per-step audit log, the neuron panel drawn beside the scene,
 //! plots of runs and episodes, the neuron heatmap and correlation table of an episode, gradient
-//! saliency, neuron knockouts (ablation), the HTML report of a recording, and (with the
+//! saliency (down to the pixels of a camera), neuron knockouts (ablation), the HTML report of a recording, and (with the
 //! `render` feature) offscreen recording and the live window.
 
 pub mod ablation;
 pub mod audit;
+#[cfg(feature = "render")]
+pub mod camera;
 pub mod heatmap;
 pub mod panel;
 pub mod plot;

@@ -44,14 +44,20 @@ struct Synapses {
 
 impl NeuronPanel {
     /// The panel for `policy` acting in `spec`: its wiring laid out by layer (the same layout
-    /// as `wormnet wiring`), inputs named by observation, motor neurons by action.
+    /// as `wormnet wiring`), inputs named by observation (or encoder feature), motor neurons
+    /// by action.
     pub fn for_policy(policy: &Policy, spec: &EnvSpec) -> NeuronPanel {
         let net = &policy.actor;
         let Some(wiring) = net.wiring() else {
-            return NeuronPanel::from_names(spec, &net.state_labels(), &net.state_neuron_types());
+            return NeuronPanel::from_names(
+                spec,
+                &policy.sensory_names(spec),
+                &net.state_labels(),
+                &net.state_neuron_types(),
+            );
         };
         let options = PictureOptions {
-            sensory_names: spec.observation_names.clone(),
+            sensory_names: policy.sensory_names(spec),
             motor_names: spec.action_names.clone(),
             ..PictureOptions::default()
         };
@@ -116,7 +122,7 @@ impl NeuronPanel {
             Synapses { kernel, slot }
         });
         let labels = policy.neuron_labels();
-        let mut names = spec.observation_names.clone();
+        let mut names = policy.sensory_names(spec);
         names.resize(sensory, String::new());
         for id in 0..wiring.units() {
             let label = column_of_id
@@ -155,9 +161,15 @@ impl NeuronPanel {
     }
 
     /// A panel without synapses from neuron names alone (a recorded rollout has names and
-    /// states but no wiring): inputs, then a column per role guessed from the name prefix.
-    pub fn from_names(spec: &EnvSpec, names: &[String], types: &[NeuronType]) -> NeuronPanel {
-        let sensory = spec.obs_dim();
+    /// states but no wiring): the `inputs` by name, then a column per role guessed from the
+    /// name prefix, motor neurons named by `spec`'s actions.
+    pub fn from_names(
+        spec: &EnvSpec,
+        inputs: &[String],
+        names: &[String],
+        types: &[NeuronType],
+    ) -> NeuronPanel {
+        let sensory = inputs.len();
         let role = |i: usize| -> NeuronType {
             types.get(i).copied().unwrap_or_else(|| {
                 let n = names[i].as_str();
@@ -174,7 +186,7 @@ impl NeuronPanel {
         let mut nodes: Vec<PanelNode> = (0..sensory)
             .map(|i| PanelNode {
                 position: [0.0, i as f32 - (sensory as f32 - 1.0) / 2.0],
-                label: spec.observation_names.get(i).cloned().unwrap_or_default(),
+                label: inputs[i].clone(),
                 label_side: LabelSide::Left,
                 role_color: role_color(NeuronType::Sensory),
             })

@@ -290,8 +290,13 @@ pub fn activity_traces(rollout: &Rollout, out: &Path) -> Result<()> {
     let observations = acted_observations(rollout);
     let spec = &rollout.spec;
     let actions = by_index(&spec.action_names, &|t, k| steps[t].action.get(k).copied());
-    let obs = by_index(&spec.observation_names, &|t, k| {
-        observations.get(t).and_then(|o| o.get(k)).copied()
+    // An image's pixels are left out: the flat components are named, the pixels are not.
+    let flat = spec.flat_observations();
+    let obs = by_index(&spec.observation_names[flat.clone()], &|t, k| {
+        observations
+            .get(t)
+            .and_then(|o| o.get(flat.start + k))
+            .copied()
     });
     let reward = vec![(
         "reward".to_string(),

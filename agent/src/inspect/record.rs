@@ -15,7 +15,7 @@ use wormnet_sim::{EnvFactory, EnvSpec};
 
 use super::audit::{self, acted_observations, Auditor};
 use super::panel::NeuronPanel;
-use super::{heatmap, plot, saliency};
+use super::{camera, heatmap, plot, saliency};
 
 /// Picture size and which outputs to write.
 #[derive(Clone, Debug)]
@@ -67,21 +67,30 @@ pub struct EpisodeFiles {
 }
 
 /// The views of a recorded episode: the reset frame with a quiet panel, then one per step with
-/// the neurons that chose that step's action. `normalize` maps a raw observation to what the
-/// network saw (identity without a checkpoint).
+/// the neurons that chose that step's action. `sensory` maps a raw observation to what the
+/// actor's sensory neurons read (identity without a checkpoint). With an image observation
+/// each view shows the camera picture the action was chosen on, tinted by `pixel_maps` (one
+/// saliency map per step) when given.
 pub fn rollout_views(
     rollout: &Rollout,
     panel: Option<&NeuronPanel>,
-    normalize: &dyn Fn(&[f32]) -> Vec<f32>,
+    sensory: &dyn Fn(&[f32]) -> Vec<f32>,
+    pixel_maps: Option<&[Vec<f32>]>,
 ) -> Vec<View> {
     let total = rollout.steps.len();
     let name = &rollout.spec.name;
     let n = rollout.internal_names.as_ref().map_or(0, Vec::len);
+    let image = rollout.spec.image;
+    let inset = |obs: &[f32], t: Option<usize>| {
+        let map = t.and_then(|t| pixel_maps.and_then(|m| m.get(t)));
+        image.map(|i| camera::inset(i, obs, map.map(Vec::as_slice)))
+    };
     let mut views = Vec::with_capacity(total + 1);
     views.push(View {
         frame: rollout.initial_frame.clone(),
-        panel: panel.map(|p| p.state(&normalize(&rollout.initial_observation), &vec![0.0; n])),
+        panel: panel.map(|p| p.state(&sensory(&rollout.initial_observation), &vec![0.0; n])),
         caption: format!("{name}  seed {}  step 0/{total}", rollout.seed),
+        inset: inset(&rollout.initial_observation, None),
     });
     let mut ret = 0.0f64;
     for ((t, step), obs) in rollout
@@ -92,7 +101,7 @@ pub fn rollout_views(
     {
         ret += f64::from(step.reward);
         let neurons = step.internals.clone().unwrap_or_default();
-        let input = normalize(obs);
+        let input = sensory(obs);
         let mut caption = format!(
             "{name}  seed {}  step {}/{total}  t {:.2}s  reward {:+.3}  return {ret:.2}",
             rollout.seed,
@@ -108,6 +117,7 @@ pub fn rollout_views(
             frame: step.frame.clone(),
             panel: panel.map(|p| p.state(&input, &neurons)),
             caption,
+            inset: inset(obs, Some(t)),
         });
     }
     views
@@ -247,18 +257,19 @@ fn encode_mp4(dir: &Path, dt: f32) -> Option<PathBuf> {
 
 /// Renders a recorded episode into `dir` with everything an audit needs: frames, GIF, MP4
 /// (when possible), `steps.csv`, `activity.png`, `heatmap.png`, `correlations.csv` and
-/// `rollout.json`.
+/// `rollout.json`. `sensory` and `pixel_maps` as in [`rollout_views`].
 pub fn write_episode(
     renderer: &mut OffscreenRenderer,
     rollout: &Rollout,
     panel: Option<&NeuronPanel>,
-    normalize: &dyn Fn(&[f32]) -> Vec<f32>,
+    sensory: &dyn Fn(&[f32]) -> Vec<f32>,
+    pixel_maps: Option<&[Vec<f32>]>,
     dir: &Path,
     options: &RecordOptions,
 ) -> Result<EpisodeFiles> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let started = Instant::now();
-    let views = rollout_views(rollout, panel, normalize);
+    let views = rollout_views(rollout, panel, sensory, pixel_maps);
     let (frames, gif) = write_frames(renderer, views, dir, rollout.spec.dt, options)?;
     let render_seconds = started.elapsed().as_secs_f64();
     let mp4 = if options.mp4 && ffmpeg_available() {
@@ -327,15 +338,6 @@ pub fn record_policy(
         let rollout =
             audit::record_episode(env, factory.options().clone(), seed, max_steps, auditor)?;
         let dir = out.join(format!("episode_{i:03}"));
-        let normalize = |o: &[f32]| auditor.normalize(o);
-        episodes.push(write_episode(
-            &mut renderer,
-            &rollout,
-            Some(&panel),
-            &normalize,
-            &dir,
-            options,
-        )?);
         let inputs = auditor.acted_inputs(&rollout);
         let states: Vec<Vec<f32>> = rollout
             .steps
@@ -343,26 +345,47 @@ pub fn record_policy(
             .map(|s| s.internals.clone().unwrap_or_default())
             .collect();
         let policy = auditor.policy();
-        if let Some(steps) = saliency::saliency(policy, &inputs, &states, SALIENCY_WINDOW)? {
+        let steps = saliency::saliency(policy, &inputs, &states, SALIENCY_WINDOW)?;
+        let maps = match (&steps, spec.image) {
+            (Some(steps), Some(image)) => Some(saliency::pixel_maps(steps, image)),
+            _ => None,
+        };
+        let sensory = |o: &[f32]| auditor.sensory(o);
+        episodes.push(write_episode(
+            &mut renderer,
+            &rollout,
+            Some(&panel),
+            &sensory,
+            maps.as_deref(),
+            &dir,
+            options,
+        )?);
+        if let Some(steps) = &steps {
             saliency::write_saliency_csv(
-                &steps,
+                steps,
                 policy.output_names(),
                 &spec.observation_names,
+                spec.image,
                 &dir.join("saliency.csv"),
             )?;
         }
+        if let (Some(maps), Some(image)) = (&maps, spec.image) {
+            let observations = acted_observations(&rollout);
+            camera::write_mean_saliency(image, &observations, maps, 8, &dir.join("saliency.png"))?;
+        }
         if !auditor.attributions().is_empty() {
             let names = auditor.neuron_labels();
+            let inputs = auditor.policy().sensory_names(spec);
             audit::write_attribution_csv(
                 auditor.attributions(),
                 &names,
-                &spec.observation_names,
+                &inputs,
                 &dir.join("attribution.csv"),
             )?;
             heatmap::attribution_heatmap(
                 auditor.attributions(),
                 &names,
-                &spec.observation_names,
+                &inputs,
                 &spec.name,
                 &dir.join("attribution.png"),
             )?;
@@ -379,16 +402,23 @@ pub fn record_rollout_file(
     options: &RecordOptions,
 ) -> Result<EpisodeFiles> {
     let rollout = Rollout::load(path).map_err(|e| anyhow!("{e}"))?;
-    let panel = rollout
-        .internal_names
-        .as_ref()
-        .map(|names| NeuronPanel::from_names(&rollout.spec, names, &[]));
+    let panel = rollout.internal_names.as_ref().map(|names| {
+        // The raw observations are the inputs; an image's pixels get no nodes.
+        let spec = &rollout.spec;
+        let inputs = if spec.image.is_some() {
+            Vec::new()
+        } else {
+            spec.observation_names.clone()
+        };
+        NeuronPanel::from_names(spec, &inputs, names, &[])
+    });
     let mut renderer = renderer_for(panel.as_ref(), options)?;
     write_episode(
         &mut renderer,
         &rollout,
         panel.as_ref(),
         &|o: &[f32]| o.to_vec(),
+        None,
         out,
         options,
     )

@@ -1,7 +1,8 @@
 //! One HTML page per recording, to send to a colleague: the episode's frames with a scrubber
 //! and a play button; the neuron heatmap and the observation and action traces with a cursor at
-//! the current step; what pushed each motor neuron at that step (LTC); the wiring; the run's
-//! config, checkpoint step and evaluation; and the ablation table when one was run.
+//! the current step; what pushed each motor neuron at that step (LTC); for camera policies,
+//! which pixels drove the action; the wiring; the run's config, checkpoint step and
+//! evaluation; and the ablation table when one was run.
 //!
 //! The page opens from disk with no server and no network: its data is embedded as JSON and
 //! drawn by a few lines of plain JavaScript on canvases; the frames are the PNGs beside it.
@@ -44,6 +45,8 @@ struct Episode {
     reward: Vec<f64>,
     /// Per step: for each motor neuron, its three largest inputs `(source, Δv)`.
     contributions: Vec<BTreeMap<String, Vec<(String, f64)>>>,
+    /// The episode's mean pixel saliency picture, for camera policies.
+    saliency: Option<String>,
 }
 
 /// Reads one episode folder written by `record` (`steps.csv`, `frames/`, `attribution.csv`).
@@ -79,6 +82,7 @@ fn episode(dir: &Path, base: &Path) -> Result<Episode> {
         neuron: Vec::new(),
         reward: Vec::new(),
         contributions: Vec::new(),
+        saliency: None,
     };
     let mut times = Vec::new();
     for line in lines {
@@ -115,6 +119,9 @@ fn episode(dir: &Path, base: &Path) -> Result<Episode> {
         .iter()
         .map(|n| format!("{}/frames/{n}", rel.display()))
         .collect();
+    if dir.join("saliency.png").exists() {
+        e.saliency = Some(format!("{}/saliency.png", rel.display()));
+    }
     e.contributions = vec![BTreeMap::new(); e.obs.len()];
     if let Ok(text) = std::fs::read_to_string(dir.join("attribution.csv")) {
         let mut per: BTreeMap<(usize, String), Vec<(String, f64)>> = BTreeMap::new();

@@ -1,6 +1,8 @@
 //! Which observations moved each action, for any cell: the gradient of every motor output
 //! with respect to the observations the policy saw — at the current step, and summed in
 //! magnitude over a short history window (a recurrent policy acts on what it saw before too).
+//! Behind a conv encoder the gradient runs through it to the pixels: which parts of the camera
+//! image drove the steering ([`pixel_maps`], drawn over the camera view by `record`).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -8,6 +10,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use tch::{Kind, Tensor};
 use wormnet_ncp::State;
+use wormnet_sim::ImageShape;
 
 use crate::policy::Policy;
 
@@ -41,31 +44,30 @@ pub fn saliency(
         let len = t + 1 - first;
         let flat: Vec<f32> = inputs[first..=t].iter().flatten().copied().collect();
         let h0 = match first.checked_sub(1).and_then(|i| states.get(i)) {
-            Some(h) => Tensor::from_slice(h).reshape([1, n as i64]),
+            Some(h) => Tensor::from_slice(h)
+                .reshape([1, n as i64])
+                .to_device(policy.device()),
             None => Tensor::zeros([1, n as i64], (Kind::Float, policy.device())),
         };
-        let ts = Tensor::full(
-            [1, len as i64],
-            f64::from(policy.timespan()),
-            (Kind::Float, policy.device()),
-        );
         let mut now = Vec::with_capacity(outputs);
         let mut summed = Vec::with_capacity(outputs);
         for k in 0..outputs {
             let x = Tensor::from_slice(&flat)
                 .reshape([1, len as i64, obs_dim as i64])
+                .to_device(policy.device())
                 .set_requires_grad(true);
             let state = State {
                 h: h0.shallow_clone(),
                 c: None,
             };
-            let (y, _, tape) = actor.forward_sequence_train(&x, Some(&state), Some(&ts), None);
+            // Through the conv encoder too, when there is one: the gradient reaches the pixels.
+            let (y, tape) = policy.actor_sequence_from(&x, Some(&state));
             tape.backward(
                 &y.select(1, len as i64 - 1)
                     .select(1, k as i64)
                     .sum(Kind::Float),
             );
-            let grad = Vec::<f32>::try_from(x.grad().reshape([-1]))
+            let grad = Vec::<f32>::try_from(x.grad().to_device(tch::Device::Cpu).reshape([-1]))
                 .context("reading the observation gradient")?;
             now.push(grad[(len - 1) * obs_dim..].to_vec());
             summed.push(
@@ -82,14 +84,36 @@ pub fn saliency(
     Ok(Some(out))
 }
 
+/// Each step's pixel saliency of an image observation: per pixel (row-major from the top),
+/// Σ over outputs and channels of |∂ output / ∂ pixel| at that step — what drove the action.
+pub fn pixel_maps(steps: &[StepSaliency], image: ImageShape) -> Vec<Vec<f32>> {
+    let plane = image.height * image.width;
+    steps
+        .iter()
+        .map(|s| {
+            let mut map = vec![0.0f32; plane];
+            for now in &s.now {
+                for (k, g) in now.iter().take(image.len()).enumerate() {
+                    map[k % plane] += g.abs();
+                }
+            }
+            map
+        })
+        .collect()
+}
+
 /// The saliency log as CSV, a long table: `step,output,observation,now,window` (see
-/// [`StepSaliency`]); outputs are the motor neurons' actions, observations by name.
+/// [`StepSaliency`]); outputs are the motor neurons' actions, observations by name. With an
+/// `image` the pixels are one row, `pixels`, holding Σ |∂| over them (the maps are drawn on
+/// the recorded frames instead).
 pub fn write_saliency_csv(
     steps: &[StepSaliency],
     outputs: &[String],
     observations: &[String],
+    image: Option<ImageShape>,
     path: &Path,
 ) -> Result<()> {
+    let pixels = image.map_or(0, |i| i.len());
     let name = |v: &[String], i: usize| {
         v.get(i)
             .map_or_else(|| i.to_string(), |n| n.replace(',', "_"))
@@ -97,7 +121,17 @@ pub fn write_saliency_csv(
     let mut text = String::from("step,output,observation,now,window\n");
     for (t, s) in steps.iter().enumerate() {
         for (k, (now, window)) in s.now.iter().zip(&s.window).enumerate() {
-            for (i, (a, b)) in now.iter().zip(window).enumerate() {
+            if pixels > 0 {
+                let sum = |v: &[f32]| v.iter().take(pixels).map(|g| g.abs()).sum::<f32>();
+                let _ = writeln!(
+                    text,
+                    "{t},{},pixels,{},{}",
+                    name(outputs, k),
+                    sum(now),
+                    sum(window)
+                );
+            }
+            for (i, (a, b)) in now.iter().zip(window).enumerate().skip(pixels) {
                 let _ = writeln!(
                     text,
                     "{t},{},{},{a},{b}",

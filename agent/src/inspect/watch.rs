@@ -4,10 +4,11 @@
 
 use std::rc::Rc;
 
-use wormnet_sim::render::{LiveSource, View};
+use wormnet_sim::render::{Inset, LiveSource, View};
 use wormnet_sim::{EnvFactory, EpisodeDriver};
 
 use super::audit::Auditor;
+use super::camera;
 use super::panel::NeuronPanel;
 use crate::policy::Policy;
 
@@ -64,6 +65,13 @@ impl LivePolicy {
         )
     }
 
+    /// The camera picture in the current observation, for image observations.
+    fn inset(&self) -> Option<Inset> {
+        let spec = self.driver.as_ref()?.spec();
+        spec.image
+            .map(|image| camera::inset(image, &self.obs, None))
+    }
+
     fn error_view(&self, message: String) -> View {
         tracing::error!("{message}");
         View {
@@ -95,11 +103,12 @@ impl LiveSource for LivePolicy {
         let neurons = vec![0.0; self.auditor.neuron_labels().len()];
         let view = View {
             frame: driver.env().frame(),
-            panel: Some(
-                self.panel
-                    .state(&self.auditor.normalize(&self.obs), &neurons),
-            ),
+            panel: Some(self.panel.state(&self.auditor.sensory(&self.obs), &neurons)),
             caption: self.caption(0.0),
+            inset: driver
+                .spec()
+                .image
+                .map(|image| camera::inset(image, &self.obs, None)),
         };
         self.driver = Some(driver);
         view
@@ -109,8 +118,10 @@ impl LiveSource for LivePolicy {
         if self.finished {
             return None;
         }
-        let driver = self.driver.as_mut()?;
+        // What the car saw when it chose this action, shown with the step's result.
+        let seen = self.inset();
         let acted = self.auditor.act(&self.obs);
+        let driver = self.driver.as_mut()?;
         match driver.step(&acted.action, &mut self.obs) {
             Ok(t) => {
                 self.steps += 1;
@@ -126,6 +137,7 @@ impl LiveSource for LivePolicy {
                     frame,
                     panel: Some(self.panel.state(&acted.input, &acted.neurons)),
                     caption,
+                    inset: seen,
                 })
             }
             Err(e) => {

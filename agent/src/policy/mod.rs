@@ -9,6 +9,7 @@
 //! states apart, while the actor's neurons already integrate the history. No gradient flows
 //! from the critic into the actor through that input.
 
+mod action;
 mod config;
 mod critic;
 mod encoder;
@@ -20,31 +21,11 @@ use tch::{nn, Device, Kind, Tensor};
 use wormnet_ncp::{NcpNet, State, Tape};
 use wormnet_sim::{EnvSpec, Space};
 
+pub use action::ActionKind;
 pub use config::{CriticConfig, CriticKind, EncoderConfig, PolicyConfig, PolicyError};
 use critic::Critic;
 use encoder::Encoder;
 pub use normalize::{ObsNormalizer, RewardScaler, RunningMeanStd};
-
-/// How actions are drawn from the actor's outputs.
-#[derive(Clone, Debug, PartialEq)]
-pub enum ActionKind {
-    /// Diagonal Gaussian around the motor outputs; samples are clipped to the bounds only when
-    /// sent to the env (the raw sample is what PPO stores). With `rescale`, the policy acts in
-    /// [-1, 1] per bounded component and `env_actions` maps that onto `[low, high]`.
-    Continuous {
-        /// Lower bound per component.
-        low: Vec<f32>,
-        /// Upper bound per component.
-        high: Vec<f32>,
-        /// Act in [-1, 1] and rescale onto bounded components.
-        rescale: bool,
-    },
-    /// Categorical over the motor outputs as logits.
-    Discrete {
-        /// Number of actions.
-        n: usize,
-    },
-}
 
 /// Recurrent state of the whole policy for a batch of envs.
 pub struct PolicyState {
@@ -268,6 +249,31 @@ impl Policy {
             .collect()
     }
 
+    /// Names of what the actor's sensory neurons read: the observation's components, or the
+    /// encoder's features (`feature_0`, …) when a conv encoder reads an image.
+    pub fn sensory_names(&self, spec: &EnvSpec) -> Vec<String> {
+        match &self.encoder {
+            Some(e) => (0..e.output_size())
+                .map(|k| format!("feature_{k}"))
+                .collect(),
+            None => spec.observation_names.clone(),
+        }
+    }
+
+    /// What the actor's sensory neurons read for one normalised observation: the observation
+    /// itself, or the encoder's features of it.
+    pub fn sensory_input(&self, input: &[f32]) -> Vec<f32> {
+        let Some(encoder) = &self.encoder else {
+            return input.to_vec();
+        };
+        let x = Tensor::from_slice(input)
+            .reshape([1, input.len() as i64])
+            .to_device(self.device());
+        let features = tch::no_grad(|| encoder.forward(&x));
+        Vec::<f32>::try_from(features.to_device(Device::Cpu).reshape([-1]))
+            .expect("encoder features are a float tensor")
+    }
+
     /// The device every tensor of this policy lives on.
     pub fn device(&self) -> Device {
         self.vs.device()
@@ -475,35 +481,49 @@ impl Policy {
         per_dim.sum_dim_intlist(-1, false, Kind::Float)
     }
 
-    /// Writes actions into `out` as the env expects them: Box samples clipped to the bounds
-    /// (after rescaling from [-1, 1] where enabled), Discrete indices as floats.
+    /// Writes actions into `out` as the env expects them (see [`ActionKind::env_actions`]).
     pub fn env_actions(&self, action: &Tensor, out: &mut [f32]) {
         let flat = Vec::<f32>::try_from(action.to_device(Device::Cpu).reshape([-1]))
             .expect("policy actions are a float tensor");
         out.copy_from_slice(&flat);
-        if let ActionKind::Continuous { low, high, rescale } = &self.action {
-            for row in out.chunks_mut(low.len()) {
-                for ((x, &lo), &hi) in row.iter_mut().zip(low).zip(high) {
-                    *x = if *rescale && lo.is_finite() && hi.is_finite() {
-                        lo + (x.clamp(-1.0, 1.0) + 1.0) * 0.5 * (hi - lo)
-                    } else {
-                        x.clamp(lo, hi)
-                    };
-                }
-            }
-        }
+        self.action.env_actions(out);
     }
 
-    /// Overwrites env actions with "do nothing": 0 clipped into each Box component's bounds,
-    /// action 0 of a Discrete space.
+    /// Overwrites env actions with "do nothing" (see [`ActionKind::zero_actions`]).
     pub fn zero_actions(&self, out: &mut [f32]) {
-        out.fill(0.0);
-        if let ActionKind::Continuous { low, high, .. } = &self.action {
-            for row in out.chunks_mut(low.len()) {
-                for ((x, &lo), &hi) in row.iter_mut().zip(low).zip(high) {
-                    *x = x.clamp(lo, hi);
-                }
-            }
+        self.action.zero_actions(out);
+    }
+
+    /// The actor's raw outputs `(B, T, outputs)` (Box: the action means before rescaling;
+    /// Discrete: the logits) for normalised observation sequences `obs (B, T, O)` from the zero
+    /// state: behavioural cloning. Backpropagate a loss on them with the returned [`Tape`]'s
+    /// `backward(loss)`: it runs the kernels' backward passes and reaches the encoder.
+    pub fn actor_sequence(&self, obs: &Tensor) -> (Tensor, Tape) {
+        self.actor_sequence_from(obs, None)
+    }
+
+    /// [`Self::actor_sequence`] from a given actor state (`None`: the zero state) — a
+    /// recorded neuron state, for the saliency of a window of an episode.
+    pub fn actor_sequence_from(&self, obs: &Tensor, state0: Option<&State>) -> (Tensor, Tape) {
+        let (b, t_len) = (obs.size()[0], obs.size()[1]);
+        let ts = Tensor::full(
+            [b, t_len],
+            f64::from(self.timespan),
+            (Kind::Float, self.device()),
+        );
+        let encoded = self.encoder.as_ref().map(|e| {
+            let features = e.forward(obs);
+            (features.detach().set_requires_grad(true), features)
+        });
+        let input = encoded.as_ref().map_or(obs, |(leaf, _)| leaf);
+        let zero = self.actor.initial_state(b, self.device());
+        let state0 = state0.unwrap_or(&zero);
+        let (out, _, tape) =
+            self.actor
+                .forward_sequence_train(input, Some(state0), Some(&ts), None);
+        match &encoded {
+            Some((leaf, features)) => (out, tape.with_upstream(leaf, features)),
+            None => (out, tape),
         }
     }
 

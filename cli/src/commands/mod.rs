@@ -3,6 +3,7 @@
 pub mod ablate;
 pub mod bench;
 pub mod eval;
+pub mod imitate;
 pub mod info;
 pub mod plot;
 #[cfg(feature = "render")]

@@ -215,7 +215,7 @@ fn apply_overrides(config: &mut TrainConfig, args: &TrainArgs) {
 }
 
 /// `runs/<name>` or `runs/<config stem>-s<seed>-<UTC time to the millisecond>`.
-fn default_run_dir(config_path: &Path, config: &TrainConfig) -> PathBuf {
+pub(crate) fn default_run_dir(config_path: &Path, config: &TrainConfig) -> PathBuf {
     let name = config.run.name.clone().unwrap_or_else(|| {
         let stem = config_path
             .file_stem()

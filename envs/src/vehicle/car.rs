@@ -6,6 +6,10 @@
 
 use bevy::math::Vec2;
 
+/// Gain of the speed controller, 1/s: the speed error is corrected with a time constant of
+/// 0.5 s (the car's cruise control, and the expert's throttle).
+pub const SPEED_GAIN: f32 = 2.0;
+
 /// Physical parameters of the car.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct CarParams {

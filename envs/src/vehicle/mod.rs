@@ -7,6 +7,7 @@
 //! - [`track`]: seeded tracks, disjoint seed ranges for training and held-out evaluation.
 //! - [`car`]: the tyre model and the steering actuator.
 //! - [`camera`]: the forward view of the road, rendered in software from the track.
+//! - [`expert`]: pure pursuit of the centre line, the teacher for imitation learning.
 //!
 //! Reward per step: progress along the centre line (1 per step at the reference speed) minus a
 //! penalty growing with the squared distance from the centre. Leaving the road, stalling (no new
@@ -16,6 +17,7 @@
 
 pub mod camera;
 pub mod car;
+pub mod expert;
 pub mod track;
 
 use bevy::app::{App, PostUpdate, Startup, Update};
@@ -36,14 +38,16 @@ use wormnet_sim::planar::{wrap_angle, yaw};
 use wormnet_sim::{parse_options, EnvError, EnvSpec, EpisodeStats, Frame, ImageShape, Space};
 
 mod options;
+mod world;
 
 use camera::Camera;
-use car::{steer_towards, tyre_forces, BodyMotion, CarParams};
+use car::{steer_towards, tyre_forces, BodyMotion, SPEED_GAIN};
 pub use options::{Observation, TrackSet, VehicleOptions, NAME};
 use track::Track;
+use world::Border;
+use world::Config;
+pub use world::{Car, Drive, Outcome, Road};
 
-/// Gain of the speed controller, 1/s: the speed error is corrected with a time constant of 0.5 s.
-const SPEED_GAIN: f32 = 2.0;
 /// Centre segments searched either side of the previous one when projecting the car.
 const PROJECTION_WINDOW: usize = 12;
 
@@ -75,67 +79,6 @@ impl Vehicle {
     pub fn options(&self) -> &VehicleOptions {
         &self.options
     }
-}
-
-/// Marks the car body.
-#[derive(Component)]
-pub struct Car;
-
-/// Marks the two border colliders the range sensors see.
-#[derive(Component)]
-struct Border;
-
-/// Options and derived constants, for the systems.
-#[derive(Resource, Clone)]
-struct Config {
-    options: VehicleOptions,
-    car: CarParams,
-    ray_angles: Vec<f32>,
-    /// The camera, when the car observes through one.
-    camera: Option<Camera>,
-}
-
-/// The episode's track, readable by tools and tests through the env's `App`.
-#[derive(Resource, Clone, Debug)]
-pub struct Road(pub Track);
-
-/// How the episode stands.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Outcome {
-    /// Still on the road, lap not complete.
-    #[default]
-    Driving,
-    /// One full lap along the centre line: success.
-    LapCompleted,
-    /// The car's centre left the road.
-    OffRoad,
-    /// No new progress for `stall_seconds`.
-    Stalled,
-    /// The time limit came before the lap.
-    TimedOut,
-}
-
-/// Driving state carried between steps.
-#[derive(Resource, Clone, Debug, Default)]
-pub struct Drive {
-    /// Front-wheel angle now, radians.
-    pub steer: f32,
-    /// Metres driven along the centre line since the start (negative: backwards).
-    pub progress: f32,
-    /// How the episode stands.
-    pub outcome: Outcome,
-    /// Where each range sensor hit (or ended), world coordinates, for renderers.
-    pub ray_ends: Vec<Vec2>,
-    best_progress: f32,
-    steps_since_best: u32,
-    steps: u32,
-    hint: usize,
-    last_s: f32,
-    started: bool,
-    /// This episode's camera brightness offset.
-    brightness: f32,
-    /// The camera's per-column road search hints (scratch kept between steps).
-    camera_hints: Vec<usize>,
 }
 
 impl BevyEnvPlugin for Vehicle {
@@ -212,6 +155,10 @@ impl BevyEnvPlugin for Vehicle {
         .add_systems(Startup, spawn)
         .add_systems(Update, drive.in_set(EnvSystems::Act))
         .add_systems(PostUpdate, observe.in_set(EnvSystems::Observe));
+    }
+
+    fn expert_action(&self, world: &World, action: &mut [f32]) -> bool {
+        expert::expert_action(world, action)
     }
 
     fn frame(&self, world: &World) -> Frame {

@@ -193,7 +193,11 @@ fn redraw(
     };
     let view = &view.0;
     if let Some(mut mesh) = meshes.get_mut(&drawn.scene) {
-        *mesh = to_mesh(geometry::scene_mesh(&view.frame, &setup.regions));
+        let mut data = geometry::scene_mesh(&view.frame, &setup.regions);
+        if let Some(inset) = &view.inset {
+            geometry::inset_mesh(&mut data, inset, &setup.regions);
+        }
+        *mesh = to_mesh(data);
     }
     if let Some(layout) = &setup.config.panel {
         if let Some(mut mesh) = meshes.get_mut(&drawn.panel) {

@@ -2,7 +2,7 @@
 //! origin at the picture's centre, y up). Pure CPU code: the tests check it without a GPU, and
 //! the Bevy app only uploads what it returns.
 
-use super::view::{LabelSide, PanelLayout, PanelState};
+use super::view::{Inset, LabelSide, PanelLayout, PanelState};
 use crate::frame::{Frame, Geometry, Rgba};
 
 /// Height of the caption bar at the top of the picture, in pixels.
@@ -338,6 +338,47 @@ pub fn scene_mesh(frame: &Frame, regions: &Regions) -> MeshData {
         }
     }
     mesh
+}
+
+/// Where an inset goes: the scene's top-left corner, 45 % of the scene's width (at most 60 %
+/// of its height), keeping the picture's aspect ratio; None for an empty inset.
+pub fn inset_area(inset: &Inset, regions: &Regions) -> Option<Area> {
+    if inset.width == 0 || inset.height == 0 || inset.pixels.len() != inset.width * inset.height {
+        return None;
+    }
+    let scene = regions.scene;
+    let aspect = inset.height as f32 / inset.width as f32;
+    let width = (0.45 * scene.width()).min(0.6 * scene.height() / aspect);
+    let (x0, y0) = (scene.x0 + 6.0, scene.y0 + 6.0);
+    Some(Area {
+        x0,
+        y0,
+        x1: x0 + width,
+        y1: y0 + width * aspect,
+    })
+}
+
+/// Adds `inset` to `mesh` (a frame, then one rectangle per pixel) at [`inset_area`].
+pub fn inset_mesh(mesh: &mut MeshData, inset: &Inset, regions: &Regions) {
+    let Some(area) = inset_area(inset, regions) else {
+        return;
+    };
+    mesh.rect(
+        regions.to_world(area.x0 - 2.0, area.y0 - 2.0),
+        regions.to_world(area.x1 + 2.0, area.y1 + 2.0),
+        linear(Rgba::rgb(40, 40, 40)),
+    );
+    let (w, h) = (inset.width as f32, inset.height as f32);
+    for (k, &color) in inset.pixels.iter().enumerate() {
+        let (col, row) = ((k % inset.width) as f32, (k / inset.width) as f32);
+        let x = |c: f32| area.x0 + c / w * area.width();
+        let y = |r: f32| area.y0 + r / h * area.height();
+        mesh.rect(
+            regions.to_world(x(col), y(row)),
+            regions.to_world(x(col + 1.0), y(row + 1.0)),
+            linear(color),
+        );
+    }
 }
 
 /// Node centres of `layout` in Bevy coordinates, and the node radius in pixels: the layout's

@@ -100,3 +100,39 @@ fn panel_colours_follow_the_state() {
     }
     assert!((2.5..=10.0).contains(&r));
 }
+
+#[test]
+fn an_inset_is_drawn_pixel_by_pixel_in_the_scene_top_left_corner() {
+    let regions = Regions::new(640, 480, true);
+    let mut pixels = vec![Rgba::rgb(0, 0, 255); 8 * 3];
+    pixels[0] = Rgba::rgb(255, 0, 0);
+    let inset = Inset {
+        width: 8,
+        height: 3,
+        pixels,
+    };
+    let area = inset_area(&inset, &regions).expect("an area");
+    assert!(area.x0 >= regions.scene.x0 && area.y0 >= regions.scene.y0);
+    assert!(area.x1 <= regions.scene.x1 && area.y1 <= regions.scene.y1);
+    assert!(((area.y1 - area.y0) / (area.x1 - area.x0) - 3.0 / 8.0).abs() < 1e-4);
+    let mut mesh = MeshData::default();
+    inset_mesh(&mut mesh, &inset, &regions);
+    // A frame, then 4 vertices per pixel; the first pixel is red, at the top-left.
+    assert_eq!(mesh.positions.len(), 4 * (1 + 24));
+    assert_eq!(mesh.colors[4], linear(Rgba::rgb(255, 0, 0)));
+    assert_eq!(mesh.colors[8], linear(Rgba::rgb(0, 0, 255)));
+    let top_left = regions.to_world(area.x0, area.y0);
+    let first = &mesh.positions[4..8];
+    assert!(first
+        .iter()
+        .any(|p| (p[0] - top_left[0]).abs() < 1e-3 && (p[1] - top_left[1]).abs() < 1e-3));
+    // A picture whose pixels do not fill it draws nothing.
+    let broken = Inset {
+        width: 8,
+        height: 3,
+        pixels: vec![],
+    };
+    let mut mesh = MeshData::default();
+    inset_mesh(&mut mesh, &broken, &regions);
+    assert!(mesh.positions.is_empty());
+}

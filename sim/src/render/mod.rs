@@ -22,6 +22,6 @@ mod view;
 #[cfg(feature = "render")]
 pub use app::{run_window, OffscreenRenderer, WindowOptions};
 pub use view::{
-    LabelSide, LiveSource, PanelEdge, PanelLayout, PanelNode, PanelState, RenderConfig,
+    Inset, LabelSide, LiveSource, PanelEdge, PanelLayout, PanelNode, PanelState, RenderConfig,
     RenderError, View,
 };

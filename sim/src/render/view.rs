@@ -98,6 +98,20 @@ pub struct View {
     pub panel: Option<PanelState>,
     /// A line of text above the scene (env, step, reward…).
     pub caption: String,
+    /// A small picture over the scene's top-left corner: what the agent sees (a camera
+    /// observation), possibly tinted by what drove its action.
+    pub inset: Option<Inset>,
+}
+
+/// A picture of `width × height` pixels, rows from the top, drawn pixel by pixel.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Inset {
+    /// Columns.
+    pub width: usize,
+    /// Rows.
+    pub height: usize,
+    /// `width × height` colours, row-major from the top-left pixel.
+    pub pixels: Vec<Rgba>,
 }
 
 /// Picture size and the panel, fixed for the life of a renderer.

@@ -1,0 +1,311 @@
+//! Behavioural cloning, as the NCP paper trained its lane keeper: the env's expert (the
+//! vehicle's pure pursuit) labels episodes, the recurrent policy learns to reproduce its
+//! actions over whole sequences, and DAgger rounds let the policy drive while the expert keeps
+//! labelling, so the data holds the states the policy gets itself into. The result is an
+//! ordinary run directory: `eval`, `record` and `train --init-from` (PPO fine-tuning) read it.
+//!
+//! Every random stream derives from `run.seed` (weights, episode seeds, noise, batch order),
+//! so the same config gives the same cloned policy, bit for bit.
+
+pub mod config;
+pub mod demos;
+
+use std::io::Write as _;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use tch::{Kind, Tensor};
+use wormnet_ncp::parse_device;
+use wormnet_sim::Registry;
+
+pub use config::ImitationConfig;
+use demos::Demo;
+
+use crate::checkpoint::{self, CheckpointParts};
+use crate::config::TrainConfig;
+use crate::eval::{evaluate, EvalOptions, EvalSummary};
+use crate::interrupt::STOP;
+use crate::policy::{ObsNormalizer, Policy};
+use crate::ppo::adam::{clip_grad_norm, Adam};
+use crate::rundir;
+use crate::seeds::{derive_seed, ENV_STREAM, EVAL_STREAM, SHUFFLE_STREAM, TORCH_STREAM};
+
+/// The per-round log of an imitation run, beside its checkpoints.
+pub const LOG: &str = "imitation.csv";
+
+/// How an imitation run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Completion {
+    /// Every round done.
+    Finished,
+    /// Stopped by Ctrl-C ([`STOP`]) after an epoch, `latest` saved.
+    Interrupted,
+}
+
+/// What one round did: the line of [`LOG`] and of the progress output.
+#[derive(Clone, Debug)]
+pub struct RoundReport {
+    /// Round index (0: the expert drove).
+    pub round: usize,
+    /// Episodes gathered this round that failed (left the road) while being driven.
+    pub failed_episodes: usize,
+    /// Labelled steps gathered so far, all rounds.
+    pub samples: usize,
+    /// Mean cloning loss of the round's last epoch.
+    pub loss: f64,
+    /// The policy's evaluation after the round (held-out envs, `[env] eval_options`).
+    pub eval: EvalSummary,
+    /// Wall-clock seconds since the run started.
+    pub wall_seconds: f64,
+}
+
+/// Clones the expert of `config`'s env into a new run directory `run_dir`; `progress` hears
+/// of every finished round. Ctrl-C ([`STOP`]) ends it after the current epoch with `latest`
+/// saved.
+pub fn imitate(
+    config: TrainConfig,
+    run_dir: &Path,
+    registry: &Registry,
+    mut progress: impl FnMut(&RoundReport),
+) -> Result<Completion> {
+    let started = Instant::now();
+    let device = parse_device(&config.run.device)?;
+    let cfg = config.imitation.clone();
+    let factory = registry
+        .factory(&config.env.name, config.env.options.clone())
+        .context("config [env] options")?;
+    let eval_factory = registry
+        .factory(&config.env.name, config.eval_env_options())
+        .context("config [env] eval_options")?;
+    let spec = factory
+        .build()
+        .context("config [env] options")?
+        .spec()
+        .clone();
+    tch::set_num_threads(config.run.threads as i32);
+    tch::manual_seed(derive_seed(config.run.seed, TORCH_STREAM) as i64);
+    let mut policy = Policy::new(&spec, &config.policy, device)?;
+    if policy
+        .action
+        .output_targets(&vec![0.0; spec.action_dim()])
+        .is_none()
+    {
+        anyhow::bail!(
+            "env `{}` has a discrete action space; imitation clones continuous actions",
+            spec.name
+        );
+    }
+    if config.ppo.norm_obs {
+        policy.set_obs_normalizer(Some(ObsNormalizer::new(
+            spec.obs_dim(),
+            config.ppo.obs_clip,
+        )));
+    }
+    let _lock = rundir::claim_new(run_dir)?;
+    checkpoint::write_atomic(&run_dir.join("config.toml"), config.to_toml().as_bytes())?;
+    let log_path = run_dir.join(LOG);
+    append(
+        &log_path,
+        "round,driver,failed_episodes,samples,loss,eval_return,eval_success,wall_seconds",
+    )?;
+    let params = policy.parameters();
+    let tensors: Vec<Tensor> = params.iter().map(|(_, t)| t.shallow_clone()).collect();
+    let mut adam = Adam::new(&tensors, cfg.learning_rate, config.ppo.adam_eps);
+    let mut data: Vec<Demo> = Vec::new();
+    let mut best: Option<f64> = None;
+    let seed = config.run.seed;
+    let save = |policy: &Policy, adam: &Adam, tag: &str, best, eval| {
+        let parts = CheckpointParts {
+            policy,
+            params: &params,
+            adam,
+            reward_scaler: None,
+            update: 0,
+            global_step: 0,
+            best_eval: best,
+            wall_seconds: started.elapsed().as_secs_f64(),
+            config: &config,
+            spec: &spec,
+        };
+        checkpoint::save(run_dir, tag, &parts, eval)
+    };
+    for round in 0..cfg.rounds {
+        let driver = (round > 0).then_some(&policy);
+        let demos = demos::collect(
+            &factory,
+            driver,
+            &cfg,
+            derive_seed(seed, ENV_STREAM + round as u64),
+        )?;
+        let failed_episodes = demos.iter().filter(|d| d.failed).count();
+        for demo in &demos {
+            policy.observe(&mut demo.observations.clone());
+        }
+        data.extend(demos);
+        let inputs: Vec<Vec<f32>> = data
+            .iter()
+            .map(|d| {
+                let mut x = d.observations.clone();
+                policy.normalize(&mut x);
+                x
+            })
+            .collect();
+        let targets: Vec<Vec<f32>> = data
+            .iter()
+            .map(|d| policy.action.output_targets(&d.labels).unwrap_or_default())
+            .collect();
+        let mut loss = f64::NAN;
+        for epoch in 0..cfg.epochs {
+            let shuffle = derive_seed(seed, SHUFFLE_STREAM + (round * cfg.epochs + epoch) as u64);
+            loss = clone_epoch(
+                &policy, &mut adam, &tensors, &cfg, &inputs, &targets, shuffle,
+            )?;
+            if STOP.load(Ordering::SeqCst) {
+                save(&policy, &adam, "latest", best, None)?;
+                return Ok(Completion::Interrupted);
+            }
+        }
+        let eval = evaluate(
+            &policy,
+            eval_factory.clone(),
+            &EvalOptions {
+                episodes: config.run.eval_episodes,
+                deterministic: config.run.eval_deterministic,
+                obs_noise: 0.0,
+                seed: derive_seed(seed, EVAL_STREAM),
+                num_envs: config.env.num_envs,
+            },
+        )?;
+        let improved = best.is_none_or(|b| eval.mean_return > b);
+        if improved {
+            best = Some(eval.mean_return);
+        }
+        save(&policy, &adam, "latest", best, None)?;
+        if improved {
+            save(&policy, &adam, "best", best, Some(eval.clone()))?;
+        }
+        let report = RoundReport {
+            round,
+            failed_episodes,
+            samples: data.iter().map(|d| d.len).sum(),
+            loss,
+            eval,
+            wall_seconds: started.elapsed().as_secs_f64(),
+        };
+        append(
+            &log_path,
+            &format!(
+                "{round},{},{failed_episodes},{},{loss},{},{},{:.3}",
+                if round == 0 { "expert" } else { "policy" },
+                report.samples,
+                report.eval.mean_return,
+                report
+                    .eval
+                    .success_rate
+                    .map_or(String::new(), |s| s.to_string()),
+                report.wall_seconds
+            ),
+        )?;
+        progress(&report);
+    }
+    Ok(Completion::Finished)
+}
+
+/// One pass over every training sequence in a seeded order: the actor's outputs from the zero
+/// state against the expert's, mean squared error over the scored steps. Returns the mean loss.
+fn clone_epoch(
+    policy: &Policy,
+    adam: &mut Adam,
+    params: &[Tensor],
+    cfg: &ImitationConfig,
+    inputs: &[Vec<f32>],
+    targets: &[Vec<f32>],
+    shuffle_seed: u64,
+) -> Result<f64> {
+    let (obs_dim, act_dim) = (policy.obs_dim(), policy.action_dim());
+    let len = cfg.sequence_length;
+    // Windows overlap by the burn-in, so every step is scored once (the first window of an
+    // episode from its true zero state, the others after warming up).
+    let mut windows: Vec<(usize, usize)> = Vec::new();
+    for (d, x) in inputs.iter().enumerate() {
+        let steps = x.len() / obs_dim;
+        let mut start = 0;
+        while start < steps {
+            windows.push((d, start));
+            if start + len >= steps {
+                break;
+            }
+            start += len - cfg.burn_in;
+        }
+    }
+    windows.shuffle(&mut ChaCha8Rng::seed_from_u64(shuffle_seed));
+    let device = policy.device();
+    let (mut total, mut batches) = (0.0, 0usize);
+    for batch in windows.chunks(cfg.batch_size) {
+        let b = batch.len();
+        let mut obs = vec![0.0f32; b * len * obs_dim];
+        let mut target = vec![0.0f32; b * len * act_dim];
+        let mut mask = vec![0.0f32; b * len];
+        for (i, &(d, start)) in batch.iter().enumerate() {
+            let steps = inputs[d].len() / obs_dim;
+            let scored_from = if start == 0 { 0 } else { cfg.burn_in };
+            for t in 0..len {
+                // Past the episode's end: repeat its last step, unscored.
+                let s = (start + t).min(steps - 1);
+                let row = i * len + t;
+                obs[row * obs_dim..(row + 1) * obs_dim]
+                    .copy_from_slice(&inputs[d][s * obs_dim..(s + 1) * obs_dim]);
+                target[row * act_dim..(row + 1) * act_dim]
+                    .copy_from_slice(&targets[d][s * act_dim..(s + 1) * act_dim]);
+                mask[row] = f32::from(u8::from(t >= scored_from && start + t < steps));
+            }
+        }
+        let shape = |w: usize| [b as i64, len as i64, w as i64];
+        let obs = Tensor::from_slice(&obs)
+            .reshape(shape(obs_dim))
+            .to_device(device);
+        let target = Tensor::from_slice(&target)
+            .reshape(shape(act_dim))
+            .to_device(device);
+        let mask = Tensor::from_slice(&mask)
+            .reshape(shape(1))
+            .to_device(device);
+        let (out, tape) = policy.actor_sequence(&obs);
+        let scored = mask.sum(Kind::Float).clamp_min(1.0) * act_dim as f64;
+        let loss = ((out - target).pow_tensor_scalar(2) * &mask).sum(Kind::Float) / scored;
+        let value = loss.double_value(&[]);
+        if !value.is_finite() {
+            anyhow::bail!(
+                "the cloning loss became {value}: lower imitation.learning_rate or check the \
+                 env's observations"
+            );
+        }
+        for p in params {
+            p.shallow_clone().zero_grad();
+        }
+        tape.backward(&loss);
+        clip_grad_norm(params, cfg.max_grad_norm);
+        adam.step(params);
+        policy.apply_weight_constraints();
+        total += value;
+        batches += 1;
+    }
+    Ok(total / batches.max(1) as f64)
+}
+
+/// Appends one line to `path` and syncs it, so the log survives a crash line by line.
+fn append(path: &Path, line: &str) -> Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    writeln!(file, "{line}")
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))
+}
