@@ -98,11 +98,11 @@ pub fn save(
     for (i, (name, _)) in parts.params.iter().enumerate() {
         tensors.push((
             format!("adam/exp_avg/{name}"),
-            parts.adam.exp_avg[i].to_device(Device::Cpu),
+            parts.adam.exp_avg(i).to_device(Device::Cpu).copy(),
         ));
         tensors.push((
             format!("adam/exp_avg_sq/{name}"),
-            parts.adam.exp_avg_sq[i].to_device(Device::Cpu),
+            parts.adam.exp_avg_sq(i).to_device(Device::Cpu).copy(),
         ));
     }
     let tensors_path = dir.join(&tensors_name);
@@ -151,19 +151,25 @@ pub fn restore_adam(
     dir: &Path,
     device: Device,
 ) -> Result<(), CheckpointError> {
+    let mismatch = |reason: String| CheckpointError::Mismatch {
+        path: dir.join(&sidecar.tensors),
+        reason,
+    };
     for (i, (name, _)) in params.iter().enumerate() {
-        for (prefix, slot) in [
-            ("exp_avg", &mut adam.exp_avg[i]),
-            ("exp_avg_sq", &mut adam.exp_avg_sq[i]),
-        ] {
+        let moment = |prefix: &str| {
             let key = format!("adam/{prefix}/{name}");
-            let t = tensors.iter().find(|(k, _)| *k == key).ok_or_else(|| {
-                CheckpointError::Mismatch {
-                    path: dir.join(&sidecar.tensors),
-                    reason: format!("optimizer tensor {key} is missing"),
-                }
-            })?;
-            *slot = t.1.to_device(device);
+            tensors
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, t)| t.to_device(device))
+                .ok_or_else(|| mismatch(format!("optimizer tensor {key} is missing")))
+        };
+        let (m, v) = (moment("exp_avg")?, moment("exp_avg_sq")?);
+        if !adam.set_moments(i, &m, &v) {
+            return Err(mismatch(format!(
+                "optimizer tensors of {name} have shape {:?}, the parameter has another",
+                m.size()
+            )));
         }
     }
     adam.step = sidecar.adam_step;

@@ -119,8 +119,9 @@ impl Trainer {
             .context("imitation.before_ppo")?;
             if outcome == imitation::Completion::Interrupted {
                 bail!(
-                    "interrupted while imitating (the policy cloned so far is in {}); start \
-                     the run again, or fine-tune that policy with --init-from",
+                    "interrupted while imitating, before PPO began: the policy cloned so far \
+                     is in {}; fine-tune it with --init-from {0} (and imitation.before_ppo = \
+                     false), or start again in another --run-dir",
                     dir.display()
                 );
             }

@@ -211,3 +211,74 @@ fn saliency_matches_finite_differences() {
     }
     assert!(checked > 0, "every gradient was zero");
 }
+
+/// Behind a conv encoder the saliency reaches the pixels: it matches finite differences of the
+/// steering with respect to single pixels, and the per-pixel map sums its magnitudes.
+#[test]
+fn pixel_saliency_through_the_encoder_matches_finite_differences() {
+    let options: toml::Table = toml::from_str(
+        "observation = \"camera\"\nprivileged = false\ncamera_width = 16\ncamera_height = 8",
+    )
+    .unwrap();
+    let registry = wormnet_envs::registry();
+    let spec = registry.make("vehicle", &options).unwrap().spec().clone();
+    let image = spec.image.expect("a camera observation has an image");
+    let config: PolicyConfig = toml::from_str(
+        r#"
+        timespan = 1.0
+        [encoder]
+        kind = "conv"
+        channels = [4]
+        kernels = [3]
+        strides = [1]
+        features = 8
+        [actor]
+        cell = "ltc"
+        wiring = { kind = "auto_ncp", units = 10, output_size = 1, seed = 5 }
+        "#,
+    )
+    .expect("policy config");
+    tch::manual_seed(13);
+    let policy = Rc::new(Policy::new(&spec, &config, Device::Cpu).expect("policy"));
+    let mut auditor = Auditor::new(policy.clone(), true);
+    let env = registry.make("vehicle", &options).unwrap();
+    let rollout = audit::record_episode(env, options.clone(), 3, 6, &mut auditor).expect("record");
+    let inputs = auditor.acted_inputs(&rollout);
+    let states: Vec<Vec<f32>> = rollout
+        .steps
+        .iter()
+        .map(|s| s.internals.clone().unwrap())
+        .collect();
+    let sal = wormnet_agent::inspect::saliency::saliency(&policy, &inputs, &states, 16)
+        .expect("saliency")
+        .expect("an LTC");
+    let t = 4;
+    let o = spec.obs_dim();
+    let replay = |x: &[Vec<f32>]| -> f64 {
+        let flat: Vec<f32> = x[..=t].iter().flatten().copied().collect();
+        let x = Tensor::from_slice(&flat).reshape([1, t as i64 + 1, o as i64]);
+        let y = tch::no_grad(|| policy.actor_sequence(&x).0);
+        y.double_value(&[0, t as i64, 0])
+    };
+    // The pixels with the largest gradients, where finite differences are well above noise.
+    let mut order: Vec<usize> = (0..image.len()).collect();
+    order.sort_by(|&a, &b| sal[t].now[0][b].abs().total_cmp(&sal[t].now[0][a].abs()));
+    let eps = 2e-2f32;
+    for &i in &order[..6] {
+        let (mut up, mut down) = (inputs.clone(), inputs.clone());
+        up[t][i] += eps;
+        down[t][i] -= eps;
+        let fd = (replay(&up) - replay(&down)) / (2.0 * f64::from(eps));
+        let g = f64::from(sal[t].now[0][i]);
+        assert!(g.abs() > 1e-5, "pixel {i}: no gradient");
+        assert!(
+            (fd - g).abs() < 1e-4 + 5e-2 * g.abs(),
+            "pixel {i}: gradient {g}, finite difference {fd}"
+        );
+    }
+    let maps = wormnet_agent::inspect::saliency::pixel_maps(&sal, image);
+    assert_eq!(maps.len(), sal.len());
+    assert_eq!(maps[t].len(), image.height * image.width);
+    let k = order[0];
+    assert!((maps[t][k] - sal[t].now[0][k].abs()).abs() < 1e-7);
+}

@@ -86,6 +86,11 @@ pub fn main(registry: Registry) -> ExitCode {
     // full disk, instead of killing the process with SIGXFSZ before it can save or print.
     // SAFETY: setting a signal's disposition to "ignore" at start-up, before any thread.
     unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+    // Output piped into a reader that stops early (`wormnet info | head -2`) ends the process
+    // quietly, as for any Unix tool, instead of a panic about a broken pipe (Rust ignores
+    // SIGPIPE by default, and `println!` panics on the error).
+    // SAFETY: as above, setting a signal's disposition at start-up.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     match run(registry, std::env::args_os()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -281,3 +281,19 @@ fn init_from_starts_a_run_from_another_runs_policy() {
         "{err}"
     );
 }
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly_without_a_panic() {
+    use std::process::Stdio;
+    let mut child = Command::new(BIN)
+        .arg("info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("wormnet starts");
+    // Close the reading end before `info` writes (it loads libtorch first), like `| head -0`.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wormnet ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -26,7 +26,8 @@ pub struct StepSaliency {
 /// Saliency of every step of an episode. `inputs` are the observations as the network saw
 /// them (normalised), `states` the actor's potentials after each step (what the audit log
 /// records); each step replays the last `window` steps from the recorded state before them.
-/// None for an actor with mixed memory (its LSTM memory is not recorded).
+/// None for an actor with an LSTM memory (mixed memory, or the LSTM baseline): the audit
+/// records its hidden state but not its cell memory, so a window cannot be replayed exactly.
 pub fn saliency(
     policy: &Policy,
     inputs: &[Vec<f32>],
@@ -34,7 +35,7 @@ pub fn saliency(
     window: usize,
 ) -> Result<Option<Vec<StepSaliency>>> {
     let actor = &policy.actor;
-    if actor.config().mixed_memory {
+    if actor.initial_state(1, tch::Device::Cpu).c.is_some() {
         return Ok(None);
     }
     let (obs_dim, outputs, n) = (policy.obs_dim(), actor.output_size(), actor.state_size());
