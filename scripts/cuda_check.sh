@@ -14,12 +14,13 @@ source "$here/env.sh"
 cd "$WORMNET_ROOT"
 build_wormnet
 W="$CARGO_TARGET_DIR/release/wormnet"
-if ! "$W" info | grep -q "^cuda *available"; then
-    "$W" info | grep -i cuda >&2 || true
+info="$("$W" info)"
+if ! grep -q "^cuda *available" <<<"$info"; then
+    grep -i cuda <<<"$info" >&2 || true
     echo "cuda_check: no CUDA device here; run this on a machine with an NVIDIA GPU" >&2
     exit 2
 fi
-"$W" info | grep -i -E "cuda|torch"
+grep -i -E "cuda|torch" <<<"$info"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 

@@ -9,8 +9,9 @@ use tch::Tensor;
 use wormnet_sim::noise::standard_normal;
 use wormnet_sim::{EnvFactory, VecEnv, VecEnvConfig};
 
+use crate::config::TrainConfig;
 use crate::policy::Policy;
-use crate::seeds::{derive_seed, NOISE_STREAM};
+use crate::seeds::{derive_seed, EVAL_STREAM, NOISE_STREAM};
 
 /// Mean ± std return and success rate over evaluation episodes.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -43,6 +44,21 @@ pub struct EvalOptions {
     pub seed: u64,
     /// Envs stepped side by side.
     pub num_envs: usize,
+}
+
+impl EvalOptions {
+    /// The evaluations a run makes as it trains (or clones): `run.eval_episodes` on the eval
+    /// envs from the run's evaluation seed, so every evaluation of a run sees the same episodes.
+    pub fn during_training(config: &TrainConfig) -> EvalOptions {
+        let run = &config.run;
+        EvalOptions {
+            episodes: run.eval_episodes,
+            deterministic: run.eval_deterministic,
+            obs_noise: 0.0,
+            seed: derive_seed(run.seed, EVAL_STREAM),
+            num_envs: config.env.num_envs,
+        }
+    }
 }
 
 /// Runs `options.episodes` whole episodes with the policy's normaliser frozen and returns their

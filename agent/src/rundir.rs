@@ -103,26 +103,26 @@ impl RunLock {
 }
 
 /// Creates `dir` if needed, locks it and checks that it holds nothing yet: where a new run
-/// (trained or imitated) starts. A directory with a run in it names the way to continue it.
-pub fn claim_new(dir: &Path) -> anyhow::Result<RunLock> {
+/// (trained or imitated) starts. A directory with a run in it names `resume`, the command that
+/// continues it, when there is one.
+pub fn claim_new(dir: &Path, resume: Option<&str>) -> anyhow::Result<RunLock> {
     std::fs::create_dir_all(dir)
         .map_err(|e| anyhow::anyhow!("cannot create run directory {}: {e}", dir.display()))?;
     let lock = RunLock::acquire(dir)?;
     let found = contents(dir);
     if !found.is_empty() {
-        let resumable = dir.join("latest.json").exists();
+        let run = dir.join("latest.json").exists();
         anyhow::bail!(
             "{} already holds {} ({}); {}",
             dir.display(),
-            if resumable { "a run" } else { "files" },
+            if run { "a run" } else { "files" },
             found.join(", "),
-            if resumable {
-                format!(
-                    "continue it with --resume {}, or choose another --run-dir",
+            match resume.filter(|_| run) {
+                Some(command) => format!(
+                    "continue it with `{command} {}`, or choose another --run-dir",
                     dir.display()
-                )
-            } else {
-                "choose another --run-dir (nothing there was changed)".to_string()
+                ),
+                None => "choose another --run-dir (nothing there was changed)".to_string(),
             }
         );
     }

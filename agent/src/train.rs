@@ -29,7 +29,7 @@ use crate::ppo::adam::Adam;
 use crate::ppo::rollout::{self, Carry};
 use crate::ppo::update::{update, UpdateStats};
 use crate::rundir::{self, RunLock};
-use crate::seeds::{derive_seed, ENV_STREAM, EVAL_STREAM, SHUFFLE_STREAM, TORCH_STREAM};
+use crate::seeds::{derive_seed, ENV_STREAM, SHUFFLE_STREAM, TORCH_STREAM};
 
 pub use crate::interrupt::STOP;
 
@@ -94,13 +94,16 @@ impl Trainer {
         if let Some(spec) = &spec {
             Policy::new(spec, &config.policy, tch::Device::Cpu)?;
         }
-        if config.imitation.before_ppo && config.run.init_from.is_some() {
-            bail!(
-                "imitation.before_ppo and run.init_from both choose the starting policy; \
-                 keep one"
-            );
+        if config.imitation.before_ppo {
+            if config.run.init_from.is_some() {
+                bail!(
+                    "imitation.before_ppo and run.init_from both choose the starting policy; \
+                     keep one"
+                );
+            }
+            imitation::check_env(&config, registry).context("imitation.before_ppo")?;
         }
-        let lock = rundir::claim_new(run_dir)?;
+        let lock = rundir::claim_new(run_dir, Some("wormnet train --resume"))?;
         checkpoint::write_atomic(&run_dir.join("config.toml"), config.to_toml().as_bytes())?;
         let mut init_from = config.run.init_from.clone();
         let mut imitation_seconds = 0.0;
@@ -170,6 +173,13 @@ impl Trainer {
         registry: &Registry,
     ) -> Result<Self> {
         let lock = RunLock::acquire(run_dir)?;
+        if run_dir.join(imitation::LOG).exists() {
+            bail!(
+                "{0} holds a cloned policy (wormnet imitate), not a PPO run; fine-tune it in a \
+                 new run with --init-from {0}",
+                run_dir.display()
+            );
+        }
         let sidecar_path = run_dir.join("latest.json");
         let sidecar = checkpoint::load_sidecar(&sidecar_path)
             .with_context(|| format!("cannot resume {}", run_dir.display()))?;
@@ -389,17 +399,10 @@ impl Trainer {
 
     /// Evaluates the current policy on fresh eval envs (fixed seeds, frozen normaliser).
     pub fn evaluate_now(&self) -> Result<EvalSummary> {
-        let run = &self.config.run;
         evaluate(
             &self.policy,
             self.eval_factory.clone(),
-            &EvalOptions {
-                episodes: run.eval_episodes,
-                deterministic: run.eval_deterministic,
-                obs_noise: 0.0,
-                seed: derive_seed(run.seed, EVAL_STREAM),
-                num_envs: self.config.env.num_envs,
-            },
+            &EvalOptions::during_training(&self.config),
         )
     }
 

@@ -118,6 +118,9 @@ fn cloning_the_expert_laps_held_out_tracks_and_is_the_same_run_for_the_same_seed
         &[&a, &config("vehicle.toml")],
     ));
     assert!(again.contains("already holds"), "{again}");
+    // It is not a PPO run to resume: the error says how to fine-tune it.
+    let resume = failed(&wormnet(&["train", "--resume"], &[&a]));
+    assert!(resume.contains("--init-from"), "{resume}");
 }
 
 #[test]
@@ -193,6 +196,15 @@ fn what_cannot_be_cloned_is_a_one_line_error() {
     assert!(no_expert.contains("no expert action"), "{no_expert}");
     let burn_in = run("vehicle.toml", &["--set", "imitation.burn_in=40"]);
     assert!(burn_in.contains("imitation.burn_in"), "{burn_in}");
+    // Nothing was made for a config that cannot be cloned, with or without PPO after it.
+    assert!(!tmp.path().join("pendulum.toml").exists());
+    let out = tmp.path().join("ppo");
+    let before_ppo = failed(&wormnet(
+        &["train", "--set", "imitation.before_ppo=true", "--run-dir"],
+        &[&out, &config("pendulum.toml")],
+    ));
+    assert!(before_ppo.contains("no expert action"), "{before_ppo}");
+    assert!(!out.exists(), "a run directory was left behind");
     for e in [discrete, no_expert, burn_in] {
         // The error is the last line, whole on it.
         let last = e.trim().lines().last().unwrap();

@@ -83,6 +83,15 @@ pub enum RolloutError {
     /// The env faulted while recording.
     #[error(transparent)]
     Fault(#[from] Fault),
+    /// Parses, but does not hold together (a spec that fails its checks, an observation or an
+    /// action of the wrong length): an edited or truncated file.
+    #[error("rollout `{path}`: {message}")]
+    Inconsistent {
+        /// The file.
+        path: PathBuf,
+        /// What does not fit.
+        message: String,
+    },
 }
 
 /// What a policy returns for one step while recording.
@@ -184,9 +193,41 @@ impl Rollout {
                 found,
             });
         }
-        serde_json::from_value(value).map_err(|source| RolloutError::Format {
-            path: path.to_path_buf(),
-            source,
-        })
+        let rollout: Rollout =
+            serde_json::from_value(value).map_err(|source| RolloutError::Format {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        rollout
+            .check()
+            .map_err(|message| RolloutError::Inconsistent {
+                path: path.to_path_buf(),
+                message,
+            })?;
+        Ok(rollout)
+    }
+
+    /// Whether the parts agree with the spec: what readers index by without checking.
+    fn check(&self) -> Result<(), String> {
+        let spec = &self.spec;
+        spec.validate().map_err(|e| e.to_string())?;
+        let (o, a) = (spec.obs_dim(), spec.action_dim());
+        if self.initial_observation.len() != o {
+            return Err(format!(
+                "the initial observation has {} components, the spec {o}",
+                self.initial_observation.len()
+            ));
+        }
+        for (t, step) in self.steps.iter().enumerate() {
+            if step.observation.len() != o || step.action.len() != a {
+                return Err(format!(
+                    "step {t} has an observation of {} and an action of {} components, the \
+                     spec {o} and {a}",
+                    step.observation.len(),
+                    step.action.len()
+                ));
+            }
+        }
+        Ok(())
     }
 }

@@ -60,6 +60,15 @@ fn rollout_round_trips_through_a_file() {
         "{err}"
     );
     assert!(err.to_string().contains("episode.json"));
+    // A step cut short (an edited file) is refused when read, not indexed out of bounds later.
+    let mut short = rollout.clone();
+    short.steps[0].observation.pop();
+    short.save(&path).unwrap();
+    let err = Rollout::load(&path).unwrap_err();
+    assert!(
+        matches!(err, RolloutError::Inconsistent { .. }) && err.to_string().contains("step 0"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

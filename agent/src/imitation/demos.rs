@@ -6,9 +6,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tch::Tensor;
 use wormnet_sim::noise::standard_normal;
-use wormnet_sim::{EnvFactory, EpisodeDriver, Space};
+use wormnet_sim::{EnvFactory, EpisodeDriver};
 
-use super::config::ImitationConfig;
+use crate::config::ImitationConfig;
 use crate::policy::Policy;
 
 /// One labelled episode: what the env showed and what the expert would have done.
@@ -27,6 +27,7 @@ pub struct Demo {
 /// Runs `config.episodes` episodes side by side on envs of `factory`, seeded from `seed`.
 /// `driver` None: the expert drives; Some: the policy drives (deterministically). Either way
 /// the env receives the driver's action plus the round's noise, clipped to the action space.
+/// The env must have continuous actions and an expert ([`super::check_env`]).
 pub fn collect(
     factory: &EnvFactory,
     driver: Option<&Policy>,
@@ -39,12 +40,6 @@ pub fn collect(
         envs.push(EpisodeDriver::new(factory.build()?, i));
     }
     let spec = envs[0].spec().clone();
-    let Space::Box { low, high } = &spec.action_space else {
-        bail!(
-            "env `{}` has a discrete action space; imitation clones continuous actions",
-            spec.name
-        );
-    };
     let (obs_dim, action_dim) = (spec.obs_dim(), spec.action_dim());
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut obs = vec![0.0f32; n * obs_dim];
@@ -78,19 +73,17 @@ pub fn collect(
                 continue;
             }
             if !env.env().expert_action(&mut label) {
-                bail!(
-                    "env `{}` offers no expert action to imitate (the vehicle does)",
-                    spec.name
-                );
+                bail!("env `{}` gave no expert action mid-episode", spec.name);
             }
             let row = i * action_dim..(i + 1) * action_dim;
             if driver.is_none() {
                 driven[row.clone()].copy_from_slice(&label);
             }
-            for (k, j) in row.clone().enumerate() {
+            for j in row.clone() {
                 noise[j] = keep * noise[j] + fresh * standard_normal(&mut rng) as f32;
-                driven[j] = (driven[j] + noise[j]).clamp(low[k], high[k]);
+                driven[j] += noise[j];
             }
+            spec.action_space.clip(&mut driven[row.clone()]);
             let demo = &mut demos[i];
             let o = &mut obs[i * obs_dim..(i + 1) * obs_dim];
             demo.observations.extend_from_slice(o);

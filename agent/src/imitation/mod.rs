@@ -7,7 +7,6 @@
 //! Every random stream derives from `run.seed` (weights, episode seeds, noise, batch order),
 //! so the same config gives the same cloned policy, bit for bit.
 
-pub mod config;
 pub mod demos;
 
 use std::io::Write as _;
@@ -15,25 +14,24 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tch::{Kind, Tensor};
 use wormnet_ncp::parse_device;
-use wormnet_sim::Registry;
+use wormnet_sim::{EnvSpec, EpisodeDriver, Registry, Space};
 
-pub use config::ImitationConfig;
 use demos::Demo;
 
 use crate::checkpoint::{self, CheckpointParts};
-use crate::config::TrainConfig;
+use crate::config::{ImitationConfig, TrainConfig};
 use crate::eval::{evaluate, EvalOptions, EvalSummary};
 use crate::interrupt::STOP;
 use crate::policy::{ObsNormalizer, Policy};
 use crate::ppo::adam::{clip_grad_norm, Adam};
 use crate::rundir;
-use crate::seeds::{derive_seed, ENV_STREAM, EVAL_STREAM, SHUFFLE_STREAM, TORCH_STREAM};
+use crate::seeds::{derive_seed, ENV_STREAM, SHUFFLE_STREAM, TORCH_STREAM};
 
 /// The per-round log of an imitation run, beside its checkpoints.
 pub const LOG: &str = "imitation.csv";
@@ -76,37 +74,23 @@ pub fn imitate(
     let started = Instant::now();
     let device = parse_device(&config.run.device)?;
     let cfg = config.imitation.clone();
+    let spec = check_env(&config, registry)?;
     let factory = registry
         .factory(&config.env.name, config.env.options.clone())
         .context("config [env] options")?;
     let eval_factory = registry
         .factory(&config.env.name, config.eval_env_options())
         .context("config [env] eval_options")?;
-    let spec = factory
-        .build()
-        .context("config [env] options")?
-        .spec()
-        .clone();
     tch::set_num_threads(config.run.threads as i32);
     tch::manual_seed(derive_seed(config.run.seed, TORCH_STREAM) as i64);
     let mut policy = Policy::new(&spec, &config.policy, device)?;
-    if policy
-        .action
-        .output_targets(&vec![0.0; spec.action_dim()])
-        .is_none()
-    {
-        anyhow::bail!(
-            "env `{}` has a discrete action space; imitation clones continuous actions",
-            spec.name
-        );
-    }
     if config.ppo.norm_obs {
         policy.set_obs_normalizer(Some(ObsNormalizer::new(
             spec.obs_dim(),
             config.ppo.obs_clip,
         )));
     }
-    let _lock = rundir::claim_new(run_dir)?;
+    let _lock = rundir::claim_new(run_dir, None)?;
     checkpoint::write_atomic(&run_dir.join("config.toml"), config.to_toml().as_bytes())?;
     let log_path = run_dir.join(LOG);
     append(
@@ -173,13 +157,7 @@ pub fn imitate(
         let eval = evaluate(
             &policy,
             eval_factory.clone(),
-            &EvalOptions {
-                episodes: config.run.eval_episodes,
-                deterministic: config.run.eval_deterministic,
-                obs_noise: 0.0,
-                seed: derive_seed(seed, EVAL_STREAM),
-                num_envs: config.env.num_envs,
-            },
+            &EvalOptions::during_training(&config),
         )?;
         let improved = best.is_none_or(|b| eval.mean_return > b);
         if improved {
@@ -214,6 +192,34 @@ pub fn imitate(
         progress(&report);
     }
     Ok(Completion::Finished)
+}
+
+/// The spec of `config`'s env, checked for what cloning needs — continuous actions and an
+/// expert action (probed after a reset) — so a config that cannot be cloned fails before any
+/// run directory is made.
+pub fn check_env(config: &TrainConfig, registry: &Registry) -> Result<EnvSpec> {
+    let env = registry
+        .make(&config.env.name, &config.env.options)
+        .context("config [env] options")?;
+    let spec = env.spec().clone();
+    if !matches!(spec.action_space, Space::Box { .. }) {
+        bail!(
+            "env `{}` has a discrete action space; imitation clones continuous actions",
+            spec.name
+        );
+    }
+    let mut driver = EpisodeDriver::new(env, 0);
+    driver.reset(Some(0), &mut vec![0.0; spec.obs_dim()])?;
+    if !driver
+        .env()
+        .expert_action(&mut vec![0.0; spec.action_dim()])
+    {
+        bail!(
+            "env `{}` offers no expert action to imitate (Env::expert_action; the vehicle has one)",
+            spec.name
+        );
+    }
+    Ok(spec)
 }
 
 /// One pass over every training sequence in a seeded order: the actor's outputs from the zero
@@ -280,7 +286,7 @@ fn clone_epoch(
         let loss = ((out - target).pow_tensor_scalar(2) * &mask).sum(Kind::Float) / scored;
         let value = loss.double_value(&[]);
         if !value.is_finite() {
-            anyhow::bail!(
+            bail!(
                 "the cloning loss became {value}: lower imitation.learning_rate or check the \
                  env's observations"
             );

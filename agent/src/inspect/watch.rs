@@ -5,7 +5,7 @@
 use std::rc::Rc;
 
 use wormnet_sim::render::{Inset, LiveSource, View};
-use wormnet_sim::{EnvFactory, EpisodeDriver};
+use wormnet_sim::{EnvFactory, EnvSpec, EpisodeDriver};
 
 use super::audit::Auditor;
 use super::camera;
@@ -67,9 +67,7 @@ impl LivePolicy {
 
     /// The camera picture in the current observation, for image observations.
     fn inset(&self) -> Option<Inset> {
-        let spec = self.driver.as_ref()?.spec();
-        spec.image
-            .map(|image| camera::inset(image, &self.obs, None))
+        camera_view(self.driver.as_ref()?.spec(), &self.obs)
     }
 
     fn error_view(&self, message: String) -> View {
@@ -105,10 +103,7 @@ impl LiveSource for LivePolicy {
             frame: driver.env().frame(),
             panel: Some(self.panel.state(&self.auditor.sensory(&self.obs), &neurons)),
             caption: self.caption(0.0),
-            inset: driver
-                .spec()
-                .image
-                .map(|image| camera::inset(image, &self.obs, None)),
+            inset: camera_view(driver.spec(), &self.obs),
         };
         self.driver = Some(driver);
         view
@@ -150,4 +145,10 @@ impl LiveSource for LivePolicy {
     fn dt(&self) -> f32 {
         self.dt
     }
+}
+
+/// The camera picture at the start of `obs` when `spec` observes an image (no saliency tint:
+/// the live window does not take gradients).
+fn camera_view(spec: &EnvSpec, obs: &[f32]) -> Option<Inset> {
+    spec.image.map(|image| camera::inset(image, obs, None))
 }

@@ -224,6 +224,8 @@ fn bench_train(args: TrainBench, registry: &Registry) -> Result<()> {
     config.run.total_steps = batch * (args.updates as u64 + 2);
     config.run.eval_every = 0;
     config.run.checkpoint_every = args.updates + 2;
+    // PPO's speed from whatever weights: no cloning of an expert before it.
+    config.imitation.before_ppo = false;
     let scratch = std::env::temp_dir().join(format!("wormnet-bench-train-{}", std::process::id()));
     let result = (|| -> Result<()> {
         let mut trainer = Trainer::create(config.clone(), &scratch, registry)
