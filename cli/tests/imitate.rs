@@ -163,6 +163,18 @@ fn imitation_before_ppo_starts_ppo_from_the_cloned_policy() {
         .unwrap();
     let wall: f64 = first[col("perf/wall_seconds")].parse().unwrap();
     assert!(wall >= clone_seconds, "{wall} < {clone_seconds}");
+    // `report` shows the cloning's share beside the wall time.
+    let out = tmp.path().join("report");
+    let report = wormnet(&["report", "--out"], &[&out, &run]);
+    ok(&report);
+    assert!(String::from_utf8_lossy(&report.stdout).contains("cloning s"));
+    let csv = std::fs::read_to_string(out.join("report.csv")).unwrap();
+    let (head, row) = (
+        csv.lines().next().unwrap().split(',').collect::<Vec<_>>(),
+        csv.lines().nth(1).unwrap().split(',').collect::<Vec<_>>(),
+    );
+    let cell = head.iter().position(|h| *h == "cloning_seconds").unwrap();
+    assert_eq!(row[cell].parse::<f64>().unwrap(), clone_seconds);
     // Both ways of choosing the start at once is an error naming them.
     let both = failed(&wormnet(
         &[

@@ -26,9 +26,12 @@ fn watch_screenshot(target: &Path, dir: &Path) -> image::RgbaImage {
     // A display number nobody uses; the tests of this file start from different numbers, so
     // two running at once do not pick the same one.
     static FIRST: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(100);
-    let first = FIRST.fetch_add(50, std::sync::atomic::Ordering::SeqCst);
-    let display = (first..first + 50)
-        .find(|n| !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists())
+    let first = FIRST.fetch_add(400, std::sync::atomic::Ordering::SeqCst);
+    let display = (first..first + 400)
+        .find(|n| {
+            !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
+                && !Path::new(&format!("/tmp/.X{n}-lock")).exists()
+        })
         .expect("a free X display");
     let mut xvfb = Command::new("Xvfb")
         .arg(format!(":{display}"))
@@ -37,10 +40,13 @@ fn watch_screenshot(target: &Path, dir: &Path) -> image::RgbaImage {
         .stderr(Stdio::null())
         .spawn()
         .expect("Xvfb runs (scripts/setup --render installs it)");
+    // Stopped with SIGTERM, so that Xvfb removes its socket and lock file (SIGKILL leaves
+    // them, and the display number is lost to later runs).
     struct Kill<'a>(&'a mut std::process::Child);
     impl Drop for Kill<'_> {
         fn drop(&mut self) {
-            let _ = self.0.kill();
+            // SAFETY: signalling our own child process by its pid.
+            unsafe { libc::kill(self.0.id() as libc::pid_t, libc::SIGTERM) };
             let _ = self.0.wait();
         }
     }

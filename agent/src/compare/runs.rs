@@ -24,6 +24,9 @@ pub struct RunRecord {
     pub times: Vec<(f64, f64, Option<f64>)>,
     /// Robustness: (σ, success rate or mean return) per observation-noise level evaluated.
     pub noise: Vec<(f32, f64)>,
+    /// Wall seconds of the cloning before PPO (`imitation.before_ppo`), from
+    /// `RUN/imitation/imitation.csv`; already inside the run's wall seconds.
+    pub cloning_seconds: Option<f64>,
 }
 
 impl RunRecord {
@@ -58,6 +61,7 @@ impl RunRecord {
             evals,
             times,
             noise: Vec::new(),
+            cloning_seconds: cloning_seconds(dir),
         })
     }
 
@@ -78,6 +82,14 @@ impl RunRecord {
 }
 
 /// The run directories under `roots`: each root that is a run directory (`config.toml` and
+/// The last `wall_seconds` of `RUN/imitation/imitation.csv`, if the run cloned an expert first.
+fn cloning_seconds(dir: &Path) -> Option<f64> {
+    let text = std::fs::read_to_string(dir.join("imitation").join(crate::imitation::LOG)).ok()?;
+    let mut lines = text.lines();
+    let column = lines.next()?.split(',').position(|h| h == "wall_seconds")?;
+    lines.last()?.split(',').nth(column)?.parse().ok()
+}
+
 /// `metrics.csv`), else those found below it (a sweep directory's `trials/`, a `runs/` folder).
 pub fn find_runs(roots: &[PathBuf]) -> Result<Vec<PathBuf>> {
     fn walk(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {

@@ -29,6 +29,8 @@ pub struct GroupRow {
     pub train_seconds: f64,
     /// Mean wall seconds of a whole run (evaluations and checkpoints included), where logged.
     pub wall_seconds: Option<f64>,
+    /// Mean wall seconds of the cloning before PPO (part of `wall_seconds`), where runs cloned.
+    pub cloning_seconds: Option<f64>,
     /// (σ, estimate across seeds) per observation-noise level.
     pub noise: Vec<(f32, Estimate)>,
 }
@@ -96,6 +98,12 @@ pub fn summarize(group: &Group, threshold: Option<f64>) -> Option<GroupRow> {
                 .filter_map(|r| r.times.last()?.2)
                 .collect::<Vec<_>>(),
         ),
+        cloning_seconds: mean(
+            &runs
+                .iter()
+                .filter_map(|r| r.cloning_seconds)
+                .collect::<Vec<_>>(),
+        ),
         noise,
     })
 }
@@ -134,6 +142,10 @@ pub fn markdown(rows: &[GroupRow], threshold: Option<f64>, noise_metric: &str) -
         head.push(format!("steps to {t}"));
         head.push(format!("wall s to {t}"));
     }
+    let any_cloning = rows.iter().any(|r| r.cloning_seconds.is_some());
+    if any_cloning {
+        head.push("cloning s".into());
+    }
     head.push("train s".into());
     head.push("wall s".into());
     let levels = noise_levels(rows);
@@ -162,6 +174,9 @@ pub fn markdown(rows: &[GroupRow], threshold: Option<f64>, noise_metric: &str) -
                 r.wall_to_threshold
                     .map_or("–".into(), |s| format!("{s:.1}")),
             );
+        }
+        if any_cloning {
+            cells.push(r.cloning_seconds.map_or("–".into(), |s| format!("{s:.1}")));
         }
         cells.push(format!("{:.1}", r.train_seconds));
         cells.push(r.wall_seconds.map_or("–".into(), |s| format!("{s:.1}")));
@@ -194,6 +209,7 @@ pub fn csv(rows: &[GroupRow]) -> String {
         "wall_seconds_to_threshold",
         "train_seconds",
         "wall_seconds",
+        "cloning_seconds",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -226,6 +242,7 @@ pub fn csv(rows: &[GroupRow]) -> String {
             opt(r.wall_to_threshold),
             r.train_seconds.to_string(),
             opt(r.wall_seconds),
+            opt(r.cloning_seconds),
         ];
         for sigma in &levels {
             let e = noise_at(r, *sigma);
