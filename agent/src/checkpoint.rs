@@ -378,6 +378,17 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
     result.map_err(err)
 }
 
+/// Appends `line` to `path` (created if missing) and syncs it: logs that grow a line at a
+/// time (`evals.jsonl`, `imitation.csv`) and survive a crash line by line.
+pub fn append_line(path: &Path, line: &str) -> std::io::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    writeln!(file, "{line}")?;
+    file.sync_all()
+}
+
 /// Saves named tensors as safetensors, atomically (see [`write_atomic`]).
 pub fn save_tensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<(), CheckpointError> {
     let tmp = temp_name(path);

@@ -226,13 +226,12 @@ pub struct TrainConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read config {path}: {source}")]
+    #[error("cannot read config {path}: {error}")]
     Read {
         /// The config file.
         path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
+        /// The I/O error (in the message, not a separate cause, so it is printed once).
+        error: std::io::Error,
     },
     /// Not TOML, or a field of the wrong type or name (serde names it).
     #[error("config {path}: {message}")]
@@ -257,9 +256,9 @@ pub enum ConfigError {
 impl TrainConfig {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         Self::parse(&text, path)
     }
@@ -272,9 +271,9 @@ impl TrainConfig {
     /// Reads a config file with `--set` overrides laid over it (see [`Override`]), then
     /// validates the result exactly as a file: an unknown key is an error naming it.
     pub fn load_with(path: &Path, overrides: &[Override]) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         Self::parse_with(&text, path, overrides)
     }

@@ -175,11 +175,7 @@ fn saliency_matches_finite_differences() {
     let rollout =
         audit::record_episode(env, toml::Table::new(), 5, 12, &mut auditor).expect("record");
     let inputs = auditor.acted_inputs(&rollout);
-    let states: Vec<Vec<f32>> = rollout
-        .steps
-        .iter()
-        .map(|s| s.internals.clone().unwrap())
-        .collect();
+    let states = audit::recorded_states(&rollout);
     let window = 16; // longer than the episode: every step replays from the start
     let sal = wormnet_agent::inspect::saliency::saliency(&policy, &inputs, &states, window)
         .expect("saliency")
@@ -244,11 +240,7 @@ fn pixel_saliency_through_the_encoder_matches_finite_differences() {
     let env = registry.make("vehicle", &options).unwrap();
     let rollout = audit::record_episode(env, options.clone(), 3, 6, &mut auditor).expect("record");
     let inputs = auditor.acted_inputs(&rollout);
-    let states: Vec<Vec<f32>> = rollout
-        .steps
-        .iter()
-        .map(|s| s.internals.clone().unwrap())
-        .collect();
+    let states = audit::recorded_states(&rollout);
     let sal = wormnet_agent::inspect::saliency::saliency(&policy, &inputs, &states, 16)
         .expect("saliency")
         .expect("an LTC");

@@ -9,7 +9,6 @@
 
 pub mod demos;
 
-use std::io::Write as _;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -93,14 +92,17 @@ pub fn imitate(
     let _lock = rundir::claim_new(run_dir, None)?;
     checkpoint::write_atomic(&run_dir.join("config.toml"), config.to_toml().as_bytes())?;
     let log_path = run_dir.join(LOG);
-    append(
-        &log_path,
-        "round,driver,failed_episodes,samples,loss,eval_return,eval_success,wall_seconds",
-    )?;
+    let log = |line: &str| {
+        checkpoint::append_line(&log_path, line)
+            .with_context(|| format!("cannot write {}", log_path.display()))
+    };
+    log("round,driver,failed_episodes,samples,loss,eval_return,eval_success,wall_seconds")?;
     let params = policy.parameters();
     let tensors: Vec<Tensor> = params.iter().map(|(_, t)| t.shallow_clone()).collect();
     let mut adam = Adam::new(&tensors, cfg.learning_rate, config.ppo.adam_eps);
     let mut data: Vec<Demo> = Vec::new();
+    // The expert's actions in the actor's own units, per episode of `data`.
+    let mut targets: Vec<Vec<f32>> = Vec::new();
     let mut best: Option<f64> = None;
     let seed = config.run.seed;
     let save = |policy: &Policy, adam: &Adam, tag: &str, best, eval| {
@@ -128,27 +130,42 @@ pub fn imitate(
         )?;
         let failed_episodes = demos.iter().filter(|d| d.failed).count();
         for demo in &demos {
-            policy.observe(&mut demo.observations.clone());
+            targets.push(
+                policy
+                    .action
+                    .output_targets(&demo.labels)
+                    .unwrap_or_default(),
+            );
+            if policy.obs_normalizer().is_some() {
+                policy.observe(&mut demo.observations.clone());
+            }
         }
         data.extend(demos);
-        let inputs: Vec<Vec<f32>> = data
-            .iter()
-            .map(|d| {
-                let mut x = d.observations.clone();
-                policy.normalize(&mut x);
-                x
-            })
-            .collect();
-        let targets: Vec<Vec<f32>> = data
-            .iter()
-            .map(|d| policy.action.output_targets(&d.labels).unwrap_or_default())
-            .collect();
+        // The network reads observations through the normaliser, whose statistics moved with
+        // this round's data: every episode is normalised anew (raw data is read as it is).
+        let normalized: Option<Vec<Vec<f32>>> = policy.obs_normalizer().map(|_| {
+            data.iter()
+                .map(|d| {
+                    let mut x = d.observations.clone();
+                    policy.normalize(&mut x);
+                    x
+                })
+                .collect()
+        });
+        let inputs: Vec<&[f32]> = match &normalized {
+            Some(n) => n.iter().map(Vec::as_slice).collect(),
+            None => data.iter().map(|d| d.observations.as_slice()).collect(),
+        };
+        let windows = windows(&data, &cfg);
         let mut loss = f64::NAN;
         for epoch in 0..cfg.epochs {
             let shuffle = derive_seed(seed, SHUFFLE_STREAM + (round * cfg.epochs + epoch) as u64);
-            loss = clone_epoch(
-                &policy, &mut adam, &tensors, &cfg, &inputs, &targets, shuffle,
-            )?;
+            let sequences = Sequences {
+                inputs: &inputs,
+                targets: &targets,
+                windows: &windows,
+            };
+            loss = clone_epoch(&policy, &mut adam, &tensors, &cfg, &sequences, shuffle)?;
             if STOP.load(Ordering::SeqCst) {
                 save(&policy, &adam, "latest", best, None)?;
                 return Ok(Completion::Interrupted);
@@ -175,20 +192,17 @@ pub fn imitate(
             eval,
             wall_seconds: started.elapsed().as_secs_f64(),
         };
-        append(
-            &log_path,
-            &format!(
-                "{round},{},{failed_episodes},{},{loss},{},{},{:.3}",
-                if round == 0 { "expert" } else { "policy" },
-                report.samples,
-                report.eval.mean_return,
-                report
-                    .eval
-                    .success_rate
-                    .map_or(String::new(), |s| s.to_string()),
-                report.wall_seconds
-            ),
-        )?;
+        log(&format!(
+            "{round},{},{failed_episodes},{},{loss},{},{},{:.3}",
+            if round == 0 { "expert" } else { "policy" },
+            report.samples,
+            report.eval.mean_return,
+            report
+                .eval
+                .success_rate
+                .map_or(String::new(), |s| s.to_string()),
+            report.wall_seconds
+        ))?;
         progress(&report);
     }
     Ok(Completion::Finished)
@@ -222,6 +236,33 @@ pub fn check_env(config: &TrainConfig, registry: &Registry) -> Result<EnvSpec> {
     Ok(spec)
 }
 
+/// The training sequences of `data` as (episode, first step): windows of `sequence_length`
+/// that overlap by the burn-in, so every step is scored once (the first window of an episode
+/// from its true zero state, the others after warming up).
+fn windows(data: &[Demo], cfg: &ImitationConfig) -> Vec<(usize, usize)> {
+    let len = cfg.sequence_length;
+    let mut windows = Vec::new();
+    for (d, demo) in data.iter().enumerate() {
+        let mut start = 0;
+        while start < demo.len {
+            windows.push((d, start));
+            if start + len >= demo.len {
+                break;
+            }
+            start += len - cfg.burn_in;
+        }
+    }
+    windows
+}
+
+/// What an epoch of cloning reads: per episode the network's inputs and the targets, and the
+/// windows of them to train on.
+struct Sequences<'a> {
+    inputs: &'a [&'a [f32]],
+    targets: &'a [Vec<f32>],
+    windows: &'a [(usize, usize)],
+}
+
 /// One pass over every training sequence in a seeded order: the actor's outputs from the zero
 /// state against the expert's, mean squared error over the scored steps. Returns the mean loss.
 fn clone_epoch(
@@ -229,26 +270,13 @@ fn clone_epoch(
     adam: &mut Adam,
     params: &[Tensor],
     cfg: &ImitationConfig,
-    inputs: &[Vec<f32>],
-    targets: &[Vec<f32>],
+    data: &Sequences<'_>,
     shuffle_seed: u64,
 ) -> Result<f64> {
     let (obs_dim, act_dim) = (policy.obs_dim(), policy.action_dim());
     let len = cfg.sequence_length;
-    // Windows overlap by the burn-in, so every step is scored once (the first window of an
-    // episode from its true zero state, the others after warming up).
-    let mut windows: Vec<(usize, usize)> = Vec::new();
-    for (d, x) in inputs.iter().enumerate() {
-        let steps = x.len() / obs_dim;
-        let mut start = 0;
-        while start < steps {
-            windows.push((d, start));
-            if start + len >= steps {
-                break;
-            }
-            start += len - cfg.burn_in;
-        }
-    }
+    let (inputs, targets) = (data.inputs, data.targets);
+    let mut windows = data.windows.to_vec();
     windows.shuffle(&mut ChaCha8Rng::seed_from_u64(shuffle_seed));
     let device = policy.device();
     let (mut total, mut batches) = (0.0, 0usize);
@@ -302,16 +330,4 @@ fn clone_epoch(
         batches += 1;
     }
     Ok(total / batches.max(1) as f64)
-}
-
-/// Appends one line to `path` and syncs it, so the log survives a crash line by line.
-fn append(path: &Path, line: &str) -> Result<()> {
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
-    writeln!(file, "{line}")
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("cannot write {}", path.display()))
 }

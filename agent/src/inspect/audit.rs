@@ -164,6 +164,16 @@ pub fn record_episode(
     Ok(rollout)
 }
 
+/// The actor's neuron states after each step of a recorded episode (empty where a step
+/// recorded none): the states a saliency window replays from.
+pub fn recorded_states(rollout: &Rollout) -> Vec<Vec<f32>> {
+    rollout
+        .steps
+        .iter()
+        .map(|s| s.internals.clone().unwrap_or_default())
+        .collect()
+}
+
 /// The observation the policy acted on at each step: the reset observation, then each step's.
 pub fn acted_observations(rollout: &Rollout) -> Vec<&[f32]> {
     std::iter::once(rollout.initial_observation.as_slice())

@@ -339,11 +339,7 @@ pub fn record_policy(
             audit::record_episode(env, factory.options().clone(), seed, max_steps, auditor)?;
         let dir = out.join(format!("episode_{i:03}"));
         let inputs = auditor.acted_inputs(&rollout);
-        let states: Vec<Vec<f32>> = rollout
-            .steps
-            .iter()
-            .map(|s| s.internals.clone().unwrap_or_default())
-            .collect();
+        let states = audit::recorded_states(&rollout);
         let policy = auditor.policy();
         let steps = saliency::saliency(policy, &inputs, &states, SALIENCY_WINDOW)?;
         let maps = match (&steps, spec.image) {

@@ -307,13 +307,24 @@ impl Policy {
         }
     }
 
-    /// Elapsed time per step as a `(B, 1)` tensor.
-    fn dt(&self, batch: i64) -> Tensor {
+    /// Elapsed time per step as a tensor of `shape`: `(B, 1)` for one step, `(B, T)` for
+    /// sequences.
+    fn timespans(&self, shape: &[i64]) -> Tensor {
         Tensor::full(
-            [batch, 1],
+            shape,
             f64::from(self.timespan),
             (Kind::Float, self.device()),
         )
+    }
+
+    /// With an encoder, its features of `obs` twice: a detached leaf for the networks to read,
+    /// and the features themselves; the [`Tape`] carries the gradient the networks leave on the
+    /// leaf back into the encoder once (`Tape::with_upstream`), after every network's backward.
+    fn encode_detached(&self, obs: &Tensor) -> Option<(Tensor, Tensor)> {
+        self.encoder.as_ref().map(|e| {
+            let features = e.forward(obs);
+            (features.detach().set_requires_grad(true), features)
+        })
     }
 
     /// One step of actor and critic for the observations `(B, O)`; the caller has already
@@ -321,7 +332,7 @@ impl Policy {
     fn forward_step(&self, obs: &Tensor, state: &PolicyState) -> (Tensor, Tensor, PolicyState) {
         let features = self.encoder.as_ref().map(|e| e.forward(obs));
         let obs = features.as_ref().unwrap_or(obs);
-        let dt = self.dt(obs.size()[0]);
+        let dt = self.timespans(&[obs.size()[0], 1]);
         let (out, actor_state) = self.actor.step(obs, &state.actor, &dt);
         let (value, critic_state) = match &self.critic {
             Critic::Mlp { .. } => (self.critic.mlp_value(obs, &actor_state.h), None),
@@ -401,19 +412,9 @@ impl Policy {
         state0: &PolicyState,
         actor_h: &Tensor,
     ) -> (Evaluation, Tape) {
-        let (b, t_len) = (obs.size()[0], obs.size()[1]);
-        let ts = Tensor::full(
-            [b, t_len],
-            f64::from(self.timespan),
-            (Kind::Float, self.device()),
-        );
+        let ts = self.timespans(&obs.size()[..2]);
         let actor_started = std::time::Instant::now();
-        // With an encoder, the networks read a detached copy of its features, and the tape
-        // carries their gradient back into it once, after every network's backward.
-        let encoded = self.encoder.as_ref().map(|e| {
-            let features = e.forward(obs);
-            (features.detach().set_requires_grad(true), features)
-        });
+        let encoded = self.encode_detached(obs);
         let obs = encoded.as_ref().map_or(obs, |(leaf, _)| leaf);
         let (out, _, tape) =
             self.actor
@@ -505,22 +506,12 @@ impl Policy {
     /// [`Self::actor_sequence`] from a given actor state (`None`: the zero state) — a
     /// recorded neuron state, for the saliency of a window of an episode.
     pub fn actor_sequence_from(&self, obs: &Tensor, state0: Option<&State>) -> (Tensor, Tape) {
-        let (b, t_len) = (obs.size()[0], obs.size()[1]);
-        let ts = Tensor::full(
-            [b, t_len],
-            f64::from(self.timespan),
-            (Kind::Float, self.device()),
-        );
-        let encoded = self.encoder.as_ref().map(|e| {
-            let features = e.forward(obs);
-            (features.detach().set_requires_grad(true), features)
-        });
+        let ts = self.timespans(&obs.size()[..2]);
+        let encoded = self.encode_detached(obs);
         let input = encoded.as_ref().map_or(obs, |(leaf, _)| leaf);
-        let zero = self.actor.initial_state(b, self.device());
-        let state0 = state0.unwrap_or(&zero);
-        let (out, _, tape) =
-            self.actor
-                .forward_sequence_train(input, Some(state0), Some(&ts), None);
+        let (out, _, tape) = self
+            .actor
+            .forward_sequence_train(input, state0, Some(&ts), None);
         match &encoded {
             Some((leaf, features)) => (out, tape.with_upstream(leaf, features)),
             None => (out, tape),

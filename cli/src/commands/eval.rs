@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use wormnet_agent::checkpoint::{load_checkpoint, save_json};
+use wormnet_agent::checkpoint::{append_line, load_checkpoint, save_json};
 use wormnet_agent::eval::{evaluate, EvalOptions};
 use wormnet_agent::seeds::{derive_seed, ACTION_STREAM};
 use wormnet_ncp::parse_device;
@@ -47,17 +47,6 @@ pub struct EvalArgs {
 
 /// Where evaluations of a run accumulate, one JSON object per line, none ever overwritten.
 pub const EVAL_LOG: &str = "evals.jsonl";
-
-/// Appends `line` to `path` (created if missing) and syncs it.
-fn append_line(path: &Path, line: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)?;
-    writeln!(file, "{line}")?;
-    file.sync_all()
-}
 
 /// Runs `wormnet eval`.
 pub fn run(args: EvalArgs, registry: &Registry) -> Result<()> {
