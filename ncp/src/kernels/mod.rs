@@ -9,12 +9,14 @@
 //!   reading tensors ([`Run`]), the [`Kernel`] trait, the sequence / streaming-step / training
 //!   entry points, the [`Tape`] that hands gradients to libtorch, the [`ParamCache`].
 //! - [`math`]: `exp` and the logistic function, vectorisable.
+//! - `lanes`: eight f32 lanes in an AVX register, for batch loops too short for the compiler.
 //! - [`ltc`], [`cfc`]: the two kernels.
 //!
 //! Kernels know nothing of the cells: the network (`crate::net`) reads a cell's tensors into a
 //! kernel's own parameter form.
 
 pub mod cfc;
+mod lanes;
 pub mod ltc;
 pub mod math;
 pub mod plumbing;

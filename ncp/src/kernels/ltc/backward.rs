@@ -30,6 +30,30 @@ struct Grads {
 /// Backpropagates the gradients of the outputs `gy [b][t][M]` and of the final state
 /// `gh [b][N]` through time, exactly as autograd through the cell would.
 pub(super) fn backward(p: &LtcKernel, r: &Run, trace: &[f32], gy: &[f32], gh: &[f32]) -> Gradients {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked just above).
+        return unsafe { backward_avx2(p, r, trace, gy, gh) };
+    }
+    backward_body::<false>(p, r, trace, gy, gh)
+}
+
+/// [`backward`] compiled for AVX2, bit-identical like [`super::forward`]'s AVX2 build.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn backward_avx2(p: &LtcKernel, r: &Run, trace: &[f32], gy: &[f32], gh: &[f32]) -> Gradients {
+    backward_body::<true>(p, r, trace, gy, gh)
+}
+
+/// The backward pass; `AVX` when compiled for AVX2 on a CPU that has it.
+#[inline(always)]
+fn backward_body<const AVX: bool>(
+    p: &LtcKernel,
+    r: &Run,
+    trace: &[f32],
+    gy: &[f32],
+    gh: &[f32],
+) -> Gradients {
     let (n, s, m, u_n, bn) = (p.n, p.s, p.m, p.unfolds, r.b);
     let (ks, kn) = (p.sens.src.len(), p.syn.src.len());
     let zero = |len| vec![0f32; len];
@@ -73,6 +97,7 @@ pub(super) fn backward(p: &LtcKernel, r: &Run, trace: &[f32], gy: &[f32], gh: &[
     let mut g_snum = zero(n * bn);
     let mut g_sden = zero(n * bn);
     let mut sig = zero(kn * bn);
+    let mut sens_sig = zero(bn);
     let step = n * bn;
     for t in (0..r.l).rev() {
         let base = t * (u_n + 1) * step;
@@ -117,46 +142,56 @@ pub(super) fn backward(p: &LtcKernel, r: &Run, trace: &[f32], gy: &[f32], gh: &[
                     &mut num[j * bn..(j + 1) * bn],
                     &mut den[j * bn..(j + 1) * bn],
                 );
-                for b in 0..bn {
-                    let sgm = sigmoid(sg * (v_i[b] - mu));
-                    sig_k[b] = sgm;
+                for (((s_, nm), dn), &x) in sig_k
+                    .iter_mut()
+                    .zip(num_j.iter_mut())
+                    .zip(den_j.iter_mut())
+                    .zip(v_i)
+                {
+                    let sgm = sigmoid(sg * (x - mu));
+                    *s_ = sgm;
                     let a = w * sgm;
-                    num_j[b] += a * e;
-                    den_j[b] += a;
+                    *nm += a * e;
+                    *dn += a;
                 }
             }
             for j in 0..n {
-                let gl = p.gleak[j];
-                let (vl, c_eps) = (p.vleak[j], gl + p.eps);
-                for b in j * bn..(j + 1) * bn {
-                    let d = cm_t[b] + c_eps + den[b];
-                    let gn = gv[b] / d;
-                    let gd = -gv[b] * v_new[b] / d;
-                    acc_cm[b] += (gn * v[b] + gd) * inv_dt[b - j * bn];
-                    gv_prev[b] = gn * cm_t[b];
-                    acc_gleak[b] += gn * vl + gd;
-                    acc_vleak[b] += gn * gl;
-                    g_snum[b] += gn;
-                    g_sden[b] += gd;
-                    g_num[b] = gn;
-                    g_den[b] = gd;
-                }
+                let row = j * bn..(j + 1) * bn;
+                let (gl, vl) = (p.gleak[j], p.vleak[j]);
+                neuron_backward::<AVX>(
+                    (gl, vl, gl + p.eps),
+                    [&cm_t[row.clone()], &den[row.clone()], &gv[row.clone()]],
+                    [&v[row.clone()], &v_new[row.clone()], &inv_dt[..bn]],
+                    &mut acc_cm[row.clone()],
+                    &mut gv_prev[row.clone()],
+                    &mut acc_gleak[row.clone()],
+                    &mut acc_vleak[row.clone()],
+                    &mut g_snum[row.clone()],
+                    &mut g_sden[row.clone()],
+                    &mut g_num[row.clone()],
+                    &mut g_den[row],
+                );
             }
             for k in 0..kn {
-                let (i, j) = (q.src[k], q.dst[k]);
-                let (w, sg, mu, e) = (q.w[k], q.sigma[k], q.mu[k], q.erev[k]);
-                let (ri, rj, rk) = (i * bn, j * bn, k * bn);
-                for b in 0..bn {
-                    let sgm = sig[rk + b];
-                    let gn = g_num[rj + b];
-                    let g_act = gn * e + g_den[rj + b];
-                    acc_erev[rk + b] += gn * w * sgm;
-                    acc_w[rk + b] += g_act * sgm;
-                    let gz = g_act * w * sgm * (1.0 - sgm);
-                    acc_sigma[rk + b] += gz * (v[ri + b] - mu);
-                    acc_mu[rk + b] -= gz * sg;
-                    gv_prev[ri + b] += gz * sg;
-                }
+                let (ri, rj, rk) = (
+                    q.src[k] * bn..(q.src[k] + 1) * bn,
+                    q.dst[k] * bn..(q.dst[k] + 1) * bn,
+                    k * bn..(k + 1) * bn,
+                );
+                synapse_backward::<AVX>(
+                    [q.w[k], q.sigma[k], q.mu[k], q.erev[k]],
+                    [
+                        &sig[rk.clone()],
+                        &v[ri.clone()],
+                        &g_num[rj.clone()],
+                        &g_den[rj],
+                    ],
+                    &mut acc_erev[rk.clone()],
+                    &mut acc_w[rk.clone()],
+                    &mut acc_sigma[rk.clone()],
+                    &mut acc_mu[rk],
+                    &mut gv_prev[ri],
+                );
             }
             std::mem::swap(&mut gv, &mut gv_prev);
         }
@@ -164,20 +199,24 @@ pub(super) fn backward(p: &LtcKernel, r: &Run, trace: &[f32], gy: &[f32], gh: &[
         gxm.fill(0.0);
         let q = &p.sens;
         for k in 0..ks {
-            let (i, j) = (q.src[k], q.dst[k]);
-            let (w, sg, mu, e) = (q.w[k], q.sigma[k], q.mu[k], q.erev[k]);
-            let (ri, rj, rk) = (i * bn, j * bn, k * bn);
-            for b in 0..bn {
-                let sgm = sigmoid(sg * (xm[ri + b] - mu));
-                let gn = g_snum[rj + b];
-                let g_act = gn * e + g_sden[rj + b];
-                acc_serev[rk + b] += gn * w * sgm;
-                acc_sw[rk + b] += g_act * sgm;
-                let gz = g_act * w * sgm * (1.0 - sgm);
-                acc_ssigma[rk + b] += gz * (xm[ri + b] - mu);
-                acc_smu[rk + b] -= gz * sg;
-                gxm[ri + b] += gz * sg;
+            let (ri, rj, rk) = (
+                q.src[k] * bn..(q.src[k] + 1) * bn,
+                q.dst[k] * bn..(q.dst[k] + 1) * bn,
+                k * bn..(k + 1) * bn,
+            );
+            let (sg, mu) = (q.sigma[k], q.mu[k]);
+            for (o, &x) in sens_sig.iter_mut().zip(&xm[ri.clone()]) {
+                *o = sigmoid(sg * (x - mu));
             }
+            synapse_backward::<AVX>(
+                [q.w[k], sg, mu, q.erev[k]],
+                [&sens_sig, &xm[ri.clone()], &g_snum[rj.clone()], &g_sden[rj]],
+                &mut acc_serev[rk.clone()],
+                &mut acc_sw[rk.clone()],
+                &mut acc_ssigma[rk.clone()],
+                &mut acc_smu[rk],
+                &mut gxm[ri],
+            );
         }
         for bi in 0..bn {
             let xo = (bi * r.l + t) * s;
@@ -258,5 +297,199 @@ pub(super) fn backward(p: &LtcKernel, r: &Run, trace: &[f32], gy: &[f32], gh: &[
         ],
         x: g.x,
         h0: g.h0,
+    }
+}
+
+/// Samples per chunk of the batch loops below: one AVX register (see `kernels::lanes`).
+const LANES: usize = 8;
+
+/// Runs `$body` over `0..$bn` in chunks of [`LANES`] samples, then one at a time, with `$o`
+/// the chunk's first sample and `$n` its length as a constant.
+macro_rules! in_chunks {
+    ($bn:expr, |$o:ident, $n:ident| $body:expr) => {{
+        let bn = $bn;
+        let mut $o = 0;
+        while $o + LANES <= bn {
+            const $n: usize = LANES;
+            $body;
+            $o += LANES;
+        }
+        while $o < bn {
+            const $n: usize = 1;
+            $body;
+            $o += 1;
+        }
+    }};
+}
+
+/// One neuron's share of an unfold's backward, for every sample: from the gradient `gv` of its
+/// new state to those of its old state (`gv_prev`, before the synapses add theirs), of the
+/// numerator and denominator sums (`g_num`, `g_den`, also accumulated over the step's unfolds
+/// into `g_snum`, `g_sden` for the sensory synapses) and of its own parameters.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn neuron_backward<const AVX: bool>(
+    c: (f32, f32, f32),
+    [cm, den, gv]: [&[f32]; 3],
+    [v, v_new, inv_dt]: [&[f32]; 3],
+    acc_cm: &mut [f32],
+    gv_prev: &mut [f32],
+    acc_gleak: &mut [f32],
+    acc_vleak: &mut [f32],
+    g_snum: &mut [f32],
+    g_sden: &mut [f32],
+    g_num: &mut [f32],
+    g_den: &mut [f32],
+) {
+    in_chunks!(gv_prev.len(), |o, N| {
+        neuron_chunk::<N, AVX>(
+            c,
+            [&cm[o..], &den[o..], &gv[o..]],
+            [&v[o..], &v_new[o..], &inv_dt[o..]],
+            &mut acc_cm[o..],
+            &mut gv_prev[o..],
+            &mut acc_gleak[o..],
+            &mut acc_vleak[o..],
+            &mut g_snum[o..],
+            &mut g_sden[o..],
+            &mut g_num[o..],
+            &mut g_den[o..],
+        )
+    });
+}
+
+/// [`neuron_backward`] on the first `N` samples. A function of its own so that its slices are
+/// known not to overlap (noalias arguments) and, with `N` constant, the loop is vectorised.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn neuron_chunk<const N: usize, const AVX: bool>(
+    (gl, vl, c_eps): (f32, f32, f32),
+    [cm, den, gv]: [&[f32]; 3],
+    [v, v_new, inv_dt]: [&[f32]; 3],
+    acc_cm: &mut [f32],
+    gv_prev: &mut [f32],
+    acc_gleak: &mut [f32],
+    acc_vleak: &mut [f32],
+    g_snum: &mut [f32],
+    g_sden: &mut [f32],
+    g_num: &mut [f32],
+    g_den: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if AVX && N == LANES {
+        use super::super::lanes::F8;
+        let (cm, den, gv) = (F8::load(cm), F8::load(den), F8::load(gv));
+        let (v, v_new, inv_dt) = (F8::load(v), F8::load(v_new), F8::load(inv_dt));
+        let d = cm + F8::splat(c_eps) + den;
+        let gn = gv / d;
+        let gd = -gv * v_new / d;
+        (F8::load(acc_cm) + (gn * v + gd) * inv_dt).store(acc_cm);
+        (gn * cm).store(gv_prev);
+        (F8::load(acc_gleak) + (gn * F8::splat(vl) + gd)).store(acc_gleak);
+        (F8::load(acc_vleak) + gn * F8::splat(gl)).store(acc_vleak);
+        (F8::load(g_snum) + gn).store(g_snum);
+        (F8::load(g_sden) + gd).store(g_sden);
+        gn.store(g_num);
+        gd.store(g_den);
+        return;
+    }
+    let (cm, den, gv) = (&cm[..N], &den[..N], &gv[..N]);
+    let (v, v_new, inv_dt) = (&v[..N], &v_new[..N], &inv_dt[..N]);
+    let (acc_cm, gv_prev, acc_gleak, acc_vleak) = (
+        &mut acc_cm[..N],
+        &mut gv_prev[..N],
+        &mut acc_gleak[..N],
+        &mut acc_vleak[..N],
+    );
+    let (g_snum, g_sden, g_num, g_den) = (
+        &mut g_snum[..N],
+        &mut g_sden[..N],
+        &mut g_num[..N],
+        &mut g_den[..N],
+    );
+    for b in 0..N {
+        let d = cm[b] + c_eps + den[b];
+        let gn = gv[b] / d;
+        let gd = -gv[b] * v_new[b] / d;
+        acc_cm[b] += (gn * v[b] + gd) * inv_dt[b];
+        gv_prev[b] = gn * cm[b];
+        acc_gleak[b] += gn * vl + gd;
+        acc_vleak[b] += gn * gl;
+        g_snum[b] += gn;
+        g_sden[b] += gd;
+        g_num[b] = gn;
+        g_den[b] = gd;
+    }
+}
+
+/// One synapse's backward for every sample, given its activations `sig` = σ(sigma·(pre − mu)),
+/// its presynaptic values `pre` and the gradients of its postsynaptic sums: accumulates the
+/// gradients of its `erev`, `w`, `sigma`, `mu` and adds into the presynaptic gradient `g_pre`.
+#[inline(always)]
+fn synapse_backward<const AVX: bool>(
+    c: [f32; 4],
+    [sig, pre, g_num, g_den]: [&[f32]; 4],
+    acc_erev: &mut [f32],
+    acc_w: &mut [f32],
+    acc_sigma: &mut [f32],
+    acc_mu: &mut [f32],
+    g_pre: &mut [f32],
+) {
+    in_chunks!(g_pre.len(), |o, N| {
+        synapse_chunk::<N, AVX>(
+            c,
+            [&sig[o..], &pre[o..], &g_num[o..], &g_den[o..]],
+            &mut acc_erev[o..],
+            &mut acc_w[o..],
+            &mut acc_sigma[o..],
+            &mut acc_mu[o..],
+            &mut g_pre[o..],
+        )
+    });
+}
+
+/// [`synapse_backward`] on the first `N` samples (see [`neuron_chunk`]).
+#[inline(always)]
+fn synapse_chunk<const N: usize, const AVX: bool>(
+    [w, sg, mu, e]: [f32; 4],
+    [sig, pre, g_num, g_den]: [&[f32]; 4],
+    acc_erev: &mut [f32],
+    acc_w: &mut [f32],
+    acc_sigma: &mut [f32],
+    acc_mu: &mut [f32],
+    g_pre: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if AVX && N == LANES {
+        use super::super::lanes::F8;
+        let (sgm, pre, gn) = (F8::load(sig), F8::load(pre), F8::load(g_num));
+        let (w, sg) = (F8::splat(w), F8::splat(sg));
+        let g_act = gn * F8::splat(e) + F8::load(g_den);
+        (F8::load(acc_erev) + gn * w * sgm).store(acc_erev);
+        (F8::load(acc_w) + g_act * sgm).store(acc_w);
+        let gz = g_act * w * sgm * (F8::splat(1.0) - sgm);
+        (F8::load(acc_sigma) + gz * (pre - F8::splat(mu))).store(acc_sigma);
+        (F8::load(acc_mu) - gz * sg).store(acc_mu);
+        (F8::load(g_pre) + gz * sg).store(g_pre);
+        return;
+    }
+    let (sig, pre, g_num, g_den) = (&sig[..N], &pre[..N], &g_num[..N], &g_den[..N]);
+    let (acc_erev, acc_w, acc_sigma, acc_mu, g_pre) = (
+        &mut acc_erev[..N],
+        &mut acc_w[..N],
+        &mut acc_sigma[..N],
+        &mut acc_mu[..N],
+        &mut g_pre[..N],
+    );
+    for b in 0..N {
+        let sgm = sig[b];
+        let gn = g_num[b];
+        let g_act = gn * e + g_den[b];
+        acc_erev[b] += gn * w * sgm;
+        acc_w[b] += g_act * sgm;
+        let gz = g_act * w * sgm * (1.0 - sgm);
+        acc_sigma[b] += gz * (pre[b] - mu);
+        acc_mu[b] -= gz * sg;
+        g_pre[b] += gz * sg;
     }
 }

@@ -12,6 +12,36 @@ pub(super) fn forward(
     r: &Run,
     y: &mut [f32],
     h: &mut [f32],
+    trace: Option<&mut Vec<f32>>,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked just above).
+        return unsafe { forward_avx2(p, r, y, h, trace) };
+    }
+    forward_body(p, r, y, h, trace)
+}
+
+/// [`forward`] compiled for AVX2: the batch loops take 8 samples per instruction instead of 4,
+/// with the same operations per sample (no FMA), so results are bit-identical.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn forward_avx2(
+    p: &LtcKernel,
+    r: &Run,
+    y: &mut [f32],
+    h: &mut [f32],
+    trace: Option<&mut Vec<f32>>,
+) {
+    forward_body(p, r, y, h, trace)
+}
+
+#[inline(always)]
+fn forward_body(
+    p: &LtcKernel,
+    r: &Run,
+    y: &mut [f32],
+    h: &mut [f32],
     mut trace: Option<&mut Vec<f32>>,
 ) {
     let (n, s, m, u_n, bn) = (p.n, p.s, p.m, p.unfolds, r.b);
@@ -93,6 +123,7 @@ pub(super) fn forward(
 /// Adds every synapse's activation (and activation × erev) into the destination rows, for
 /// all samples: `den[dst] += w·σ(sigma·(pre[src] − mu))`, `num[dst] += … · erev`.
 /// `zero` clears the sums first.
+#[inline(always)]
 pub(super) fn synapse_sums(
     q: &Synapses,
     pre: &[f32],
