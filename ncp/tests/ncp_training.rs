@@ -103,7 +103,10 @@ fn cpu_backward_equals_autograd() {
             ..NcpConfig::default()
         },
     ];
-    for (k, config) in configs.iter().enumerate() {
+    // 3 samples take the LTC kernel's per-sample path, 11 its batch path (8 in vector
+    // lanes, 3 one at a time).
+    for (k, b) in (0..configs.len()).flat_map(|k| [(k, 3), (k, 11)]) {
+        let config = &configs[k];
         let (vs, net) = build(config, 10 + k as i64);
         // Move every parameter off its init so that no gradient term is trivially zero.
         tch::no_grad(|| {
@@ -115,7 +118,7 @@ fn cpu_backward_equals_autograd() {
         if !config.implicit_constraints {
             net.apply_weight_constraints();
         }
-        let (b, l) = (3, 9);
+        let l = 9;
         let x = Tensor::randn([b, l, 8], F).set_requires_grad(true);
         let ts = Tensor::rand([b, l], F) * 1.5 + 0.2;
         let h0 = State {
@@ -165,7 +168,7 @@ fn cpu_backward_equals_autograd() {
             let d = (a - g).abs().max().double_value(&[]);
             assert!(
                 d <= 1e-4 * scale,
-                "config {k}: {key} grad differs by {d:e} (scale {scale:e})"
+                "config {k}, batch {b}: {key} grad differs by {d:e} (scale {scale:e})"
             );
         }
         for (name, a, g) in [("x", &gx_ref, &x.grad()), ("h0", &gh_ref, &h0.h.grad())] {
@@ -173,8 +176,80 @@ fn cpu_backward_equals_autograd() {
             let d = (a - g).abs().max().double_value(&[]);
             assert!(
                 d <= 1e-4 * scale,
-                "config {k}: grad of {name} differs by {d:e}"
+                "config {k}, batch {b}: grad of {name} differs by {d:e}"
             );
+        }
+    }
+}
+
+#[test]
+fn ltc_kernel_per_sample_path_equals_the_batch_path_bit_for_bit() {
+    // A batch of 9 runs in the batch-wide loops (8 samples in vector lanes, 1 alone); each
+    // sample alone takes the per-sample path (vectorised over synapses). Outputs, states and
+    // the inputs' gradients are per sample, so they must agree to the bit; the parameters'
+    // gradients are sums over samples, chained through softplus after (batch) or before
+    // (one sample at a time) the sum, so they agree to rounding.
+    for (k, config) in [
+        ltc(true, Mapping::Affine, 6, auto()),
+        ltc(false, Mapping::Linear, 3, auto()),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let (vs, net) = build(config, 90 + k as i64);
+        tch::no_grad(|| {
+            for mut t in vs.trainable_variables() {
+                let noise = t.randn_like() * 0.3;
+                let _ = t.g_add_(&noise);
+            }
+        });
+        let (b, l) = (9, 7);
+        let x = Tensor::randn([b, l, 8], F);
+        let ts = Tensor::rand([b, l], F) * 1.5 + 0.2;
+        let h0 = Tensor::randn([b, net.state_size() as i64], F) * 0.5;
+        let starts = Tensor::rand([b, l], F).lt(0.2);
+        let wy = Tensor::randn([b, l, net.output_size() as i64], F);
+        let wh = Tensor::randn([b, net.state_size() as i64], F);
+        let run = |rows: (i64, i64)| {
+            zero_grads(&vs);
+            let x = x.narrow(0, rows.0, rows.1).copy().set_requires_grad(true);
+            let h = h0.narrow(0, rows.0, rows.1).copy().set_requires_grad(true);
+            let state = State {
+                h: h.shallow_clone(),
+                c: None,
+            };
+            let (y, s, tape) = net.forward_sequence_train(
+                &x,
+                Some(&state),
+                Some(&ts.narrow(0, rows.0, rows.1)),
+                Some(&starts.narrow(0, rows.0, rows.1)),
+            );
+            let loss = (&y * wy.narrow(0, rows.0, rows.1)).sum(Kind::Float)
+                + (&s.h * wh.narrow(0, rows.0, rows.1)).sum(Kind::Float);
+            tape.backward(&loss);
+            (y, s.h, x.grad(), h.grad(), grads(&net))
+        };
+        let (y, h, gx, gh, params) = run((0, b));
+        let mut summed: Vec<Tensor> = params.iter().map(|(_, g)| g.zeros_like()).collect();
+        for i in 0..b {
+            let (yi, hi, gxi, ghi, pi) = run((i, 1));
+            for (name, whole, alone) in [("y", &y, yi), ("h", &h, hi), ("x grad", &gx, gxi)]
+                .into_iter()
+                .chain([("h0 grad", &gh, ghi)])
+            {
+                assert!(
+                    whole.narrow(0, i, 1).equal(&alone),
+                    "config {k} sample {i}: {name} differs between the paths"
+                );
+            }
+            for (sum, (_, g)) in summed.iter_mut().zip(&pi) {
+                *sum += g;
+            }
+        }
+        for ((key, whole), sum) in params.iter().zip(&summed) {
+            let scale = whole.abs().max().double_value(&[]).max(1e-3);
+            let d = (whole - sum).abs().max().double_value(&[]);
+            assert!(d <= 1e-5 * scale, "config {k}: {key} grad differs by {d:e}");
         }
     }
 }

@@ -1,31 +1,12 @@
 //! The LTC backward pass through time and the unfolds, accumulated per sample so every inner
-//! loop runs over the batch.
+//! loop runs over the batch (batches under [`LANES`] samples take the per-sample path of
+//! [`sample`]).
 
 use super::super::math::sigmoid;
 use super::super::plumbing::{Gradients, Run};
 use super::forward::synapse_sums;
-use super::params::{softplus_grad, LtcKernel, Synapses};
-
-/// Gradient buffers, one per parameter (dense shapes, as the tch variables).
-struct Grads {
-    gleak: Vec<f32>,
-    vleak: Vec<f32>,
-    cm: Vec<f32>,
-    sigma: Vec<f32>,
-    mu: Vec<f32>,
-    w: Vec<f32>,
-    erev: Vec<f32>,
-    s_sigma: Vec<f32>,
-    s_mu: Vec<f32>,
-    s_w: Vec<f32>,
-    s_erev: Vec<f32>,
-    input_w: Vec<f32>,
-    input_b: Vec<f32>,
-    output_w: Vec<f32>,
-    output_b: Vec<f32>,
-    x: Vec<f32>,
-    h0: Vec<f32>,
-}
+use super::params::{softplus_grad, Grads, LtcKernel, Synapses};
+use super::sample::{self, LANES};
 
 /// Backpropagates the gradients of the outputs `gy [b][t][M]` and of the final state
 /// `gh [b][N]` through time, exactly as autograd through the cell would.
@@ -54,6 +35,9 @@ fn backward_body<const AVX: bool>(
     gy: &[f32],
     gh: &[f32],
 ) -> Gradients {
+    if r.b < LANES {
+        return finish(p, r.b, sample::backward(p, r, trace, gy, gh));
+    }
     let (n, s, m, u_n, bn) = (p.n, p.s, p.m, p.unfolds, r.b);
     let (ks, kn) = (p.sens.src.len(), p.syn.src.len());
     let zero = |len| vec![0f32; len];
@@ -236,6 +220,34 @@ fn backward_body<const AVX: bool>(
             }
         }
     }
+    let acc = Grads {
+        gleak: acc_gleak,
+        vleak: acc_vleak,
+        cm: acc_cm,
+        sigma: acc_sigma,
+        mu: acc_mu,
+        w: acc_w,
+        erev: acc_erev,
+        s_sigma: acc_ssigma,
+        s_mu: acc_smu,
+        s_w: acc_sw,
+        s_erev: acc_serev,
+        input_w: acc_iw,
+        input_b: acc_ib,
+        output_w: acc_ow,
+        output_b: acc_ob,
+        x: g_x,
+        h0: gv,
+    };
+    finish(p, bn, acc)
+}
+
+/// Sums the per-sample gradients `acc` over the batch (in sample order), scatters the
+/// synapses' into the dense parameter shapes, chains through the positivity mapping and
+/// lays the initial state's gradient out `[b][N]`.
+pub(super) fn finish(p: &LtcKernel, bn: usize, acc: Grads) -> Gradients {
+    let (n, s) = (p.n, p.s);
+    let (ks, kn) = (p.sens.src.len(), p.syn.src.len());
     let reduce =
         |acc: &[f32]| -> Vec<f32> { acc.chunks(bn.max(1)).map(|c| c.iter().sum()).collect() };
     let scatter = |acc: &[f32], q: &Synapses, rows: usize| -> Vec<f32> {
@@ -253,29 +265,29 @@ fn backward_body<const AVX: bool>(
             gpos
         }
     };
-    let mut g_h0 = zero(bn * n);
+    let mut g_h0 = vec![0f32; bn * n];
     for bi in 0..bn {
         for j in 0..n {
-            g_h0[bi * n + j] = gv[j * bn + bi];
+            g_h0[bi * n + j] = acc.h0[j * bn + bi];
         }
     }
     let mut g = Grads {
-        gleak: reduce(&acc_gleak),
-        vleak: reduce(&acc_vleak),
-        cm: reduce(&acc_cm),
-        sigma: scatter(&acc_sigma, &p.syn, n),
-        mu: scatter(&acc_mu, &p.syn, n),
-        w: scatter(&acc_w, &p.syn, n),
-        erev: scatter(&acc_erev, &p.syn, n),
-        s_sigma: scatter(&acc_ssigma, &p.sens, s),
-        s_mu: scatter(&acc_smu, &p.sens, s),
-        s_w: scatter(&acc_sw, &p.sens, s),
-        s_erev: scatter(&acc_serev, &p.sens, s),
-        input_w: reduce(&acc_iw),
-        input_b: reduce(&acc_ib),
-        output_w: reduce(&acc_ow),
-        output_b: reduce(&acc_ob),
-        x: g_x,
+        gleak: reduce(&acc.gleak),
+        vleak: reduce(&acc.vleak),
+        cm: reduce(&acc.cm),
+        sigma: scatter(&acc.sigma, &p.syn, n),
+        mu: scatter(&acc.mu, &p.syn, n),
+        w: scatter(&acc.w, &p.syn, n),
+        erev: scatter(&acc.erev, &p.syn, n),
+        s_sigma: scatter(&acc.s_sigma, &p.sens, s),
+        s_mu: scatter(&acc.s_mu, &p.sens, s),
+        s_w: scatter(&acc.s_w, &p.sens, s),
+        s_erev: scatter(&acc.s_erev, &p.sens, s),
+        input_w: reduce(&acc.input_w),
+        input_b: reduce(&acc.input_b),
+        output_w: reduce(&acc.output_w),
+        output_b: reduce(&acc.output_b),
+        x: acc.x,
         h0: g_h0,
     };
     for j in 0..n {
@@ -299,9 +311,6 @@ fn backward_body<const AVX: bool>(
         h0: g.h0,
     }
 }
-
-/// Samples per chunk of the batch loops below: one AVX register (see `kernels::lanes`).
-const LANES: usize = 8;
 
 /// Runs `$body` over `0..$bn` in chunks of [`LANES`] samples, then one at a time, with `$o`
 /// the chunk's first sample and `$n` its length as a constant.

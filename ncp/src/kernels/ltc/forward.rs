@@ -3,10 +3,12 @@
 use super::super::math::sigmoid;
 use super::super::plumbing::Run;
 use super::params::{LtcKernel, Synapses};
+use super::sample::{self, LANES};
 
 /// Runs the forward pass for the whole batch at once: states are kept neuron-major `[n][B]`
 /// so that the per-synapse work is a contiguous loop over samples (vectorised by the
 /// compiler). `trace` (if given) receives every sub-step state, laid out `[t][u in 0..=U][n][B]`.
+/// Batches under [`LANES`] samples take the per-sample path of [`sample`] instead.
 pub(super) fn forward(
     p: &LtcKernel,
     r: &Run,
@@ -44,6 +46,9 @@ fn forward_body(
     h: &mut [f32],
     mut trace: Option<&mut Vec<f32>>,
 ) {
+    if r.b < LANES {
+        return sample::forward(p, r, y, h, trace);
+    }
     let (n, s, m, u_n, bn) = (p.n, p.s, p.m, p.unfolds, r.b);
     let mut xm = vec![0f32; s * bn];
     let mut snum = vec![0f32; n * bn];

@@ -12,12 +12,14 @@ mod attribution;
 mod backward;
 mod forward;
 mod params;
+mod sample;
 
 pub use attribution::StepAttribution;
 pub use params::{param, LtcKernel, LtcSpec, SynapseActivity};
 
 impl Kernel for LtcKernel {
-    /// Every sub-step state, `[t][u in 0..=U][n][B]`.
+    /// Every sub-step state, `[t][u in 0..=U][n][B]` (per sample, `[b][t][u][n]`, for a batch
+    /// under 8).
     type Trace = Vec<f32>;
 
     fn state_size(&self) -> usize {

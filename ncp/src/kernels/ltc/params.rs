@@ -256,3 +256,25 @@ impl LtcKernel {
 
 /// `(source, destination, activity)` of one synapse.
 pub type SynapseActivity = (usize, usize, f32);
+
+/// Gradient buffers, one per parameter: while accumulating, per sample (`[element][B]`, the
+/// initial state's `[n][B]`); after `backward::finish`, dense shapes as the tch variables.
+pub(super) struct Grads {
+    pub(super) gleak: Vec<f32>,
+    pub(super) vleak: Vec<f32>,
+    pub(super) cm: Vec<f32>,
+    pub(super) sigma: Vec<f32>,
+    pub(super) mu: Vec<f32>,
+    pub(super) w: Vec<f32>,
+    pub(super) erev: Vec<f32>,
+    pub(super) s_sigma: Vec<f32>,
+    pub(super) s_mu: Vec<f32>,
+    pub(super) s_w: Vec<f32>,
+    pub(super) s_erev: Vec<f32>,
+    pub(super) input_w: Vec<f32>,
+    pub(super) input_b: Vec<f32>,
+    pub(super) output_w: Vec<f32>,
+    pub(super) output_b: Vec<f32>,
+    pub(super) x: Vec<f32>,
+    pub(super) h0: Vec<f32>,
+}

@@ -1,0 +1,361 @@
+//! The LTC forward and backward for batches under [`LANES`] samples (a minibatch of 2 envs, a
+//! single episode): one sample at a time, vectorised over the synapses instead of the batch.
+//! Each synapse's presynaptic value is gathered into a contiguous row, the sigmoids of all
+//! synapses are one vectorised loop, and the sums into their postsynaptic neurons are added
+//! in synapse order. Every sample sees the same operations in the same order as in the
+//! batch-wide loops of `forward`/`backward`, so the results are bit-identical either way.
+//!
+//! The trace is laid out per sample, `[b][t][u in 0..=U][n]`.
+
+use super::super::math::sigmoid;
+use super::super::plumbing::Run;
+use super::params::{Grads, LtcKernel, Synapses};
+
+/// Batches smaller than this take the per-sample path (one AVX register of samples).
+pub(super) const LANES: usize = 8;
+
+/// Per-synapse scratch rows for one sample.
+struct Rows {
+    /// The presynaptic value of each synapse.
+    pre: Vec<f32>,
+    /// σ(sigma·(pre − mu)) of each synapse.
+    sig: Vec<f32>,
+}
+
+impl Rows {
+    fn new(q: &Synapses) -> Rows {
+        let k = q.src.len();
+        Rows {
+            pre: vec![0f32; k],
+            sig: vec![0f32; k],
+        }
+    }
+
+    /// Gathers `values[src]` and computes every synapse's sigmoid, then adds each synapse's
+    /// activation (× erev) into `num`/`den` of its postsynaptic neuron, in synapse order.
+    #[inline(always)]
+    fn sums(&mut self, q: &Synapses, values: &[f32], num: &mut [f32], den: &mut [f32]) {
+        for (p, &i) in self.pre.iter_mut().zip(&q.src) {
+            *p = values[i];
+        }
+        sigmoids(&q.sigma, &q.mu, &self.pre, &mut self.sig);
+        for (k, &j) in q.dst.iter().enumerate() {
+            let a = q.w[k] * self.sig[k];
+            num[j] += a * q.erev[k];
+            den[j] += a;
+        }
+    }
+}
+
+/// `out[k] = σ(sigma[k]·(x[k] − mu[k]))`; a function of its own so that `out` is known not to
+/// overlap the inputs and the loop is vectorised.
+#[inline(always)]
+fn sigmoids(sigma: &[f32], mu: &[f32], x: &[f32], out: &mut [f32]) {
+    for (((o, &sg), &m), &x) in out.iter_mut().zip(sigma).zip(mu).zip(x) {
+        *o = sigmoid(sg * (x - m));
+    }
+}
+
+/// The forward pass (see [`super::forward::forward`]), one sample at a time.
+#[inline(always)]
+pub(super) fn forward(
+    p: &LtcKernel,
+    r: &Run,
+    y: &mut [f32],
+    h: &mut [f32],
+    mut trace: Option<&mut Vec<f32>>,
+) {
+    let (n, s, m, u_n) = (p.n, p.s, p.m, p.unfolds);
+    let leak: Vec<f32> = (0..n).map(|j| p.gleak[j] * p.vleak[j]).collect();
+    let (mut sens, mut syn) = (Rows::new(&p.sens), Rows::new(&p.syn));
+    let mut xm = vec![0f32; s];
+    let [mut v, mut next, mut snum, mut sden, mut num, mut den, mut cm_t] =
+        std::array::from_fn(|_| vec![0f32; n]);
+    for b in 0..r.b {
+        v.copy_from_slice(&r.h0[b * n..(b + 1) * n]);
+        for t in 0..r.l {
+            if r.starts.as_ref().is_some_and(|st| st[b * r.l + t]) {
+                v.fill(0.0);
+            }
+            let xo = (b * r.l + t) * s;
+            for i in 0..s {
+                xm[i] = r.x[xo + i] * p.input_w[i] + p.input_b[i];
+            }
+            let inv_dt = u_n as f32 / r.ts[b * r.l + t];
+            for j in 0..n {
+                cm_t[j] = p.cm[j] * inv_dt;
+            }
+            snum.fill(0.0);
+            sden.fill(0.0);
+            sens.sums(&p.sens, &xm, &mut snum, &mut sden);
+            if let Some(tr) = trace.as_deref_mut() {
+                tr.extend_from_slice(&v);
+            }
+            for _ in 0..u_n {
+                num.copy_from_slice(&snum);
+                den.copy_from_slice(&sden);
+                syn.sums(&p.syn, &v, &mut num, &mut den);
+                for j in 0..n {
+                    let (c, gl) = (cm_t[j], p.gleak[j] + p.eps);
+                    next[j] = (c * v[j] + leak[j] + num[j]) / (c + gl + den[j]);
+                }
+                std::mem::swap(&mut v, &mut next);
+                if let Some(tr) = trace.as_deref_mut() {
+                    tr.extend_from_slice(&v);
+                }
+            }
+            let yo = (b * r.l + t) * m;
+            for j in 0..m {
+                y[yo + j] = v[j] * p.output_w[j] + p.output_b[j];
+            }
+        }
+        h[b * n..(b + 1) * n].copy_from_slice(&v);
+    }
+}
+
+/// One sample's gradients of a set of synapses, accumulated over its steps and unfolds.
+struct SynapseGrads {
+    w: Vec<f32>,
+    sigma: Vec<f32>,
+    mu: Vec<f32>,
+    erev: Vec<f32>,
+    /// Scratch: the gradients of each synapse's postsynaptic sums, gathered.
+    g_num: Vec<f32>,
+    g_den: Vec<f32>,
+    /// Scratch: what each synapse adds to its presynaptic value's gradient.
+    g_pre: Vec<f32>,
+}
+
+impl SynapseGrads {
+    fn new(q: &Synapses) -> SynapseGrads {
+        let z = || vec![0f32; q.src.len()];
+        SynapseGrads {
+            w: z(),
+            sigma: z(),
+            mu: z(),
+            erev: z(),
+            g_num: z(),
+            g_den: z(),
+            g_pre: z(),
+        }
+    }
+
+    /// Backpropagates through the synapses of `q` whose sigmoids and presynaptic values are
+    /// in `rows`, from the gradients of the postsynaptic sums `g_num`, `g_den`: accumulates
+    /// the synapses' parameter gradients and adds into `g_pre` (by presynaptic index).
+    #[inline(always)]
+    fn backward(
+        &mut self,
+        q: &Synapses,
+        rows: &Rows,
+        g_num: &[f32],
+        g_den: &[f32],
+        g_pre: &mut [f32],
+    ) {
+        for (k, &j) in q.dst.iter().enumerate() {
+            self.g_num[k] = g_num[j];
+            self.g_den[k] = g_den[j];
+        }
+        synapse_terms(
+            [&q.w, &q.sigma, &q.mu, &q.erev],
+            [&rows.sig, &rows.pre, &self.g_num, &self.g_den],
+            &mut self.erev,
+            &mut self.w,
+            &mut self.sigma,
+            &mut self.mu,
+            &mut self.g_pre,
+        );
+        for (k, &i) in q.src.iter().enumerate() {
+            g_pre[i] += self.g_pre[k];
+        }
+    }
+
+    /// Writes this sample's gradients into the batch's per-sample layout `[k][B]`, column `b`.
+    fn store(&self, b: usize, bn: usize, [w, sigma, mu, erev]: [&mut Vec<f32>; 4]) {
+        for (dst, src) in [
+            (w, &self.w),
+            (sigma, &self.sigma),
+            (mu, &self.mu),
+            (erev, &self.erev),
+        ] {
+            for (k, &g) in src.iter().enumerate() {
+                dst[k * bn + b] = g;
+            }
+        }
+    }
+}
+
+/// The per-synapse arithmetic of the backward pass, as `backward`'s batch loop does it per
+/// sample; vectorised over synapses (the written rows are arguments, so they are known not
+/// to overlap the read ones).
+#[inline(always)]
+fn synapse_terms(
+    [w, sg, mu, e]: [&[f32]; 4],
+    [sig, pre, g_num, g_den]: [&[f32]; 4],
+    acc_erev: &mut [f32],
+    acc_w: &mut [f32],
+    acc_sigma: &mut [f32],
+    acc_mu: &mut [f32],
+    g_pre: &mut [f32],
+) {
+    let kn = g_pre.len();
+    let (w, sg, mu, e) = (&w[..kn], &sg[..kn], &mu[..kn], &e[..kn]);
+    let (sig, pre, g_num, g_den) = (&sig[..kn], &pre[..kn], &g_num[..kn], &g_den[..kn]);
+    let (acc_erev, acc_w) = (&mut acc_erev[..kn], &mut acc_w[..kn]);
+    let (acc_sigma, acc_mu) = (&mut acc_sigma[..kn], &mut acc_mu[..kn]);
+    for k in 0..kn {
+        let sgm = sig[k];
+        let gn = g_num[k];
+        let g_act = gn * e[k] + g_den[k];
+        acc_erev[k] += gn * w[k] * sgm;
+        acc_w[k] += g_act * sgm;
+        let gz = g_act * w[k] * sgm * (1.0 - sgm);
+        acc_sigma[k] += gz * (pre[k] - mu[k]);
+        acc_mu[k] -= gz * sg[k];
+        g_pre[k] = gz * sg[k];
+    }
+}
+
+/// The backward pass (see [`super::backward::backward`]) one sample at a time, returning the
+/// per-sample gradients in the batch loops' layout.
+#[inline(always)]
+pub(super) fn backward(p: &LtcKernel, r: &Run, trace: &[f32], gy: &[f32], gh: &[f32]) -> Grads {
+    let (n, s, m, u_n, bn) = (p.n, p.s, p.m, p.unfolds, r.b);
+    let (ks, kn) = (p.sens.src.len(), p.syn.src.len());
+    let z = |len| vec![0f32; len];
+    let mut out = Grads {
+        gleak: z(n * bn),
+        vleak: z(n * bn),
+        cm: z(n * bn),
+        sigma: z(kn * bn),
+        mu: z(kn * bn),
+        w: z(kn * bn),
+        erev: z(kn * bn),
+        s_sigma: z(ks * bn),
+        s_mu: z(ks * bn),
+        s_w: z(ks * bn),
+        s_erev: z(ks * bn),
+        input_w: z(s * bn),
+        input_b: z(s * bn),
+        output_w: z(m * bn),
+        output_b: z(m * bn),
+        x: z(bn * r.l * s),
+        h0: z(n * bn),
+    };
+    let (mut sens, mut syn) = (Rows::new(&p.sens), Rows::new(&p.syn));
+    let [mut xm, mut gxm, mut acc_iw, mut acc_ib] = std::array::from_fn(|_| z(s));
+    let [mut gv, mut gv_prev, mut snum, mut sden, mut num, mut den, mut cm_t] =
+        std::array::from_fn(|_| z(n));
+    let [mut g_num, mut g_den, mut g_snum, mut g_sden] = std::array::from_fn(|_| z(n));
+    let [mut acc_gleak, mut acc_vleak, mut acc_cm] = std::array::from_fn(|_| z(n));
+    let (mut acc_ow, mut acc_ob) = (z(m), z(m));
+    let per_sample = r.l * (u_n + 1) * n;
+    for b in 0..bn {
+        let (mut g_syn, mut g_sens) = (SynapseGrads::new(&p.syn), SynapseGrads::new(&p.sens));
+        for acc in [
+            &mut acc_gleak,
+            &mut acc_vleak,
+            &mut acc_cm,
+            &mut acc_iw,
+            &mut acc_ib,
+            &mut acc_ow,
+            &mut acc_ob,
+        ] {
+            acc.fill(0.0);
+        }
+        gv.copy_from_slice(&gh[b * n..(b + 1) * n]);
+        let tr = &trace[b * per_sample..(b + 1) * per_sample];
+        for t in (0..r.l).rev() {
+            let base = t * (u_n + 1) * n;
+            // Output mapping of the step's final state.
+            let v_end = &tr[base + u_n * n..base + (u_n + 1) * n];
+            let yo = (b * r.l + t) * m;
+            for j in 0..m {
+                let gyj = gy[yo + j];
+                gv[j] += gyj * p.output_w[j];
+                acc_ow[j] += gyj * v_end[j];
+                acc_ob[j] += gyj;
+            }
+            let xo = (b * r.l + t) * s;
+            for i in 0..s {
+                xm[i] = r.x[xo + i] * p.input_w[i] + p.input_b[i];
+            }
+            let inv_dt = u_n as f32 / r.ts[b * r.l + t];
+            for j in 0..n {
+                cm_t[j] = p.cm[j] * inv_dt;
+            }
+            snum.fill(0.0);
+            sden.fill(0.0);
+            sens.sums(&p.sens, &xm, &mut snum, &mut sden);
+            g_snum.fill(0.0);
+            g_sden.fill(0.0);
+            for u in (0..u_n).rev() {
+                let v = &tr[base + u * n..base + (u + 1) * n];
+                let v_new = &tr[base + (u + 1) * n..base + (u + 2) * n];
+                num.copy_from_slice(&snum);
+                den.copy_from_slice(&sden);
+                syn.sums(&p.syn, v, &mut num, &mut den);
+                for j in 0..n {
+                    let (gl, vl) = (p.gleak[j], p.vleak[j]);
+                    let d = cm_t[j] + (gl + p.eps) + den[j];
+                    let gn = gv[j] / d;
+                    let gd = -gv[j] * v_new[j] / d;
+                    acc_cm[j] += (gn * v[j] + gd) * inv_dt;
+                    gv_prev[j] = gn * cm_t[j];
+                    acc_gleak[j] += gn * vl + gd;
+                    acc_vleak[j] += gn * gl;
+                    g_snum[j] += gn;
+                    g_sden[j] += gd;
+                    g_num[j] = gn;
+                    g_den[j] = gd;
+                }
+                g_syn.backward(&p.syn, &syn, &g_num, &g_den, &mut gv_prev);
+                std::mem::swap(&mut gv, &mut gv_prev);
+            }
+            // Sensory synapses (held over the step's unfolds); `sens` still holds this
+            // step's sensory sigmoids.
+            gxm.fill(0.0);
+            g_sens.backward(&p.sens, &sens, &g_snum, &g_sden, &mut gxm);
+            for i in 0..s {
+                let g = gxm[i];
+                acc_iw[i] += g * r.x[xo + i];
+                acc_ib[i] += g;
+                out.x[xo + i] = g * p.input_w[i];
+            }
+            // The state entering this step was reset: nothing flows to earlier steps.
+            if r.starts.as_ref().is_some_and(|st| st[b * r.l + t]) {
+                gv.fill(0.0);
+            }
+        }
+        for (dst, src) in [
+            (&mut out.gleak, &acc_gleak),
+            (&mut out.vleak, &acc_vleak),
+            (&mut out.cm, &acc_cm),
+            (&mut out.input_w, &acc_iw),
+            (&mut out.input_b, &acc_ib),
+            (&mut out.output_w, &acc_ow),
+            (&mut out.output_b, &acc_ob),
+            (&mut out.h0, &gv),
+        ] {
+            for (row, &g) in src.iter().enumerate() {
+                dst[row * bn + b] = g;
+            }
+        }
+        g_syn.store(
+            b,
+            bn,
+            [&mut out.w, &mut out.sigma, &mut out.mu, &mut out.erev],
+        );
+        g_sens.store(
+            b,
+            bn,
+            [
+                &mut out.s_w,
+                &mut out.s_sigma,
+                &mut out.s_mu,
+                &mut out.s_erev,
+            ],
+        );
+    }
+    out
+}
