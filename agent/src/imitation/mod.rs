@@ -28,7 +28,7 @@ use crate::config::{ImitationConfig, TrainConfig};
 use crate::eval::{evaluate, EvalOptions, EvalSummary};
 use crate::interrupt::STOP;
 use crate::policy::{ObsNormalizer, Policy};
-use crate::ppo::adam::{clip_grad_norm, Adam};
+use crate::ppo::adam::Adam;
 use crate::rundir;
 use crate::seeds::{derive_seed, ENV_STREAM, SHUFFLE_STREAM, TORCH_STREAM};
 
@@ -323,8 +323,7 @@ fn clone_epoch(
             p.shallow_clone().zero_grad();
         }
         tape.backward(&loss);
-        clip_grad_norm(params, cfg.max_grad_norm);
-        adam.step(params);
+        adam.clip_and_step(params, cfg.max_grad_norm);
         policy.apply_weight_constraints();
         total += value;
         batches += 1;

@@ -94,6 +94,21 @@ impl Adam {
     /// Applies one update from the parameters' current `.grad()`; parameters without a
     /// gradient (unused this step) are left alone, as in PyTorch.
     pub fn step(&mut self, params: &[Tensor]) {
+        self.step_scaled(params, None);
+    }
+
+    /// [`clip_grad_norm`] then [`Adam::step`], to the bit, with the clipping's scaling done
+    /// once on the flat gradient instead of once per tensor (the `.grad` tensors themselves
+    /// are left unscaled); returns the norm before clipping.
+    pub fn clip_and_step(&mut self, params: &[Tensor], max_norm: f64) -> f64 {
+        let total = grad_norm(params);
+        let coef = max_norm / (total + 1e-6);
+        self.step_scaled(params, (coef < 1.0).then_some(coef));
+        total
+    }
+
+    /// One update from the gradients, multiplied by `scale` when given.
+    fn step_scaled(&mut self, params: &[Tensor], scale: Option<f64>) {
         assert_eq!(params.len(), self.layout.len(), "parameter list changed");
         self.step += 1;
         let (b1, b2) = self.betas;
@@ -104,7 +119,10 @@ impl Adam {
             if grads.iter().all(Tensor::defined) {
                 // Every parameter has a gradient: one pass over the flat buffers.
                 let flat: Vec<Tensor> = grads.iter().map(|g| g.reshape([-1])).collect();
-                let g = Tensor::cat(&flat, 0);
+                let mut g = Tensor::cat(&flat, 0);
+                if let Some(scale) = scale {
+                    let _ = g.g_mul_scalar_(scale);
+                }
                 let delta = Self::moments_step(
                     &mut self.exp_avg,
                     &mut self.exp_avg_sq,
@@ -120,11 +138,15 @@ impl Adam {
                     if !g.defined() {
                         continue;
                     }
+                    let g = match scale {
+                        Some(scale) => g * scale,
+                        None => g.shallow_clone(),
+                    };
                     let (mut m, mut v) = (self.exp_avg(i), self.exp_avg_sq(i));
                     let delta = Self::moments_step(
                         &mut m,
                         &mut v,
-                        g,
+                        &g,
                         (b1, b2, bc1, bc2),
                         (self.lr, self.eps),
                     );
@@ -153,36 +175,37 @@ impl Adam {
 /// Scales all gradients together so their global L2 norm is at most `max_norm`; returns the
 /// norm before clipping (logged as a training diagnostic).
 pub fn clip_grad_norm(params: &[Tensor], max_norm: f64) -> f64 {
-    let grads: Vec<Tensor> = params
-        .iter()
-        .map(Tensor::grad)
-        .filter(Tensor::defined)
-        .collect();
-    if grads.is_empty() {
-        return 0.0;
-    }
-    let total = tch::no_grad(|| {
-        Tensor::stack(
-            &grads
-                .iter()
-                .map(|g| g.pow_tensor_scalar(2).sum(Kind::Float))
-                .collect::<Vec<_>>(),
-            0,
-        )
-        .sum(Kind::Float)
-        .sqrt()
-        .double_value(&[])
-    });
+    let total = grad_norm(params);
     let coef = max_norm / (total + 1e-6);
     if coef < 1.0 {
         tch::no_grad(|| {
-            for g in &grads {
+            for g in params.iter().map(Tensor::grad).filter(Tensor::defined) {
                 let mut g = g.shallow_clone();
                 let _ = g.g_mul_scalar_(coef);
             }
         });
     }
     total
+}
+
+/// The global L2 norm of all gradients (each tensor's sum of squares, then their sum), as
+/// `torch.nn.utils.clip_grad_norm_` computes it; 0 without gradients.
+fn grad_norm(params: &[Tensor]) -> f64 {
+    let squares: Vec<Tensor> = params
+        .iter()
+        .map(Tensor::grad)
+        .filter(Tensor::defined)
+        .map(|g| g.pow_tensor_scalar(2).sum(Kind::Float))
+        .collect();
+    if squares.is_empty() {
+        return 0.0;
+    }
+    tch::no_grad(|| {
+        Tensor::stack(&squares, 0)
+            .sum(Kind::Float)
+            .sqrt()
+            .double_value(&[])
+    })
 }
 
 #[cfg(test)]
@@ -298,6 +321,41 @@ mod tests {
         // Restoring moments of the wrong shape is refused.
         let wrong = Tensor::zeros([3], (Kind::Float, tch::Device::Cpu));
         assert!(!adam.set_moments(0, &wrong, &wrong));
+    }
+
+    #[test]
+    fn clip_and_step_equals_clipping_then_stepping_to_the_bit() {
+        for max_norm in [0.05, 1e3] {
+            let run = |fused: bool| {
+                tch::manual_seed(7);
+                let params = [
+                    Tensor::randn([3, 4], (Kind::Float, tch::Device::Cpu)).set_requires_grad(true),
+                    Tensor::randn([5], (Kind::Float, tch::Device::Cpu)).set_requires_grad(true),
+                ];
+                let mut adam = Adam::new(&params, 3e-3, 1e-5);
+                let mut norms = Vec::new();
+                for _ in 0..3 {
+                    for p in &params {
+                        p.shallow_clone().zero_grad();
+                    }
+                    let loss = params[0].pow_tensor_scalar(3).sum(Kind::Float)
+                        + (&params[1] * 2.5).sin().sum(Kind::Float);
+                    loss.backward();
+                    norms.push(if fused {
+                        adam.clip_and_step(&params, max_norm)
+                    } else {
+                        let norm = clip_grad_norm(&params, max_norm);
+                        adam.step(&params);
+                        norm
+                    });
+                }
+                (
+                    params.map(|p| Vec::<f32>::try_from(p.reshape([-1])).unwrap()),
+                    norms,
+                )
+            };
+            assert_eq!(run(true), run(false), "max_norm {max_norm}");
+        }
     }
 
     #[test]

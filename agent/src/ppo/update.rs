@@ -11,7 +11,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tch::{Device, Kind, Tensor};
 
-use super::adam::{clip_grad_norm, Adam};
+use super::adam::Adam;
 use super::config::PpoConfig;
 use super::gae::{gae, GaeInput};
 use super::rollout::Rollout;
@@ -183,8 +183,7 @@ pub fn update(
             tape.backward(&loss);
             stats.backward_seconds += backward_started.elapsed().as_secs_f64();
             let clip_started = Instant::now();
-            let norm = clip_grad_norm(params, cfg.max_grad_norm);
-            adam.step(params);
+            let norm = adam.clip_and_step(params, cfg.max_grad_norm);
             policy.apply_weight_constraints();
             stats.optimizer_seconds += (backward_started - optimizer_started).as_secs_f64()
                 + clip_started.elapsed().as_secs_f64();

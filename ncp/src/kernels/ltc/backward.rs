@@ -7,10 +7,11 @@ use super::super::plumbing::{Gradients, Run};
 use super::forward::synapse_sums;
 use super::params::{softplus_grad, Grads, LtcKernel, Synapses};
 use super::sample::{self, LANES};
+use super::trace::Trace;
 
 /// Backpropagates the gradients of the outputs `gy [b][t][M]` and of the final state
 /// `gh [b][N]` through time, exactly as autograd through the cell would.
-pub(super) fn backward(p: &LtcKernel, r: &Run, trace: &[f32], gy: &[f32], gh: &[f32]) -> Gradients {
+pub(super) fn backward(p: &LtcKernel, r: &Run, trace: &Trace, gy: &[f32], gh: &[f32]) -> Gradients {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2 (checked just above).
@@ -22,7 +23,7 @@ pub(super) fn backward(p: &LtcKernel, r: &Run, trace: &[f32], gy: &[f32], gh: &[
 /// [`backward`] compiled for AVX2, bit-identical like [`super::forward`]'s AVX2 build.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn backward_avx2(p: &LtcKernel, r: &Run, trace: &[f32], gy: &[f32], gh: &[f32]) -> Gradients {
+fn backward_avx2(p: &LtcKernel, r: &Run, trace: &Trace, gy: &[f32], gh: &[f32]) -> Gradients {
     backward_body::<true>(p, r, trace, gy, gh)
 }
 
@@ -31,7 +32,7 @@ fn backward_avx2(p: &LtcKernel, r: &Run, trace: &[f32], gy: &[f32], gh: &[f32]) 
 fn backward_body<const AVX: bool>(
     p: &LtcKernel,
     r: &Run,
-    trace: &[f32],
+    trace: &Trace,
     gy: &[f32],
     gh: &[f32],
 ) -> Gradients {
@@ -74,19 +75,17 @@ fn backward_body<const AVX: bool>(
     let mut sden = zero(n * bn);
     let mut cm_t = zero(n * bn);
     let mut inv_dt = zero(bn);
-    let mut num = zero(n * bn);
     let mut den = zero(n * bn);
     let mut g_num = zero(n * bn);
     let mut g_den = zero(n * bn);
     let mut g_snum = zero(n * bn);
     let mut g_sden = zero(n * bn);
-    let mut sig = zero(kn * bn);
     let mut sens_sig = zero(bn);
     let step = n * bn;
     for t in (0..r.l).rev() {
         let base = t * (u_n + 1) * step;
         // Output mapping of the step's final state.
-        let v_end = &trace[base + u_n * step..base + (u_n + 1) * step];
+        let v_end = &trace.states[base + u_n * step..base + (u_n + 1) * step];
         for bi in 0..bn {
             let yo = (bi * r.l + t) * m;
             for j in 0..m {
@@ -108,35 +107,21 @@ fn backward_body<const AVX: bool>(
                 *c = p.cm[j] * idt;
             }
         }
-        synapse_sums(&p.sens, &xm, bn, &mut snum, &mut sden, true);
+        synapse_sums(&p.sens, &xm, bn, &mut snum, &mut sden, true, None);
         g_snum.fill(0.0);
         g_sden.fill(0.0);
         for u in (0..u_n).rev() {
-            let v = &trace[base + u * step..base + (u + 1) * step];
-            let v_new = &trace[base + (u + 1) * step..base + (u + 2) * step];
-            num.copy_from_slice(&snum);
+            let v = &trace.states[base + u * step..base + (u + 1) * step];
+            let v_new = &trace.states[base + (u + 1) * step..base + (u + 2) * step];
+            // The unfold's denominators again, from the sigmoids the forward pass kept.
+            let sig = &trace.sigmoids[(t * u_n + u) * kn * bn..(t * u_n + u + 1) * kn * bn];
             den.copy_from_slice(&sden);
             let q = &p.syn;
             for k in 0..kn {
-                let (i, j) = (q.src[k], q.dst[k]);
-                let (w, sg, mu, e) = (q.w[k], q.sigma[k], q.mu[k], q.erev[k]);
-                let v_i = &v[i * bn..(i + 1) * bn];
-                let sig_k = &mut sig[k * bn..(k + 1) * bn];
-                let (num_j, den_j) = (
-                    &mut num[j * bn..(j + 1) * bn],
-                    &mut den[j * bn..(j + 1) * bn],
-                );
-                for (((s_, nm), dn), &x) in sig_k
-                    .iter_mut()
-                    .zip(num_j.iter_mut())
-                    .zip(den_j.iter_mut())
-                    .zip(v_i)
-                {
-                    let sgm = sigmoid(sg * (x - mu));
-                    *s_ = sgm;
-                    let a = w * sgm;
-                    *nm += a * e;
-                    *dn += a;
+                let (j, w) = (q.dst[k], q.w[k]);
+                let den_j = &mut den[j * bn..(j + 1) * bn];
+                for (dn, &sgm) in den_j.iter_mut().zip(&sig[k * bn..(k + 1) * bn]) {
+                    *dn += w * sgm;
                 }
             }
             for j in 0..n {

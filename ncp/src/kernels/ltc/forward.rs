@@ -4,17 +4,18 @@ use super::super::math::sigmoid;
 use super::super::plumbing::Run;
 use super::params::{LtcKernel, Synapses};
 use super::sample::{self, LANES};
+use super::trace::Trace;
 
 /// Runs the forward pass for the whole batch at once: states are kept neuron-major `[n][B]`
 /// so that the per-synapse work is a contiguous loop over samples (vectorised by the
-/// compiler). `trace` (if given) receives every sub-step state, laid out `[t][u in 0..=U][n][B]`.
+/// compiler). `trace` (if given) receives every sub-step state and synapse sigmoid.
 /// Batches under [`LANES`] samples take the per-sample path of [`sample`] instead.
 pub(super) fn forward(
     p: &LtcKernel,
     r: &Run,
     y: &mut [f32],
     h: &mut [f32],
-    trace: Option<&mut Vec<f32>>,
+    trace: Option<&mut Trace>,
 ) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
@@ -28,13 +29,7 @@ pub(super) fn forward(
 /// with the same operations per sample (no FMA), so results are bit-identical.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn forward_avx2(
-    p: &LtcKernel,
-    r: &Run,
-    y: &mut [f32],
-    h: &mut [f32],
-    trace: Option<&mut Vec<f32>>,
-) {
+fn forward_avx2(p: &LtcKernel, r: &Run, y: &mut [f32], h: &mut [f32], trace: Option<&mut Trace>) {
     forward_body(p, r, y, h, trace)
 }
 
@@ -44,7 +39,7 @@ fn forward_body(
     r: &Run,
     y: &mut [f32],
     h: &mut [f32],
-    mut trace: Option<&mut Vec<f32>>,
+    mut trace: Option<&mut Trace>,
 ) {
     if r.b < LANES {
         return sample::forward(p, r, y, h, trace);
@@ -85,14 +80,19 @@ fn forward_body(
                 *c = p.cm[j] * idt;
             }
         }
-        synapse_sums(&p.sens, &xm, bn, &mut snum, &mut sden, true);
+        synapse_sums(&p.sens, &xm, bn, &mut snum, &mut sden, true, None);
         if let Some(tr) = trace.as_deref_mut() {
-            tr.extend_from_slice(&v);
+            tr.states.extend_from_slice(&v);
         }
         for _ in 0..u_n {
             num.copy_from_slice(&snum);
             den.copy_from_slice(&sden);
-            synapse_sums(&p.syn, &v, bn, &mut num, &mut den, false);
+            let sigmoids = trace.as_deref_mut().map(|tr| {
+                let start = tr.sigmoids.len();
+                tr.sigmoids.resize(start + p.syn.src.len() * bn, 0.0);
+                &mut tr.sigmoids[start..]
+            });
+            synapse_sums(&p.syn, &v, bn, &mut num, &mut den, false, sigmoids);
             for j in 0..n {
                 let r_ = j * bn..(j + 1) * bn;
                 let (gl, lk) = (p.gleak[j] + p.eps, leak[j]);
@@ -108,7 +108,7 @@ fn forward_body(
             }
             std::mem::swap(&mut v, &mut next);
             if let Some(tr) = trace.as_deref_mut() {
-                tr.extend_from_slice(&v);
+                tr.states.extend_from_slice(&v);
             }
         }
         for bi in 0..bn {
@@ -127,7 +127,7 @@ fn forward_body(
 
 /// Adds every synapse's activation (and activation × erev) into the destination rows, for
 /// all samples: `den[dst] += w·σ(sigma·(pre[src] − mu))`, `num[dst] += … · erev`.
-/// `zero` clears the sums first.
+/// `zero` clears the sums first; `sigmoids` (if given, `kn·B` long) receives every σ, `[k][B]`.
 #[inline(always)]
 pub(super) fn synapse_sums(
     q: &Synapses,
@@ -136,6 +136,7 @@ pub(super) fn synapse_sums(
     num: &mut [f32],
     den: &mut [f32],
     zero: bool,
+    mut sigmoids: Option<&mut [f32]>,
 ) {
     if zero {
         num.fill(0.0);
@@ -149,10 +150,28 @@ pub(super) fn synapse_sums(
             &mut num[j * bn..(j + 1) * bn],
             &mut den[j * bn..(j + 1) * bn],
         );
-        for ((nm, dn), &x) in num_j.iter_mut().zip(den_j.iter_mut()).zip(pre_i) {
-            let a = w * sigmoid(sg * (x - mu));
-            *nm += a * e;
-            *dn += a;
+        match sigmoids.as_deref_mut() {
+            Some(out) => {
+                for (((nm, dn), &x), o) in num_j
+                    .iter_mut()
+                    .zip(den_j.iter_mut())
+                    .zip(pre_i)
+                    .zip(&mut out[k * bn..(k + 1) * bn])
+                {
+                    let sgm = sigmoid(sg * (x - mu));
+                    *o = sgm;
+                    let a = w * sgm;
+                    *nm += a * e;
+                    *dn += a;
+                }
+            }
+            None => {
+                for ((nm, dn), &x) in num_j.iter_mut().zip(den_j.iter_mut()).zip(pre_i) {
+                    let a = w * sigmoid(sg * (x - mu));
+                    *nm += a * e;
+                    *dn += a;
+                }
+            }
         }
     }
 }

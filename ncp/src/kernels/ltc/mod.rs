@@ -13,14 +13,14 @@ mod backward;
 mod forward;
 mod params;
 mod sample;
+mod trace;
 
 pub use attribution::StepAttribution;
 pub use params::{param, LtcKernel, LtcSpec, SynapseActivity};
+pub use trace::Trace;
 
 impl Kernel for LtcKernel {
-    /// Every sub-step state, `[t][u in 0..=U][n][B]` (per sample, `[b][t][u][n]`, for a batch
-    /// under 8).
-    type Trace = Vec<f32>;
+    type Trace = Trace;
 
     fn state_size(&self) -> usize {
         self.n
@@ -30,18 +30,20 @@ impl Kernel for LtcKernel {
         self.m
     }
 
-    fn forward(&self, r: &Run, trace: Option<&mut Vec<f32>>) -> (Vec<f32>, Vec<f32>) {
+    fn forward(&self, r: &Run, trace: Option<&mut Trace>) -> (Vec<f32>, Vec<f32>) {
         let mut y = vec![0f32; r.b * r.l * self.m];
         let mut h = vec![0f32; r.b * self.n];
         let mut trace = trace;
         if let Some(t) = trace.as_deref_mut() {
-            t.reserve(r.b * r.l * (self.unfolds + 1) * self.n);
+            t.states.reserve(r.b * r.l * (self.unfolds + 1) * self.n);
+            t.sigmoids
+                .reserve(r.b * r.l * self.unfolds * self.syn.src.len());
         }
         forward::forward(self, r, &mut y, &mut h, trace);
         (y, h)
     }
 
-    fn backward(&self, r: &Run, trace: &Vec<f32>, gy: &[f32], gh: &[f32]) -> Gradients {
+    fn backward(&self, r: &Run, trace: &Trace, gy: &[f32], gh: &[f32]) -> Gradients {
         backward::backward(self, r, trace, gy, gh)
     }
 }

@@ -5,11 +5,12 @@
 //! in synapse order. Every sample sees the same operations in the same order as in the
 //! batch-wide loops of `forward`/`backward`, so the results are bit-identical either way.
 //!
-//! The trace is laid out per sample, `[b][t][u in 0..=U][n]`.
+//! The trace is laid out per sample: states `[b][t][u in 0..=U][n]`, sigmoids `[b][t][u][k]`.
 
 use super::super::math::sigmoid;
 use super::super::plumbing::Run;
 use super::params::{Grads, LtcKernel, Synapses};
+use super::trace::Trace;
 
 /// Batches smaller than this take the per-sample path (one AVX register of samples).
 pub(super) const LANES: usize = 8;
@@ -63,7 +64,7 @@ pub(super) fn forward(
     r: &Run,
     y: &mut [f32],
     h: &mut [f32],
-    mut trace: Option<&mut Vec<f32>>,
+    mut trace: Option<&mut Trace>,
 ) {
     let (n, s, m, u_n) = (p.n, p.s, p.m, p.unfolds);
     let leak: Vec<f32> = (0..n).map(|j| p.gleak[j] * p.vleak[j]).collect();
@@ -89,19 +90,22 @@ pub(super) fn forward(
             sden.fill(0.0);
             sens.sums(&p.sens, &xm, &mut snum, &mut sden);
             if let Some(tr) = trace.as_deref_mut() {
-                tr.extend_from_slice(&v);
+                tr.states.extend_from_slice(&v);
             }
             for _ in 0..u_n {
                 num.copy_from_slice(&snum);
                 den.copy_from_slice(&sden);
                 syn.sums(&p.syn, &v, &mut num, &mut den);
+                if let Some(tr) = trace.as_deref_mut() {
+                    tr.sigmoids.extend_from_slice(&syn.sig);
+                }
                 for j in 0..n {
                     let (c, gl) = (cm_t[j], p.gleak[j] + p.eps);
                     next[j] = (c * v[j] + leak[j] + num[j]) / (c + gl + den[j]);
                 }
                 std::mem::swap(&mut v, &mut next);
                 if let Some(tr) = trace.as_deref_mut() {
-                    tr.extend_from_slice(&v);
+                    tr.states.extend_from_slice(&v);
                 }
             }
             let yo = (b * r.l + t) * m;
@@ -140,14 +144,15 @@ impl SynapseGrads {
         }
     }
 
-    /// Backpropagates through the synapses of `q` whose sigmoids and presynaptic values are
-    /// in `rows`, from the gradients of the postsynaptic sums `g_num`, `g_den`: accumulates
-    /// the synapses' parameter gradients and adds into `g_pre` (by presynaptic index).
+    /// Backpropagates through the synapses of `q` with sigmoids `sig` and presynaptic values
+    /// `pre` (per synapse), from the gradients of the postsynaptic sums `g_num`, `g_den`:
+    /// accumulates the synapses' parameter gradients and adds into `g_pre` (by presynaptic
+    /// index).
     #[inline(always)]
     fn backward(
         &mut self,
         q: &Synapses,
-        rows: &Rows,
+        [sig, pre]: [&[f32]; 2],
         g_num: &[f32],
         g_den: &[f32],
         g_pre: &mut [f32],
@@ -158,7 +163,7 @@ impl SynapseGrads {
         }
         synapse_terms(
             [&q.w, &q.sigma, &q.mu, &q.erev],
-            [&rows.sig, &rows.pre, &self.g_num, &self.g_den],
+            [sig, pre, &self.g_num, &self.g_den],
             &mut self.erev,
             &mut self.w,
             &mut self.sigma,
@@ -219,7 +224,7 @@ fn synapse_terms(
 /// The backward pass (see [`super::backward::backward`]) one sample at a time, returning the
 /// per-sample gradients in the batch loops' layout.
 #[inline(always)]
-pub(super) fn backward(p: &LtcKernel, r: &Run, trace: &[f32], gy: &[f32], gh: &[f32]) -> Grads {
+pub(super) fn backward(p: &LtcKernel, r: &Run, trace: &Trace, gy: &[f32], gh: &[f32]) -> Grads {
     let (n, s, m, u_n, bn) = (p.n, p.s, p.m, p.unfolds, r.b);
     let (ks, kn) = (p.sens.src.len(), p.syn.src.len());
     let z = |len| vec![0f32; len];
@@ -244,12 +249,13 @@ pub(super) fn backward(p: &LtcKernel, r: &Run, trace: &[f32], gy: &[f32], gh: &[
     };
     let (mut sens, mut syn) = (Rows::new(&p.sens), Rows::new(&p.syn));
     let [mut xm, mut gxm, mut acc_iw, mut acc_ib] = std::array::from_fn(|_| z(s));
-    let [mut gv, mut gv_prev, mut snum, mut sden, mut num, mut den, mut cm_t] =
+    let [mut gv, mut gv_prev, mut snum, mut sden, mut den, mut cm_t] =
         std::array::from_fn(|_| z(n));
     let [mut g_num, mut g_den, mut g_snum, mut g_sden] = std::array::from_fn(|_| z(n));
     let [mut acc_gleak, mut acc_vleak, mut acc_cm] = std::array::from_fn(|_| z(n));
     let (mut acc_ow, mut acc_ob) = (z(m), z(m));
     let per_sample = r.l * (u_n + 1) * n;
+    let sigmoids_per_step = u_n * kn;
     for b in 0..bn {
         let (mut g_syn, mut g_sens) = (SynapseGrads::new(&p.syn), SynapseGrads::new(&p.sens));
         for acc in [
@@ -264,7 +270,8 @@ pub(super) fn backward(p: &LtcKernel, r: &Run, trace: &[f32], gy: &[f32], gh: &[
             acc.fill(0.0);
         }
         gv.copy_from_slice(&gh[b * n..(b + 1) * n]);
-        let tr = &trace[b * per_sample..(b + 1) * per_sample];
+        let tr = &trace.states[b * per_sample..(b + 1) * per_sample];
+        let sigmoids = &trace.sigmoids[b * r.l * sigmoids_per_step..];
         for t in (0..r.l).rev() {
             let base = t * (u_n + 1) * n;
             // Output mapping of the step's final state.
@@ -292,9 +299,15 @@ pub(super) fn backward(p: &LtcKernel, r: &Run, trace: &[f32], gy: &[f32], gh: &[
             for u in (0..u_n).rev() {
                 let v = &tr[base + u * n..base + (u + 1) * n];
                 let v_new = &tr[base + (u + 1) * n..base + (u + 2) * n];
-                num.copy_from_slice(&snum);
+                // The unfold's denominators again, from the sigmoids the forward pass kept.
+                let sig = &sigmoids[(t * u_n + u) * kn..(t * u_n + u + 1) * kn];
+                for (pre, &i) in syn.pre.iter_mut().zip(&p.syn.src) {
+                    *pre = v[i];
+                }
                 den.copy_from_slice(&sden);
-                syn.sums(&p.syn, v, &mut num, &mut den);
+                for (k, &j) in p.syn.dst.iter().enumerate() {
+                    den[j] += p.syn.w[k] * sig[k];
+                }
                 for j in 0..n {
                     let (gl, vl) = (p.gleak[j], p.vleak[j]);
                     let d = cm_t[j] + (gl + p.eps) + den[j];
@@ -309,13 +322,13 @@ pub(super) fn backward(p: &LtcKernel, r: &Run, trace: &[f32], gy: &[f32], gh: &[
                     g_num[j] = gn;
                     g_den[j] = gd;
                 }
-                g_syn.backward(&p.syn, &syn, &g_num, &g_den, &mut gv_prev);
+                g_syn.backward(&p.syn, [sig, &syn.pre], &g_num, &g_den, &mut gv_prev);
                 std::mem::swap(&mut gv, &mut gv_prev);
             }
             // Sensory synapses (held over the step's unfolds); `sens` still holds this
             // step's sensory sigmoids.
             gxm.fill(0.0);
-            g_sens.backward(&p.sens, &sens, &g_snum, &g_sden, &mut gxm);
+            g_sens.backward(&p.sens, [&sens.sig, &sens.pre], &g_snum, &g_sden, &mut gxm);
             for i in 0..s {
                 let g = gxm[i];
                 acc_iw[i] += g * r.x[xo + i];
