@@ -137,9 +137,13 @@ pub fn collect(
         }
         buf.final_values.extend_from_slice(&final_values);
         carry.obs.copy_from_slice(view.obs);
-        carry.state = act
-            .state
-            .reset(&Tensor::from_slice(&done).to_device(device));
+        // Zeroing no row multiplies every state by 1, which changes nothing: skip those ops.
+        carry.state = if done.iter().any(|&d| d) {
+            act.state
+                .reset(&Tensor::from_slice(&done).to_device(device))
+        } else {
+            act.state
+        };
         carry.starts = done;
     }
     // Values of the observations after the rollout, to bootstrap its last step.

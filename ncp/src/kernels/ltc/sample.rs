@@ -221,6 +221,40 @@ fn synapse_terms(
     }
 }
 
+/// Every neuron's share of an unfold's backward for one sample, as `backward`'s batch loop
+/// does it per sample: from the gradient `gv` of the new states to those of the old states
+/// (`gv_prev`, before the synapses add theirs) and of the sums, and the neurons' parameter
+/// gradients. The written rows are separate arguments, so the loop is vectorised.
+#[inline(always)]
+fn neuron_terms(
+    (p, inv_dt): (&LtcKernel, f32),
+    [cm, den, gv, v, v_new]: [&[f32]; 5],
+    [acc_cm, acc_gleak, acc_vleak]: [&mut [f32]; 3],
+    [gv_prev, g_snum, g_sden, g_num, g_den]: [&mut [f32]; 5],
+) {
+    let n = p.n;
+    let (gleak, vleak) = (&p.gleak[..n], &p.vleak[..n]);
+    let (cm, den, gv, v, v_new) = (&cm[..n], &den[..n], &gv[..n], &v[..n], &v_new[..n]);
+    let (acc_cm, acc_gleak, acc_vleak) =
+        (&mut acc_cm[..n], &mut acc_gleak[..n], &mut acc_vleak[..n]);
+    let (gv_prev, g_snum, g_sden) = (&mut gv_prev[..n], &mut g_snum[..n], &mut g_sden[..n]);
+    let (g_num, g_den) = (&mut g_num[..n], &mut g_den[..n]);
+    for j in 0..n {
+        let (gl, vl) = (gleak[j], vleak[j]);
+        let d = cm[j] + (gl + p.eps) + den[j];
+        let gn = gv[j] / d;
+        let gd = -gv[j] * v_new[j] / d;
+        acc_cm[j] += (gn * v[j] + gd) * inv_dt;
+        gv_prev[j] = gn * cm[j];
+        acc_gleak[j] += gn * vl + gd;
+        acc_vleak[j] += gn * gl;
+        g_snum[j] += gn;
+        g_sden[j] += gd;
+        g_num[j] = gn;
+        g_den[j] = gd;
+    }
+}
+
 /// The backward pass (see [`super::backward::backward`]) one sample at a time, returning the
 /// per-sample gradients in the batch loops' layout.
 #[inline(always)]
@@ -308,20 +342,18 @@ pub(super) fn backward(p: &LtcKernel, r: &Run, trace: &Trace, gy: &[f32], gh: &[
                 for (k, &j) in p.syn.dst.iter().enumerate() {
                     den[j] += p.syn.w[k] * sig[k];
                 }
-                for j in 0..n {
-                    let (gl, vl) = (p.gleak[j], p.vleak[j]);
-                    let d = cm_t[j] + (gl + p.eps) + den[j];
-                    let gn = gv[j] / d;
-                    let gd = -gv[j] * v_new[j] / d;
-                    acc_cm[j] += (gn * v[j] + gd) * inv_dt;
-                    gv_prev[j] = gn * cm_t[j];
-                    acc_gleak[j] += gn * vl + gd;
-                    acc_vleak[j] += gn * gl;
-                    g_snum[j] += gn;
-                    g_sden[j] += gd;
-                    g_num[j] = gn;
-                    g_den[j] = gd;
-                }
+                neuron_terms(
+                    (p, inv_dt),
+                    [&cm_t, &den, &gv, v, v_new],
+                    [&mut acc_cm, &mut acc_gleak, &mut acc_vleak],
+                    [
+                        &mut gv_prev,
+                        &mut g_snum,
+                        &mut g_sden,
+                        &mut g_num,
+                        &mut g_den,
+                    ],
+                );
                 g_syn.backward(&p.syn, [sig, &syn.pre], &g_num, &g_den, &mut gv_prev);
                 std::mem::swap(&mut gv, &mut gv_prev);
             }
