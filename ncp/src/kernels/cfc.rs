@@ -13,6 +13,7 @@
 use super::math::{fast_exp, sigmoid};
 use super::plumbing::{Gradients, Kernel, Run};
 
+#[inline(always)]
 fn tanh(x: f32) -> f32 {
     // 1 − 2/(e^{2x} + 1), vectorisable; absolute error ~1e-7.
     1.0 - 2.0 / (fast_exp(2.0 * x) + 1.0)
@@ -145,12 +146,26 @@ impl Kernel for CfcKernel {
     }
 
     fn forward(&self, r: &Run, trace: Option<&mut Trace>) -> (Vec<f32>, Vec<f32>) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2 (checked just above).
+            return unsafe { forward_avx2(self, r, trace) };
+        }
         forward(self, r, trace)
     }
 
     fn backward(&self, r: &Run, trace: &Trace, gy: &[f32], gh: &[f32]) -> Gradients {
+        // Not compiled for AVX2 like the forward pass: measured slower (`wormnet bench ncp`).
         backward(self, r, trace, gy, gh)
     }
+}
+
+/// [`forward`] compiled for AVX2: the batch loops take 8 samples per instruction instead of 4,
+/// with the same operations per sample (no FMA), so results are bit-identical.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn forward_avx2(p: &CfcKernel, r: &Run, trace: Option<&mut Trace>) -> (Vec<f32>, Vec<f32>) {
+    forward(p, r, trace)
 }
 
 /// Per step and layer: `z` (`[in+H][B]`) and `o` (`[rows][B]`), kept for the backward pass.
@@ -162,6 +177,7 @@ pub struct Trace {
 
 /// Forward over the run; state `h` is `[N][B]` in layer order. Returns outputs `[b][t][M]`
 /// and the final state `[b][N]`.
+#[inline(always)]
 fn forward(p: &CfcKernel, r: &Run, mut trace: Option<&mut Trace>) -> (Vec<f32>, Vec<f32>) {
     let bn = r.b;
     let mut h = vec![0f32; p.n * bn];
@@ -419,6 +435,7 @@ fn backward(p: &CfcKernel, r: &Run, trace: &Trace, gy: &[f32], gh: &[f32]) -> Gr
     }
 }
 
+#[inline(always)]
 fn sign(x: f32) -> f32 {
     if x > 0.0 {
         1.0
