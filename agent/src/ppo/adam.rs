@@ -97,9 +97,10 @@ impl Adam {
         self.step_scaled(params, None);
     }
 
-    /// [`clip_grad_norm`] then [`Adam::step`], to the bit, with the clipping's scaling done
-    /// once on the flat gradient instead of once per tensor (the `.grad` tensors themselves
-    /// are left unscaled); returns the norm before clipping.
+    /// Clips the gradients' global L2 norm to `max_norm` (as `torch.nn.utils.clip_grad_norm_`)
+    /// and takes one step, to the bit as clipping each `.grad` then stepping, with the scaling
+    /// done once on the flat gradient (the `.grad` tensors themselves are left unscaled);
+    /// returns the norm before clipping (logged as a training diagnostic).
     pub fn clip_and_step(&mut self, params: &[Tensor], max_norm: f64) -> f64 {
         let total = grad_norm(params);
         let coef = max_norm / (total + 1e-6);
@@ -172,35 +173,19 @@ impl Adam {
     }
 }
 
-/// Scales all gradients together so their global L2 norm is at most `max_norm`; returns the
-/// norm before clipping (logged as a training diagnostic).
-pub fn clip_grad_norm(params: &[Tensor], max_norm: f64) -> f64 {
-    let total = grad_norm(params);
-    let coef = max_norm / (total + 1e-6);
-    if coef < 1.0 {
-        tch::no_grad(|| {
-            for g in params.iter().map(Tensor::grad).filter(Tensor::defined) {
-                let mut g = g.shallow_clone();
-                let _ = g.g_mul_scalar_(coef);
-            }
-        });
-    }
-    total
-}
-
 /// The global L2 norm of all gradients (each tensor's sum of squares, then their sum), as
 /// `torch.nn.utils.clip_grad_norm_` computes it; 0 without gradients.
 fn grad_norm(params: &[Tensor]) -> f64 {
-    let squares: Vec<Tensor> = params
-        .iter()
-        .map(Tensor::grad)
-        .filter(Tensor::defined)
-        .map(|g| g.pow_tensor_scalar(2).sum(Kind::Float))
-        .collect();
-    if squares.is_empty() {
-        return 0.0;
-    }
     tch::no_grad(|| {
+        let squares: Vec<Tensor> = params
+            .iter()
+            .map(Tensor::grad)
+            .filter(Tensor::defined)
+            .map(|g| g.pow_tensor_scalar(2).sum(Kind::Float))
+            .collect();
+        if squares.is_empty() {
+            return 0.0;
+        }
         Tensor::stack(&squares, 0)
             .sum(Kind::Float)
             .sqrt()
@@ -211,7 +196,24 @@ fn grad_norm(params: &[Tensor]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
     use tch::nn::OptimizerConfig;
+
+    /// Clipping as `torch.nn.utils.clip_grad_norm_` does it, each gradient scaled in place:
+    /// the reference [`Adam::clip_and_step`] must match.
+    fn clip_grad_norm(params: &[Tensor], max_norm: f64) -> f64 {
+        let total = grad_norm(params);
+        let coef = max_norm / (total + 1e-6);
+        if coef < 1.0 {
+            tch::no_grad(|| {
+                for g in params.iter().map(Tensor::grad).filter(Tensor::defined) {
+                    let mut g = g.shallow_clone();
+                    let _ = g.g_mul_scalar_(coef);
+                }
+            });
+        }
+        total
+    }
 
     #[test]
     fn matches_libtorch_adam_step_for_step() {

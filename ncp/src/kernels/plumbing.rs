@@ -200,10 +200,12 @@ impl Tape {
     /// Reads the gradients autograd left on the outputs (zero where undefined: an output the
     /// loss does not use), runs the kernel's backward through time and accumulates the
     /// results into the parameters' `.grad` (and `x`'s, `h0`'s when they require grad): added
-    /// in place where a `.grad` exists (a trainer zeroes them before each backward), else
-    /// through one surrogate backward, `Σ (θ · g_θ).sum()`, whose gradient is exactly `g_θ`.
-    /// Both give what autograd's accumulation gives, to the bit; the in-place add only skips
-    /// a few libtorch operations per tensor, which on an NCP's tiny tensors are the cost.
+    /// in place into the `.grad` of a leaf that has one (a trainer zeroes them before each
+    /// backward), else through one surrogate backward, `Σ (θ · g_θ).sum()`, whose gradient is
+    /// exactly `g_θ` and which carries it upstream of a non-leaf. For a leaf both give what
+    /// autograd's accumulation gives, to the bit (no tensor hooks are involved: tch sets
+    /// none); the in-place add skips a few libtorch operations per tensor, which on an NCP's
+    /// tiny tensors are the cost.
     pub fn backward(self) {
         let grad_of = |t: &Tensor| {
             let g = t.grad();
@@ -221,11 +223,12 @@ impl Tape {
             let Some(t) = t.filter(|t| t.requires_grad()) else {
                 continue;
             };
-            let gt = Tensor::from_slice(g)
-                .view(t.size().as_slice())
-                .to_device(t.device());
+            let mut gt = to_tensor(g, &t.size());
+            if t.device() != Device::Cpu {
+                gt = gt.to_device(t.device());
+            }
             let mut existing = t.grad();
-            if existing.defined() {
+            if t.is_leaf() && existing.defined() {
                 tch::no_grad(|| {
                     let _ = existing.g_add_(&gt);
                 });

@@ -2,11 +2,12 @@
 //! loop runs over the batch (batches under [`LANES`] samples take the per-sample path of
 //! [`sample`]).
 
+use super::super::lanes::LANES;
 use super::super::math::sigmoid;
 use super::super::plumbing::{Gradients, Run};
 use super::forward::synapse_sums;
 use super::params::{softplus_grad, Grads, LtcKernel, Synapses};
-use super::sample::{self, LANES};
+use super::sample;
 use super::trace::Trace;
 
 /// Backpropagates the gradients of the outputs `gy [b][t][M]` and of the final state
@@ -372,19 +373,22 @@ fn neuron_chunk<const N: usize, const AVX: bool>(
     #[cfg(target_arch = "x86_64")]
     if AVX && N == LANES {
         use super::super::lanes::F8;
-        let (cm, den, gv) = (F8::load(cm), F8::load(den), F8::load(gv));
-        let (v, v_new, inv_dt) = (F8::load(v), F8::load(v_new), F8::load(inv_dt));
-        let d = cm + F8::splat(c_eps) + den;
-        let gn = gv / d;
-        let gd = -gv * v_new / d;
-        (F8::load(acc_cm) + (gn * v + gd) * inv_dt).store(acc_cm);
-        (gn * cm).store(gv_prev);
-        (F8::load(acc_gleak) + (gn * F8::splat(vl) + gd)).store(acc_gleak);
-        (F8::load(acc_vleak) + gn * F8::splat(gl)).store(acc_vleak);
-        (F8::load(g_snum) + gn).store(g_snum);
-        (F8::load(g_sden) + gd).store(g_sden);
-        gn.store(g_num);
-        gd.store(g_den);
+        // SAFETY: `AVX` is true only in the build that runs after the CPU check for AVX2.
+        unsafe {
+            let (cm, den, gv) = (F8::load(cm), F8::load(den), F8::load(gv));
+            let (v, v_new, inv_dt) = (F8::load(v), F8::load(v_new), F8::load(inv_dt));
+            let d = cm + F8::splat(c_eps) + den;
+            let gn = gv / d;
+            let gd = -gv * v_new / d;
+            (F8::load(acc_cm) + (gn * v + gd) * inv_dt).store(acc_cm);
+            (gn * cm).store(gv_prev);
+            (F8::load(acc_gleak) + (gn * F8::splat(vl) + gd)).store(acc_gleak);
+            (F8::load(acc_vleak) + gn * F8::splat(gl)).store(acc_vleak);
+            (F8::load(g_snum) + gn).store(g_snum);
+            (F8::load(g_sden) + gd).store(g_sden);
+            gn.store(g_num);
+            gd.store(g_den);
+        }
         return;
     }
     let (cm, den, gv) = (&cm[..N], &den[..N], &gv[..N]);
@@ -456,15 +460,18 @@ fn synapse_chunk<const N: usize, const AVX: bool>(
     #[cfg(target_arch = "x86_64")]
     if AVX && N == LANES {
         use super::super::lanes::F8;
-        let (sgm, pre, gn) = (F8::load(sig), F8::load(pre), F8::load(g_num));
-        let (w, sg) = (F8::splat(w), F8::splat(sg));
-        let g_act = gn * F8::splat(e) + F8::load(g_den);
-        (F8::load(acc_erev) + gn * w * sgm).store(acc_erev);
-        (F8::load(acc_w) + g_act * sgm).store(acc_w);
-        let gz = g_act * w * sgm * (F8::splat(1.0) - sgm);
-        (F8::load(acc_sigma) + gz * (pre - F8::splat(mu))).store(acc_sigma);
-        (F8::load(acc_mu) - gz * sg).store(acc_mu);
-        (F8::load(g_pre) + gz * sg).store(g_pre);
+        // SAFETY: `AVX` is true only in the build that runs after the CPU check for AVX2.
+        unsafe {
+            let (sgm, pre, gn) = (F8::load(sig), F8::load(pre), F8::load(g_num));
+            let (w, sg) = (F8::splat(w), F8::splat(sg));
+            let g_act = gn * F8::splat(e) + F8::load(g_den);
+            (F8::load(acc_erev) + gn * w * sgm).store(acc_erev);
+            (F8::load(acc_w) + g_act * sgm).store(acc_w);
+            let gz = g_act * w * sgm * (F8::splat(1.0) - sgm);
+            (F8::load(acc_sigma) + gz * (pre - F8::splat(mu))).store(acc_sigma);
+            (F8::load(acc_mu) - gz * sg).store(acc_mu);
+            (F8::load(g_pre) + gz * sg).store(g_pre);
+        }
         return;
     }
     let (sig, pre, g_num, g_den) = (&sig[..N], &pre[..N], &g_num[..N], &g_den[..N]);
@@ -485,5 +492,40 @@ fn synapse_chunk<const N: usize, const AVX: bool>(
         acc_sigma[b] += gz * (pre[b] - mu);
         acc_mu[b] -= gz * sg;
         g_pre[b] += gz * sg;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::forward::forward;
+    use super::super::params::test_kernel_and_run;
+    use super::super::trace::Trace;
+    use super::backward_body;
+
+    /// The AVX2 build (8-lane chunks) gives the portable build's gradients to the bit, for a
+    /// batch with a chunk and a remainder and for one on the per-sample path.
+    #[test]
+    fn avx2_build_equals_the_portable_build_bit_for_bit() {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            for b in [11, 3] {
+                let (p, r) = test_kernel_and_run(b);
+                let mut trace = Trace::default();
+                let (mut y, mut h) = (vec![0f32; b * r.l * p.m], vec![0f32; b * p.n]);
+                forward(&p, &r, &mut y, &mut h, Some(&mut trace));
+                let gy: Vec<f32> = y.iter().map(|v| v.sin()).collect();
+                let gh: Vec<f32> = h.iter().map(|v| v.cos()).collect();
+                let portable = backward_body::<false>(&p, &r, &trace, &gy, &gh);
+                // SAFETY: the CPU has AVX2 (checked above).
+                let avx2 = unsafe { super::backward_avx2(&p, &r, &trace, &gy, &gh) };
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                for (k, (a, c)) in portable.params.iter().zip(&avx2.params).enumerate() {
+                    assert_eq!(bits(a), bits(c), "batch {b}: parameter {k}");
+                }
+                assert_eq!(bits(&portable.x), bits(&avx2.x), "batch {b}: x");
+                assert_eq!(bits(&portable.h0), bits(&avx2.h0), "batch {b}: h0");
+                assert!(portable.params.iter().flatten().any(|g| *g != 0.0));
+            }
+        }
     }
 }

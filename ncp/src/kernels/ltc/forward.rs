@@ -1,9 +1,10 @@
 //! The LTC forward pass: the fused semi-implicit solver, all samples at once.
 
+use super::super::lanes::LANES;
 use super::super::math::sigmoid;
 use super::super::plumbing::Run;
 use super::params::{LtcKernel, Synapses};
-use super::sample::{self, LANES};
+use super::sample;
 use super::trace::Trace;
 
 /// Runs the forward pass for the whole batch at once: states are kept neuron-major `[n][B]`
@@ -171,6 +172,42 @@ pub(super) fn synapse_sums(
                     *nm += a * e;
                     *dn += a;
                 }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::params::test_kernel_and_run;
+    use super::super::trace::Trace;
+    use super::forward_body;
+
+    /// The AVX2 build gives the portable build's outputs, states and trace to the bit.
+    #[test]
+    fn avx2_build_equals_the_portable_build_bit_for_bit() {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            for b in [11, 3] {
+                let (p, r) = test_kernel_and_run(b);
+                let run = |avx2: bool| {
+                    let mut trace = Trace::default();
+                    let (mut y, mut h) = (vec![0f32; b * r.l * p.m], vec![0f32; b * p.n]);
+                    if avx2 {
+                        // SAFETY: the CPU has AVX2 (checked above).
+                        unsafe { super::forward_avx2(&p, &r, &mut y, &mut h, Some(&mut trace)) }
+                    } else {
+                        forward_body(&p, &r, &mut y, &mut h, Some(&mut trace));
+                    }
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    [
+                        bits(&y),
+                        bits(&h),
+                        bits(&trace.states),
+                        bits(&trace.sigmoids),
+                    ]
+                };
+                assert_eq!(run(false), run(true), "batch {b}");
             }
         }
     }

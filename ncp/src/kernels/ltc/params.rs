@@ -258,7 +258,8 @@ impl LtcKernel {
 pub type SynapseActivity = (usize, usize, f32);
 
 /// Gradient buffers, one per parameter: while accumulating, per sample (`[element][B]`, the
-/// initial state's `[n][B]`); after `backward::finish`, dense shapes as the tch variables.
+/// initial state's `[n][B]`, the inputs' `[b][t][S]`); after `backward::finish`, dense shapes
+/// as the tch variables (the initial state's `[b][N]`).
 pub(super) struct Grads {
     pub(super) gleak: Vec<f32>,
     pub(super) vleak: Vec<f32>,
@@ -277,4 +278,69 @@ pub(super) struct Grads {
     pub(super) output_b: Vec<f32>,
     pub(super) x: Vec<f32>,
     pub(super) h0: Vec<f32>,
+}
+
+/// A small random LTC kernel and a run of `b` samples through it (with episode starts), for
+/// the tests that compare the kernel's builds and paths with each other.
+#[cfg(test)]
+pub(super) fn test_kernel_and_run(b: usize) -> (LtcKernel, super::super::plumbing::Run) {
+    // A fixed linear congruential sequence in [-1, 1): no RNG crate needed.
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    };
+    let (n, s, m, l) = (10, 4, 3, 6);
+    let mut vec_of = |len: usize, scale: f32, shift: f32| -> Vec<f32> {
+        (0..len).map(|_| next() * scale + shift).collect()
+    };
+    let polarity = |k: usize| if k.is_multiple_of(3) { -1 } else { 1 };
+    let synapses = (0..n * n)
+        .filter(|&k: &usize| k.is_multiple_of(2) || k.is_multiple_of(7))
+        .map(|k| (k / n, k % n, polarity(k)))
+        .collect();
+    let sensory_synapses = (0..s * n)
+        .filter(|k| k % 3 != 1)
+        .map(|k| (k / n, k % n, polarity(k)))
+        .collect();
+    let values = [
+        Some(vec_of(n, 0.5, 1.0)),
+        Some(vec_of(n, 0.5, 0.0)),
+        Some(vec_of(n, 0.5, 1.0)),
+        Some(vec_of(n * n, 2.0, 5.0)),
+        Some(vec_of(n * n, 0.2, 0.4)),
+        Some(vec_of(n * n, 0.5, 0.5)),
+        Some(vec_of(n * n, 1.0, 0.0)),
+        Some(vec_of(s * n, 2.0, 5.0)),
+        Some(vec_of(s * n, 0.2, 0.4)),
+        Some(vec_of(s * n, 0.5, 0.5)),
+        Some(vec_of(s * n, 1.0, 0.0)),
+        Some(vec_of(s, 0.5, 1.0)),
+        Some(vec_of(s, 0.5, 0.0)),
+        Some(vec_of(m, 0.5, 1.0)),
+        Some(vec_of(m, 0.5, 0.0)),
+    ];
+    let kernel = LtcKernel::new(LtcSpec {
+        n,
+        s,
+        m,
+        unfolds: 6,
+        eps: 1e-8,
+        implicit: true,
+        synapses,
+        sensory_synapses,
+        values,
+    });
+    let run = super::super::plumbing::Run {
+        b,
+        l,
+        s,
+        x: vec_of(b * l * s, 2.0, 0.0),
+        h0: vec_of(b * n, 0.5, 0.0),
+        ts: vec_of(b * l, 0.5, 1.0),
+        starts: Some((0..b * l).map(|k| k % 5 == 3).collect()),
+    };
+    (kernel, run)
 }

@@ -1,5 +1,6 @@
-//! The LTC forward and backward for batches under [`LANES`] samples (a minibatch of 2 envs, a
-//! single episode): one sample at a time, vectorised over the synapses instead of the batch.
+//! The LTC forward and backward for batches under [`LANES`](super::super::lanes::LANES)
+//! samples (a minibatch of 2 envs, a single episode): one sample at a time, vectorised over
+//! the synapses instead of the batch.
 //! Each synapse's presynaptic value is gathered into a contiguous row, the sigmoids of all
 //! synapses are one vectorised loop, and the sums into their postsynaptic neurons are added
 //! in synapse order. Every sample sees the same operations in the same order as in the
@@ -11,9 +12,6 @@ use super::super::math::sigmoid;
 use super::super::plumbing::Run;
 use super::params::{Grads, LtcKernel, Synapses};
 use super::trace::Trace;
-
-/// Batches smaller than this take the per-sample path (one AVX register of samples).
-pub(super) const LANES: usize = 8;
 
 /// Per-synapse scratch rows for one sample.
 struct Rows {
@@ -141,6 +139,13 @@ impl SynapseGrads {
             g_num: z(),
             g_den: z(),
             g_pre: z(),
+        }
+    }
+
+    /// Zeroes the accumulated gradients (for the next sample).
+    fn clear(&mut self) {
+        for acc in [&mut self.w, &mut self.sigma, &mut self.mu, &mut self.erev] {
+            acc.fill(0.0);
         }
     }
 
@@ -290,8 +295,10 @@ pub(super) fn backward(p: &LtcKernel, r: &Run, trace: &Trace, gy: &[f32], gh: &[
     let (mut acc_ow, mut acc_ob) = (z(m), z(m));
     let per_sample = r.l * (u_n + 1) * n;
     let sigmoids_per_step = u_n * kn;
+    let (mut g_syn, mut g_sens) = (SynapseGrads::new(&p.syn), SynapseGrads::new(&p.sens));
     for b in 0..bn {
-        let (mut g_syn, mut g_sens) = (SynapseGrads::new(&p.syn), SynapseGrads::new(&p.sens));
+        g_syn.clear();
+        g_sens.clear();
         for acc in [
             &mut acc_gleak,
             &mut acc_vleak,
@@ -305,7 +312,7 @@ pub(super) fn backward(p: &LtcKernel, r: &Run, trace: &Trace, gy: &[f32], gh: &[
         }
         gv.copy_from_slice(&gh[b * n..(b + 1) * n]);
         let tr = &trace.states[b * per_sample..(b + 1) * per_sample];
-        let sigmoids = &trace.sigmoids[b * r.l * sigmoids_per_step..];
+        let sample_sigmoids = &trace.sigmoids[b * r.l * sigmoids_per_step..];
         for t in (0..r.l).rev() {
             let base = t * (u_n + 1) * n;
             // Output mapping of the step's final state.
@@ -334,7 +341,7 @@ pub(super) fn backward(p: &LtcKernel, r: &Run, trace: &Trace, gy: &[f32], gh: &[
                 let v = &tr[base + u * n..base + (u + 1) * n];
                 let v_new = &tr[base + (u + 1) * n..base + (u + 2) * n];
                 // The unfold's denominators again, from the sigmoids the forward pass kept.
-                let sig = &sigmoids[(t * u_n + u) * kn..(t * u_n + u + 1) * kn];
+                let sig = &sample_sigmoids[(t * u_n + u) * kn..(t * u_n + u + 1) * kn];
                 for (pre, &i) in syn.pre.iter_mut().zip(&p.syn.src) {
                     *pre = v[i];
                 }
