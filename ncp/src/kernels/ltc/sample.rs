@@ -55,6 +55,46 @@ fn sigmoids(sigma: &[f32], mu: &[f32], x: &[f32], out: &mut [f32]) {
     }
 }
 
+/// One step's inputs for one sample, held over the step's unfolds: the mapped inputs, the
+/// capacitances over the sub-step and the sensory synapses' sums (and their sigmoids).
+struct StepInputs {
+    xm: Vec<f32>,
+    cm_t: Vec<f32>,
+    snum: Vec<f32>,
+    sden: Vec<f32>,
+    sens: Rows,
+}
+
+impl StepInputs {
+    fn new(p: &LtcKernel) -> StepInputs {
+        StepInputs {
+            xm: vec![0f32; p.s],
+            cm_t: vec![0f32; p.n],
+            snum: vec![0f32; p.n],
+            sden: vec![0f32; p.n],
+            sens: Rows::new(&p.sens),
+        }
+    }
+
+    /// Computes step `t` of sample `b`; returns `unfolds / Δt`.
+    #[inline(always)]
+    fn compute(&mut self, p: &LtcKernel, r: &Run, b: usize, t: usize) -> f32 {
+        let xo = (b * r.l + t) * p.s;
+        for i in 0..p.s {
+            self.xm[i] = r.x[xo + i] * p.input_w[i] + p.input_b[i];
+        }
+        let inv_dt = p.unfolds as f32 / r.ts[b * r.l + t];
+        for j in 0..p.n {
+            self.cm_t[j] = p.cm[j] * inv_dt;
+        }
+        self.snum.fill(0.0);
+        self.sden.fill(0.0);
+        self.sens
+            .sums(&p.sens, &self.xm, &mut self.snum, &mut self.sden);
+        inv_dt
+    }
+}
+
 /// The forward pass (see [`super::forward::forward`]), one sample at a time.
 #[inline(always)]
 pub(super) fn forward(
@@ -64,41 +104,29 @@ pub(super) fn forward(
     h: &mut [f32],
     mut trace: Option<&mut Trace>,
 ) {
-    let (n, s, m, u_n) = (p.n, p.s, p.m, p.unfolds);
+    let (n, m, u_n) = (p.n, p.m, p.unfolds);
     let leak: Vec<f32> = (0..n).map(|j| p.gleak[j] * p.vleak[j]).collect();
-    let (mut sens, mut syn) = (Rows::new(&p.sens), Rows::new(&p.syn));
-    let mut xm = vec![0f32; s];
-    let [mut v, mut next, mut snum, mut sden, mut num, mut den, mut cm_t] =
-        std::array::from_fn(|_| vec![0f32; n]);
+    let (mut inputs, mut syn) = (StepInputs::new(p), Rows::new(&p.syn));
+    let [mut v, mut next, mut num, mut den] = std::array::from_fn(|_| vec![0f32; n]);
     for b in 0..r.b {
         v.copy_from_slice(&r.h0[b * n..(b + 1) * n]);
         for t in 0..r.l {
             if r.starts.as_ref().is_some_and(|st| st[b * r.l + t]) {
                 v.fill(0.0);
             }
-            let xo = (b * r.l + t) * s;
-            for i in 0..s {
-                xm[i] = r.x[xo + i] * p.input_w[i] + p.input_b[i];
-            }
-            let inv_dt = u_n as f32 / r.ts[b * r.l + t];
-            for j in 0..n {
-                cm_t[j] = p.cm[j] * inv_dt;
-            }
-            snum.fill(0.0);
-            sden.fill(0.0);
-            sens.sums(&p.sens, &xm, &mut snum, &mut sden);
+            inputs.compute(p, r, b, t);
             if let Some(tr) = trace.as_deref_mut() {
                 tr.states.extend_from_slice(&v);
             }
             for _ in 0..u_n {
-                num.copy_from_slice(&snum);
-                den.copy_from_slice(&sden);
+                num.copy_from_slice(&inputs.snum);
+                den.copy_from_slice(&inputs.sden);
                 syn.sums(&p.syn, &v, &mut num, &mut den);
                 if let Some(tr) = trace.as_deref_mut() {
                     tr.sigmoids.extend_from_slice(&syn.sig);
                 }
                 for j in 0..n {
-                    let (c, gl) = (cm_t[j], p.gleak[j] + p.eps);
+                    let (c, gl) = (inputs.cm_t[j], p.gleak[j] + p.eps);
                     next[j] = (c * v[j] + leak[j] + num[j]) / (c + gl + den[j]);
                 }
                 std::mem::swap(&mut v, &mut next);
@@ -286,10 +314,9 @@ pub(super) fn backward(p: &LtcKernel, r: &Run, trace: &Trace, gy: &[f32], gh: &[
         x: z(bn * r.l * s),
         h0: z(n * bn),
     };
-    let (mut sens, mut syn) = (Rows::new(&p.sens), Rows::new(&p.syn));
-    let [mut xm, mut gxm, mut acc_iw, mut acc_ib] = std::array::from_fn(|_| z(s));
-    let [mut gv, mut gv_prev, mut snum, mut sden, mut den, mut cm_t] =
-        std::array::from_fn(|_| z(n));
+    let (mut inputs, mut syn) = (StepInputs::new(p), Rows::new(&p.syn));
+    let [mut gxm, mut acc_iw, mut acc_ib] = std::array::from_fn(|_| z(s));
+    let [mut gv, mut gv_prev, mut den] = std::array::from_fn(|_| z(n));
     let [mut g_num, mut g_den, mut g_snum, mut g_sden] = std::array::from_fn(|_| z(n));
     let [mut acc_gleak, mut acc_vleak, mut acc_cm] = std::array::from_fn(|_| z(n));
     let (mut acc_ow, mut acc_ob) = (z(m), z(m));
@@ -324,17 +351,8 @@ pub(super) fn backward(p: &LtcKernel, r: &Run, trace: &Trace, gy: &[f32], gh: &[
                 acc_ow[j] += gyj * v_end[j];
                 acc_ob[j] += gyj;
             }
+            let inv_dt = inputs.compute(p, r, b, t);
             let xo = (b * r.l + t) * s;
-            for i in 0..s {
-                xm[i] = r.x[xo + i] * p.input_w[i] + p.input_b[i];
-            }
-            let inv_dt = u_n as f32 / r.ts[b * r.l + t];
-            for j in 0..n {
-                cm_t[j] = p.cm[j] * inv_dt;
-            }
-            snum.fill(0.0);
-            sden.fill(0.0);
-            sens.sums(&p.sens, &xm, &mut snum, &mut sden);
             g_snum.fill(0.0);
             g_sden.fill(0.0);
             for u in (0..u_n).rev() {
@@ -345,13 +363,13 @@ pub(super) fn backward(p: &LtcKernel, r: &Run, trace: &Trace, gy: &[f32], gh: &[
                 for (pre, &i) in syn.pre.iter_mut().zip(&p.syn.src) {
                     *pre = v[i];
                 }
-                den.copy_from_slice(&sden);
+                den.copy_from_slice(&inputs.sden);
                 for (k, &j) in p.syn.dst.iter().enumerate() {
                     den[j] += p.syn.w[k] * sig[k];
                 }
                 neuron_terms(
                     (p, inv_dt),
-                    [&cm_t, &den, &gv, v, v_new],
+                    [&inputs.cm_t, &den, &gv, v, v_new],
                     [&mut acc_cm, &mut acc_gleak, &mut acc_vleak],
                     [
                         &mut gv_prev,
@@ -364,9 +382,9 @@ pub(super) fn backward(p: &LtcKernel, r: &Run, trace: &Trace, gy: &[f32], gh: &[
                 g_syn.backward(&p.syn, [sig, &syn.pre], &g_num, &g_den, &mut gv_prev);
                 std::mem::swap(&mut gv, &mut gv_prev);
             }
-            // Sensory synapses (held over the step's unfolds); `sens` still holds this
-            // step's sensory sigmoids.
+            // Sensory synapses (held over the step's unfolds), from this step's sigmoids.
             gxm.fill(0.0);
+            let sens = &inputs.sens;
             g_sens.backward(&p.sens, [&sens.sig, &sens.pre], &g_snum, &g_sden, &mut gxm);
             for i in 0..s {
                 let g = gxm[i];
