@@ -3,7 +3,6 @@
 //! [`sample`]).
 
 use super::super::lanes::LANES;
-use super::super::math::sigmoid;
 use super::super::plumbing::{Gradients, Run};
 use super::forward::synapse_sums;
 use super::params::{softplus_grad, Grads, LtcKernel, Synapses};
@@ -81,7 +80,7 @@ fn backward_body<const AVX: bool>(
     let mut g_den = zero(n * bn);
     let mut g_snum = zero(n * bn);
     let mut g_sden = zero(n * bn);
-    let mut sens_sig = zero(bn);
+    let mut sens_sig = zero(ks * bn);
     let step = n * bn;
     for t in (0..r.l).rev() {
         let base = t * (u_n + 1) * step;
@@ -108,7 +107,17 @@ fn backward_body<const AVX: bool>(
                 *c = p.cm[j] * idt;
             }
         }
-        synapse_sums(&p.sens, &xm, bn, &mut snum, &mut sden, true, None);
+        // The sensory sums, held over the unfolds; their sigmoids are kept for the sensory
+        // synapses' backward below.
+        synapse_sums(
+            &p.sens,
+            &xm,
+            bn,
+            &mut snum,
+            &mut sden,
+            true,
+            Some(&mut sens_sig),
+        );
         g_snum.fill(0.0);
         g_sden.fill(0.0);
         for u in (0..u_n).rev() {
@@ -174,13 +183,14 @@ fn backward_body<const AVX: bool>(
                 q.dst[k] * bn..(q.dst[k] + 1) * bn,
                 k * bn..(k + 1) * bn,
             );
-            let (sg, mu) = (q.sigma[k], q.mu[k]);
-            for (o, &x) in sens_sig.iter_mut().zip(&xm[ri.clone()]) {
-                *o = sigmoid(sg * (x - mu));
-            }
             synapse_backward::<AVX>(
-                [q.w[k], sg, mu, q.erev[k]],
-                [&sens_sig, &xm[ri.clone()], &g_snum[rj.clone()], &g_sden[rj]],
+                [q.w[k], q.sigma[k], q.mu[k], q.erev[k]],
+                [
+                    &sens_sig[rk.clone()],
+                    &xm[ri.clone()],
+                    &g_snum[rj.clone()],
+                    &g_sden[rj],
+                ],
                 &mut acc_serev[rk.clone()],
                 &mut acc_sw[rk.clone()],
                 &mut acc_ssigma[rk.clone()],
