@@ -7,13 +7,34 @@
 # 2. A short run of configs/vehicle_camera.toml end to end on CUDA: imitation, then PPO.
 # 3. Timing: training steps/s of configs/cartpole.toml and configs/vehicle_camera.toml on the
 #    CPU kernels and on CUDA as the number of envs grows (8 ... 4096 for cartpole).
+#
+# A GPU machine without Rust or network can run binaries built elsewhere against its own
+# PyTorch (same version): put `wormnet` and the test binaries `cuda` (agent) and
+# `ncp_training` (ncp) in DIR and run `WORMNET_PREBUILT=DIR scripts/cuda_check.sh` with that
+# PyTorch's lib directory on LD_LIBRARY_PATH.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-"$here/setup"
-source "$here/env.sh"
-cd "$WORMNET_ROOT"
-build_wormnet
-W="$CARGO_TARGET_DIR/release/wormnet"
+prebuilt="${WORMNET_PREBUILT:-}"
+if [ -n "$prebuilt" ]; then
+    prebuilt="$(cd "$prebuilt" && pwd)"
+    cd "$here/.."
+    W="$prebuilt/wormnet"
+else
+    "$here/setup"
+    source "$here/env.sh"
+    cd "$WORMNET_ROOT"
+    build_wormnet
+    W="$CARGO_TARGET_DIR/release/wormnet"
+fi
+# Runs one integration-test binary (package dir, test name, filter...), built now or prebuilt.
+run_tests() {
+    local package="$1" name="$2"; shift 2
+    if [ -n "$prebuilt" ]; then
+        (cd "$package" && "$prebuilt/$name" "$@")
+    else
+        cargo test --release -p "wormnet-$package" --test "$name" -- "$@"
+    fi
+}
 info="$("$W" info)"
 if ! grep -q "^cuda *available" <<<"$info"; then
     grep -i cuda <<<"$info" >&2 || true
@@ -25,8 +46,8 @@ tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 
 echo "== 1. CPU vs CUDA outputs and gradients"
-cargo test --release -p wormnet-agent --test cuda -- --nocapture 2>&1 | grep -E "cpu vs cuda|test result|panicked"
-cargo test --release -p wormnet-ncp --test ncp_training cuda -- --nocapture 2>&1 | grep -E "test result|panicked"
+run_tests agent cuda --nocapture 2>&1 | grep -E "cpu vs cuda|test result|panicked"
+run_tests ncp ncp_training cuda --nocapture 2>&1 | grep -E "test result|panicked"
 
 echo "== 2. configs/vehicle_camera.toml on CUDA: imitation (2 rounds) then 20480 PPO steps"
 start=$SECONDS
