@@ -18,7 +18,7 @@ fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
 
 #[test]
 fn the_camera_policy_gives_the_same_outputs_and_gradients_on_cpu_and_cuda() {
-    if !tch::Cuda::is_available() {
+    if !wormnet_ncp::runtime::cuda_available() {
         println!("no CUDA device: nothing to compare (scripts/cuda_check.sh runs this on a GPU)");
         return;
     }

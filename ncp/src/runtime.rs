@@ -99,8 +99,7 @@ pub enum DeviceError {
 pub fn parse_device(name: &str) -> Result<tch::Device, DeviceError> {
     let name = name.trim().to_ascii_lowercase();
     let cuda = |index: usize| -> Result<tch::Device, DeviceError> {
-        let _ = load_cuda_backend();
-        if !tch::Cuda::is_available() {
+        if !cuda_available() {
             return Err(DeviceError::NoCuda(name.clone()));
         }
         let count = tch::Cuda::device_count() as usize;
@@ -120,6 +119,13 @@ pub fn parse_device(name: &str) -> Result<tch::Device, DeviceError> {
             _ => Err(DeviceError::Unknown(name.clone())),
         },
     }
+}
+
+/// Whether libtorch sees a CUDA device, after loading its CUDA backend: `tch::Cuda::is_available`
+/// alone answers false on a GPU machine (see [`load_cuda_backend`]).
+pub fn cuda_available() -> bool {
+    let _ = load_cuda_backend();
+    tch::Cuda::is_available()
 }
 
 /// Loads libtorch's CUDA backend so that CUDA devices become visible.

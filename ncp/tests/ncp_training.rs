@@ -543,7 +543,7 @@ fn audit_states_cover_every_neuron_every_step() {
 
 #[test]
 fn cuda_generic_path_matches_cpu_when_available() {
-    if !tch::Cuda::is_available() {
+    if !wormnet_ncp::runtime::cuda_available() {
         println!("no CUDA device: nothing to compare");
         return;
     }
