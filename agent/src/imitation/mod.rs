@@ -319,9 +319,7 @@ fn clone_epoch(
                  env's observations"
             );
         }
-        for p in params {
-            p.shallow_clone().zero_grad();
-        }
+        adam.zero_grad(params);
         tape.backward(&loss);
         adam.clip_and_step(params, cfg.max_grad_norm);
         policy.apply_weight_constraints();

@@ -4,8 +4,11 @@
 //! The moments of all parameters live in two flat buffers, and a step updates them with a
 //! handful of operations on the whole buffer instead of a dozen per parameter tensor: on the
 //! small networks of an NCP policy the per-operation dispatch, not the arithmetic, is the cost.
-//! Every element sees exactly the operations it would see tensor by tensor, so the result is
-//! the same to the last bit.
+//! Once every parameter has a gradient, the gradients move into a flat buffer too (each `.grad`
+//! becomes a view of it, and autograd keeps adding into it in place), so zeroing them is one
+//! operation and a step reads them without gathering. The step lands in a flat buffer whose
+//! per-parameter views are made once. Every element sees exactly the operations it would see
+//! tensor by tensor, so the result is the same to the last bit.
 
 use tch::{Kind, Tensor};
 
@@ -25,6 +28,12 @@ pub struct Adam {
     exp_avg_sq: Tensor,
     /// Each parameter's shape and its `(offset, length)` in the flat buffers.
     layout: Vec<(Vec<i64>, i64, i64)>,
+    /// The step subtracted from the parameters, laid out like `exp_avg`.
+    delta: Tensor,
+    /// Parameter `i`'s slice of `delta`, shaped like the parameter.
+    delta_views: Vec<Tensor>,
+    /// The gradients, flat, once every parameter has one: each `.grad` is a view into it.
+    grads: Option<Tensor>,
 }
 
 impl Adam {
@@ -40,6 +49,11 @@ impl Adam {
         let options = params
             .first()
             .map_or((Kind::Float, tch::Device::Cpu), |p| (p.kind(), p.device()));
+        let delta = Tensor::zeros([offset], options);
+        let delta_views = layout
+            .iter()
+            .map(|(shape, offset, n)| delta.narrow(0, *offset, *n).view(shape.as_slice()))
+            .collect();
         Adam {
             lr,
             betas: (0.9, 0.999),
@@ -48,7 +62,51 @@ impl Adam {
             exp_avg: Tensor::zeros([offset], options),
             exp_avg_sq: Tensor::zeros([offset], options),
             layout,
+            delta,
+            delta_views,
+            grads: None,
         }
+    }
+
+    /// Zeroes the parameters' gradients before a backward pass (one operation once they live
+    /// in the flat buffer; parameters without a gradient keep none, as `zero_grad` does).
+    pub fn zero_grad(&mut self, params: &[Tensor]) {
+        match self.bound_grads(params) {
+            Some(grads) => {
+                let _ = grads.shallow_clone().zero_();
+            }
+            None => {
+                for p in params {
+                    p.shallow_clone().zero_grad();
+                }
+            }
+        }
+    }
+
+    /// The flat gradient buffer, if every parameter's `.grad` is still the view into it.
+    fn bound_grads(&self, params: &[Tensor]) -> Option<&Tensor> {
+        let grads = self.grads.as_ref()?;
+        let base = grads.data_ptr() as usize;
+        let size = grads.kind().elt_size_in_bytes();
+        let bound = params.iter().zip(&self.layout).all(|(p, (_, offset, _))| {
+            let g = p.grad();
+            g.defined() && g.data_ptr() as usize == base + *offset as usize * size
+        });
+        bound.then_some(grads)
+    }
+
+    /// Moves the gradients into one flat buffer and makes each `.grad` a view of its slice
+    /// (values unchanged); `grads` are the parameters' current, all defined, gradients.
+    fn bind_grads(&mut self, grads: &[Tensor]) -> Tensor {
+        let flat = tch::no_grad(|| {
+            let pieces: Vec<Tensor> = grads.iter().map(|g| g.reshape([-1])).collect();
+            Tensor::cat(&pieces, 0)
+        });
+        for (i, g) in grads.iter().enumerate() {
+            g.shallow_clone().set_data(&self.view(&flat, i));
+        }
+        self.grads = Some(flat.shallow_clone());
+        flat
     }
 
     /// Parameter `i`'s slice of a flat buffer, shaped like the parameter (a view: writing to
@@ -115,24 +173,33 @@ impl Adam {
         let (b1, b2) = self.betas;
         let bc1 = 1.0 - b1.powi(self.step as i32);
         let bc2 = 1.0 - b2.powi(self.step as i32);
-        let grads: Vec<Tensor> = params.iter().map(Tensor::grad).collect();
+        let bound = self.bound_grads(params).map(Tensor::shallow_clone);
+        let grads: Vec<Tensor> = match bound {
+            Some(_) => Vec::new(),
+            None => params.iter().map(Tensor::grad).collect(),
+        };
+        let flat = match bound {
+            Some(flat) => Some(flat),
+            None if grads.iter().all(Tensor::defined) => Some(self.bind_grads(&grads)),
+            None => None,
+        };
         tch::no_grad(|| {
-            if grads.iter().all(Tensor::defined) {
+            if let Some(flat) = flat {
                 // Every parameter has a gradient: one pass over the flat buffers.
-                let flat: Vec<Tensor> = grads.iter().map(|g| g.reshape([-1])).collect();
-                let mut g = Tensor::cat(&flat, 0);
-                if let Some(scale) = scale {
-                    let _ = g.g_mul_scalar_(scale);
-                }
-                let delta = Self::moments_step(
+                let g = match scale {
+                    Some(scale) => &flat * scale,
+                    None => flat,
+                };
+                Self::moments_step(
                     &mut self.exp_avg,
                     &mut self.exp_avg_sq,
                     &g,
                     (b1, b2, bc1, bc2),
                     (self.lr, self.eps),
+                    &mut self.delta,
                 );
-                for (i, p) in params.iter().enumerate() {
-                    let _ = p.shallow_clone().g_sub_(&self.view(&delta, i));
+                for (p, delta) in params.iter().zip(&self.delta_views) {
+                    let _ = p.shallow_clone().g_sub_(delta);
                 }
             } else {
                 for (i, (p, g)) in params.iter().zip(&grads).enumerate() {
@@ -144,12 +211,14 @@ impl Adam {
                         None => g.shallow_clone(),
                     };
                     let (mut m, mut v) = (self.exp_avg(i), self.exp_avg_sq(i));
-                    let delta = Self::moments_step(
+                    let mut delta = self.delta_views[i].shallow_clone();
+                    Self::moments_step(
                         &mut m,
                         &mut v,
                         &g,
                         (b1, b2, bc1, bc2),
                         (self.lr, self.eps),
+                        &mut delta,
                     );
                     let _ = p.shallow_clone().g_sub_(&delta);
                 }
@@ -157,19 +226,21 @@ impl Adam {
         });
     }
 
-    /// Updates the moments `m`, `v` in place from the gradient `g` and returns the step to
-    /// subtract from the parameters: `lr / bc1 · m / (√v / √bc2 + eps)`.
+    /// Updates the moments `m`, `v` in place from the gradient `g` and writes the step to
+    /// subtract from the parameters into `delta`: `lr / bc1 · m / (√v / √bc2 + eps)`.
     fn moments_step(
         m: &mut Tensor,
         v: &mut Tensor,
         g: &Tensor,
         (b1, b2, bc1, bc2): (f64, f64, f64, f64),
         (lr, eps): (f64, f64),
-    ) -> Tensor {
+        delta: &mut Tensor,
+    ) {
         let _ = m.g_mul_scalar_(b1).g_add_(&(g * (1.0 - b1)));
         let _ = v.g_mul_scalar_(b2).g_add_(&(g * g * (1.0 - b2)));
         let denom = v.sqrt() / bc2.sqrt() + eps;
-        &*m / &denom * (lr / bc1)
+        let _ = m.div_out(delta, &denom);
+        let _ = delta.g_mul_scalar_(lr / bc1);
     }
 }
 
@@ -284,10 +355,13 @@ mod tests {
             .map(|p| (p.zeros_like(), p.zeros_like()))
             .collect();
         for step in 1..=6 {
+            // After the first step our gradients live in Adam's flat buffer.
+            assert_eq!(adam.bound_grads(&ours).is_some(), step > 1, "step {step}");
+            adam.zero_grad(&ours);
+            for p in theirs.iter() {
+                p.shallow_clone().zero_grad();
+            }
             for params in [&ours, &theirs] {
-                for p in params.iter() {
-                    p.shallow_clone().zero_grad();
-                }
                 let loss = params
                     .iter()
                     .map(|p| p.sin().pow_tensor_scalar(2).sum(Kind::Float))

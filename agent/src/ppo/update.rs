@@ -175,10 +175,7 @@ pub fn update(
             }
             stats.loss_seconds += loss_started.elapsed().as_secs_f64();
             let optimizer_started = Instant::now();
-            for t in params {
-                let mut t = t.shallow_clone();
-                t.zero_grad();
-            }
+            adam.zero_grad(params);
             let backward_started = Instant::now();
             tape.backward(&loss);
             stats.backward_seconds += backward_started.elapsed().as_secs_f64();
