@@ -173,6 +173,9 @@ impl Adam {
         let (b1, b2) = self.betas;
         let bc1 = 1.0 - b1.powi(self.step as i32);
         let bc2 = 1.0 - b2.powi(self.step as i32);
+        if self.layout.is_empty() {
+            return;
+        }
         let bound = self.bound_grads(params).map(Tensor::shallow_clone);
         let grads: Vec<Tensor> = match bound {
             Some(_) => Vec::new(),
@@ -432,6 +435,14 @@ mod tests {
             };
             assert_eq!(run(true), run(false), "max_norm {max_norm}");
         }
+    }
+
+    #[test]
+    fn an_optimizer_without_parameters_steps_without_error() {
+        let mut adam = Adam::new(&[], 0.1, 1e-5);
+        adam.zero_grad(&[]);
+        assert_eq!(adam.clip_and_step(&[], 0.5), 0.0);
+        assert_eq!(adam.step, 1);
     }
 
     #[test]
