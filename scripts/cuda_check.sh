@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # On a machine with an NVIDIA GPU: checks that CUDA gives what the CPU gives, and times when
 # a GPU pays. CI has no GPU; run this by hand where one is (the torch wheel brings CUDA).
-#   scripts/cuda_check.sh            # ~5 minutes after the build
+#   scripts/cuda_check.sh            # CUDA runs of these small policies are slow (README,
+#                                    # "On a GPU"): allow 15 minutes or more after the build
 # 1. CPU vs CUDA: the camera policy (conv encoder + the paper's 19-neuron NCP) acts, values
 #    and back-propagates the same on both (agent/tests/cuda.rs; also the NCP alone).
 # 2. Timing: training steps/s of configs/cartpole.toml and configs/vehicle_camera.toml on the
