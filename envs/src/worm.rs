@@ -320,6 +320,11 @@ impl BevyEnvPlugin for Worm {
         }
     }
 
+    /// `spawn` sets every field of `Swim`, and `Config` never changes.
+    fn respawns_in_place(&self) -> bool {
+        true
+    }
+
     fn build(&self, app: &mut App) {
         app.insert_resource(Config::new(self.options.clone()))
             .insert_resource(Swim::default())

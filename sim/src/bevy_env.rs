@@ -6,15 +6,21 @@
 //! the plugin's systems in [`EnvSystems::Act`] (in `Update`) apply it; physics runs in
 //! `PostUpdate`; the plugin's systems in [`EnvSystems::Observe`] (after Rapier's writeback)
 //! fill [`EnvOutput`]. By default each episode builds a fresh `App` seeded from [`EpisodeRng`]
-//! (a few ms), so an episode is bit-identical to itself whatever ran before it. A plugin that
-//! restores its start state in the [`EnvReset`] schedule (teleport bodies, zero velocities) can
-//! opt into reusing the `App` ([`BevyEnvPlugin::resets_in_place`]): much cheaper for short
-//! episodes, and still the same run for the same seed and actions.
+//! (a few ms), so an episode is bit-identical to itself whatever ran before it. Two ways reuse
+//! the `App` instead, both much cheaper for short episodes:
+//! - [`BevyEnvPlugin::respawns_in_place`]: the scene (bodies, the Rapier context) is despawned
+//!   and the startup schedules run again, so a plugin whose startup systems set all episode
+//!   state gets the episodes of a fresh `App`, bit for bit (the worm and the vehicle).
+//! - [`BevyEnvPlugin::resets_in_place`]: the plugin restores its start state in the
+//!   [`EnvReset`] schedule (teleport bodies, zero velocities); the same run for the same seed
+//!   and actions, but not the episodes of a fresh `App` (Rapier keeps its contact state).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
-use bevy::app::{App, PostUpdate, Update};
+use bevy::app::{App, PostStartup, PostUpdate, PreStartup, Startup, Update};
 use bevy::ecs::prelude::*;
+use bevy::ecs::resource::IsResource;
 use bevy::ecs::schedule::ScheduleLabel;
 use bevy::math::Vec2;
 use bevy::transform::components::GlobalTransform;
@@ -112,6 +118,15 @@ pub trait BevyEnvPlugin: Send + Sync + 'static {
         false
     }
 
+    /// Whether an unseeded `reset` rebuilds the scene inside the existing `App` instead of
+    /// building a fresh `App`: every entity the startup systems spawned (bodies, the Rapier
+    /// context) is despawned and the startup schedules run again. For a plugin whose startup
+    /// systems set every piece of episode state, the episode is the one a fresh `App` gives,
+    /// bit for bit, at a fraction of the cost.
+    fn respawns_in_place(&self) -> bool {
+        false
+    }
+
     /// The scene for renderers; by default every collider with its pose.
     fn frame(&self, world: &World) -> Frame {
         collider_frame(world)
@@ -130,6 +145,9 @@ pub struct BevyEnv<P: BevyEnvPlugin> {
     plugin: Arc<P>,
     spec: EnvSpec,
     app: Option<App>,
+    /// The entities that existed before the first update (observers and the like): a respawn
+    /// keeps them and despawns every other entity that is not a resource.
+    built: HashSet<Entity>,
     seeds: ChaCha8Rng,
     steps: u32,
 }
@@ -142,6 +160,7 @@ impl<P: BevyEnvPlugin> BevyEnv<P> {
             plugin: Arc::new(plugin),
             spec,
             app: None,
+            built: HashSet::new(),
             seeds: ChaCha8Rng::seed_from_u64(0),
             steps: 0,
         }
@@ -152,7 +171,7 @@ impl<P: BevyEnvPlugin> BevyEnv<P> {
         self.app.as_ref()
     }
 
-    fn build_app(&self, episode_seed: u64) -> App {
+    fn build_app(&mut self, episode_seed: u64) -> App {
         let physics = self.plugin.physics();
         let mut app = App::new();
         let integration_parameters = IntegrationParameters {
@@ -193,9 +212,37 @@ impl<P: BevyEnvPlugin> BevyEnv<P> {
         self.plugin.build(&mut app);
         app.finish();
         app.cleanup();
+        self.built = app.world().iter_entities().map(|e| e.id()).collect();
         app.update();
         set_physics_active(&mut app, true);
         app
+    }
+
+    /// Starts a new episode in the existing `App` as a fresh one would: despawns what the
+    /// startup systems and the episode spawned, restores the step resources, runs the startup
+    /// schedules again, then one update with physics paused (the reset observation).
+    fn respawn_in_place(&self, app: &mut App, episode_seed: u64) {
+        let world = app.world_mut();
+        let spawned: Vec<Entity> = world
+            .iter_entities()
+            .filter(|e| !self.built.contains(&e.id()) && !e.contains::<IsResource>())
+            .map(|e| e.id())
+            .collect();
+        for entity in spawned {
+            // Despawning a parent also despawns its children: skip those already gone.
+            let _ = world.try_despawn(entity);
+        }
+        world.insert_resource(EpisodeRng(ChaCha8Rng::seed_from_u64(episode_seed)));
+        world.insert_resource(EnvAction(vec![0.0; self.spec.action_dim()]));
+        world.insert_resource(EnvOutput {
+            observation: vec![0.0; self.spec.obs_dim()],
+            ..EnvOutput::default()
+        });
+        for schedule in [PreStartup.intern(), Startup.intern(), PostStartup.intern()] {
+            let _ = world.try_run_schedule(schedule);
+        }
+        app.update();
+        set_physics_active(app, true);
     }
 
     /// Starts a new episode in the existing `App`: new RNG, the plugin's reset systems, then one
@@ -228,14 +275,19 @@ impl<P: BevyEnvPlugin> Env for BevyEnv<P> {
             self.seeds = ChaCha8Rng::seed_from_u64(seed);
         }
         let episode_seed = self.seeds.random::<u64>();
-        match self.app.as_mut() {
-            // A seeded reset always rebuilds, so it reproduces a fresh env exactly.
-            Some(app) if seed.is_none() && self.plugin.resets_in_place() => {
-                Self::reset_in_place(app, episode_seed)
+        // A seeded reset always rebuilds, so it reproduces a fresh env exactly.
+        match self.app.take() {
+            Some(mut app) if seed.is_none() && self.plugin.resets_in_place() => {
+                Self::reset_in_place(&mut app, episode_seed);
+                self.app = Some(app);
             }
-            _ => {
+            Some(mut app) if seed.is_none() && self.plugin.respawns_in_place() => {
+                self.respawn_in_place(&mut app, episode_seed);
+                self.app = Some(app);
+            }
+            old => {
                 // Drop the old App first: a rebuilt one shares no state with the last episode.
-                self.app = None;
+                drop(old);
                 self.app = Some(self.build_app(episode_seed));
             }
         }

@@ -143,6 +143,11 @@ impl BevyEnvPlugin for Vehicle {
         }
     }
 
+    /// `spawn` sets the track and the whole driving state; `Config` never changes.
+    fn respawns_in_place(&self) -> bool {
+        true
+    }
+
     fn build(&self, app: &mut App) {
         app.insert_resource(Config {
             options: self.options.clone(),
@@ -292,6 +297,8 @@ fn spawn(mut commands: Commands, mut rng: ResMut<EpisodeRng>, config: Res<Config
         Transform::from_xyz(start.x, start.y, 0.0).with_rotation(Quat::from_rotation_z(heading)),
     ));
     commands.insert_resource(Road(track));
+    // A new episode's driving state (also when the scene respawns in the same App).
+    commands.insert_resource(Drive::default());
 }
 
 /// Applies the steering command through the rate-limited actuator and the tyre and drive forces.
