@@ -122,7 +122,8 @@ pub trait BevyEnvPlugin: Send + Sync + 'static {
     /// building a fresh `App`: every entity the startup systems spawned (bodies, the Rapier
     /// context) is despawned and the startup schedules run again. For a plugin whose startup
     /// systems set every piece of episode state, the episode is the one a fresh `App` gives,
-    /// bit for bit, at a fraction of the cost.
+    /// bit for bit, at a fraction of the cost. [`BevyEnvPlugin::resets_in_place`] wins when
+    /// both are true.
     fn respawns_in_place(&self) -> bool {
         false
     }
