@@ -155,7 +155,8 @@ impl Kernel for CfcKernel {
     }
 
     fn backward(&self, r: &Run, trace: &Trace, gy: &[f32], gh: &[f32]) -> Gradients {
-        // Not compiled for AVX2 like the forward pass: measured slower (`wormnet bench ncp`).
+        // Not compiled for AVX2 like the forward pass: measured slower at batch 32 and no
+        // faster at 256 (`wormnet bench ncp`).
         backward(self, r, trace, gy, gh)
     }
 }
@@ -328,36 +329,64 @@ fn backward(p: &CfcKernel, r: &Run, trace: &Trace, gy: &[f32], gh: &[f32]) -> Gr
                 }
             }
             let mut g_o = vec![0f32; rows * bn];
-            for j in 0..nh {
-                for bi in 0..bn {
-                    let k = j * bn + bi;
-                    let gh = g[k];
-                    match p.mode {
-                        CfcForm::Pure => {
-                            let f = o[k];
-                            let (wt, a) = (layer.w_tau[j], layer.a[j]);
+            let ts = &ts[..];
+            match p.mode {
+                CfcForm::Pure => {
+                    let (acc_a, acc_tau) = (&mut acc_a[li], &mut acc_tau[li]);
+                    for j in 0..nh {
+                        let (wt, a) = (layer.w_tau[j], layer.a[j]);
+                        let span = j * bn..(j + 1) * bn;
+                        let (gj, oj) = (&g[span.clone()], &o[span.clone()]);
+                        let (aa, at) = (&mut acc_a[span.clone()], &mut acc_tau[span.clone()]);
+                        let go = &mut g_o[span];
+                        for bi in 0..bn {
+                            let (gh, f) = (gj[bi], oj[bi]);
                             let e = fast_exp(-ts[bi] * (wt.abs() + f.abs()));
                             // h' = A − A·e·f
-                            acc_a[li][k] += gh * (1.0 - e * f);
-                            g_o[k] = gh * -a * e * (1.0 - ts[bi] * f.abs());
-                            acc_tau[li][k] += gh * a * f * e * ts[bi] * sign(wt);
+                            aa[bi] += gh * (1.0 - e * f);
+                            go[bi] = gh * -a * e * (1.0 - ts[bi] * f.abs());
+                            at[bi] += gh * a * f * e * ts[bi] * sign(wt);
                         }
-                        mode => {
-                            let f1 = tanh(o[k]);
-                            let f2 = tanh(o[(nh + j) * bn + bi]);
-                            let ta = o[(2 * nh + j) * bn + bi];
-                            let tb = o[(3 * nh + j) * bn + bi];
-                            let s = sigmoid(ta * ts[bi] + tb);
-                            let (d1, d2, ds) = if mode == CfcForm::NoGate {
-                                (1.0, s, f2)
-                            } else {
-                                (1.0 - s, s, f2 - f1)
-                            };
-                            g_o[k] = gh * d1 * (1.0 - f1 * f1);
-                            g_o[(nh + j) * bn + bi] = gh * d2 * (1.0 - f2 * f2);
-                            let gp = gh * ds * s * (1.0 - s);
-                            g_o[(2 * nh + j) * bn + bi] = gp * ts[bi];
-                            g_o[(3 * nh + j) * bn + bi] = gp;
+                    }
+                }
+                mode => {
+                    let gated = mode != CfcForm::NoGate;
+                    let (g_o1, rest) = g_o.split_at_mut(nh * bn);
+                    let (g_o2, rest) = rest.split_at_mut(nh * bn);
+                    let (g_ta, g_tb) = rest.split_at_mut(nh * bn);
+                    for j in 0..nh {
+                        let span = j * bn..(j + 1) * bn;
+                        let gj = &g[span.clone()];
+                        let o1 = &o[span.clone()];
+                        let o2 = &o[(nh + j) * bn..(nh + j + 1) * bn];
+                        let ota = &o[(2 * nh + j) * bn..(2 * nh + j + 1) * bn];
+                        let otb = &o[(3 * nh + j) * bn..(3 * nh + j + 1) * bn];
+                        let (go1, go2) = (&mut g_o1[span.clone()], &mut g_o2[span.clone()]);
+                        let (gta, gtb) = (&mut g_ta[span.clone()], &mut g_tb[span]);
+                        if gated {
+                            for bi in 0..bn {
+                                let gh = gj[bi];
+                                let (f1, f2) = (tanh(o1[bi]), tanh(o2[bi]));
+                                let s = sigmoid(ota[bi] * ts[bi] + otb[bi]);
+                                let (d1, d2, ds) = (1.0 - s, s, f2 - f1);
+                                go1[bi] = gh * d1 * (1.0 - f1 * f1);
+                                go2[bi] = gh * d2 * (1.0 - f2 * f2);
+                                let gp = gh * ds * s * (1.0 - s);
+                                gta[bi] = gp * ts[bi];
+                                gtb[bi] = gp;
+                            }
+                        } else {
+                            for bi in 0..bn {
+                                let gh = gj[bi];
+                                let (f1, f2) = (tanh(o1[bi]), tanh(o2[bi]));
+                                let s = sigmoid(ota[bi] * ts[bi] + otb[bi]);
+                                let (d1, d2, ds) = (1.0, s, f2);
+                                go1[bi] = gh * d1 * (1.0 - f1 * f1);
+                                go2[bi] = gh * d2 * (1.0 - f2 * f2);
+                                let gp = gh * ds * s * (1.0 - s);
+                                gta[bi] = gp * ts[bi];
+                                gtb[bi] = gp;
+                            }
                         }
                     }
                 }
