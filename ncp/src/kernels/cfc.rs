@@ -329,7 +329,6 @@ fn backward(p: &CfcKernel, r: &Run, trace: &Trace, gy: &[f32], gh: &[f32]) -> Gr
                 }
             }
             let mut g_o = vec![0f32; rows * bn];
-            let ts = &ts[..];
             match p.mode {
                 CfcForm::Pure => {
                     let (acc_a, acc_tau) = (&mut acc_a[li], &mut acc_tau[li]);
@@ -363,30 +362,21 @@ fn backward(p: &CfcKernel, r: &Run, trace: &Trace, gy: &[f32], gh: &[f32]) -> Gr
                         let otb = &o[(3 * nh + j) * bn..(3 * nh + j + 1) * bn];
                         let (go1, go2) = (&mut g_o1[span.clone()], &mut g_o2[span.clone()]);
                         let (gta, gtb) = (&mut g_ta[span.clone()], &mut g_tb[span]);
-                        if gated {
-                            for bi in 0..bn {
-                                let gh = gj[bi];
-                                let (f1, f2) = (tanh(o1[bi]), tanh(o2[bi]));
-                                let s = sigmoid(ota[bi] * ts[bi] + otb[bi]);
-                                let (d1, d2, ds) = (1.0 - s, s, f2 - f1);
-                                go1[bi] = gh * d1 * (1.0 - f1 * f1);
-                                go2[bi] = gh * d2 * (1.0 - f2 * f2);
-                                let gp = gh * ds * s * (1.0 - s);
-                                gta[bi] = gp * ts[bi];
-                                gtb[bi] = gp;
-                            }
-                        } else {
-                            for bi in 0..bn {
-                                let gh = gj[bi];
-                                let (f1, f2) = (tanh(o1[bi]), tanh(o2[bi]));
-                                let s = sigmoid(ota[bi] * ts[bi] + otb[bi]);
-                                let (d1, d2, ds) = (1.0, s, f2);
-                                go1[bi] = gh * d1 * (1.0 - f1 * f1);
-                                go2[bi] = gh * d2 * (1.0 - f2 * f2);
-                                let gp = gh * ds * s * (1.0 - s);
-                                gta[bi] = gp * ts[bi];
-                                gtb[bi] = gp;
-                            }
+                        // `gated` is the same for every sample: the compiler unswitches it.
+                        for bi in 0..bn {
+                            let gh = gj[bi];
+                            let (f1, f2) = (tanh(o1[bi]), tanh(o2[bi]));
+                            let s = sigmoid(ota[bi] * ts[bi] + otb[bi]);
+                            let (d1, d2, ds) = if gated {
+                                (1.0 - s, s, f2 - f1)
+                            } else {
+                                (1.0, s, f2)
+                            };
+                            go1[bi] = gh * d1 * (1.0 - f1 * f1);
+                            go2[bi] = gh * d2 * (1.0 - f2 * f2);
+                            let gp = gh * ds * s * (1.0 - s);
+                            gta[bi] = gp * ts[bi];
+                            gtb[bi] = gp;
                         }
                     }
                 }
