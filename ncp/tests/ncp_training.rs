@@ -189,6 +189,7 @@ fn ltc_kernel_per_sample_path_equals_the_batch_path() {
     // the inputs' gradients are per sample, so they must agree to the bit; the parameters'
     // gradients are sums over samples, chained through softplus after (batch) or before
     // (one sample at a time) the sum, so they agree to rounding.
+    let single: Vec<(i64, i64)> = (0..9).map(|i| (i, 1)).collect();
     for (k, config) in [
         ltc(true, Mapping::Affine, 6, auto()),
         ltc(false, Mapping::Linear, 3, auto()),
@@ -196,61 +197,85 @@ fn ltc_kernel_per_sample_path_equals_the_batch_path() {
     .iter()
     .enumerate()
     {
-        let (vs, net) = build(config, 90 + k as i64);
-        tch::no_grad(|| {
-            for mut t in vs.trainable_variables() {
-                let noise = t.randn_like() * 0.3;
-                let _ = t.g_add_(&noise);
-            }
-        });
-        let (b, l) = (9, 7);
-        let x = Tensor::randn([b, l, 8], F);
-        let ts = Tensor::rand([b, l], F) * 1.5 + 0.2;
-        let h0 = Tensor::randn([b, net.state_size() as i64], F) * 0.5;
-        let starts = Tensor::rand([b, l], F).lt(0.2);
-        let wy = Tensor::randn([b, l, net.output_size() as i64], F);
-        let wh = Tensor::randn([b, net.state_size() as i64], F);
-        let run = |rows: (i64, i64)| {
-            zero_grads(&vs);
-            let x = x.narrow(0, rows.0, rows.1).copy().set_requires_grad(true);
-            let h = h0.narrow(0, rows.0, rows.1).copy().set_requires_grad(true);
-            let state = State {
-                h: h.shallow_clone(),
-                c: None,
-            };
-            let (y, s, tape) = net.forward_sequence_train(
-                &x,
-                Some(&state),
-                Some(&ts.narrow(0, rows.0, rows.1)),
-                Some(&starts.narrow(0, rows.0, rows.1)),
-            );
-            let loss = (&y * wy.narrow(0, rows.0, rows.1)).sum(Kind::Float)
-                + (&s.h * wh.narrow(0, rows.0, rows.1)).sum(Kind::Float);
-            tape.backward(&loss);
-            (y, s.h, x.grad(), h.grad(), grads(&net))
+        assert_parts_equal_the_whole(config, 90 + k as i64, 9, &single);
+    }
+}
+
+#[test]
+fn cfc_kernel_per_sample_path_equals_the_batch_path() {
+    // 9 samples run in the batch loops; 5 and 2 run one sample at a time (the per-sample
+    // path), and a single sample runs the batch-1 loops down the weights' columns.
+    use wormnet_ncp::cells::CfcMode;
+    let parts = [(0, 5), (5, 1), (6, 1), (7, 2)];
+    for (k, mode) in [CfcMode::Default, CfcMode::NoGate, CfcMode::Pure]
+        .into_iter()
+        .enumerate()
+    {
+        assert_parts_equal_the_whole(&cfc_wired(mode), 70 + k as i64, 9, &parts);
+    }
+}
+
+/// Runs a batch of `b` through the kernel whole and in `parts` (row offset, rows): outputs,
+/// states and the inputs' gradients must agree to the bit, the parameters' gradients (sums
+/// over samples) to rounding.
+fn assert_parts_equal_the_whole(config: &NcpConfig, seed: i64, b: i64, parts: &[(i64, i64)]) {
+    let (vs, net) = build(config, seed);
+    tch::no_grad(|| {
+        for mut t in vs.trainable_variables() {
+            let noise = t.randn_like() * 0.3;
+            let _ = t.g_add_(&noise);
+        }
+    });
+    let l = 7;
+    let x = Tensor::randn([b, l, 8], F);
+    let ts = Tensor::rand([b, l], F) * 1.5 + 0.2;
+    let h0 = Tensor::randn([b, net.state_size() as i64], F) * 0.5;
+    let starts = Tensor::rand([b, l], F).lt(0.2);
+    let wy = Tensor::randn([b, l, net.output_size() as i64], F);
+    let wh = Tensor::randn([b, net.state_size() as i64], F);
+    let run = |rows: (i64, i64)| {
+        zero_grads(&vs);
+        let x = x.narrow(0, rows.0, rows.1).copy().set_requires_grad(true);
+        let h = h0.narrow(0, rows.0, rows.1).copy().set_requires_grad(true);
+        let state = State {
+            h: h.shallow_clone(),
+            c: None,
         };
-        let (y, h, gx, gh, params) = run((0, b));
-        let mut summed: Vec<Tensor> = params.iter().map(|(_, g)| g.zeros_like()).collect();
-        for i in 0..b {
-            let (yi, hi, gxi, ghi, pi) = run((i, 1));
-            for (name, whole, alone) in [("y", &y, yi), ("h", &h, hi), ("x grad", &gx, gxi)]
-                .into_iter()
-                .chain([("h0 grad", &gh, ghi)])
-            {
-                assert!(
-                    whole.narrow(0, i, 1).equal(&alone),
-                    "config {k} sample {i}: {name} differs between the paths"
-                );
-            }
-            for (sum, (_, g)) in summed.iter_mut().zip(&pi) {
-                *sum += g;
-            }
+        let (y, s, tape) = net.forward_sequence_train(
+            &x,
+            Some(&state),
+            Some(&ts.narrow(0, rows.0, rows.1)),
+            Some(&starts.narrow(0, rows.0, rows.1)),
+        );
+        let loss = (&y * wy.narrow(0, rows.0, rows.1)).sum(Kind::Float)
+            + (&s.h * wh.narrow(0, rows.0, rows.1)).sum(Kind::Float);
+        tape.backward(&loss);
+        (y, s.h, x.grad(), h.grad(), grads(&net))
+    };
+    let (y, h, gx, gh, params) = run((0, b));
+    let mut summed: Vec<Tensor> = params.iter().map(|(_, g)| g.zeros_like()).collect();
+    for &(first, rows) in parts {
+        let (yi, hi, gxi, ghi, pi) = run((first, rows));
+        for (name, whole, part) in [("y", &y, yi), ("h", &h, hi), ("x grad", &gx, gxi)]
+            .into_iter()
+            .chain([("h0 grad", &gh, ghi)])
+        {
+            assert!(
+                whole.narrow(0, first, rows).equal(&part),
+                "seed {seed} rows {first}+{rows}: {name} differs between the paths"
+            );
         }
-        for ((key, whole), sum) in params.iter().zip(&summed) {
-            let scale = whole.abs().max().double_value(&[]).max(1e-3);
-            let d = (whole - sum).abs().max().double_value(&[]);
-            assert!(d <= 1e-5 * scale, "config {k}: {key} grad differs by {d:e}");
+        for (sum, (_, g)) in summed.iter_mut().zip(&pi) {
+            *sum += g;
         }
+    }
+    for ((key, whole), sum) in params.iter().zip(&summed) {
+        let scale = whole.abs().max().double_value(&[]).max(1e-3);
+        let d = (whole - sum).abs().max().double_value(&[]);
+        assert!(
+            d <= 1e-5 * scale,
+            "seed {seed}: {key} grad differs by {d:e}"
+        );
     }
 }
 

@@ -27,6 +27,8 @@ struct Layer {
     rows: usize,
     /// `(rows, inputs + hidden)`, masked.
     w: Vec<f32>,
+    /// `w` transposed, `(inputs + hidden, rows)`: one sample's forward runs down its columns.
+    wt: Vec<f32>,
     /// `(rows, inputs + hidden)`: 1 where the weight is used (mask for ff1/ff2, 1 elsewhere).
     mask: Vec<f32>,
     b: Vec<f32>,
@@ -113,11 +115,15 @@ impl CfcKernel {
                     b.extend(d.bias.clone().unwrap_or_else(|| vec![0.0; h]));
                 }
                 let rows = b.len();
+                let wt = (0..cols * rows)
+                    .map(|k| w[(k % rows) * cols + k / rows])
+                    .collect();
                 Layer {
                     inputs,
                     hidden: h,
                     rows,
                     w,
+                    wt,
                     mask: full_mask,
                     b,
                     w_tau: l.w_tau.unwrap_or_default(),
@@ -146,6 +152,9 @@ impl Kernel for CfcKernel {
     }
 
     fn forward(&self, r: &Run, trace: Option<&mut Trace>) -> (Vec<f32>, Vec<f32>) {
+        if (2..PER_SAMPLE_BELOW).contains(&r.b) {
+            return forward_per_sample(self, r, trace);
+        }
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU has AVX2 (checked just above).
@@ -157,7 +166,71 @@ impl Kernel for CfcKernel {
     fn backward(&self, r: &Run, trace: &Trace, gy: &[f32], gh: &[f32]) -> Gradients {
         // Not compiled for AVX2 like the forward pass: measured slower at batch 32 and no
         // faster at 256 (`wormnet bench ncp`).
-        backward(self, r, trace, gy, gh)
+        let acc = if trace.samples.is_empty() {
+            accumulate(self, r, trace, gy, gh)
+        } else {
+            accumulate_per_sample(self, r, trace, gy, gh)
+        };
+        finish(self, acc, r.b)
+    }
+}
+
+/// Batches smaller than this run one sample at a time: with a sample's rows and columns
+/// contiguous the weight loops vectorise, where loops over 2–7 samples do not.
+const PER_SAMPLE_BELOW: usize = 8;
+
+/// The forward pass of each sample alone (batch 1); outputs, states and traces side by side.
+fn forward_per_sample(p: &CfcKernel, r: &Run, trace: Option<&mut Trace>) -> (Vec<f32>, Vec<f32>) {
+    let (mut y, mut hf) = (Vec::new(), Vec::new());
+    let mut samples = Vec::with_capacity(r.b);
+    for bi in 0..r.b {
+        let mut sample_trace = Trace::default();
+        let run = r.sample(bi);
+        let (ys, hs) = p.forward(&run, trace.is_some().then_some(&mut sample_trace));
+        y.extend(ys);
+        hf.extend(hs);
+        samples.push(sample_trace);
+    }
+    if let Some(trace) = trace {
+        trace.samples = samples;
+    }
+    (y, hf)
+}
+
+/// [`accumulate`] for each sample alone, its per-sample sums laid out `[param][B]` as the
+/// batch pass lays them out, so [`finish`] adds the samples in the same order.
+fn accumulate_per_sample(
+    p: &CfcKernel,
+    r: &Run,
+    trace: &Trace,
+    gy: &[f32],
+    gh: &[f32],
+) -> Accumulators {
+    let (bn, out, n) = (r.b, p.out, p.n);
+    let per: Vec<Accumulators> = (0..bn)
+        .map(|bi| {
+            let gy = &gy[bi * r.l * out..(bi + 1) * r.l * out];
+            let gh = &gh[bi * n..(bi + 1) * n];
+            accumulate(p, &r.sample(bi), &trace.samples[bi], gy, gh)
+        })
+        .collect();
+    let interleave = |pick: &dyn Fn(&Accumulators) -> &Vec<Vec<f32>>| -> Vec<Vec<f32>> {
+        (0..p.layers.len())
+            .map(|li| {
+                let len = pick(&per[0])[li].len();
+                (0..len * bn)
+                    .map(|k| pick(&per[k % bn])[li][k / bn])
+                    .collect()
+            })
+            .collect()
+    };
+    Accumulators {
+        w: interleave(&|a| &a.w),
+        b: interleave(&|a| &a.b),
+        tau: interleave(&|a| &a.tau),
+        a: interleave(&|a| &a.a),
+        x: per.iter().flat_map(|a| a.x.iter().copied()).collect(),
+        carry: (0..n * bn).map(|k| per[k % bn].carry[k / bn]).collect(),
     }
 }
 
@@ -174,6 +247,8 @@ fn forward_avx2(p: &CfcKernel, r: &Run, trace: Option<&mut Trace>) -> (Vec<f32>,
 pub struct Trace {
     z: Vec<Vec<f32>>,
     o: Vec<Vec<f32>>,
+    /// One trace per sample when the batch ran one sample at a time.
+    samples: Vec<Trace>,
 }
 
 /// Forward over the run; state `h` is `[N][B]` in layer order. Returns outputs `[b][t][M]`
@@ -213,14 +288,24 @@ fn forward(p: &CfcKernel, r: &Run, mut trace: Option<&mut Trace>) -> (Vec<f32>, 
             z[..ni * bn].copy_from_slice(&inp[..ni * bn]);
             z[ni * bn..].copy_from_slice(&h[offset * bn..(offset + nh) * bn]);
             let mut o = vec![0f32; rows * bn];
-            for rr in 0..rows {
-                let orow = &mut o[rr * bn..(rr + 1) * bn];
-                orow.fill(layer.b[rr]);
-                for c in 0..cols {
-                    let w = layer.w[rr * cols + c];
-                    if w != 0.0 {
-                        for (ov, &zv) in orow.iter_mut().zip(&z[c * bn..(c + 1) * bn]) {
-                            *ov += w * zv;
+            if bn == 1 {
+                // Per row the same additions in the same order as below, down the columns.
+                o.copy_from_slice(&layer.b);
+                for (&zc, wc) in z.iter().zip(layer.wt.chunks_exact(rows.max(1))) {
+                    for (ov, &w) in o.iter_mut().zip(wc) {
+                        *ov = if w != 0.0 { *ov + w * zc } else { *ov };
+                    }
+                }
+            } else {
+                for rr in 0..rows {
+                    let orow = &mut o[rr * bn..(rr + 1) * bn];
+                    orow.fill(layer.b[rr]);
+                    for c in 0..cols {
+                        let w = layer.w[rr * cols + c];
+                        if w != 0.0 {
+                            for (ov, &zv) in orow.iter_mut().zip(&z[c * bn..(c + 1) * bn]) {
+                                *ov += w * zv;
+                            }
                         }
                     }
                 }
@@ -273,9 +358,21 @@ fn forward(p: &CfcKernel, r: &Run, mut trace: Option<&mut Trace>) -> (Vec<f32>, 
     (y, hf)
 }
 
+/// What backpropagation through time leaves: per-sample parameter sums `[param][B]` per
+/// layer (weights, biases, pure mode's `w_tau` and `A`), input gradients `[b][t][S]` and the
+/// gradient reaching the initial state, `[N][B]`.
+struct Accumulators {
+    w: Vec<Vec<f32>>,
+    b: Vec<Vec<f32>>,
+    tau: Vec<Vec<f32>>,
+    a: Vec<Vec<f32>>,
+    x: Vec<f32>,
+    carry: Vec<f32>,
+}
+
 /// Backpropagates the gradients of the outputs `gy [b][t][out]` and of the final state
 /// `gh [b][N]` through time, exactly as autograd through the cell would.
-fn backward(p: &CfcKernel, r: &Run, trace: &Trace, gy: &[f32], gh: &[f32]) -> Gradients {
+fn accumulate(p: &CfcKernel, r: &Run, trace: &Trace, gy: &[f32], gh: &[f32]) -> Accumulators {
     let bn = r.b;
     let mut carry = vec![0f32; p.n * bn];
     for bi in 0..bn {
@@ -383,23 +480,44 @@ fn backward(p: &CfcKernel, r: &Run, trace: &Trace, gy: &[f32], gh: &[f32]) -> Gr
             }
             // o = W z + b
             let mut g_z = vec![0f32; cols * bn];
-            for rr in 0..rows {
-                let go = &g_o[rr * bn..(rr + 1) * bn];
-                for (ab, &gv) in acc_b[li][rr * bn..(rr + 1) * bn].iter_mut().zip(go) {
-                    *ab += gv;
+            if bn == 1 {
+                // Per element the same additions in the same order as below, along the rows.
+                for rr in 0..rows {
+                    let gv = g_o[rr];
+                    acc_b[li][rr] += gv;
+                    let span = rr * cols..(rr + 1) * cols;
+                    let (wr, mr) = (&layer.w[span.clone()], &layer.mask[span.clone()]);
+                    let aw = &mut acc_w[li][span];
+                    for (((a, gz), (&w, &m)), &zc) in aw
+                        .iter_mut()
+                        .zip(g_z.iter_mut())
+                        .zip(wr.iter().zip(mr))
+                        .zip(z.iter())
+                    {
+                        let used = m != 0.0;
+                        *a = if used { *a + gv * zc } else { *a };
+                        *gz = if used { *gz + w * gv } else { *gz };
+                    }
                 }
-                for c in 0..cols {
-                    if layer.mask[rr * cols + c] == 0.0 {
-                        continue;
+            } else {
+                for rr in 0..rows {
+                    let go = &g_o[rr * bn..(rr + 1) * bn];
+                    for (ab, &gv) in acc_b[li][rr * bn..(rr + 1) * bn].iter_mut().zip(go) {
+                        *ab += gv;
                     }
-                    let w = layer.w[rr * cols + c];
-                    let zc = &z[c * bn..(c + 1) * bn];
-                    let aw = &mut acc_w[li][(rr * cols + c) * bn..(rr * cols + c + 1) * bn];
-                    for bi in 0..bn {
-                        aw[bi] += go[bi] * zc[bi];
-                    }
-                    for (gz, &gv) in g_z[c * bn..(c + 1) * bn].iter_mut().zip(go) {
-                        *gz += w * gv;
+                    for c in 0..cols {
+                        if layer.mask[rr * cols + c] == 0.0 {
+                            continue;
+                        }
+                        let w = layer.w[rr * cols + c];
+                        let zc = &z[c * bn..(c + 1) * bn];
+                        let aw = &mut acc_w[li][(rr * cols + c) * bn..(rr * cols + c + 1) * bn];
+                        for bi in 0..bn {
+                            aw[bi] += go[bi] * zc[bi];
+                        }
+                        for (gz, &gv) in g_z[c * bn..(c + 1) * bn].iter_mut().zip(go) {
+                            *gz += w * gv;
+                        }
                     }
                 }
             }
@@ -423,6 +541,19 @@ fn backward(p: &CfcKernel, r: &Run, trace: &Trace, gy: &[f32], gh: &[f32]) -> Gr
             }
         }
     }
+    Accumulators {
+        w: acc_w,
+        b: acc_b,
+        tau: acc_tau,
+        a: acc_a,
+        x: g_x,
+        carry,
+    }
+}
+
+/// Sums the per-sample accumulators over the batch into the parameter gradients.
+fn finish(p: &CfcKernel, acc: Accumulators, bn: usize) -> Gradients {
+    let (acc_w, acc_b, acc_tau, acc_a, carry) = (acc.w, acc.b, acc.tau, acc.a, acc.carry);
     let reduce =
         |acc: &[f32]| -> Vec<f32> { acc.chunks(bn.max(1)).map(|c| c.iter().sum()).collect() };
     let mut params: Vec<Vec<f32>> = Vec::new();
@@ -449,7 +580,7 @@ fn backward(p: &CfcKernel, r: &Run, trace: &Trace, gy: &[f32], gh: &[f32]) -> Gr
     }
     Gradients {
         params,
-        x: g_x,
+        x: acc.x,
         h0: g_h0,
     }
 }

@@ -54,6 +54,23 @@ pub struct Run {
 }
 
 impl Run {
+    /// Sample `bi` as a run of its own (batch 1).
+    pub fn sample(&self, bi: usize) -> Run {
+        let (l, s, n) = (self.l, self.s, self.h0.len() / self.b.max(1));
+        Run {
+            b: 1,
+            l,
+            s,
+            x: self.x[bi * l * s..(bi + 1) * l * s].to_vec(),
+            h0: self.h0[bi * n..(bi + 1) * n].to_vec(),
+            ts: self.ts[bi * l..(bi + 1) * l].to_vec(),
+            starts: self
+                .starts
+                .as_ref()
+                .map(|st| st[bi * l..(bi + 1) * l].to_vec()),
+        }
+    }
+
     /// A sequence `x (B, L, S)` from `h0 (B, N)` with timespans `(B, L)` (1.0 if None).
     pub fn sequence(x: &Tensor, h0: &Tensor, ts: Option<&Tensor>, starts: Option<&Tensor>) -> Run {
         let size = x.size();
