@@ -54,7 +54,8 @@ pub struct Run {
 }
 
 impl Run {
-    /// Sample `bi` as a run of its own (batch 1).
+    /// Sample `bi` as a run of its own (batch 1): kernels run small batches one sample at a
+    /// time, where their loops vectorise over a sample's neurons instead of the batch.
     pub fn sample(&self, bi: usize) -> Run {
         let (l, s, n) = (self.l, self.s, self.h0.len() / self.b.max(1));
         Run {
