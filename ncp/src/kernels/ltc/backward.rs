@@ -151,53 +151,24 @@ fn backward_body<const AVX: bool>(
                     &mut g_den[row],
                 );
             }
-            for k in 0..kn {
-                let (ri, rj, rk) = (
-                    q.src[k] * bn..(q.src[k] + 1) * bn,
-                    q.dst[k] * bn..(q.dst[k] + 1) * bn,
-                    k * bn..(k + 1) * bn,
-                );
-                synapse_backward::<AVX>(
-                    [q.w[k], q.sigma[k], q.mu[k], q.erev[k]],
-                    [
-                        &sig[rk.clone()],
-                        &v[ri.clone()],
-                        &g_num[rj.clone()],
-                        &g_den[rj],
-                    ],
-                    &mut acc_erev[rk.clone()],
-                    &mut acc_w[rk.clone()],
-                    &mut acc_sigma[rk.clone()],
-                    &mut acc_mu[rk],
-                    &mut gv_prev[ri],
-                );
-            }
+            synapses_backward::<AVX>(
+                q,
+                bn,
+                [sig, v, &g_num, &g_den],
+                [&mut acc_erev, &mut acc_w, &mut acc_sigma, &mut acc_mu],
+                &mut gv_prev,
+            );
             std::mem::swap(&mut gv, &mut gv_prev);
         }
         // Sensory synapses (held over the step's unfolds).
         gxm.fill(0.0);
-        let q = &p.sens;
-        for k in 0..ks {
-            let (ri, rj, rk) = (
-                q.src[k] * bn..(q.src[k] + 1) * bn,
-                q.dst[k] * bn..(q.dst[k] + 1) * bn,
-                k * bn..(k + 1) * bn,
-            );
-            synapse_backward::<AVX>(
-                [q.w[k], q.sigma[k], q.mu[k], q.erev[k]],
-                [
-                    &sens_sig[rk.clone()],
-                    &xm[ri.clone()],
-                    &g_snum[rj.clone()],
-                    &g_sden[rj],
-                ],
-                &mut acc_serev[rk.clone()],
-                &mut acc_sw[rk.clone()],
-                &mut acc_ssigma[rk.clone()],
-                &mut acc_smu[rk],
-                &mut gxm[ri],
-            );
-        }
+        synapses_backward::<AVX>(
+            &p.sens,
+            bn,
+            [&sens_sig, &xm, &g_snum, &g_sden],
+            [&mut acc_serev, &mut acc_sw, &mut acc_ssigma, &mut acc_smu],
+            &mut gxm,
+        );
         for bi in 0..bn {
             let xo = (bi * r.l + t) * s;
             for i in 0..s {
@@ -427,6 +398,40 @@ fn neuron_chunk<const N: usize, const AVX: bool>(
         g_sden[b] += gd;
         g_num[b] = gn;
         g_den[b] = gd;
+    }
+}
+
+/// [`synapse_backward`] for every synapse of `q` in order, on `[row][B]` buffers: `sig` per
+/// synapse, `pre` and `g_pre` per presynaptic neuron, `g_num`/`g_den` per postsynaptic one; the
+/// accumulators (`erev`, `w`, `sigma`, `mu`) per synapse.
+#[inline(always)]
+fn synapses_backward<const AVX: bool>(
+    q: &Synapses,
+    bn: usize,
+    [sig, pre, g_num, g_den]: [&[f32]; 4],
+    [acc_erev, acc_w, acc_sigma, acc_mu]: [&mut [f32]; 4],
+    g_pre: &mut [f32],
+) {
+    for k in 0..q.src.len() {
+        let (ri, rj, rk) = (
+            q.src[k] * bn..(q.src[k] + 1) * bn,
+            q.dst[k] * bn..(q.dst[k] + 1) * bn,
+            k * bn..(k + 1) * bn,
+        );
+        synapse_backward::<AVX>(
+            [q.w[k], q.sigma[k], q.mu[k], q.erev[k]],
+            [
+                &sig[rk.clone()],
+                &pre[ri.clone()],
+                &g_num[rj.clone()],
+                &g_den[rj],
+            ],
+            &mut acc_erev[rk.clone()],
+            &mut acc_w[rk.clone()],
+            &mut acc_sigma[rk.clone()],
+            &mut acc_mu[rk],
+            &mut g_pre[ri],
+        );
     }
 }
 
