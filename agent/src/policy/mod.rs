@@ -479,7 +479,7 @@ impl Policy {
         let z = (action - mean) / log_std.exp();
         let log_norm = 0.5 * (2.0 * std::f64::consts::PI).ln();
         let per_dim: Tensor = z.pow_tensor_scalar(2) * -0.5 - &log_std - log_norm;
-        per_dim.sum_dim_intlist(-1, false, Kind::Float)
+        per_dim.sum_dim_intlist(-1, false, per_dim.kind())
     }
 
     /// Writes actions into `out` as the env expects them (see [`ActionKind::env_actions`]).

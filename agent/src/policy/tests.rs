@@ -108,50 +108,81 @@ fn replay_loss(p: &Policy, obs: &Tensor) -> (Tensor, Tape) {
     );
     let (ev, tape) = p.evaluate(obs, &actions, &starts, &state0, &actor_h);
     (
-        (ev.logp.sum(Kind::Float) + ev.value.pow_tensor_scalar(2).sum(Kind::Float)),
+        (ev.logp.sum(ev.logp.kind()) + ev.value.pow_tensor_scalar(2).sum(ev.value.kind())),
         tape,
     )
 }
 
+/// The gradient of [`replay_loss`] with respect to the first conv layer's weights.
+fn encoder_gradient(p: &Policy, obs: &Tensor) -> Tensor {
+    for (_, t) in p.parameters() {
+        let mut grad = t.grad();
+        if grad.defined() {
+            let _ = grad.zero_();
+        }
+    }
+    let (loss, tape) = replay_loss(p, obs);
+    tape.backward(&loss);
+    conv0_weight(p).grad().copy()
+}
+
+fn conv0_weight(p: &Policy) -> Tensor {
+    p.parameters()
+        .into_iter()
+        .find(|(name, _)| name == "encoder.conv0.weight")
+        .expect("encoder weights are trained")
+        .1
+}
+
 #[test]
 fn the_encoder_learns_through_every_cell_path() {
-    // The LTC runs the hand-written kernel (its backward after autograd's), the dense CfC runs
-    // autograd: either way the encoder's weights get the loss's exact gradient, checked against
-    // central differences.
+    // The LTC runs the hand-written f32 kernel (its backward after autograd's), the dense CfC
+    // runs autograd. Either way the encoder's weights get the loss's exact gradient: the same
+    // as a float64 copy of the policy, which runs libtorch's generic path, gives at the same
+    // point (measured over 40 seeds: within 1.1e-6 of the largest entry). That copy's gradient is
+    // in turn checked against central differences along a random direction; in f64 a step of
+    // 1e-6 rarely meets a ReLU kink (40 seeds: within 7.5e-4, mostly ~1e-8).
     for cell in [
         "cell = \"ltc\"\nwiring = { kind = \"auto_ncp\", units = 5, output_size = 1 }",
         "cell = \"cfc\"\nunits = 5\nproj_size = 1",
     ] {
         let p = camera_policy(cell);
+        let mut p64 = camera_policy(cell);
+        p64.vs.copy(&p.vs).unwrap();
+        p64.vs.double();
         tch::manual_seed(9);
         let obs = Tensor::rand([3, 4, 2 * 8 * 12 + 2], (Kind::Float, Device::Cpu));
-        let (loss, tape) = replay_loss(&p, &obs);
-        tape.backward(&loss);
-        let weight = p
-            .parameters()
-            .into_iter()
-            .find(|(name, _)| name == "encoder.conv0.weight")
-            .expect("encoder weights are trained")
-            .1;
-        let analytic = weight.grad().flatten(0, -1).double_value(&[7]);
-        let eps = 1e-2;
+        let obs64 = obs.to_kind(Kind::Double);
+
+        let kernel = encoder_gradient(&p, &obs).to_kind(Kind::Double);
+        let reference = encoder_gradient(&p64, &obs64);
+        let scale = reference.abs().max().double_value(&[]);
+        let error = (&kernel - &reference).abs().max().double_value(&[]);
+        assert!(scale > 1e-4, "{cell}: no gradient reached the encoder");
+        assert!(
+            error <= 1e-3 * scale,
+            "{cell}: f32 path {kernel:?} vs f64 path {reference:?} (max error {error}, scale {scale})"
+        );
+
+        let weight = conv0_weight(&p64);
+        let direction = Tensor::randn(weight.size(), (Kind::Double, Device::Cpu));
+        let analytic = (&reference * &direction)
+            .sum(Kind::Double)
+            .double_value(&[]);
+        let eps = 1e-6;
         let at = |delta: f64| {
             tch::no_grad(|| {
-                let _ = weight.flatten(0, -1).get(7).g_add_scalar_(delta);
+                let _ = weight.shallow_clone().g_add_(&(&direction * delta));
             });
-            let value = replay_loss(&p, &obs).0.double_value(&[]);
+            let value = replay_loss(&p64, &obs64).0.double_value(&[]);
             tch::no_grad(|| {
-                let _ = weight.flatten(0, -1).get(7).g_add_scalar_(-delta);
+                let _ = weight.shallow_clone().g_sub_(&(&direction * delta));
             });
             value
         };
         let numeric = (at(eps) - at(-eps)) / (2.0 * eps);
         assert!(
-            analytic.abs() > 1e-4,
-            "{cell}: no gradient reached the encoder"
-        );
-        assert!(
-            (analytic - numeric).abs() <= 0.05 * numeric.abs().max(1e-3),
+            (analytic - numeric).abs() <= 1e-2 * numeric.abs().max(1e-3),
             "{cell}: analytic {analytic} vs numeric {numeric}"
         );
     }

@@ -208,8 +208,9 @@ impl LtcCell {
         let sact = sw
             * (&self.sensory_sigma * (x.unsqueeze(-1) - &self.sensory_mu)).sigmoid()
             * &self.sensory_sparsity_mask;
-        let snum = (&sact * &self.sensory_erev).sum_dim_intlist(1, false, Kind::Float);
-        let sden = sact.sum_dim_intlist(1, false, Kind::Float);
+        // Sums keep the parameters' kind: f32 as trained, f64 for gradient checks.
+        let snum = (&sact * &self.sensory_erev).sum_dim_intlist(1, false, sact.kind());
+        let sden = sact.sum_dim_intlist(1, false, sact.kind());
         let unfolds = self.options.ode_unfolds as f64;
         let cm_t = self.positive(&self.cm) / (elapsed / unfolds);
         let w = self.positive(&self.w);
@@ -219,8 +220,8 @@ impl LtcCell {
         for _ in 0..self.options.ode_unfolds {
             let act =
                 &w * (&self.sigma * (v.unsqueeze(-1) - &self.mu)).sigmoid() * &self.sparsity_mask;
-            let num = (&act * &self.erev).sum_dim_intlist(1, false, Kind::Float) + &snum;
-            let den = act.sum_dim_intlist(1, false, Kind::Float) + &sden;
+            let num = (&act * &self.erev).sum_dim_intlist(1, false, act.kind()) + &snum;
+            let den = act.sum_dim_intlist(1, false, act.kind()) + &sden;
             let numerator = &cm_t * &v + &leak + num;
             let denominator = &cm_t + &gleak + den;
             v = numerator / (denominator + self.options.epsilon);
