@@ -345,12 +345,12 @@ mod tests {
 
     #[test]
     fn flat_buffers_give_the_per_tensor_result_to_the_bit() {
-        let make = || {
-            tch::manual_seed(5);
-            [vec![3i64, 4], vec![7], vec![2, 2, 2]].map(|s| {
-                Tensor::randn(s.as_slice(), (Kind::Float, tch::Device::Cpu)).set_requires_grad(true)
-            })
-        };
+        // Copies of one draw: libtorch's generator is process-wide, and other tests draw from it
+        // in parallel, so reseeding would not promise the same values twice.
+        tch::manual_seed(5);
+        let init = [vec![3i64, 4], vec![7], vec![2, 2, 2]]
+            .map(|s| Tensor::randn(s.as_slice(), (Kind::Float, tch::Device::Cpu)));
+        let make = || init.each_ref().map(|t| t.copy().set_requires_grad(true));
         let (ours, theirs) = (make(), make());
         let mut adam = Adam::new(&ours, 3e-3, 1e-5);
         let mut moments: Vec<(Tensor, Tensor)> = theirs
@@ -405,12 +405,14 @@ mod tests {
     #[test]
     fn clip_and_step_equals_clipping_then_stepping_to_the_bit() {
         for max_norm in [0.05, 1e3] {
+            // Both runs start from copies of one draw (the generator is shared across tests).
+            tch::manual_seed(7);
+            let init = [
+                Tensor::randn([3, 4], (Kind::Float, tch::Device::Cpu)),
+                Tensor::randn([5], (Kind::Float, tch::Device::Cpu)),
+            ];
             let run = |fused: bool| {
-                tch::manual_seed(7);
-                let params = [
-                    Tensor::randn([3, 4], (Kind::Float, tch::Device::Cpu)).set_requires_grad(true),
-                    Tensor::randn([5], (Kind::Float, tch::Device::Cpu)).set_requires_grad(true),
-                ];
+                let params = init.each_ref().map(|t| t.copy().set_requires_grad(true));
                 let mut adam = Adam::new(&params, 3e-3, 1e-5);
                 let mut norms = Vec::new();
                 for _ in 0..3 {
