@@ -33,7 +33,7 @@ pub struct VecEnvConfig {
     pub workers: usize,
     /// How long a waiting thread polls its channel (yielding its core) before sleeping: polls
     /// avoid the wake-up latency that dominates small envs; zero always sleeps at once. The
-    /// default, 500 µs, outlasts a policy step (~130 µs for the vehicle's 8 envs), so during a
+    /// default, 500 µs, outlasts a policy step (120–180 µs for the vehicle's 8 envs), so during a
     /// rollout neither side falls asleep between steps.
     pub spin: Duration,
     /// Longest wait for a worker's answer to `reset`/`step` before the VecEnv gives up with
