@@ -513,8 +513,7 @@ fn synapse_chunk<const N: usize, const AVX: bool>(
 #[cfg(test)]
 mod tests {
     use super::super::forward::forward;
-    use super::super::params::test_kernel_and_run;
-    use super::super::trace::Trace;
+    use super::super::params::{bits, test_kernel_and_run, traced_forward};
     use super::backward_body;
 
     /// The AVX2 build (8-lane chunks) gives the portable build's gradients to the bit, for a
@@ -525,15 +524,12 @@ mod tests {
         if std::arch::is_x86_feature_detected!("avx2") {
             for b in [11, 3] {
                 let (p, r) = test_kernel_and_run(b);
-                let mut trace = Trace::default();
-                let (mut y, mut h) = (vec![0f32; b * r.l * p.m], vec![0f32; b * p.n]);
-                forward(&p, &r, &mut y, &mut h, Some(&mut trace));
+                let (y, h, trace) = traced_forward(&p, &r, forward);
                 let gy: Vec<f32> = y.iter().map(|v| v.sin()).collect();
                 let gh: Vec<f32> = h.iter().map(|v| v.cos()).collect();
                 let portable = backward_body::<false>(&p, &r, &trace, &gy, &gh);
                 // SAFETY: the CPU has AVX2 (checked above).
                 let avx2 = unsafe { super::backward_avx2(&p, &r, &trace, &gy, &gh) };
-                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                 for (k, (a, c)) in portable.params.iter().zip(&avx2.params).enumerate() {
                     assert_eq!(bits(a), bits(c), "batch {b}: parameter {k}");
                 }

@@ -179,8 +179,7 @@ pub(super) fn synapse_sums(
 
 #[cfg(test)]
 mod tests {
-    use super::super::params::test_kernel_and_run;
-    use super::super::trace::Trace;
+    use super::super::params::{bits, test_kernel_and_run, traced_forward};
     use super::forward_body;
 
     /// The AVX2 build gives the portable build's outputs, states and trace to the bit.
@@ -191,15 +190,14 @@ mod tests {
             for b in [11, 3] {
                 let (p, r) = test_kernel_and_run(b);
                 let run = |avx2: bool| {
-                    let mut trace = Trace::default();
-                    let (mut y, mut h) = (vec![0f32; b * r.l * p.m], vec![0f32; b * p.n]);
-                    if avx2 {
-                        // SAFETY: the CPU has AVX2 (checked above).
-                        unsafe { super::forward_avx2(&p, &r, &mut y, &mut h, Some(&mut trace)) }
+                    let (y, h, trace) = if avx2 {
+                        traced_forward(&p, &r, |p, r, y, h, t| {
+                            // SAFETY: the CPU has AVX2 (checked above).
+                            unsafe { super::forward_avx2(p, r, y, h, t) }
+                        })
                     } else {
-                        forward_body(&p, &r, &mut y, &mut h, Some(&mut trace));
-                    }
-                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                        traced_forward(&p, &r, forward_body)
+                    };
                     [
                         bits(&y),
                         bits(&h),

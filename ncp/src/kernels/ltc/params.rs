@@ -344,3 +344,29 @@ pub(super) fn test_kernel_and_run(b: usize) -> (LtcKernel, super::super::plumbin
     };
     (kernel, run)
 }
+
+/// Runs one of the forward builds on fresh buffers and returns `(y, h, trace)`, for the tests
+/// that compare builds.
+#[cfg(test)]
+pub(super) fn traced_forward(
+    p: &LtcKernel,
+    r: &super::super::plumbing::Run,
+    forward: impl FnOnce(
+        &LtcKernel,
+        &super::super::plumbing::Run,
+        &mut [f32],
+        &mut [f32],
+        Option<&mut super::trace::Trace>,
+    ),
+) -> (Vec<f32>, Vec<f32>, super::trace::Trace) {
+    let mut trace = super::trace::Trace::default();
+    let (mut y, mut h) = (vec![0f32; r.b * r.l * p.m], vec![0f32; r.b * p.n]);
+    forward(p, r, &mut y, &mut h, Some(&mut trace));
+    (y, h, trace)
+}
+
+/// The bit patterns of `v`: what "bit for bit" compares.
+#[cfg(test)]
+pub(super) fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
