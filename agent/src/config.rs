@@ -48,6 +48,9 @@ fn default_device() -> String {
 fn default_threads() -> usize {
     1
 }
+fn default_critic_thread() -> bool {
+    true
+}
 fn default_every() -> usize {
     10
 }
@@ -74,6 +77,11 @@ pub struct RunSection {
     /// libtorch intra-op threads; 1 is fastest for NCP-sized tensors and leaves cores to the envs.
     #[serde(default = "default_threads")]
     pub threads: usize,
+    /// Runs an MLP critic's half of each PPO minibatch (values, value loss, backward) on a
+    /// thread of its own, beside the actor's half: an update then uses a second core, and the
+    /// run is the same bit for bit. `wormnet sweep` turns it off when trials share the cores.
+    #[serde(default = "default_critic_thread")]
+    pub critic_thread: bool,
     /// Write the `latest` checkpoint every this many updates. Envs are re-seeded at these
     /// boundaries, which is what makes a resumed run continue exactly like an uninterrupted one.
     #[serde(default = "default_every")]

@@ -64,11 +64,14 @@ pub mod names {
     pub const UPDATE_SECONDS: &str = "perf/update_seconds";
     /// Of the update: the actor's replay (forward).
     pub const ACTOR_SECONDS: &str = "perf/actor_seconds";
-    /// Of the update: the critic's values (forward).
+    /// The critic's half of the replay (values, value loss, backward); on a second thread,
+    /// beside the actor's, when the critic is an MLP without an encoder.
     pub const CRITIC_SECONDS: &str = "perf/critic_seconds";
-    /// Of the update: ratios and losses.
+    /// Of the update: the actor's thread waiting for the critic's half (0 when it runs inline).
+    pub const CRITIC_WAIT_SECONDS: &str = "perf/critic_wait_seconds";
+    /// Of the update: ratios, the policy loss and their statistics.
     pub const LOSS_SECONDS: &str = "perf/loss_seconds";
-    /// Of the update: backpropagation.
+    /// Of the update: the actor's backpropagation.
     pub const BACKWARD_SECONDS: &str = "perf/backward_seconds";
     /// Of the update: gradient clipping, Adam and weight constraints.
     pub const OPTIMIZER_SECONDS: &str = "perf/optimizer_seconds";
@@ -97,6 +100,7 @@ pub const COLUMNS: &[&str] = &[
     names::UPDATE_SECONDS,
     names::ACTOR_SECONDS,
     names::CRITIC_SECONDS,
+    names::CRITIC_WAIT_SECONDS,
     names::LOSS_SECONDS,
     names::BACKWARD_SECONDS,
     names::OPTIMIZER_SECONDS,

@@ -215,6 +215,7 @@ impl Trainer {
         let spec = venv.spec().clone();
         tch::manual_seed(derive_seed(config.run.seed, TORCH_STREAM) as i64);
         let mut policy = Policy::new(&spec, &config.policy, device)?;
+        policy.set_critic_thread(config.run.critic_thread);
         policy.set_obs_normalizer(
             config
                 .ppo
@@ -487,6 +488,7 @@ fn update_scalars(stats: &UpdateStats, sps: f64, lr: f64, episodes: &[(f64, u32)
         (names::UPDATE_SECONDS, stats.update_seconds),
         (names::ACTOR_SECONDS, stats.actor_seconds),
         (names::CRITIC_SECONDS, stats.critic_seconds),
+        (names::CRITIC_WAIT_SECONDS, stats.critic_wait_seconds),
         (names::LOSS_SECONDS, stats.loss_seconds),
         (names::BACKWARD_SECONDS, stats.backward_seconds),
         (names::OPTIMIZER_SECONDS, stats.optimizer_seconds),

@@ -105,6 +105,38 @@ fn resumed_run_continues_exactly_like_the_uninterrupted_one() {
 }
 
 #[test]
+fn the_critic_thread_leaves_the_run_unchanged_to_the_bit() {
+    // `run.critic_thread` moves the MLP critic's half of every minibatch to a second thread,
+    // beside the actor's. The run must be the same either way: every parameter, and every
+    // loss and gradient norm the updates logged.
+    let _serial = serial();
+    for cell in ["ltc", "cfc"] {
+        let mut runs = Vec::new();
+        for beside in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut config = small_config(cell);
+            config.run.critic_thread = beside;
+            let mut t = Trainer::create(config, dir.path(), &envs()).unwrap();
+            let mut logged = Vec::new();
+            t.run(Some(3), |_, s| {
+                assert_eq!(s.critic_beside, beside, "{cell}: where the critic ran");
+                logged.push([
+                    s.policy_loss,
+                    s.value_loss,
+                    s.entropy,
+                    s.approx_kl,
+                    s.grad_norm,
+                ]);
+            })
+            .unwrap();
+            runs.push((params(&t), logged));
+        }
+        assert_same_params(&runs[0].0, &runs[1].0);
+        assert_eq!(runs[0].1, runs[1].1, "{cell}: the logged losses differ");
+    }
+}
+
+#[test]
 fn corrupt_checkpoint_is_named_and_the_other_is_kept() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();

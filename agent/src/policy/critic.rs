@@ -8,13 +8,19 @@ use super::config::{CriticConfig, CriticKind, PolicyError};
 
 /// The value network.
 pub(super) enum Critic {
-    /// Layers of a tanh MLP; `with_state` appends the actor's neuron state to its input.
-    Mlp {
-        layers: Vec<nn::Linear>,
-        with_state: bool,
-    },
+    /// A tanh MLP.
+    Mlp(MlpCritic),
     /// A second NCP; its first motor neuron is the value.
     Ncp(Box<NcpNet>),
+}
+
+/// CleanRL's value network: a tanh MLP, here also on the actor's detached neuron state. It
+/// shares no tensor with the actor, so a replay can run it on a second thread.
+pub(super) struct MlpCritic {
+    /// The layers, the last one the value head.
+    pub(super) layers: Vec<nn::Linear>,
+    /// Whether the actor's neuron state is appended to the observation.
+    with_state: bool,
 }
 
 impl Critic {
@@ -47,7 +53,7 @@ impl Critic {
                 }
                 let head = config.hidden.len().to_string();
                 layers.push(orthogonal_linear(&path.sub(head), width, 1, 1.0));
-                Ok(Critic::Mlp { layers, with_state })
+                Ok(Critic::Mlp(MlpCritic { layers, with_state }))
             }
             CriticKind::Ncp => {
                 let ncp = config.ncp.as_ref().ok_or_else(|| {
@@ -59,25 +65,37 @@ impl Critic {
             }
         }
     }
+}
 
-    /// The MLP critic on observations `(…, O)` and actor neuron states `(…, S)` (detached).
-    pub(super) fn mlp_value(&self, obs: &Tensor, actor_h: &Tensor) -> Tensor {
-        let Critic::Mlp { layers, with_state } = self else {
-            unreachable!("mlp_value on an NCP critic");
-        };
-        let mut x = if *with_state {
+impl MlpCritic {
+    /// The value of observations `(…, O)` with actor neuron states `(…, S)` (detached).
+    pub(super) fn value(&self, obs: &Tensor, actor_h: &Tensor) -> Tensor {
+        let mut x = if self.with_state {
             Tensor::cat(&[obs.shallow_clone(), actor_h.detach()], -1)
         } else {
             obs.shallow_clone()
         };
-        let last = layers.len() - 1;
-        for (i, layer) in layers.iter().enumerate() {
+        let last = self.layers.len() - 1;
+        for (i, layer) in self.layers.iter().enumerate() {
             x = x.apply(layer);
             if i < last {
                 x = x.tanh();
             }
         }
         x.squeeze_dim(-1)
+    }
+
+    /// A second handle on the same tensors (gradients land in the same `.grad`), to move to
+    /// another thread: a `Tensor` may be sent but not shared.
+    pub(super) fn shallow_clone(&self) -> MlpCritic {
+        let layers = self.layers.iter().map(|l| nn::Linear {
+            ws: l.ws.shallow_clone(),
+            bs: l.bs.as_ref().map(Tensor::shallow_clone),
+        });
+        MlpCritic {
+            layers: layers.collect(),
+            with_state: self.with_state,
+        }
     }
 }
 

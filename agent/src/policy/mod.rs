@@ -14,6 +14,7 @@ mod config;
 mod critic;
 mod encoder;
 mod normalize;
+mod replay;
 
 use std::collections::BTreeMap;
 
@@ -26,6 +27,7 @@ pub use config::{CriticConfig, CriticKind, EncoderConfig, PolicyConfig, PolicyEr
 use critic::Critic;
 use encoder::Encoder;
 pub use normalize::{ObsNormalizer, RewardScaler, RunningMeanStd};
+pub use replay::{Evaluation, ReplayBatch, Replayed};
 
 /// Recurrent state of the whole policy for a batch of envs.
 pub struct PolicyState {
@@ -77,20 +79,6 @@ pub struct Act {
     pub state: PolicyState,
 }
 
-/// Log-probabilities, entropies and values of a replayed sequence, all `(B, T)`.
-pub struct Evaluation {
-    /// Log-probabilities of the taken actions `(B, T)`.
-    pub logp: Tensor,
-    /// Entropies of the action distributions `(B, T)`.
-    pub entropy: Tensor,
-    /// Values `(B, T)`.
-    pub value: Tensor,
-    /// Seconds the actor's replay took (forward only).
-    pub actor_seconds: f64,
-    /// Seconds the critic's values took (forward only).
-    pub critic_seconds: f64,
-}
-
 /// The trained actor-critic with all its parameters in one `VarStore`.
 pub struct Policy {
     /// Owns every parameter (actor under `actor.`, critic under `critic.`, `log_std`).
@@ -108,6 +96,10 @@ pub struct Policy {
     obs_norm: Option<ObsNormalizer>,
     /// What each motor output drives, by the env's action names.
     motor_names: Vec<String>,
+    /// Whether an MLP critic's half of a replay may run on a thread of its own.
+    critic_beside: bool,
+    /// That thread, started by the first replay that uses it.
+    critic_thread: std::cell::OnceCell<replay::CriticThread>,
 }
 
 impl Policy {
@@ -200,6 +192,8 @@ impl Policy {
             timespan,
             obs_norm: None,
             motor_names,
+            critic_beside: true,
+            critic_thread: std::cell::OnceCell::new(),
         })
     }
 
@@ -302,7 +296,7 @@ impl Policy {
             actor: self.actor.initial_state(batch, device),
             critic: match &self.critic {
                 Critic::Ncp(net) => Some(net.initial_state(batch, device)),
-                Critic::Mlp { .. } => None,
+                Critic::Mlp(_) => None,
             },
         }
     }
@@ -335,7 +329,7 @@ impl Policy {
         let dt = self.timespans(&[obs.size()[0], 1]);
         let (out, actor_state) = self.actor.step(obs, &state.actor, &dt);
         let (value, critic_state) = match &self.critic {
-            Critic::Mlp { .. } => (self.critic.mlp_value(obs, &actor_state.h), None),
+            Critic::Mlp(mlp) => (mlp.value(obs, &actor_state.h), None),
             Critic::Ncp(net) => {
                 let cs = state
                     .critic
@@ -395,75 +389,6 @@ impl Policy {
     /// final observation, with the pre-reset state.
     pub fn value(&self, obs: &Tensor, state: &PolicyState) -> Tensor {
         tch::no_grad(|| self.forward_step(obs, state).1)
-    }
-
-    /// Replays sequences `obs (B, T, O)` with their actions `(B, T, A)` from `state0`, resetting
-    /// the state wherever `starts (B, T)` is true, exactly as during the rollout; returns
-    /// differentiable log-probabilities, entropies and values. The MLP critic reads the actor
-    /// neuron states recorded during the rollout, `actor_h (B, T, S)`, so it needs no replay.
-    ///
-    /// Backpropagate a loss built from the result with the returned [`Tape`]'s
-    /// `backward(loss)`: it runs the kernels' backward passes too, where they ran the forward.
-    pub fn evaluate(
-        &self,
-        obs: &Tensor,
-        actions: &Tensor,
-        starts: &Tensor,
-        state0: &PolicyState,
-        actor_h: &Tensor,
-    ) -> (Evaluation, Tape) {
-        let ts = self.timespans(&obs.size()[..2]);
-        let actor_started = std::time::Instant::now();
-        let encoded = self.encode_detached(obs);
-        let obs = encoded.as_ref().map_or(obs, |(leaf, _)| leaf);
-        let (out, _, tape) =
-            self.actor
-                .forward_sequence_train(obs, Some(&state0.actor), Some(&ts), Some(starts));
-        let actor_seconds = actor_started.elapsed().as_secs_f64();
-        let critic_started = std::time::Instant::now();
-        let mut tape = tape;
-        let value = match &self.critic {
-            Critic::Mlp { .. } => self.critic.mlp_value(obs, actor_h),
-            Critic::Ncp(net) => {
-                let cs = state0
-                    .critic
-                    .as_ref()
-                    .expect("NCP critic without critic state");
-                let (v, _, critic_tape) =
-                    net.forward_sequence_train(obs, Some(cs), Some(&ts), Some(starts));
-                tape = tape.join(critic_tape);
-                v.select(-1, 0)
-            }
-        };
-        let critic_seconds = critic_started.elapsed().as_secs_f64();
-        if let Some((leaf, features)) = &encoded {
-            tape = tape.with_upstream(leaf, features);
-        }
-        let (logp, entropy) = match &self.action {
-            ActionKind::Continuous { .. } => {
-                let logp = self.gaussian_logp(&out, actions);
-                let per_dim = 0.5 + 0.5 * (2.0 * std::f64::consts::PI).ln() + self.log_std();
-                let entropy = per_dim.sum(Kind::Float).expand_as(&logp);
-                (logp, entropy)
-            }
-            ActionKind::Discrete { .. } => {
-                let logits = out.log_softmax(-1, Kind::Float);
-                let index = actions.to_kind(Kind::Int64);
-                let logp = logits.gather(2, &index, false).squeeze_dim(2);
-                let entropy = -(logits.exp() * &logits).sum_dim_intlist(-1, false, Kind::Float);
-                (logp, entropy)
-            }
-        };
-        (
-            Evaluation {
-                logp,
-                entropy,
-                value,
-                actor_seconds,
-                critic_seconds,
-            },
-            tape,
-        )
     }
 
     fn log_std(&self) -> Tensor {
@@ -556,7 +481,7 @@ impl Policy {
             }
         };
         let critic = match &self.critic {
-            Critic::Mlp { layers, .. } => format!("MLP of {} layers", layers.len()),
+            Critic::Mlp(mlp) => format!("MLP of {} layers", mlp.layers.len()),
             Critic::Ncp(n) => net(n),
         };
         let encoder = match &self.encoder {

@@ -96,8 +96,9 @@ fn camera_policy(cell: &str) -> Policy {
     Policy::new(&camera_spec(true), &config, Device::Cpu).unwrap()
 }
 
-/// The replay loss of a fixed batch: what the gradient checks differentiate.
-fn replay_loss(p: &Policy, obs: &Tensor) -> (Tensor, Tape) {
+/// Backpropagates the replay loss of a fixed batch, `Σ logp + Σ value²`, and returns it: what
+/// the gradient checks differentiate. Each half of the replay backpropagates its own term.
+fn replay_backward(p: &Policy, obs: &Tensor) -> f64 {
     let (b, t) = (obs.size()[0], obs.size()[1]);
     let actions = Tensor::full([b, t, 1], 0.3, (Kind::Float, Device::Cpu));
     let starts = Tensor::zeros([b, t], (Kind::Float, Device::Cpu));
@@ -106,14 +107,32 @@ fn replay_loss(p: &Policy, obs: &Tensor) -> (Tensor, Tape) {
         [b, t, p.actor.state_size() as i64],
         (Kind::Float, Device::Cpu),
     );
-    let (ev, tape) = p.evaluate(obs, &actions, &starts, &state0, &actor_h);
-    (
-        (ev.logp.sum(ev.logp.kind()) + ev.value.pow_tensor_scalar(2).sum(ev.value.kind())),
-        tape,
-    )
+    let batch = ReplayBatch {
+        obs,
+        actions: &actions,
+        starts: &starts,
+        state0: &state0,
+        actor_h: &actor_h,
+    };
+    let replayed = p
+        .replay(
+            &batch,
+            |value, tape| {
+                let loss = value.pow_tensor_scalar(2).sum(value.kind());
+                tape.backward(&loss);
+                loss.double_value(&[])
+            },
+            |ev, tape| {
+                let loss = ev.logp.sum(ev.logp.kind());
+                tape.backward(&loss);
+                loss.double_value(&[])
+            },
+        )
+        .unwrap();
+    replayed.actor + replayed.critic
 }
 
-/// The gradient of [`replay_loss`] with respect to the first conv layer's weights.
+/// The gradient of [`replay_backward`]'s loss with respect to the first conv layer's weights.
 fn encoder_gradient(p: &Policy, obs: &Tensor) -> Tensor {
     for (_, t) in p.parameters() {
         let mut grad = t.grad();
@@ -121,8 +140,7 @@ fn encoder_gradient(p: &Policy, obs: &Tensor) -> Tensor {
             let _ = grad.zero_();
         }
     }
-    let (loss, tape) = replay_loss(p, obs);
-    tape.backward(&loss);
+    let _ = replay_backward(p, obs);
     conv0_weight(p).grad().copy()
 }
 
@@ -174,7 +192,7 @@ fn the_encoder_learns_through_every_cell_path() {
             tch::no_grad(|| {
                 let _ = weight.shallow_clone().g_add_(&(&direction * delta));
             });
-            let value = replay_loss(&p64, &obs64).0.double_value(&[]);
+            let value = replay_backward(&p64, &obs64);
             tch::no_grad(|| {
                 let _ = weight.shallow_clone().g_sub_(&(&direction * delta));
             });
@@ -214,4 +232,80 @@ fn an_encoder_needs_an_image_and_kernels_that_fit() {
         err.contains("convolution 1") && err.contains("does not fit"),
         "{err}"
     );
+}
+
+/// Every parameter's gradient, by name (zeros where none arrived).
+fn gradients(p: &Policy) -> Vec<(String, Vec<f32>)> {
+    p.parameters()
+        .into_iter()
+        .map(|(name, t)| {
+            let g = t.grad();
+            let g = if g.defined() {
+                g.copy()
+            } else {
+                t.zeros_like()
+            };
+            (name, Vec::<f32>::try_from(g.reshape([-1])).unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn the_critic_beside_the_actor_gives_the_gradients_of_one_backward_pass() {
+    // An MLP critic without an encoder runs its half of the replay on the critic thread, and
+    // each half backpropagates its own loss. The parameters must get what one backward pass of
+    // the summed loss gives, to the bit: PPO's update relies on it for exact runs.
+    let p = policy(true, -2.0, 4.0);
+    let (b, t) = (3, 7);
+    let cpu = (Kind::Float, Device::Cpu);
+    let obs = Tensor::randn([b, t, 2], cpu);
+    let actions = Tensor::randn([b, t, 2], cpu);
+    let starts = Tensor::zeros([b, t], cpu);
+    let _ = starts.get(1).get(4).fill_(1.0);
+    let state0 = p.initial_state(b);
+    let actor_h = Tensor::randn([b, t, p.actor.state_size() as i64], cpu);
+    let batch = ReplayBatch {
+        obs: &obs,
+        actions: &actions,
+        starts: &starts,
+        state0: &state0,
+        actor_h: &actor_h,
+    };
+    let value_loss = |v: &Tensor| (v - 0.7).pow_tensor_scalar(2).mean(Kind::Float) * 0.5;
+    let actor_loss =
+        |ev: &Evaluation| -ev.logp.mean(Kind::Float) - ev.entropy.mean(Kind::Float) * 0.01;
+
+    let split = p
+        .replay(
+            &batch,
+            move |v, tape| tape.backward(&(value_loss(&v) * 0.5)),
+            |ev, tape| tape.backward(&actor_loss(&ev)),
+        )
+        .unwrap();
+    assert!(split.critic_beside, "an MLP critic runs beside the actor");
+    let two_passes = gradients(&p);
+    for (_, t) in p.parameters() {
+        let _ = t.grad().zero_();
+    }
+    let one = p
+        .replay(
+            &batch,
+            move |v, _| value_loss(&v),
+            |ev, tape| (actor_loss(&ev), tape),
+        )
+        .unwrap();
+    let (loss, tape) = one.actor;
+    tape.backward(&(loss + one.critic * 0.5));
+    let one_pass = gradients(&p);
+
+    for prefix in ["actor.", "critic.", "log_std"] {
+        let reached = two_passes
+            .iter()
+            .filter(|(name, _)| name.starts_with(prefix))
+            .any(|(_, g)| g.iter().any(|x| *x != 0.0));
+        assert!(reached, "no gradient reached the {prefix} parameters");
+    }
+    for ((name, a), (_, b)) in two_passes.iter().zip(&one_pass) {
+        assert_eq!(a, b, "{name}: two backward passes differ from one");
+    }
 }

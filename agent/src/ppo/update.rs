@@ -15,7 +15,7 @@ use super::adam::Adam;
 use super::config::PpoConfig;
 use super::gae::{gae, GaeInput};
 use super::rollout::Rollout;
-use crate::policy::Policy;
+use crate::policy::{Policy, ReplayBatch};
 
 /// Statistics of one PPO update, logged under CleanRL's names.
 #[derive(Clone, Debug, Default)]
@@ -45,11 +45,17 @@ pub struct UpdateStats {
     pub update_seconds: f64,
     /// Of the update: replaying the actor over the minibatches (forward).
     pub actor_seconds: f64,
-    /// Of the update: the critic's values (forward).
+    /// The critic's half of the replay: its values, the value loss and their backward. With
+    /// `critic_beside` it ran on a second thread, beside the actor's half, and is no part of
+    /// the update's sum; `critic_wait_seconds` is.
     pub critic_seconds: f64,
-    /// Of the update: ratios, the losses and their statistics.
+    /// Whether the critic's half ran beside the actor's (an MLP critic without an encoder).
+    pub critic_beside: bool,
+    /// Of the update: the actor's thread waiting for the critic's half to finish.
+    pub critic_wait_seconds: f64,
+    /// Of the update: ratios, the policy loss and their statistics.
     pub loss_seconds: f64,
-    /// Of the update: backpropagation (autograd and the kernels' backward).
+    /// Of the update: the actor's backpropagation (autograd and the kernels' backward).
     pub backward_seconds: f64,
     /// Of the update: zeroing gradients, clipping their norm, Adam and weight constraints.
     pub optimizer_seconds: f64,
@@ -111,59 +117,83 @@ pub fn update(
         for mb in 0..cfg.minibatches {
             let idx =
                 Tensor::from_slice(&env_order[mb * per_mb..(mb + 1) * per_mb]).to_device(device);
-            let (ev, tape) = policy.evaluate(
-                &obs.index_select(0, &idx),
-                &acts.index_select(0, &idx),
-                &starts.index_select(0, &idx),
-                &rollout.state0.select(&idx),
-                &actor_h.index_select(0, &idx),
-            );
-            stats.actor_seconds += ev.actor_seconds;
-            stats.critic_seconds += ev.critic_seconds;
-            let loss_started = Instant::now();
-            let mb_old_logp = old_logp.index_select(0, &idx);
-            let mb_adv = advantages.index_select(0, &idx);
+            let optimizer_started = Instant::now();
+            adam.zero_grad(params);
+            stats.optimizer_seconds += optimizer_started.elapsed().as_secs_f64();
             let mb_ret = returns.index_select(0, &idx);
             let mb_old_v = old_values.index_select(0, &idx);
-            let logratio = &ev.logp - &mb_old_logp;
-            let ratio = logratio.exp();
-            let (old_kl, kl, clipfrac) = tch::no_grad(|| {
-                (
-                    (-&logratio).mean(Kind::Float).double_value(&[]),
-                    ((&ratio - 1.0) - &logratio)
-                        .mean(Kind::Float)
-                        .double_value(&[]),
-                    (&ratio - 1.0)
-                        .abs()
-                        .gt(cfg.clip_coef)
-                        .to_kind(Kind::Float)
-                        .mean(Kind::Float)
-                        .double_value(&[]),
-                )
-            });
-            if epoch == 0 && mb == 0 {
-                stats.first_ratio_deviation =
-                    tch::no_grad(|| (&ratio - 1.0).abs().max().double_value(&[]));
-            }
-            let mb_adv = if cfg.norm_adv {
-                (&mb_adv - mb_adv.mean(Kind::Float)) / (mb_adv.std(true) + 1e-8)
-            } else {
-                mb_adv
+            let mb_old_logp = old_logp.index_select(0, &idx);
+            let mb_adv = advantages.index_select(0, &idx);
+            let batch = ReplayBatch {
+                obs: &obs.index_select(0, &idx),
+                actions: &acts.index_select(0, &idx),
+                starts: &starts.index_select(0, &idx),
+                state0: &rollout.state0.select(&idx),
+                actor_h: &actor_h.index_select(0, &idx),
             };
-            let pg1 = -&mb_adv * &ratio;
-            let pg2 = -&mb_adv * ratio.clamp(1.0 - cfg.clip_coef, 1.0 + cfg.clip_coef);
-            let pg_loss = pg1.max_other(&pg2).mean(Kind::Float);
-            let v_loss = if cfg.clip_vloss {
-                let unclipped = (&ev.value - &mb_ret).pow_tensor_scalar(2);
-                let clipped =
-                    &mb_old_v + (&ev.value - &mb_old_v).clamp(-cfg.clip_coef, cfg.clip_coef);
-                let clipped = (clipped - &mb_ret).pow_tensor_scalar(2);
-                unclipped.max_other(&clipped).mean(Kind::Float) * 0.5
-            } else {
-                (&ev.value - &mb_ret).pow_tensor_scalar(2).mean(Kind::Float) * 0.5
-            };
-            let entropy = ev.entropy.mean(Kind::Float);
-            let loss = &pg_loss - &entropy * cfg.ent_coef + &v_loss * cfg.vf_coef;
+            // The loss is `pg_loss − ent_coef · entropy + vf_coef · v_loss`; each half of the
+            // replay backpropagates its own terms (see `Policy::replay`).
+            let (clip_vloss, clip_coef, vf_coef) = (cfg.clip_vloss, cfg.clip_coef, cfg.vf_coef);
+            let replayed = policy.replay(
+                &batch,
+                move |value, tape| {
+                    let v_loss = if clip_vloss {
+                        let unclipped = (&value - &mb_ret).pow_tensor_scalar(2);
+                        let clipped = &mb_old_v + (&value - &mb_old_v).clamp(-clip_coef, clip_coef);
+                        let clipped = (clipped - &mb_ret).pow_tensor_scalar(2);
+                        unclipped.max_other(&clipped).mean(Kind::Float) * 0.5
+                    } else {
+                        (&value - &mb_ret).pow_tensor_scalar(2).mean(Kind::Float) * 0.5
+                    };
+                    tape.backward(&(&v_loss * vf_coef));
+                    v_loss
+                },
+                |ev, tape| {
+                    let loss_started = Instant::now();
+                    let logratio = &ev.logp - &mb_old_logp;
+                    let ratio = logratio.exp();
+                    let (old_kl, kl, clipfrac) = tch::no_grad(|| {
+                        (
+                            (-&logratio).mean(Kind::Float).double_value(&[]),
+                            ((&ratio - 1.0) - &logratio)
+                                .mean(Kind::Float)
+                                .double_value(&[]),
+                            (&ratio - 1.0)
+                                .abs()
+                                .gt(cfg.clip_coef)
+                                .to_kind(Kind::Float)
+                                .mean(Kind::Float)
+                                .double_value(&[]),
+                        )
+                    });
+                    if epoch == 0 && mb == 0 {
+                        stats.first_ratio_deviation =
+                            tch::no_grad(|| (&ratio - 1.0).abs().max().double_value(&[]));
+                    }
+                    let mb_adv = if cfg.norm_adv {
+                        (&mb_adv - mb_adv.mean(Kind::Float)) / (mb_adv.std(true) + 1e-8)
+                    } else {
+                        mb_adv
+                    };
+                    let pg1 = -&mb_adv * &ratio;
+                    let pg2 = -&mb_adv * ratio.clamp(1.0 - cfg.clip_coef, 1.0 + cfg.clip_coef);
+                    let pg_loss = pg1.max_other(&pg2).mean(Kind::Float);
+                    let entropy = ev.entropy.mean(Kind::Float);
+                    let actor_loss = &pg_loss - &entropy * cfg.ent_coef;
+                    stats.loss_seconds += loss_started.elapsed().as_secs_f64();
+                    let backward_started = Instant::now();
+                    tape.backward(&actor_loss);
+                    stats.backward_seconds += backward_started.elapsed().as_secs_f64();
+                    (actor_loss, pg_loss, entropy, [old_kl, kl, clipfrac])
+                },
+            )?;
+            let (actor_loss, pg_loss, entropy, [old_kl, kl, clipfrac]) = replayed.actor;
+            let v_loss = replayed.critic;
+            stats.actor_seconds += replayed.actor_seconds;
+            stats.critic_seconds += replayed.critic_seconds;
+            stats.critic_wait_seconds += replayed.wait_seconds;
+            stats.critic_beside = replayed.critic_beside;
+            let loss = tch::no_grad(|| actor_loss + &v_loss * cfg.vf_coef);
             let loss_value = loss.double_value(&[]);
             if !loss_value.is_finite() {
                 bail!(
@@ -173,17 +203,10 @@ pub fn update(
                     v_loss.double_value(&[])
                 );
             }
-            stats.loss_seconds += loss_started.elapsed().as_secs_f64();
             let optimizer_started = Instant::now();
-            adam.zero_grad(params);
-            let backward_started = Instant::now();
-            tape.backward(&loss);
-            stats.backward_seconds += backward_started.elapsed().as_secs_f64();
-            let clip_started = Instant::now();
             let norm = adam.clip_and_step(params, cfg.max_grad_norm);
             policy.apply_weight_constraints();
-            stats.optimizer_seconds += (backward_started - optimizer_started).as_secs_f64()
-                + clip_started.elapsed().as_secs_f64();
+            stats.optimizer_seconds += optimizer_started.elapsed().as_secs_f64();
 
             stats.policy_loss += pg_loss.double_value(&[]);
             stats.value_loss += v_loss.double_value(&[]);

@@ -238,20 +238,29 @@ fn bench_train(args: TrainBench, registry: &Registry) -> Result<()> {
                 (&mut total.update_seconds, s.update_seconds),
                 (&mut total.actor_seconds, s.actor_seconds),
                 (&mut total.critic_seconds, s.critic_seconds),
+                (&mut total.critic_wait_seconds, s.critic_wait_seconds),
                 (&mut total.loss_seconds, s.loss_seconds),
                 (&mut total.backward_seconds, s.backward_seconds),
                 (&mut total.optimizer_seconds, s.optimizer_seconds),
             ] {
                 *sum += x;
             }
+            total.critic_beside = s.critic_beside;
         })?;
         let n = args.updates as f64;
         let steps = batch as f64 * n;
         let train = total.rollout_seconds + total.update_seconds;
         let ms = |s: f64| 1e3 * s / n;
+        // The critic's half is part of the update's sum only when it ran inline.
+        let (critic_inline, critic_wait) = if total.critic_beside {
+            (0.0, total.critic_wait_seconds)
+        } else {
+            (total.critic_seconds, 0.0)
+        };
         let rest = total.update_seconds
             - total.actor_seconds
-            - total.critic_seconds
+            - critic_inline
+            - critic_wait
             - total.loss_seconds
             - total.backward_seconds
             - total.optimizer_seconds;
@@ -274,17 +283,27 @@ fn bench_train(args: TrainBench, registry: &Registry) -> Result<()> {
             total.update_seconds,
             100.0 * total.update_seconds / train
         );
+        let critic = if total.critic_beside {
+            format!("waiting for the critic {:.1}", ms(critic_wait))
+        } else {
+            format!("critic {:.1}", ms(critic_inline))
+        };
         println!(
-            "per update: rollout {:.1} ms; update {:.1} ms = actor {:.1} + critic {:.1} + loss {:.1} + backward {:.1} + optimizer {:.1} + gae and batching {:.1}",
+            "per update: rollout {:.1} ms; update {:.1} ms = actor {:.1} + {critic} + loss {:.1} + backward {:.1} + optimizer {:.1} + gae and batching {:.1}",
             ms(total.rollout_seconds),
             ms(total.update_seconds),
             ms(total.actor_seconds),
-            ms(total.critic_seconds),
             ms(total.loss_seconds),
             ms(total.backward_seconds),
             ms(total.optimizer_seconds),
             ms(rest)
         );
+        if total.critic_beside {
+            println!(
+                "critic (values, value loss, backward) on a second thread beside the actor: {:.1} ms per update",
+                ms(total.critic_seconds)
+            );
+        }
         println!(
             "update per sample-step (epochs × envs × steps): {:.2} µs",
             1e6 * total.update_seconds / n / samples

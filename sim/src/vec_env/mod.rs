@@ -22,6 +22,7 @@ use crate::env::{EnvError, EnvSpec};
 use crate::episode::EpisodeStats;
 use crate::registry::EnvFactory;
 pub use error::VecEnvError;
+pub use worker::recv_spinning;
 use worker::{recv_within, worker_main, Chunk, Command, Reply};
 
 /// How many envs, on how many threads, and how workers wait.
