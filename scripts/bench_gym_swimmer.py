@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Gymnasium's MuJoCo Swimmer-v5 (one env, random actions, one core): the reference figure that
-`wormnet bench env worm --envs 1 --workers 1` is compared with (same machine, same run).
+`wormnet bench env worm --envs 1 --workers 0` (the worm stepped on one thread, no VecEnv) is
+compared with (same machine, same run).
 
 Swimmer-v5 acts every 0.04 s of simulated time (MuJoCo timestep 0.01 s, frame skip 4); the worm's
 default `dt` is the same 0.04 s, so env steps per second compare simulated time per second too.
 
     ~/.cache/wormnet/venv/bin/python scripts/bench_gym_swimmer.py [--seconds 5] [--json]
-    ~/.cache/wormnet/venv/bin/python scripts/bench_gym_swimmer.py --worm-bench "scripts/wormnet bench env worm --envs 1 --workers 1 --json"
+    ~/.cache/wormnet/venv/bin/python scripts/bench_gym_swimmer.py --worm-bench "scripts/wormnet bench env worm --envs 1 --workers 0 --json"
 
 With --worm-bench the given command (which must print the JSON of `wormnet bench env --json`)
 runs right after Swimmer, and both figures are printed side by side with their ratio.

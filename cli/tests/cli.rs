@@ -165,6 +165,39 @@ fn cuda_request_on_a_cpu_machine_says_so() {
 }
 
 #[test]
+fn bench_env_with_no_workers_steps_the_envs_on_its_own_thread() {
+    // `--workers 0` is the per-core figure: no VecEnv, no worker thread.
+    let out = Command::new(BIN)
+        .args([
+            "bench",
+            "env",
+            "cartpole",
+            "--envs",
+            "3",
+            "--workers",
+            "0",
+            "--seconds",
+            "0.2",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(text.trim()).expect(&text);
+    assert_eq!(report["workers"], 0, "{text}");
+    assert_eq!(report["envs"], 3, "{text}");
+    let steps = report["steps"].as_u64().unwrap();
+    assert!(steps > 0 && steps.is_multiple_of(3), "{text}");
+    // Random actions end cartpole episodes within a few dozen steps.
+    assert!(report["episodes"].as_u64().unwrap() > 0, "{text}");
+}
+
+#[test]
 fn bench_train_breaks_the_update_into_its_parts_and_keeps_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), 4096, 0);
@@ -204,6 +237,11 @@ fn bench_train_breaks_the_update_into_its_parts_and_keeps_nothing() {
         .map(|p| ms(p))
         .sum();
     assert!(parts > 0.0 && parts <= ms("; update"), "{line}");
+    // The config's MLP critic runs beside the actor; its time is reported on its own line.
+    assert!(
+        text.contains("critic (values, value loss, backward) on a second thread beside the actor"),
+        "{text}"
+    );
     assert!(
         !scratch.exists(),
         "bench train left {} behind",

@@ -368,6 +368,10 @@ fn bad_input_is_a_one_line_named_error() {
         &wormnet(&["bench", "env", "cartpole", "--envs", "100000000"]),
         &["--envs"],
     );
+    one_line_error(
+        &wormnet(&["bench", "env", "cartpole", "--envs", "0", "--workers", "0"]),
+        &["--envs"],
+    );
     // Resuming: a budget already spent, and a second directory.
     one_line_error(
         &wormnet(&["train", "--resume", run_s, "--total-steps", "128"]),

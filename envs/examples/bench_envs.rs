@@ -1,7 +1,8 @@
 //! Env throughput with random actions, the same loop as `wormnet bench env`, without building
 //! the libtorch-linked CLI:
-//!   scripts/cargo run --release -p wormnet-envs --example bench_envs -- worm 1 1 5
-//! (env name, envs, workers, seconds; options as `key=value` TOML after them).
+//!   scripts/cargo run --release -p wormnet-envs --example bench_envs -- worm 1 0 5
+//! (env name, envs, workers — 0 steps them on this thread —, seconds; options as `key=value`
+//! TOML after them).
 
 use std::time::Duration;
 

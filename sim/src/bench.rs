@@ -1,19 +1,22 @@
 //! Environment throughput with random actions: the `wormnet bench env` figure, kept here so
 //! any tool (CLI, tests, a criterion bench) measures the same loop.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
+use crate::episode::{panic_message, EpisodeDriver};
 use crate::registry::EnvFactory;
 use crate::vec_env::{VecEnv, VecEnvConfig, VecEnvError};
 
 /// What to measure.
 #[derive(Clone, Debug)]
 pub struct BenchConfig {
-    /// Envs and workers (and spin) of the VecEnv under test.
+    /// Envs and workers (and spin) of the VecEnv under test; 0 workers: no VecEnv, the envs
+    /// step on the calling thread.
     pub vec_env: VecEnvConfig,
     /// How long to measure (after a short warm-up).
     pub duration: Duration,
@@ -28,7 +31,7 @@ pub struct BenchReport {
     pub env: String,
     /// N.
     pub envs: usize,
-    /// W.
+    /// W (0: stepped on the calling thread).
     pub workers: usize,
     /// Simulated seconds per env step, so envs that act at different rates compare fairly.
     pub dt: f32,
@@ -43,7 +46,11 @@ pub struct BenchReport {
 }
 
 /// Steps a VecEnv with uniformly random actions for `config.duration` and reports env steps/s.
+/// With 0 workers the envs are stepped on the calling thread instead ([`bench_inline`]).
 pub fn bench_env(factory: EnvFactory, config: &BenchConfig) -> Result<BenchReport, VecEnvError> {
+    if config.vec_env.workers == 0 {
+        return bench_inline(factory, config);
+    }
     let mut envs = VecEnv::new(factory, config.vec_env.clone())?;
     let n = envs.num_envs();
     let ad = envs.action_dim();
@@ -51,38 +58,104 @@ pub fn bench_env(factory: EnvFactory, config: &BenchConfig) -> Result<BenchRepor
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let mut actions = vec![0.0f32; n * ad];
     envs.reset(Some(config.seed))?;
-    let sample = |actions: &mut [f32], rng: &mut ChaCha8Rng| {
+    let (rounds, episodes, seconds) = measure(config.duration, || {
         for row in actions.chunks_mut(ad.max(1)) {
-            space.sample(rng, row);
+            space.sample(&mut rng, row);
         }
-    };
-    for _ in 0..200 {
-        sample(&mut actions, &mut rng);
-        envs.step(&actions)?;
-    }
-    let mut vec_steps = 0u64;
-    let mut episodes = 0u64;
-    let start = Instant::now();
-    loop {
-        for _ in 0..64 {
-            sample(&mut actions, &mut rng);
-            episodes += envs.step(&actions)?.episodes.len() as u64;
-        }
-        vec_steps += 64;
-        if start.elapsed() >= config.duration {
-            break;
-        }
-    }
-    let seconds = start.elapsed().as_secs_f64();
-    let steps = vec_steps * n as u64;
+        Ok(envs.step(&actions)?.episodes.len() as u64)
+    })?;
     Ok(BenchReport {
         env: envs.spec().name.clone(),
         envs: n,
         workers: envs.num_workers(),
         dt: envs.spec().dt,
-        steps_per_sec: steps as f64 / seconds,
-        steps,
+        steps_per_sec: (rounds * n as u64) as f64 / seconds,
+        steps: rounds * n as u64,
         seconds,
         episodes,
     })
+}
+
+/// Steps `num_envs` envs one after another on the calling thread, with no VecEnv and no other
+/// thread: env steps per second of one core, as a Gym env's step loop measures them. (Through
+/// a VecEnv the caller's thread polls for the workers' replies on a core of its own.)
+pub fn bench_inline(factory: EnvFactory, config: &BenchConfig) -> Result<BenchReport, VecEnvError> {
+    let n = config.vec_env.num_envs;
+    let name = factory.name().to_string();
+    if n == 0 {
+        return Err(VecEnvError::Config {
+            env: name,
+            num_envs: 0,
+            workers: 0,
+        });
+    }
+    let mut drivers = Vec::with_capacity(n);
+    for index in 0..n {
+        let env = catch_unwind(AssertUnwindSafe(|| factory.build()))
+            .map_err(|panic| VecEnvError::BuildPanicked {
+                env: name.clone(),
+                index,
+                message: panic_message(panic.as_ref()),
+            })?
+            .map_err(|cause| VecEnvError::Build {
+                env: name.clone(),
+                index,
+                cause,
+            })?;
+        drivers.push(EpisodeDriver::new(env, index));
+    }
+    let spec = drivers[0].spec().clone();
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    let (mut obs, mut final_obs) = (vec![0.0f32; spec.obs_dim()], vec![0.0f32; spec.obs_dim()]);
+    let mut action = vec![0.0f32; spec.action_dim()];
+    let fault = |f| VecEnvError::Faults(vec![f]);
+    for (i, driver) in drivers.iter_mut().enumerate() {
+        driver
+            .reset(Some(config.seed.wrapping_add(i as u64)), &mut obs)
+            .map_err(fault)?;
+    }
+    let (rounds, episodes, seconds) = measure(config.duration, || {
+        let mut episodes = 0;
+        for driver in &mut drivers {
+            spec.action_space.sample(&mut rng, &mut action);
+            let t = driver
+                .step_autoreset(&action, &mut obs, &mut final_obs)
+                .map_err(fault)?;
+            episodes += u64::from(t.episode.is_some());
+        }
+        Ok(episodes)
+    })?;
+    Ok(BenchReport {
+        env: spec.name.clone(),
+        envs: n,
+        workers: 0,
+        dt: spec.dt,
+        steps_per_sec: (rounds * n as u64) as f64 / seconds,
+        steps: rounds * n as u64,
+        seconds,
+        episodes,
+    })
+}
+
+/// Runs `round` (one step of every env, returning the episodes it finished) 200 times to warm
+/// up, then in blocks of 64 until `duration` has passed: (rounds, episodes, seconds) measured.
+fn measure(
+    duration: Duration,
+    mut round: impl FnMut() -> Result<u64, VecEnvError>,
+) -> Result<(u64, u64, f64), VecEnvError> {
+    for _ in 0..200 {
+        round()?;
+    }
+    let (mut rounds, mut episodes) = (0u64, 0u64);
+    let start = Instant::now();
+    loop {
+        for _ in 0..64 {
+            episodes += round()?;
+        }
+        rounds += 64;
+        if start.elapsed() >= duration {
+            break;
+        }
+    }
+    Ok((rounds, episodes, start.elapsed().as_secs_f64()))
 }

@@ -70,7 +70,8 @@ pub struct EnvBench {
     /// Number of envs N in the VecEnv.
     #[arg(long, default_value_t = 16)]
     pub envs: usize,
-    /// Number of worker threads W.
+    /// Number of worker threads W; 0 steps the envs on this thread, without a VecEnv: the
+    /// figure of one core, as a Gym env's step loop gives it.
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
     /// Seconds to measure (after a short warm-up).
@@ -176,6 +177,9 @@ fn bench_env(args: EnvBench, registry: &Registry) -> Result<()> {
             args.envs,
             args.workers
         );
+    }
+    if args.envs == 0 {
+        anyhow::bail!("--envs must be at least 1");
     }
     let mut options = toml::Table::new();
     crate::options::apply(&mut options, &args.options)?;
