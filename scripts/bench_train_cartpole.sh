@@ -2,7 +2,8 @@
 # Training speed on CartPole-v1 without velocities, back to back on this machine:
 # sb3-contrib RecurrentPPO (RL Zoo's CartPoleNoVel settings, LSTM) and `wormnet train
 # configs/cartpole.toml`, both with 8 envs x 32 steps per rollout and one torch thread.
-# Prints both figures (training steps/s = rollout + update, no evaluation) and their ratio.
+# Prints both figures (training steps/s = rollout + update, no evaluation) and their ratio, then
+# wormnet with run.update_threads=1.
 #   scripts/bench_train_cartpole.sh [STEPS]      (default 32768)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -15,15 +16,24 @@ tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 
 sb3=$(python "$here/bench_sb3_cartpole.py" --steps "$steps" --json)
+# sb3 runs on one thread (DummyVecEnv, one torch thread). wormnet steps its envs on a worker
+# thread and, by default, runs the critic's half of each update on a second thread; the last
+# line is wormnet with its updates on one thread (run.update_threads=1, envs still on a worker).
 "$CARGO_TARGET_DIR/release/wormnet" train configs/cartpole.toml --total-steps "$steps" \
     --run-dir "$tmp/run" --quiet 2>/dev/null
-python - "$sb3" "$tmp/run/metrics.csv" <<'PY'
+"$CARGO_TARGET_DIR/release/wormnet" train configs/cartpole.toml --total-steps "$steps" \
+    --run-dir "$tmp/one" --set run.update_threads=1 --quiet 2>/dev/null
+python - "$sb3" "$tmp/run/metrics.csv" "$tmp/one/metrics.csv" <<'PY'
 import csv, json, sys
 sb3 = json.loads(sys.argv[1])
-rows = list(csv.DictReader(open(sys.argv[2])))
-ours = float(rows[-1]["charts/SPS"])
-steps = int(rows[-1]["global_step"])
-print(f"sb3-contrib RecurrentPPO   {sb3['steps_per_sec']:8.0f} training steps/s  ({sb3['steps']} steps)")
+def sps(path):
+    rows = list(csv.DictReader(open(path)))
+    return float(rows[-1]["charts/SPS"]), int(rows[-1]["global_step"])
+ours, steps = sps(sys.argv[2])
+alone, _ = sps(sys.argv[3])
+base = sb3["steps_per_sec"]
+print(f"sb3-contrib RecurrentPPO   {base:8.0f} training steps/s  ({sb3['steps']} steps)")
 print(f"wormnet train (cartpole)   {ours:8.0f} training steps/s  ({steps} steps)")
-print(f"ratio                      {ours / sb3['steps_per_sec']:8.1f}x")
+print(f"ratio                      {ours / base:8.1f}x")
+print(f"wormnet, update_threads=1  {alone:8.0f} training steps/s  = {alone / base:.1f}x")
 PY

@@ -48,8 +48,8 @@ fn default_device() -> String {
 fn default_threads() -> usize {
     1
 }
-fn default_critic_thread() -> bool {
-    true
+fn default_update_threads() -> usize {
+    2
 }
 fn default_every() -> usize {
     10
@@ -77,11 +77,11 @@ pub struct RunSection {
     /// libtorch intra-op threads; 1 is fastest for NCP-sized tensors and leaves cores to the envs.
     #[serde(default = "default_threads")]
     pub threads: usize,
-    /// Runs an MLP critic's half of each PPO minibatch (values, value loss, backward) on a
-    /// thread of its own, beside the actor's half: an update then uses a second core, and the
-    /// run is the same bit for bit. `wormnet sweep` turns it off when trials share the cores.
-    #[serde(default = "default_critic_thread")]
-    pub critic_thread: bool,
+    /// Threads a PPO update runs on; 2 uses a second core: an MLP critic's half of each
+    /// minibatch (values, value loss, backward) runs beside the actor's. The run is the same
+    /// bit for bit. `wormnet sweep` sets 1 when its trials share the cores.
+    #[serde(default = "default_update_threads")]
+    pub update_threads: usize,
     /// Write the `latest` checkpoint every this many updates. Envs are re-seeded at these
     /// boundaries, which is what makes a resumed run continue exactly like an uninterrupted one.
     #[serde(default = "default_every")]
@@ -331,6 +331,12 @@ impl TrainConfig {
         }
         if self.run.threads == 0 {
             return Err(invalid("run.threads", "must be at least 1".into()));
+        }
+        if !(1..=2).contains(&self.run.update_threads) {
+            return Err(invalid(
+                "run.update_threads",
+                format!("must be 1 or 2, got {}", self.run.update_threads),
+            ));
         }
         if self.run.checkpoint_every == 0 {
             return Err(invalid("run.checkpoint_every", "must be at least 1".into()));

@@ -215,7 +215,7 @@ impl Trainer {
         let spec = venv.spec().clone();
         tch::manual_seed(derive_seed(config.run.seed, TORCH_STREAM) as i64);
         let mut policy = Policy::new(&spec, &config.policy, device)?;
-        policy.set_critic_thread(config.run.critic_thread);
+        policy.set_update_threads(config.run.update_threads);
         policy.set_obs_normalizer(
             config
                 .ppo

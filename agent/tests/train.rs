@@ -105,17 +105,17 @@ fn resumed_run_continues_exactly_like_the_uninterrupted_one() {
 }
 
 #[test]
-fn the_critic_thread_leaves_the_run_unchanged_to_the_bit() {
-    // `run.critic_thread` moves the MLP critic's half of every minibatch to a second thread,
-    // beside the actor's. The run must be the same either way: every parameter, and every
-    // loss and gradient norm the updates logged.
+fn a_second_update_thread_leaves_the_run_unchanged_to_the_bit() {
+    // `run.update_threads = 2` moves the MLP critic's half of every minibatch to a second
+    // thread, beside the actor's. The run must be the same either way: every parameter, and
+    // every loss and gradient norm the updates logged.
     let _serial = serial();
     for cell in ["ltc", "cfc"] {
         let mut runs = Vec::new();
         for beside in [true, false] {
             let dir = tempfile::tempdir().unwrap();
             let mut config = small_config(cell);
-            config.run.critic_thread = beside;
+            config.run.update_threads = if beside { 2 } else { 1 };
             let mut t = Trainer::create(config, dir.path(), &envs()).unwrap();
             let mut logged = Vec::new();
             t.run(Some(3), |_, s| {

@@ -192,7 +192,7 @@ impl Policy {
             timespan,
             obs_norm: None,
             motor_names,
-            critic_beside: true,
+            critic_beside: false,
             critic_thread: std::cell::OnceCell::new(),
         })
     }

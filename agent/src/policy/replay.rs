@@ -65,8 +65,8 @@ impl Policy {
     /// result: `critic_side` gets the values `(B, T)`, `actor_side` the log-probabilities and
     /// entropies, each with the [`Tape`] to backpropagate its loss with (`Tape::backward`
     /// also runs the kernels' backward passes). With an MLP critic and no encoder the critic's
-    /// half runs on the policy's critic thread (unless [`Policy::set_critic_thread`] said
-    /// no); else it runs first, on this one. Fails only when the system refuses that thread.
+    /// half runs on the policy's critic thread (with [`Policy::set_update_threads`] at 2);
+    /// else it runs first, on this one. Fails only when the system refuses that thread.
     pub fn replay<A, C: Send + 'static>(
         &self,
         batch: &ReplayBatch,
@@ -126,10 +126,10 @@ impl Policy {
         })
     }
 
-    /// Whether an MLP critic's half of each replay runs on a thread of its own (the default):
-    /// off, a training keeps to one core during its updates.
-    pub fn set_critic_thread(&mut self, beside: bool) {
-        self.critic_beside = beside;
+    /// Threads a replay may use (1 by default): at 2 an MLP critic's half runs on a thread of
+    /// its own. Results are the same to the bit either way.
+    pub fn set_update_threads(&mut self, threads: usize) {
+        self.critic_beside = threads >= 2;
     }
 
     /// The policy's critic thread, started on first use.

@@ -255,7 +255,8 @@ fn the_critic_beside_the_actor_gives_the_gradients_of_one_backward_pass() {
     // An MLP critic without an encoder runs its half of the replay on the critic thread, and
     // each half backpropagates its own loss. The parameters must get what one backward pass of
     // the summed loss gives, to the bit: PPO's update relies on it for exact runs.
-    let p = policy(true, -2.0, 4.0);
+    let mut p = policy(true, -2.0, 4.0);
+    p.set_update_threads(2);
     let (b, t) = (3, 7);
     let cpu = (Kind::Float, Device::Cpu);
     let obs = Tensor::randn([b, t, 2], cpu);
