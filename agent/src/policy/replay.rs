@@ -64,9 +64,10 @@ impl Policy {
     /// Replays `batch` exactly as the rollout ran it and hands each half its differentiable
     /// result: `critic_side` gets the values `(B, T)`, `actor_side` the log-probabilities and
     /// entropies, each with the [`Tape`] to backpropagate its loss with (`Tape::backward`
-    /// also runs the kernels' backward passes). With an MLP critic and no encoder the critic's
-    /// half runs on the policy's critic thread (with [`Policy::set_update_threads`] at 2);
-    /// else it runs first, on this one. Fails only when the system refuses that thread.
+    /// also runs the kernels' backward passes). With an MLP critic, no encoder and the CPU
+    /// (a GPU queues both halves' work in one stream anyway) the critic's half runs on the
+    /// policy's critic thread (with [`Policy::set_update_threads`] at 2); else it runs first,
+    /// on this one. Fails only when the system refuses that thread.
     pub fn replay<A, C: Send + 'static>(
         &self,
         batch: &ReplayBatch,
@@ -74,7 +75,8 @@ impl Policy {
         actor_side: impl FnOnce(Evaluation, Tape) -> A,
     ) -> Result<Replayed<A, C>> {
         let ts = self.timespans(&batch.obs.size()[..2]);
-        if let (Critic::Mlp(mlp), None, true) = (&self.critic, &self.encoder, self.critic_beside) {
+        let beside = self.critic_beside && self.device() == tch::Device::Cpu;
+        if let (Critic::Mlp(mlp), None, true) = (&self.critic, &self.encoder, beside) {
             let mlp = mlp.shallow_clone();
             let (obs, actor_h) = (batch.obs.shallow_clone(), batch.actor_h.shallow_clone());
             let critic = self.critic_thread()?.start(move || {
