@@ -131,6 +131,15 @@ pub fn run(args: SweepArgs) -> Result<()> {
     let dir = dir.canonicalize()?;
     let binary = std::env::current_exe().context("cannot find the wormnet binary")?;
 
+    let parallel = args
+        .parallel
+        .or(sweep.parallel)
+        .unwrap_or_else(|| (cores() / threads).max(1));
+    // A trial's second update thread (run.update_threads = 2) takes a second core: worth it
+    // only to a trial that has the machine alone. Two cartpole trainings at once on 2 cores
+    // ran 8 % slower each with it. So a trial started with others gets 1, unless the sweep
+    // itself sets it. The runs are the same either way, bit for bit.
+    let alone = matches!(args.executor, Executor::Local) && parallel == 1 && args.trial.is_none();
     let mut status: BTreeMap<String, TrialStatus> = BTreeMap::new();
     let mut jobs = Vec::new();
     let skipped = plan
@@ -163,7 +172,12 @@ pub fn run(args: SweepArgs) -> Result<()> {
                     std::fs::remove_dir_all(&run_dir)
                         .with_context(|| format!("cannot clear {}", run_dir.display()))?;
                 }
-                trial.fresh_args(&run_dir)
+                let mut args = trial.fresh_args(&run_dir);
+                let threads_key = ["run", "update_threads"];
+                if !alone && !trial.overrides.iter().any(|o| o.key == threads_key) {
+                    args.extend(["--set".into(), "run.update_threads=1".into()]);
+                }
+                args
             }
         };
         if log.exists() {
@@ -181,21 +195,6 @@ pub fn run(args: SweepArgs) -> Result<()> {
         });
     }
     super::train::install_ctrl_c("stopping the trials (each saves its latest checkpoint)…")?;
-    let parallel = args
-        .parallel
-        .or(sweep.parallel)
-        .unwrap_or_else(|| (cores() / threads).max(1));
-    // A trial's second update thread (run.update_threads = 2) takes a second core: worth it
-    // only to a trial that has the machine alone. Two cartpole trainings at once on 2 cores
-    // ran 8 % slower each with it. The runs are the same either way, bit for bit.
-    let alone = matches!(args.executor, Executor::Local) && parallel == 1 && args.trial.is_none();
-    if !alone {
-        let fresh = |j: &&mut Job| j.args.get(1).map(String::as_str) != Some("--resume");
-        for job in jobs.iter_mut().filter(fresh) {
-            job.args
-                .extend(["--set".into(), "run.update_threads=1".into()]);
-        }
-    }
     let where_ = match args.executor {
         Executor::Local => format!("{parallel} at a time on this machine"),
         Executor::Ray => "as Ray tasks".into(),
