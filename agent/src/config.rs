@@ -561,4 +561,33 @@ wiring = { kind = "auto_ncp", units = 8, output_size = 2 }
             .to_string();
         assert!(e.contains("ppo.minibatches"), "{e}");
     }
+
+    #[test]
+    fn update_threads_are_one_or_two() {
+        for bad in [0, 3] {
+            let text = format!("{MINIMAL}\n[run]\nupdate_threads = {bad}\n");
+            let e = TrainConfig::parse(&text, Path::new("c.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("run.update_threads") && e.contains("1 or 2"),
+                "{e}"
+            );
+        }
+        let text = format!("{MINIMAL}\n[run]\nupdate_threads = 1\n");
+        assert_eq!(
+            TrainConfig::parse(&text, Path::new("c.toml"))
+                .unwrap()
+                .run
+                .update_threads,
+            1
+        );
+        assert_eq!(
+            TrainConfig::parse(MINIMAL, Path::new("c.toml"))
+                .unwrap()
+                .run
+                .update_threads,
+            2
+        );
+    }
 }
