@@ -1,8 +1,9 @@
 //! The replay of a rollout in the PPO update, in two halves: the actor's (log-probabilities
 //! and entropies, through the NCP) and the critic's (values). The halves share no parameter,
-//! so each backpropagates its own part of the loss, and when the critic is an MLP on the raw
-//! observation its half runs on a second thread beside the actor's: the update uses both
-//! cores while the env workers sleep.
+//! so each backpropagates its own part of the loss. When the critic is an MLP on the raw
+//! observation, the policy runs on the CPU and may use two threads (`run.update_threads`),
+//! the critic's half runs on a second thread beside the actor's: the update uses both cores
+//! while the env workers sleep.
 //!
 //! Two backward passes give the gradients of one, to the bit: each parameter receives the
 //! same terms from the same operations (the loss's `+` passes its gradient through
@@ -128,8 +129,9 @@ impl Policy {
         })
     }
 
-    /// Threads a replay may use (1 by default): at 2 an MLP critic's half runs on a thread of
-    /// its own. Results are the same to the bit either way.
+    /// Threads a replay may use: at 2 an MLP critic's half runs on a thread of its own. A new
+    /// policy uses 1; a training sets `run.update_threads` (2 unless configured). Results are
+    /// the same to the bit either way.
     pub fn set_update_threads(&mut self, threads: usize) {
         self.critic_beside = threads >= 2;
     }
@@ -197,12 +199,15 @@ pub(super) struct CriticThread {
 }
 
 impl CriticThread {
-    /// Starts the thread; it ends when the policy (the sender) is dropped.
+    /// Starts the thread; it ends when the policy (the sender) is dropped. It runs libtorch
+    /// with the caller's intra-op thread count (libtorch keeps part of that setting per thread).
     fn spawn() -> Result<Self> {
         let (jobs, queue) = unbounded::<Job>();
+        let threads = tch::get_num_threads();
         thread::Builder::new()
             .name("wormnet-critic".into())
             .spawn(move || {
+                tch::set_num_threads(threads);
                 while let Ok(job) = recv_spinning(&queue, POLL) {
                     job();
                 }
@@ -220,22 +225,34 @@ impl CriticThread {
         };
         // The thread lives as long as `self`, so it is there to receive.
         let _ = self.jobs.send(Box::new(job));
-        Running { result }
+        Running {
+            result: Some(result),
+        }
     }
 }
 
-/// A job running on the critic thread.
+/// A job running on the critic thread. Dropped unfinished (the actor's half panicked), it
+/// still waits for the job, which writes into the gradients.
 struct Running<R> {
-    result: Receiver<thread::Result<R>>,
+    result: Option<Receiver<thread::Result<R>>>,
 }
 
 impl<R> Running<R> {
     /// Waits for the job and returns its result, or resumes its panic on this thread.
-    fn finish(self) -> R {
-        match recv_spinning(&self.result, POLL) {
-            Ok(Ok(r)) => r,
-            Ok(Err(panic)) => panic::resume_unwind(panic),
-            Err(_) => unreachable!("the critic thread runs every job it receives to the end"),
+    fn finish(mut self) -> R {
+        let result = self.result.take().map(|r| recv_spinning(&r, POLL));
+        match result {
+            Some(Ok(Ok(r))) => r,
+            Some(Ok(Err(panic))) => panic::resume_unwind(panic),
+            _ => unreachable!("the critic thread runs every job it receives to the end"),
+        }
+    }
+}
+
+impl<R> Drop for Running<R> {
+    fn drop(&mut self) {
+        if let Some(result) = self.result.take() {
+            let _ = recv_spinning(&result, POLL);
         }
     }
 }

@@ -306,7 +306,57 @@ fn the_critic_beside_the_actor_gives_the_gradients_of_one_backward_pass() {
             .any(|(_, g)| g.iter().any(|x| *x != 0.0));
         assert!(reached, "no gradient reached the {prefix} parameters");
     }
+    let bits = |g: &[f32]| g.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
     for ((name, a), (_, b)) in two_passes.iter().zip(&one_pass) {
-        assert_eq!(a, b, "{name}: two backward passes differ from one");
+        assert_eq!(
+            bits(a),
+            bits(b),
+            "{name}: two backward passes differ from one"
+        );
     }
+}
+
+#[test]
+fn a_panic_on_the_critic_thread_reaches_the_caller_after_the_actor_half() {
+    let mut p = policy(true, -2.0, 4.0);
+    p.set_update_threads(2);
+    let cpu = (Kind::Float, Device::Cpu);
+    let (obs, actions, starts) = (
+        Tensor::zeros([2, 3, 2], cpu),
+        Tensor::zeros([2, 3, 2], cpu),
+        Tensor::zeros([2, 3], cpu),
+    );
+    let (state0, actor_h) = (
+        p.initial_state(2),
+        Tensor::zeros([2, 3, p.actor.state_size() as i64], cpu),
+    );
+    let batch = ReplayBatch {
+        obs: &obs,
+        actions: &actions,
+        starts: &starts,
+        state0: &state0,
+        actor_h: &actor_h,
+    };
+    let actor_ran = std::cell::Cell::new(false);
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        p.replay(
+            &batch,
+            |_, _| panic!("the critic's half failed"),
+            |_, _| actor_ran.set(true),
+        )
+    }));
+    let Err(payload) = caught else {
+        panic!("the critic's panic is resumed on the caller's thread");
+    };
+    assert_eq!(
+        payload.downcast_ref::<&str>(),
+        Some(&"the critic's half failed")
+    );
+    assert!(
+        actor_ran.get(),
+        "the actor's half ran before the caller waited"
+    );
+    // The thread survives its job's panic and serves the next replay.
+    let next = p.replay(&batch, |v, _| v.size(), |_, _| ()).unwrap();
+    assert_eq!(next.critic, vec![2, 3]);
 }

@@ -96,13 +96,22 @@ pub fn run(args: SweepArgs) -> Result<()> {
             (t, p)
         })
         .collect();
+    let parallel = args
+        .parallel
+        .or(sweep.parallel)
+        .unwrap_or_else(|| (cores() / threads).max(1));
+    // A trial's second update thread (run.update_threads = 2) takes a second core: worth it
+    // only to a trial that has the machine alone. Two cartpole trainings at once on 2 cores
+    // ran 8 % slower each with it. So a trial started with others gets 1, unless the sweep
+    // itself sets it. The runs are the same either way, bit for bit.
+    let alone = matches!(args.executor, Executor::Local) && parallel == 1 && args.trial.is_none();
     if args.dry_run {
         for (t, p) in &plan {
             println!(
                 "{:<40} {:?}  wormnet {}",
                 t.id,
                 p,
-                t.fresh_args(&dir.join("trials").join(&t.id)).join(" ")
+                trial_args(t, &dir.join("trials").join(&t.id), alone).join(" ")
             );
         }
         return Ok(());
@@ -131,15 +140,6 @@ pub fn run(args: SweepArgs) -> Result<()> {
     let dir = dir.canonicalize()?;
     let binary = std::env::current_exe().context("cannot find the wormnet binary")?;
 
-    let parallel = args
-        .parallel
-        .or(sweep.parallel)
-        .unwrap_or_else(|| (cores() / threads).max(1));
-    // A trial's second update thread (run.update_threads = 2) takes a second core: worth it
-    // only to a trial that has the machine alone. Two cartpole trainings at once on 2 cores
-    // ran 8 % slower each with it. So a trial started with others gets 1, unless the sweep
-    // itself sets it. The runs are the same either way, bit for bit.
-    let alone = matches!(args.executor, Executor::Local) && parallel == 1 && args.trial.is_none();
     let mut status: BTreeMap<String, TrialStatus> = BTreeMap::new();
     let mut jobs = Vec::new();
     let skipped = plan
@@ -153,7 +153,7 @@ pub fn run(args: SweepArgs) -> Result<()> {
             Progress::Finished => {
                 status.insert(
                     trial.id.clone(),
-                    TrialStatus::new(trial, &run_dir, "finished"),
+                    TrialStatus::new(trial, &run_dir, alone, "finished"),
                 );
                 continue;
             }
@@ -172,12 +172,7 @@ pub fn run(args: SweepArgs) -> Result<()> {
                     std::fs::remove_dir_all(&run_dir)
                         .with_context(|| format!("cannot clear {}", run_dir.display()))?;
                 }
-                let mut args = trial.fresh_args(&run_dir);
-                let threads_key = ["run", "update_threads"];
-                if !alone && !trial.overrides.iter().any(|o| o.key == threads_key) {
-                    args.extend(["--set".into(), "run.update_threads=1".into()]);
-                }
-                args
+                trial_args(trial, &run_dir, alone)
             }
         };
         if log.exists() {
@@ -185,7 +180,7 @@ pub fn run(args: SweepArgs) -> Result<()> {
         }
         status.insert(
             trial.id.clone(),
-            TrialStatus::new(trial, &run_dir, "pending"),
+            TrialStatus::new(trial, &run_dir, alone, "pending"),
         );
         jobs.push(Job {
             id: trial.id.clone(),
@@ -333,6 +328,17 @@ fn counts(status: &BTreeMap<String, TrialStatus>) -> String {
     )
 }
 
+/// The `wormnet` arguments that start `trial` fresh in `run_dir`: its own, plus
+/// `run.update_threads=1` unless it runs `alone` on the machine or the sweep sets that field.
+fn trial_args(trial: &Trial, run_dir: &Path, alone: bool) -> Vec<String> {
+    let mut args = trial.fresh_args(run_dir);
+    let threads_key = ["run", "update_threads"];
+    if !alone && !trial.overrides.iter().any(|o| o.key == threads_key) {
+        args.extend(["--set".into(), "run.update_threads=1".into()]);
+    }
+    args
+}
+
 /// A trial's line in `manifest.json`.
 struct TrialStatus {
     id: String,
@@ -343,10 +349,10 @@ struct TrialStatus {
 }
 
 impl TrialStatus {
-    fn new(trial: &Trial, run_dir: &Path, status: &str) -> Self {
+    fn new(trial: &Trial, run_dir: &Path, alone: bool, status: &str) -> Self {
         Self {
             id: trial.id.clone(),
-            command: trial.fresh_args(run_dir),
+            command: trial_args(trial, run_dir, alone),
             run_dir: run_dir.to_path_buf(),
             status: status.into(),
             error: None,
