@@ -317,6 +317,67 @@ fn the_critic_beside_the_actor_gives_the_gradients_of_one_backward_pass() {
 }
 
 #[test]
+fn with_an_encoder_the_two_halves_give_the_gradients_of_one_backward_pass() {
+    // The encoder's features feed both halves: its gradient gets the critic's term (autograd)
+    // and the actor's (the kernel's input gradient), in the same order as in one pass.
+    let p = camera_policy(
+        "cell = \"ltc\"\nwiring = { kind = \"auto_ncp\", units = 5, output_size = 1 }",
+    );
+    let cpu = (Kind::Float, Device::Cpu);
+    let (b, t) = (2, 4);
+    let obs = Tensor::rand([b, t, 2 * 8 * 12 + 2], cpu);
+    let actions = Tensor::randn([b, t, 1], cpu);
+    let starts = Tensor::zeros([b, t], cpu);
+    let state0 = p.initial_state(b);
+    let actor_h = Tensor::randn([b, t, p.actor.state_size() as i64], cpu);
+    let batch = ReplayBatch {
+        obs: &obs,
+        actions: &actions,
+        starts: &starts,
+        state0: &state0,
+        actor_h: &actor_h,
+    };
+    let zero = || {
+        for (_, t) in p.parameters() {
+            let _ = t.grad().zero_();
+        }
+    };
+    let split = p
+        .replay(
+            &batch,
+            |v, tape| tape.backward(&v.pow_tensor_scalar(2).mean(Kind::Float)),
+            |ev, tape| tape.backward(&-ev.logp.mean(Kind::Float)),
+        )
+        .unwrap();
+    assert!(
+        !split.critic_beside,
+        "with an encoder the halves share one thread"
+    );
+    let two_passes = gradients(&p);
+    zero();
+    let one = p
+        .replay(
+            &batch,
+            |v, _| v.pow_tensor_scalar(2).mean(Kind::Float),
+            |ev, tape| (-ev.logp.mean(Kind::Float), tape),
+        )
+        .unwrap();
+    let (loss, tape) = one.actor;
+    tape.backward(&(loss + one.critic));
+    let one_pass = gradients(&p);
+    let bits = |g: &[f32]| g.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
+    let encoder = two_passes.iter().find(|(n, _)| n == "encoder.conv0.weight");
+    assert!(encoder.is_some_and(|(_, g)| g.iter().any(|x| *x != 0.0)));
+    for ((name, a), (_, b)) in two_passes.iter().zip(&one_pass) {
+        assert_eq!(
+            bits(a),
+            bits(b),
+            "{name}: two backward passes differ from one"
+        );
+    }
+}
+
+#[test]
 fn a_panic_on_the_critic_thread_reaches_the_caller_after_the_actor_half() {
     let mut p = policy(true, -2.0, 4.0);
     p.set_update_threads(2);
