@@ -1,16 +1,15 @@
 //! Environment throughput with random actions: the `wormnet bench env` figure, kept here so
 //! any tool (CLI, tests, a criterion bench) measures the same loop.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use crate::episode::{panic_message, EpisodeDriver};
+use crate::env::EnvSpec;
 use crate::registry::EnvFactory;
-use crate::vec_env::{VecEnv, VecEnvConfig, VecEnvError};
+use crate::vec_env::{build_drivers, VecEnv, VecEnvConfig, VecEnvError};
 
 /// What to measure.
 #[derive(Clone, Debug)]
@@ -58,22 +57,18 @@ pub fn bench_env(factory: EnvFactory, config: &BenchConfig) -> Result<BenchRepor
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let mut actions = vec![0.0f32; n * ad];
     envs.reset(Some(config.seed))?;
-    let (rounds, episodes, seconds) = measure(config.duration, || {
+    let measured = measure(config.duration, || {
         for row in actions.chunks_mut(ad.max(1)) {
             space.sample(&mut rng, row);
         }
         Ok(envs.step(&actions)?.episodes.len() as u64)
     })?;
-    Ok(BenchReport {
-        env: envs.spec().name.clone(),
-        envs: n,
-        workers: envs.num_workers(),
-        dt: envs.spec().dt,
-        steps_per_sec: (rounds * n as u64) as f64 / seconds,
-        steps: rounds * n as u64,
-        seconds,
-        episodes,
-    })
+    Ok(BenchReport::new(
+        envs.spec(),
+        n,
+        envs.num_workers(),
+        measured,
+    ))
 }
 
 /// Steps `num_envs` envs one after another on the calling thread, with no VecEnv and no other
@@ -81,29 +76,14 @@ pub fn bench_env(factory: EnvFactory, config: &BenchConfig) -> Result<BenchRepor
 /// a VecEnv the caller's thread polls for the workers' replies on a core of its own.)
 pub fn bench_inline(factory: EnvFactory, config: &BenchConfig) -> Result<BenchReport, VecEnvError> {
     let n = config.vec_env.num_envs;
-    let name = factory.name().to_string();
     if n == 0 {
         return Err(VecEnvError::Config {
-            env: name,
+            env: factory.name().to_string(),
             num_envs: 0,
             workers: 0,
         });
     }
-    let mut drivers = Vec::with_capacity(n);
-    for index in 0..n {
-        let env = catch_unwind(AssertUnwindSafe(|| factory.build()))
-            .map_err(|panic| VecEnvError::BuildPanicked {
-                env: name.clone(),
-                index,
-                message: panic_message(panic.as_ref()),
-            })?
-            .map_err(|cause| VecEnvError::Build {
-                env: name.clone(),
-                index,
-                cause,
-            })?;
-        drivers.push(EpisodeDriver::new(env, index));
-    }
+    let mut drivers = build_drivers(&factory, 0..n)?;
     let spec = drivers[0].spec().clone();
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let (mut obs, mut final_obs) = (vec![0.0f32; spec.obs_dim()], vec![0.0f32; spec.obs_dim()]);
@@ -114,7 +94,7 @@ pub fn bench_inline(factory: EnvFactory, config: &BenchConfig) -> Result<BenchRe
             .reset(Some(config.seed.wrapping_add(i as u64)), &mut obs)
             .map_err(fault)?;
     }
-    let (rounds, episodes, seconds) = measure(config.duration, || {
+    let measured = measure(config.duration, || {
         let mut episodes = 0;
         for driver in &mut drivers {
             spec.action_space.sample(&mut rng, &mut action);
@@ -125,24 +105,40 @@ pub fn bench_inline(factory: EnvFactory, config: &BenchConfig) -> Result<BenchRe
         }
         Ok(episodes)
     })?;
-    Ok(BenchReport {
-        env: spec.name.clone(),
-        envs: n,
-        workers: 0,
-        dt: spec.dt,
-        steps_per_sec: (rounds * n as u64) as f64 / seconds,
-        steps: rounds * n as u64,
-        seconds,
-        episodes,
-    })
+    Ok(BenchReport::new(&spec, n, 0, measured))
 }
+
+impl BenchReport {
+    /// The report of `envs` envs of `spec` on `workers` workers from what [`measure`] counted.
+    fn new(
+        spec: &EnvSpec,
+        envs: usize,
+        workers: usize,
+        (rounds, episodes, seconds): Measured,
+    ) -> Self {
+        let steps = rounds * envs as u64;
+        BenchReport {
+            env: spec.name.clone(),
+            envs,
+            workers,
+            dt: spec.dt,
+            steps_per_sec: steps as f64 / seconds,
+            steps,
+            seconds,
+            episodes,
+        }
+    }
+}
+
+/// (rounds, episodes, seconds) measured.
+type Measured = (u64, u64, f64);
 
 /// Runs `round` (one step of every env, returning the episodes it finished) 200 times to warm
 /// up, then in blocks of 64 until `duration` has passed: (rounds, episodes, seconds) measured.
 fn measure(
     duration: Duration,
     mut round: impl FnMut() -> Result<u64, VecEnvError>,
-) -> Result<(u64, u64, f64), VecEnvError> {
+) -> Result<Measured, VecEnvError> {
     for _ in 0..200 {
         round()?;
     }

@@ -250,6 +250,83 @@ fn gradients(p: &Policy) -> Vec<(String, Vec<f32>)> {
         .collect()
 }
 
+/// A replay's inputs, owned: `obs` given, the actions random, an episode start in the middle
+/// of sample 1, the recorded actor states random.
+struct Inputs {
+    obs: Tensor,
+    actions: Tensor,
+    starts: Tensor,
+    state0: PolicyState,
+    actor_h: Tensor,
+}
+
+impl Inputs {
+    fn new(p: &Policy, obs: Tensor, action_dim: i64) -> Inputs {
+        let (b, t) = (obs.size()[0], obs.size()[1]);
+        let cpu = (Kind::Float, Device::Cpu);
+        let starts = Tensor::zeros([b, t], cpu);
+        let _ = starts.get(b.min(2) - 1).get(t / 2).fill_(1.0);
+        Inputs {
+            actions: Tensor::randn([b, t, action_dim], cpu),
+            starts,
+            state0: p.initial_state(b),
+            actor_h: Tensor::randn([b, t, p.actor.state_size() as i64], cpu),
+            obs,
+        }
+    }
+
+    fn batch(&self) -> ReplayBatch<'_> {
+        ReplayBatch {
+            obs: &self.obs,
+            actions: &self.actions,
+            starts: &self.starts,
+            state0: &self.state0,
+            actor_h: &self.actor_h,
+        }
+    }
+}
+
+/// Replays `inputs` twice, each half backpropagating its own loss, then both losses summed and
+/// backpropagated once; asserts every parameter's gradient is the same to the bit (`to_bits`:
+/// −0 ≠ +0). Returns the gradients and whether the critic ran beside the actor.
+fn assert_two_passes_equal_one(
+    p: &Policy,
+    inputs: &Inputs,
+    critic_loss: fn(&Tensor) -> Tensor,
+    actor_loss: fn(&Evaluation) -> Tensor,
+) -> (Vec<(String, Vec<f32>)>, bool) {
+    let batch = inputs.batch();
+    let split = p
+        .replay(
+            &batch,
+            move |v, tape| tape.backward(&critic_loss(&v)),
+            |ev, tape| tape.backward(&actor_loss(&ev)),
+        )
+        .unwrap();
+    let two_passes = gradients(p);
+    for (_, t) in p.parameters() {
+        let _ = t.grad().zero_();
+    }
+    let one = p
+        .replay(
+            &batch,
+            move |v, _| critic_loss(&v),
+            |ev, tape| (actor_loss(&ev), tape),
+        )
+        .unwrap();
+    let (loss, tape) = one.actor;
+    tape.backward(&(loss + one.critic));
+    let bits = |g: &[f32]| g.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
+    for ((name, a), (_, b)) in two_passes.iter().zip(&gradients(p)) {
+        assert_eq!(
+            bits(a),
+            bits(b),
+            "{name}: two backward passes differ from one"
+        );
+    }
+    (two_passes, split.critic_beside)
+}
+
 #[test]
 fn the_critic_beside_the_actor_gives_the_gradients_of_one_backward_pass() {
     // An MLP critic without an encoder runs its half of the replay on the critic thread, and
@@ -257,62 +334,20 @@ fn the_critic_beside_the_actor_gives_the_gradients_of_one_backward_pass() {
     // the summed loss gives, to the bit: PPO's update relies on it for exact runs.
     let mut p = policy(true, -2.0, 4.0);
     p.set_update_threads(2);
-    let (b, t) = (3, 7);
-    let cpu = (Kind::Float, Device::Cpu);
-    let obs = Tensor::randn([b, t, 2], cpu);
-    let actions = Tensor::randn([b, t, 2], cpu);
-    let starts = Tensor::zeros([b, t], cpu);
-    let _ = starts.get(1).get(4).fill_(1.0);
-    let state0 = p.initial_state(b);
-    let actor_h = Tensor::randn([b, t, p.actor.state_size() as i64], cpu);
-    let batch = ReplayBatch {
-        obs: &obs,
-        actions: &actions,
-        starts: &starts,
-        state0: &state0,
-        actor_h: &actor_h,
-    };
-    let value_loss = |v: &Tensor| (v - 0.7).pow_tensor_scalar(2).mean(Kind::Float) * 0.5;
-    let actor_loss =
-        |ev: &Evaluation| -ev.logp.mean(Kind::Float) - ev.entropy.mean(Kind::Float) * 0.01;
-
-    let split = p
-        .replay(
-            &batch,
-            move |v, tape| tape.backward(&(value_loss(&v) * 0.5)),
-            |ev, tape| tape.backward(&actor_loss(&ev)),
-        )
-        .unwrap();
-    assert!(split.critic_beside, "an MLP critic runs beside the actor");
-    let two_passes = gradients(&p);
-    for (_, t) in p.parameters() {
-        let _ = t.grad().zero_();
-    }
-    let one = p
-        .replay(
-            &batch,
-            move |v, _| value_loss(&v),
-            |ev, tape| (actor_loss(&ev), tape),
-        )
-        .unwrap();
-    let (loss, tape) = one.actor;
-    tape.backward(&(loss + one.critic * 0.5));
-    let one_pass = gradients(&p);
-
+    let inputs = Inputs::new(&p, Tensor::randn([3, 7, 2], (Kind::Float, Device::Cpu)), 2);
+    let (grads, beside) = assert_two_passes_equal_one(
+        &p,
+        &inputs,
+        |v| (v - 0.7).pow_tensor_scalar(2).mean(Kind::Float) * 0.25,
+        |ev| -ev.logp.mean(Kind::Float) - ev.entropy.mean(Kind::Float) * 0.01,
+    );
+    assert!(beside, "an MLP critic runs beside the actor");
     for prefix in ["actor.", "critic.", "log_std"] {
-        let reached = two_passes
+        let reached = grads
             .iter()
             .filter(|(name, _)| name.starts_with(prefix))
             .any(|(_, g)| g.iter().any(|x| *x != 0.0));
         assert!(reached, "no gradient reached the {prefix} parameters");
-    }
-    let bits = |g: &[f32]| g.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
-    for ((name, a), (_, b)) in two_passes.iter().zip(&one_pass) {
-        assert_eq!(
-            bits(a),
-            bits(b),
-            "{name}: two backward passes differ from one"
-        );
     }
 }
 
@@ -323,81 +358,25 @@ fn with_an_encoder_the_two_halves_give_the_gradients_of_one_backward_pass() {
     let p = camera_policy(
         "cell = \"ltc\"\nwiring = { kind = \"auto_ncp\", units = 5, output_size = 1 }",
     );
-    let cpu = (Kind::Float, Device::Cpu);
-    let (b, t) = (2, 4);
-    let obs = Tensor::rand([b, t, 2 * 8 * 12 + 2], cpu);
-    let actions = Tensor::randn([b, t, 1], cpu);
-    let starts = Tensor::zeros([b, t], cpu);
-    let state0 = p.initial_state(b);
-    let actor_h = Tensor::randn([b, t, p.actor.state_size() as i64], cpu);
-    let batch = ReplayBatch {
-        obs: &obs,
-        actions: &actions,
-        starts: &starts,
-        state0: &state0,
-        actor_h: &actor_h,
-    };
-    let zero = || {
-        for (_, t) in p.parameters() {
-            let _ = t.grad().zero_();
-        }
-    };
-    let split = p
-        .replay(
-            &batch,
-            |v, tape| tape.backward(&v.pow_tensor_scalar(2).mean(Kind::Float)),
-            |ev, tape| tape.backward(&-ev.logp.mean(Kind::Float)),
-        )
-        .unwrap();
-    assert!(
-        !split.critic_beside,
-        "with an encoder the halves share one thread"
+    let obs = Tensor::rand([2, 4, 2 * 8 * 12 + 2], (Kind::Float, Device::Cpu));
+    let inputs = Inputs::new(&p, obs, 1);
+    let (grads, beside) = assert_two_passes_equal_one(
+        &p,
+        &inputs,
+        |v| v.pow_tensor_scalar(2).mean(Kind::Float),
+        |ev| -ev.logp.mean(Kind::Float),
     );
-    let two_passes = gradients(&p);
-    zero();
-    let one = p
-        .replay(
-            &batch,
-            |v, _| v.pow_tensor_scalar(2).mean(Kind::Float),
-            |ev, tape| (-ev.logp.mean(Kind::Float), tape),
-        )
-        .unwrap();
-    let (loss, tape) = one.actor;
-    tape.backward(&(loss + one.critic));
-    let one_pass = gradients(&p);
-    let bits = |g: &[f32]| g.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
-    let encoder = two_passes.iter().find(|(n, _)| n == "encoder.conv0.weight");
+    assert!(!beside, "with an encoder the halves share one thread");
+    let encoder = grads.iter().find(|(n, _)| n == "encoder.conv0.weight");
     assert!(encoder.is_some_and(|(_, g)| g.iter().any(|x| *x != 0.0)));
-    for ((name, a), (_, b)) in two_passes.iter().zip(&one_pass) {
-        assert_eq!(
-            bits(a),
-            bits(b),
-            "{name}: two backward passes differ from one"
-        );
-    }
 }
 
 #[test]
 fn a_panic_on_the_critic_thread_reaches_the_caller_after_the_actor_half() {
     let mut p = policy(true, -2.0, 4.0);
     p.set_update_threads(2);
-    let cpu = (Kind::Float, Device::Cpu);
-    let (obs, actions, starts) = (
-        Tensor::zeros([2, 3, 2], cpu),
-        Tensor::zeros([2, 3, 2], cpu),
-        Tensor::zeros([2, 3], cpu),
-    );
-    let (state0, actor_h) = (
-        p.initial_state(2),
-        Tensor::zeros([2, 3, p.actor.state_size() as i64], cpu),
-    );
-    let batch = ReplayBatch {
-        obs: &obs,
-        actions: &actions,
-        starts: &starts,
-        state0: &state0,
-        actor_h: &actor_h,
-    };
+    let inputs = Inputs::new(&p, Tensor::zeros([2, 3, 2], (Kind::Float, Device::Cpu)), 2);
+    let batch = inputs.batch();
     let actor_ran = std::cell::Cell::new(false);
     let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         p.replay(

@@ -22,6 +22,7 @@ use crate::env::{EnvError, EnvSpec};
 use crate::episode::EpisodeStats;
 use crate::registry::EnvFactory;
 pub use error::VecEnvError;
+pub(crate) use worker::build_drivers;
 pub use worker::recv_spinning;
 use worker::{recv_within, worker_main, Chunk, Command, Reply};
 

@@ -86,6 +86,30 @@ pub(super) fn recv_within<T>(
     }
 }
 
+/// Builds envs `indices` on the calling thread, each under its [`EpisodeDriver`]; a failed or
+/// panicking constructor is named with the env's index.
+pub(crate) fn build_drivers(
+    factory: &EnvFactory,
+    indices: std::ops::Range<usize>,
+) -> Result<Vec<EpisodeDriver>, VecEnvError> {
+    let mut drivers = Vec::with_capacity(indices.len());
+    for index in indices {
+        let env = catch_unwind(AssertUnwindSafe(|| factory.build()))
+            .map_err(|payload| VecEnvError::BuildPanicked {
+                env: factory.name().to_string(),
+                index,
+                message: panic_message(payload.as_ref()),
+            })?
+            .map_err(|cause| VecEnvError::Build {
+                env: factory.name().to_string(),
+                index,
+                cause,
+            })?;
+        drivers.push(EpisodeDriver::new(env, index));
+    }
+    Ok(drivers)
+}
+
 /// A worker thread: builds its envs, reports the spec, then serves commands until the
 /// channel closes.
 pub(super) fn worker_main(
@@ -97,28 +121,13 @@ pub(super) fn worker_main(
     replies: Sender<Reply>,
 ) {
     let name = factory.name().to_string();
-    let mut drivers = Vec::with_capacity(len);
-    for index in first..first + len {
-        match catch_unwind(AssertUnwindSafe(|| factory.build())) {
-            Ok(Ok(env)) => drivers.push(EpisodeDriver::new(env, index)),
-            Ok(Err(cause)) => {
-                let _ = replies.send(Reply::Ready(Err(VecEnvError::Build {
-                    env: name,
-                    index,
-                    cause,
-                })));
-                return;
-            }
-            Err(payload) => {
-                let _ = replies.send(Reply::Ready(Err(VecEnvError::BuildPanicked {
-                    env: name,
-                    index,
-                    message: panic_message(payload.as_ref()),
-                })));
-                return;
-            }
+    let mut drivers = match build_drivers(&factory, first..first + len) {
+        Ok(drivers) => drivers,
+        Err(e) => {
+            let _ = replies.send(Reply::Ready(Err(e)));
+            return;
         }
-    }
+    };
     let spec = drivers[0].spec().clone();
     if let Some(bad) = drivers.iter().position(|d| d.spec() != &spec) {
         let _ = replies.send(Reply::Ready(Err(VecEnvError::SpecMismatch {
