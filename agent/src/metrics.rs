@@ -62,7 +62,9 @@ pub mod names {
     pub const ROLLOUT_SECONDS: &str = "perf/rollout_seconds";
     /// Seconds in the PPO update.
     pub const UPDATE_SECONDS: &str = "perf/update_seconds";
-    /// Of the update: the actor's replay (forward).
+    /// Of the update: GAE, stacking the rollout, selecting each minibatch.
+    pub const BATCHING_SECONDS: &str = "perf/batching_seconds";
+    /// Of the update: the actor's replay (forward, log-probabilities and entropies).
     pub const ACTOR_SECONDS: &str = "perf/actor_seconds";
     /// The critic's half of the replay (values, value loss, backward); on a second thread,
     /// beside the actor's, when the critic is an MLP without an encoder.
@@ -98,6 +100,7 @@ pub const COLUMNS: &[&str] = &[
     names::GRAD_NORM,
     names::ROLLOUT_SECONDS,
     names::UPDATE_SECONDS,
+    names::BATCHING_SECONDS,
     names::ACTOR_SECONDS,
     names::CRITIC_SECONDS,
     names::CRITIC_WAIT_SECONDS,

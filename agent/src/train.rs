@@ -486,6 +486,7 @@ fn update_scalars(stats: &UpdateStats, sps: f64, lr: f64, episodes: &[(f64, u32)
         (names::GRAD_NORM, stats.grad_norm),
         (names::ROLLOUT_SECONDS, stats.rollout_seconds),
         (names::UPDATE_SECONDS, stats.update_seconds),
+        (names::BATCHING_SECONDS, stats.batching_seconds),
         (names::ACTOR_SECONDS, stats.actor_seconds),
         (names::CRITIC_SECONDS, stats.critic_seconds),
         (names::CRITIC_WAIT_SECONDS, stats.critic_wait_seconds),

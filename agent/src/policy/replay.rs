@@ -51,7 +51,8 @@ pub struct Replayed<A, C> {
     pub actor: A,
     /// The critic's half's result.
     pub critic: C,
-    /// Seconds of the actor's forward (and the encoder's).
+    /// Seconds of the actor's forward (and the encoder's), up to its log-probabilities and
+    /// entropies.
     pub actor_seconds: f64,
     /// Seconds of the critic's whole half: its values, then what `critic_side` did with them.
     pub critic_seconds: f64,
@@ -146,7 +147,8 @@ impl Policy {
     }
 
     /// The actor's replay from `encoded` (the encoder's detached leaf and its features) or the
-    /// observations, handed to `actor_side`; also the seconds of the forward.
+    /// observations, handed to `actor_side`; also the seconds of the forward (the log-
+    /// probabilities and entropies included).
     fn actor_half<A>(
         &self,
         batch: &ReplayBatch,
@@ -160,7 +162,6 @@ impl Policy {
         let (out, _, mut tape) =
             self.actor
                 .forward_sequence_train(obs, state0, Some(ts), Some(batch.starts));
-        let seconds = started.elapsed().as_secs_f64();
         if let Some((leaf, features)) = encoded {
             tape = tape.with_upstream(leaf, features);
         }
@@ -179,6 +180,7 @@ impl Policy {
                 (logp, entropy)
             }
         };
+        let seconds = started.elapsed().as_secs_f64();
         (actor_side(Evaluation { logp, entropy }, tape), seconds)
     }
 }

@@ -43,7 +43,10 @@ pub struct UpdateStats {
     pub rollout_seconds: f64,
     /// Wall time spent in GAE and the PPO epochs.
     pub update_seconds: f64,
-    /// Of the update: replaying the actor over the minibatches (forward).
+    /// Of the update: GAE, stacking the rollout's tensors, and selecting each minibatch's rows.
+    pub batching_seconds: f64,
+    /// Of the update: replaying the actor over the minibatches (its forward pass, then the
+    /// log-probabilities and entropies of the taken actions).
     pub actor_seconds: f64,
     /// The critic's half of the replay: its values, the value loss and their backward. With
     /// `critic_beside` it ran on a second thread, beside the actor's half, and is no part of
@@ -71,6 +74,7 @@ pub fn update(
     cfg: &PpoConfig,
     shuffle_seed: u64,
 ) -> Result<UpdateStats> {
+    let batching_started = Instant::now();
     let device = policy.device();
     let n = rollout.last_values.len();
     let t_len = rollout.obs.len();
@@ -107,7 +111,10 @@ pub fn update(
     // ---- PPO epochs over minibatches of whole envs ---------------------------------
     let mut rng = ChaCha8Rng::seed_from_u64(shuffle_seed);
     let per_mb = n / cfg.minibatches;
-    let mut stats = UpdateStats::default();
+    let mut stats = UpdateStats {
+        batching_seconds: batching_started.elapsed().as_secs_f64(),
+        ..UpdateStats::default()
+    };
     let mut env_order: Vec<i64> = (0..n as i64).collect();
     let mut count = 0.0;
     'epochs: for epoch in 0..cfg.epochs {
@@ -115,11 +122,12 @@ pub fn update(
         let mut epoch_kl = 0.0;
         let mut epoch_mbs = 0.0;
         for mb in 0..cfg.minibatches {
-            let idx =
-                Tensor::from_slice(&env_order[mb * per_mb..(mb + 1) * per_mb]).to_device(device);
             let optimizer_started = Instant::now();
             adam.zero_grad(params);
             stats.optimizer_seconds += optimizer_started.elapsed().as_secs_f64();
+            let batching_started = Instant::now();
+            let idx =
+                Tensor::from_slice(&env_order[mb * per_mb..(mb + 1) * per_mb]).to_device(device);
             let mb_ret = returns.index_select(0, &idx);
             let mb_old_v = old_values.index_select(0, &idx);
             let mb_old_logp = old_logp.index_select(0, &idx);
@@ -131,6 +139,7 @@ pub fn update(
                 state0: &rollout.state0.select(&idx),
                 actor_h: &actor_h.index_select(0, &idx),
             };
+            stats.batching_seconds += batching_started.elapsed().as_secs_f64();
             // The loss is `pg_loss − ent_coef · entropy + vf_coef · v_loss`; each half of the
             // replay backpropagates its own terms (see `Policy::replay`).
             let (clip_vloss, clip_coef, vf_coef) = (cfg.clip_vloss, cfg.clip_coef, cfg.vf_coef);

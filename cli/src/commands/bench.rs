@@ -240,6 +240,7 @@ fn bench_train(args: TrainBench, registry: &Registry) -> Result<()> {
             for (sum, x) in [
                 (&mut total.rollout_seconds, s.rollout_seconds),
                 (&mut total.update_seconds, s.update_seconds),
+                (&mut total.batching_seconds, s.batching_seconds),
                 (&mut total.actor_seconds, s.actor_seconds),
                 (&mut total.critic_seconds, s.critic_seconds),
                 (&mut total.critic_wait_seconds, s.critic_wait_seconds),
@@ -261,7 +262,9 @@ fn bench_train(args: TrainBench, registry: &Registry) -> Result<()> {
         } else {
             (total.critic_seconds, 0.0)
         };
+        // What no part measures: the replay's set-up, reading the losses and statistics.
         let rest = total.update_seconds
+            - total.batching_seconds
             - total.actor_seconds
             - critic_inline
             - critic_wait
@@ -293,9 +296,10 @@ fn bench_train(args: TrainBench, registry: &Registry) -> Result<()> {
             format!("critic {:.1}", ms(critic_inline))
         };
         println!(
-            "per update: rollout {:.1} ms; update {:.1} ms = actor {:.1} + {critic} + loss {:.1} + backward {:.1} + optimizer {:.1} + gae and batching {:.1}",
+            "per update: rollout {:.1} ms; update {:.1} ms = gae and batching {:.1} + actor {:.1} + {critic} + loss {:.1} + backward {:.1} + optimizer {:.1} + other {:.1}",
             ms(total.rollout_seconds),
             ms(total.update_seconds),
+            ms(total.batching_seconds),
             ms(total.actor_seconds),
             ms(total.loss_seconds),
             ms(total.backward_seconds),
