@@ -23,6 +23,6 @@ pub mod plumbing;
 
 pub use math::{fast_exp, sigmoid};
 pub use plumbing::{
-    forward_sequence, forward_sequence_train, step, to_tensor, values, Gradients, Kernel,
-    ParamCache, Run, Tape,
+    forward_sequence, forward_sequence_train, parameters_written, step, to_tensor, values,
+    Gradients, Kernel, ParamCache, Run, Tape,
 };

@@ -2,6 +2,7 @@
 //! [`Kernel`] trait a kernel implements, the sequence / streaming-step / training entry points,
 //! the [`Tape`] that hands a kernel's gradients to libtorch autograd, and the parameter cache.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tch::{Device, Kind, Tensor};
@@ -265,13 +266,25 @@ impl Tape {
 }
 
 /// A kernel's parameters cached between calls and rebuilt when any parameter tensor changes
-/// (libtorch bumps a tensor's version on every in-place update, e.g. an optimizer step).
+/// (libtorch bumps a tensor's version on every in-place update, e.g. an optimizer step, and a
+/// write that bypasses libtorch calls [`parameters_written`]).
 pub struct ParamCache<K> {
     slot: Mutex<Option<(ParamsKey, Arc<K>)>>,
 }
 
-/// (version, data pointer) of every parameter tensor: changes whenever a parameter does.
-type ParamsKey = Vec<(i64, usize)>;
+/// The generation of every [`ParamCache`]'s key, and (version, data pointer) of every parameter
+/// tensor: changes whenever a parameter does.
+type ParamsKey = (u64, Vec<(i64, usize)>);
+
+/// Bumped by [`parameters_written`]: part of every cache key.
+static WRITES: AtomicU64 = AtomicU64::new(0);
+
+/// Says that parameter tensors were written without libtorch (through their data pointers, as
+/// the optimizer's step does), so their versions did not change: every [`ParamCache`]
+/// rebuilds on its next call.
+pub fn parameters_written() {
+    WRITES.fetch_add(1, Ordering::Release);
+}
 
 impl<K> Default for ParamCache<K> {
     fn default() -> Self {
@@ -284,10 +297,13 @@ impl<K> Default for ParamCache<K> {
 impl<K> ParamCache<K> {
     /// The cached kernel if none of `tensors` changed since it was built, else `build()`.
     pub fn get(&self, tensors: &[&Tensor], build: impl FnOnce() -> K) -> Arc<K> {
-        let key: ParamsKey = tensors
-            .iter()
-            .map(|t| (t.internal_version(), t.data_ptr() as usize))
-            .collect();
+        let key: ParamsKey = (
+            WRITES.load(Ordering::Acquire),
+            tensors
+                .iter()
+                .map(|t| (t.internal_version(), t.data_ptr() as usize))
+                .collect(),
+        );
         let mut slot = match self.slot.lock() {
             Ok(s) => s,
             Err(poisoned) => poisoned.into_inner(),

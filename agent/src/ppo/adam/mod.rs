@@ -6,8 +6,10 @@
 //! small networks of an NCP policy the per-operation dispatch, not the arithmetic, is the cost.
 //! Once every parameter has a gradient, the gradients move into a flat buffer too (each `.grad`
 //! becomes a view of it, and autograd keeps adding into it in place), so zeroing them is one
-//! operation and a step reads them without gathering. The step lands in a flat buffer whose
-//! per-parameter views are made once. Every element sees exactly the operations it would see
+//! operation and a step reads them without gathering. On the CPU the step then runs as plain
+//! loops over the flat buffers (libtorch's square root aside) and writes the parameters in
+//! place; elsewhere it lands in a flat buffer whose per-parameter views are made once and are
+//! subtracted from the parameters. Every element sees exactly the operations it would see
 //! tensor by tensor, so the result is the same to the last bit.
 
 use tch::{Kind, Tensor};
@@ -34,6 +36,9 @@ pub struct Adam {
     delta_views: Vec<Tensor>,
     /// The gradients, flat, once every parameter has one: each `.grad` is a view into it.
     grads: Option<Tensor>,
+    /// Whether a step on the CPU may run as host loops ([`Adam::host_step`]); the tests turn
+    /// it off to compare the two ways.
+    host_loops: bool,
 }
 
 impl Adam {
@@ -65,6 +70,7 @@ impl Adam {
             delta,
             delta_views,
             grads: None,
+            host_loops: true,
         }
     }
 
@@ -186,6 +192,11 @@ impl Adam {
             None if grads.iter().all(Tensor::defined) => Some(self.bind_grads(&grads)),
             None => None,
         };
+        if let Some(flat) = flat.as_ref().filter(|flat| self.on_host(flat, params)) {
+            self.host_step(params, flat, scale, (b1, b2, bc1, bc2));
+            wormnet_ncp::kernels::parameters_written();
+            return;
+        }
         tch::no_grad(|| {
             if let Some(flat) = flat {
                 // Every parameter has a gradient: one pass over the flat buffers.
@@ -229,6 +240,71 @@ impl Adam {
         });
     }
 
+    /// Whether the step can run as loops over host memory: the flat gradients, the moments and
+    /// every parameter are contiguous f32 tensors on the CPU, each parameter as long as its
+    /// slice of the flat buffers.
+    fn on_host(&self, grads: &Tensor, params: &[Tensor]) -> bool {
+        if !self.host_loops {
+            return false;
+        }
+        let plain = |t: &Tensor| {
+            t.device() == tch::Device::Cpu && t.kind() == Kind::Float && t.is_contiguous()
+        };
+        [grads, &self.exp_avg, &self.exp_avg_sq]
+            .into_iter()
+            .all(plain)
+            && params
+                .iter()
+                .zip(&self.layout)
+                .all(|(p, (_, _, n))| plain(p) && p.numel() as i64 == *n)
+    }
+
+    /// The step as loops over the flat buffers around one libtorch operation (the square
+    /// root), each parameter written through its data pointer: on an NCP policy's few
+    /// thousand parameters, the ~35 operations of the tensor step cost more than the
+    /// arithmetic. Each element sees the operations of [`Adam::moments_step`] and the
+    /// subtraction in their order and in f32 (every scalar rounded to f32 as libtorch rounds
+    /// it), so the result is the same to the bit. The caller checked [`Adam::on_host`].
+    fn host_step(
+        &mut self,
+        params: &[Tensor],
+        grads: &Tensor,
+        scale: Option<f64>,
+        (b1, b2, bc1, bc2): (f64, f64, f64, f64),
+    ) {
+        let len = self.exp_avg.numel();
+        // SAFETY: `on_host` checked that these are contiguous f32 CPU tensors of `len`
+        // elements (the flat buffers) or of their slice's length (the parameters); the flat
+        // buffers and the parameters are distinct allocations, and nothing else runs on them
+        // during the step (the critic's thread is between jobs).
+        let host =
+            |t: &Tensor| unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut f32, len) };
+        let (g, m, v): (&[f32], _, _) = (host(grads), host(&self.exp_avg), host(&self.exp_avg_sq));
+        let scale = scale.map(|s| s as f32);
+        let (b1, new1) = (b1 as f32, (1.0 - b1) as f32);
+        let (b2, new2) = (b2 as f32, (1.0 - b2) as f32);
+        for ((&g, m), v) in g.iter().zip(m.iter_mut()).zip(v.iter_mut()) {
+            let g = scale.map_or(g, |s| g * s);
+            *m = *m * b1 + g * new1;
+            *v = *v * b2 + g * g * new2;
+        }
+        // libtorch's square root (MKL's) is not always the correctly rounded one that Rust's
+        // is (0.7 % of random floats differ in the last bit): one operation keeps its bits.
+        let _ = self.exp_avg_sq.sqrt_out(&self.delta);
+        let (sqrt_v, m) = (host(&self.delta), host(&self.exp_avg));
+        let (sqrt_bc2, eps, step) = (bc2.sqrt() as f32, self.eps as f32, (self.lr / bc1) as f32);
+        for (p, (_, offset, n)) in params.iter().zip(&self.layout) {
+            let range = *offset as usize..(*offset + *n) as usize;
+            // SAFETY: as above, for this parameter's `n` elements.
+            let p =
+                unsafe { std::slice::from_raw_parts_mut(p.data_ptr() as *mut f32, range.len()) };
+            for ((p, m), sqrt_v) in p.iter_mut().zip(&m[range.clone()]).zip(&sqrt_v[range]) {
+                let denom = sqrt_v / sqrt_bc2 + eps;
+                *p -= m / denom * step;
+            }
+        }
+    }
+
     /// Updates the moments `m`, `v` in place from the gradient `g` and writes the step to
     /// subtract from the parameters into `delta`: `lr / bc1 · m / (√v / √bc2 + eps)`.
     fn moments_step(
@@ -268,195 +344,4 @@ fn grad_norm(params: &[Tensor]) -> f64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    use tch::nn::OptimizerConfig;
-
-    /// Clipping as `torch.nn.utils.clip_grad_norm_` does it, each gradient scaled in place:
-    /// the reference [`Adam::clip_and_step`] must match.
-    fn clip_grad_norm(params: &[Tensor], max_norm: f64) -> f64 {
-        let total = grad_norm(params);
-        let coef = max_norm / (total + 1e-6);
-        if coef < 1.0 {
-            tch::no_grad(|| {
-                for g in params.iter().map(Tensor::grad).filter(Tensor::defined) {
-                    let mut g = g.shallow_clone();
-                    let _ = g.g_mul_scalar_(coef);
-                }
-            });
-        }
-        total
-    }
-
-    #[test]
-    fn matches_libtorch_adam_step_for_step() {
-        tch::manual_seed(3);
-        let vs = tch::nn::VarStore::new(tch::Device::Cpu);
-        let w_ref = vs.root().randn("w", &[4, 3], 0.0, 1.0);
-        let mut opt = tch::nn::Adam::default().eps(1e-5).build(&vs, 1e-2).unwrap();
-        let mut w_ours = w_ref.detach().copy().set_requires_grad(true);
-        let mut ours = Adam::new(&[w_ours.shallow_clone()], 1e-2, 1e-5);
-        let x = Tensor::randn([5, 4], (Kind::Float, tch::Device::Cpu));
-        for _ in 0..5 {
-            opt.zero_grad();
-            let loss = x
-                .matmul(&w_ref)
-                .tanh()
-                .pow_tensor_scalar(2)
-                .sum(Kind::Float);
-            loss.backward();
-            opt.step();
-
-            w_ours.zero_grad();
-            let loss = x
-                .matmul(&w_ours)
-                .tanh()
-                .pow_tensor_scalar(2)
-                .sum(Kind::Float);
-            loss.backward();
-            ours.step(&[w_ours.shallow_clone()]);
-        }
-        let diff = (&w_ref - &w_ours).abs().max().double_value(&[]);
-        assert!(diff < 1e-6, "max difference {diff}");
-    }
-
-    /// Adam one tensor at a time, as torch writes it: what the flat buffers must equal.
-    fn reference_step(params: &[Tensor], moments: &mut [(Tensor, Tensor)], t: i32, lr: f64) {
-        let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-5);
-        let (bc1, bc2) = (1.0 - b1.powi(t), 1.0 - b2.powi(t));
-        tch::no_grad(|| {
-            for (p, (m, v)) in params.iter().zip(moments.iter_mut()) {
-                let g = p.grad();
-                if !g.defined() {
-                    continue;
-                }
-                let _ = m.g_mul_scalar_(b1).g_add_(&(&g * (1.0 - b1)));
-                let _ = v.g_mul_scalar_(b2).g_add_(&(&g * &g * (1.0 - b2)));
-                let denom = v.sqrt() / bc2.sqrt() + eps;
-                let _ = p.shallow_clone().g_sub_(&(&*m / &denom * (lr / bc1)));
-            }
-        });
-    }
-
-    fn cpu(values: &[f32]) -> Tensor {
-        Tensor::from_slice(values).set_requires_grad(true)
-    }
-
-    #[test]
-    fn flat_buffers_give_the_per_tensor_result_to_the_bit() {
-        // Copies of one draw: libtorch's generator is process-wide, and other tests draw from it
-        // in parallel, so reseeding would not promise the same values twice.
-        tch::manual_seed(5);
-        let init = [vec![3i64, 4], vec![7], vec![2, 2, 2]]
-            .map(|s| Tensor::randn(s.as_slice(), (Kind::Float, tch::Device::Cpu)));
-        let make = || init.each_ref().map(|t| t.copy().set_requires_grad(true));
-        let (ours, theirs) = (make(), make());
-        let mut adam = Adam::new(&ours, 3e-3, 1e-5);
-        let mut moments: Vec<(Tensor, Tensor)> = theirs
-            .iter()
-            .map(|p| (p.zeros_like(), p.zeros_like()))
-            .collect();
-        for step in 1..=6 {
-            // After the first step our gradients live in Adam's flat buffer.
-            assert_eq!(adam.bound_grads(&ours).is_some(), step > 1, "step {step}");
-            adam.zero_grad(&ours);
-            for p in theirs.iter() {
-                p.shallow_clone().zero_grad();
-            }
-            for params in [&ours, &theirs] {
-                let loss = params
-                    .iter()
-                    .map(|p| p.sin().pow_tensor_scalar(2).sum(Kind::Float))
-                    .fold(Tensor::from(0.0f32), |a, b| a + b);
-                loss.backward();
-            }
-            adam.step(&ours);
-            reference_step(&theirs, &mut moments, step, 3e-3);
-            for (a, b) in ours.iter().zip(&theirs) {
-                assert!(a.equal(b), "step {step}: parameters differ");
-            }
-        }
-        for (i, (m, v)) in moments.iter().enumerate() {
-            assert!(adam.exp_avg(i).equal(m) && adam.exp_avg_sq(i).equal(v));
-        }
-    }
-
-    #[test]
-    fn a_parameter_without_a_gradient_is_left_alone() {
-        let (a, b) = (cpu(&[1.0, 2.0]), cpu(&[3.0]));
-        let reference = cpu(&[1.0, 2.0]);
-        let mut adam = Adam::new(&[a.shallow_clone(), b.shallow_clone()], 0.1, 1e-5);
-        (&a * &a).sum(Kind::Float).backward(); // b has never had a gradient
-        (&reference * &reference).sum(Kind::Float).backward();
-        adam.step(&[a.shallow_clone(), b.shallow_clone()]);
-        let mut moments = [(reference.zeros_like(), reference.zeros_like())];
-        reference_step(&[reference.shallow_clone()], &mut moments, 1, 0.1);
-        assert!(a.equal(&reference), "the per-tensor path differs");
-        assert!(b.equal(&Tensor::from_slice(&[3.0f32])));
-        assert!(adam
-            .exp_avg_sq(1)
-            .equal(&Tensor::zeros([1], (Kind::Float, tch::Device::Cpu))));
-        // Restoring moments of the wrong shape is refused.
-        let wrong = Tensor::zeros([3], (Kind::Float, tch::Device::Cpu));
-        assert!(!adam.set_moments(0, &wrong, &wrong));
-    }
-
-    #[test]
-    fn clip_and_step_equals_clipping_then_stepping_to_the_bit() {
-        for max_norm in [0.05, 1e3] {
-            // Both runs start from copies of one draw (the generator is shared across tests).
-            tch::manual_seed(7);
-            let init = [
-                Tensor::randn([3, 4], (Kind::Float, tch::Device::Cpu)),
-                Tensor::randn([5], (Kind::Float, tch::Device::Cpu)),
-            ];
-            let run = |fused: bool| {
-                let params = init.each_ref().map(|t| t.copy().set_requires_grad(true));
-                let mut adam = Adam::new(&params, 3e-3, 1e-5);
-                let mut norms = Vec::new();
-                for _ in 0..3 {
-                    for p in &params {
-                        p.shallow_clone().zero_grad();
-                    }
-                    let loss = params[0].pow_tensor_scalar(3).sum(Kind::Float)
-                        + (&params[1] * 2.5).sin().sum(Kind::Float);
-                    loss.backward();
-                    norms.push(if fused {
-                        adam.clip_and_step(&params, max_norm)
-                    } else {
-                        let norm = clip_grad_norm(&params, max_norm);
-                        adam.step(&params);
-                        norm
-                    });
-                }
-                (
-                    params.map(|p| Vec::<f32>::try_from(p.reshape([-1])).unwrap()),
-                    norms,
-                )
-            };
-            assert_eq!(run(true), run(false), "max_norm {max_norm}");
-        }
-    }
-
-    #[test]
-    fn an_optimizer_without_parameters_steps_without_error() {
-        let mut adam = Adam::new(&[], 0.1, 1e-5);
-        adam.zero_grad(&[]);
-        assert_eq!(adam.clip_and_step(&[], 0.5), 0.0);
-        assert_eq!(adam.step, 1);
-    }
-
-    #[test]
-    fn clipping_bounds_the_global_norm() {
-        let a = Tensor::from_slice(&[3.0f32]).set_requires_grad(true);
-        let b = Tensor::from_slice(&[4.0f32]).set_requires_grad(true);
-        (&a * &a * 0.5 + &b * &b * 0.5).sum(Kind::Float).backward(); // grads 3 and 4
-        let norm = clip_grad_norm(&[a.shallow_clone(), b.shallow_clone()], 0.5);
-        assert!((norm - 5.0).abs() < 1e-5);
-        let ga = a.grad().double_value(&[0]);
-        let gb = b.grad().double_value(&[0]);
-        assert!(((ga * ga + gb * gb).sqrt() - 0.5).abs() < 1e-5);
-        assert!((ga / gb - 0.75).abs() < 1e-5, "direction kept");
-    }
-}
+mod tests;
