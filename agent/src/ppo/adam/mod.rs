@@ -14,6 +14,8 @@
 
 use tch::{Kind, Tensor};
 
+mod norm;
+
 /// Adam as `torch.optim.Adam` computes it (bias-corrected, eps added after the square root).
 pub struct Adam {
     /// Learning rate (the trainer anneals it).
@@ -166,10 +168,40 @@ impl Adam {
     /// done once on the flat gradient (the `.grad` tensors themselves are left unscaled);
     /// returns the norm before clipping (logged as a training diagnostic).
     pub fn clip_and_step(&mut self, params: &[Tensor], max_norm: f64) -> f64 {
-        let total = grad_norm(params);
+        let total = self.host_norm(params).unwrap_or_else(|| grad_norm(params));
         let coef = max_norm / (total + 1e-6);
         self.step_scaled(params, (coef < 1.0).then_some(coef));
         total
+    }
+
+    /// The gradients' global norm from host loops over the flat buffer ([`norm`]), to the bit
+    /// as [`grad_norm`] gives it; `None` where those loops do not apply (the gradients not yet
+    /// in the flat buffer, not on the CPU, a tensor long enough for libtorch to sum it on
+    /// several threads, or a libtorch whose sums they do not reproduce).
+    fn host_norm(&self, params: &[Tensor]) -> Option<f64> {
+        let flat = self.bound_grads(params)?;
+        let short = self
+            .layout
+            .iter()
+            .all(|(_, _, n)| (*n as usize) < norm::MAX_LEN);
+        if !short || !self.on_host(flat, params) {
+            return None;
+        }
+        let lanes = norm::lanes()?;
+        let len = self.exp_avg.numel();
+        // SAFETY: `on_host` checked that the flat gradients are a contiguous f32 CPU tensor of
+        // `len` elements; nothing writes to them while this reads.
+        let grads = unsafe { std::slice::from_raw_parts(flat.data_ptr() as *const f32, len) };
+        let slices: Vec<(usize, usize)> = self
+            .layout
+            .iter()
+            .map(|(_, offset, n)| (*offset as usize, *n as usize))
+            .collect();
+        let squares = norm::sum_of_squares(grads, &slices, lanes);
+        // libtorch's square root, as for the per-tensor norm (its bits are not always Rust's).
+        Some(tch::no_grad(|| {
+            Tensor::from(squares).sqrt().double_value(&[])
+        }))
     }
 
     /// One update from the gradients, multiplied by `scale` when given.
