@@ -180,18 +180,18 @@ impl Adam {
     /// several threads, or a libtorch whose sums they do not reproduce).
     fn host_norm(&self, params: &[Tensor]) -> Option<f64> {
         let flat = self.bound_grads(params)?;
-        let short = self
-            .layout
-            .iter()
-            .all(|(_, _, n)| (*n as usize) < norm::MAX_LEN);
+        // The last sum runs over one value per parameter.
+        let short = self.layout.len() < norm::MAX_LEN
+            && self
+                .layout
+                .iter()
+                .all(|(_, _, n)| (*n as usize) < norm::MAX_LEN);
         if !short || !self.on_host(flat, params) {
             return None;
         }
         let lanes = norm::lanes()?;
-        let len = self.exp_avg.numel();
-        // SAFETY: `on_host` checked that the flat gradients are a contiguous f32 CPU tensor of
-        // `len` elements; nothing writes to them while this reads.
-        let grads = unsafe { std::slice::from_raw_parts(flat.data_ptr() as *const f32, len) };
+        // SAFETY: `on_host` checked the flat gradients (see `host_step`); this only reads.
+        let grads = unsafe { host_slice(flat) };
         let slices: Vec<(usize, usize)> = self
             .layout
             .iter()
@@ -273,22 +273,29 @@ impl Adam {
     }
 
     /// Whether the step can run as loops over host memory: the flat gradients, the moments and
-    /// every parameter are contiguous f32 tensors on the CPU, each parameter as long as its
-    /// slice of the flat buffers.
+    /// the step's buffer are contiguous f32 tensors on the CPU as long as the moments, and every
+    /// parameter is one as long as its slice of them (none empty: an empty tensor's data pointer
+    /// may be null).
     fn on_host(&self, grads: &Tensor, params: &[Tensor]) -> bool {
         if !self.host_loops {
             return false;
         }
-        let plain = |t: &Tensor| {
-            t.device() == tch::Device::Cpu && t.kind() == Kind::Float && t.is_contiguous()
+        let plain = |t: &Tensor, n: usize| {
+            t.device() == tch::Device::Cpu
+                && t.kind() == Kind::Float
+                && t.is_contiguous()
+                && t.numel() == n
+                && n > 0
+                && !t.data_ptr().is_null()
         };
-        [grads, &self.exp_avg, &self.exp_avg_sq]
+        let len = self.exp_avg.numel();
+        [grads, &self.exp_avg, &self.exp_avg_sq, &self.delta]
             .into_iter()
-            .all(plain)
+            .all(|t| plain(t, len))
             && params
                 .iter()
                 .zip(&self.layout)
-                .all(|(p, (_, _, n))| plain(p) && p.numel() as i64 == *n)
+                .all(|(p, (_, _, n))| plain(p, *n as usize))
     }
 
     /// The step as loops over the flat buffers around one libtorch operation (the square
@@ -304,14 +311,19 @@ impl Adam {
         scale: Option<f64>,
         (b1, b2, bc1, bc2): (f64, f64, f64, f64),
     ) {
-        let len = self.exp_avg.numel();
-        // SAFETY: `on_host` checked that these are contiguous f32 CPU tensors of `len`
-        // elements (the flat buffers) or of their slice's length (the parameters); the flat
-        // buffers and the parameters are distinct allocations, and nothing else runs on them
-        // during the step (the critic's thread is between jobs).
-        let host =
-            |t: &Tensor| unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut f32, len) };
-        let (g, m, v): (&[f32], _, _) = (host(grads), host(&self.exp_avg), host(&self.exp_avg_sq));
+        // SAFETY (every slice below): `on_host` checked that each tensor is a non-empty,
+        // contiguous f32 CPU tensor as long as the slice made of it (a libtorch allocation, so
+        // aligned); the gradients, the moments, the step's buffer and the parameters are
+        // separate allocations (`new` and `bind_grads` make the buffers), no two mutable slices
+        // of one tensor are alive at once, and nothing else touches them during the step (the
+        // critic's thread is between jobs: a replay returns only once its half is done).
+        let g = unsafe { host_slice(grads) };
+        let (m, v) = unsafe {
+            (
+                host_slice_mut(&self.exp_avg),
+                host_slice_mut(&self.exp_avg_sq),
+            )
+        };
         let scale = scale.map(|s| s as f32);
         let (b1, new1) = (b1 as f32, (1.0 - b1) as f32);
         let (b2, new2) = (b2 as f32, (1.0 - b2) as f32);
@@ -323,13 +335,11 @@ impl Adam {
         // libtorch's square root (MKL's) is not always the correctly rounded one that Rust's
         // is (0.7 % of random floats differ in the last bit): one operation keeps its bits.
         let _ = self.exp_avg_sq.sqrt_out(&self.delta);
-        let (sqrt_v, m) = (host(&self.delta), host(&self.exp_avg));
+        let (sqrt_v, m) = unsafe { (host_slice(&self.delta), host_slice(&self.exp_avg)) };
         let (sqrt_bc2, eps, step) = (bc2.sqrt() as f32, self.eps as f32, (self.lr / bc1) as f32);
         for (p, (_, offset, n)) in params.iter().zip(&self.layout) {
             let range = *offset as usize..(*offset + *n) as usize;
-            // SAFETY: as above, for this parameter's `n` elements.
-            let p =
-                unsafe { std::slice::from_raw_parts_mut(p.data_ptr() as *mut f32, range.len()) };
+            let p = unsafe { host_slice_mut(p) };
             for ((p, m), sqrt_v) in p.iter_mut().zip(&m[range.clone()]).zip(&sqrt_v[range]) {
                 let denom = sqrt_v / sqrt_bc2 + eps;
                 *p -= m / denom * step;
@@ -373,6 +383,23 @@ fn grad_norm(params: &[Tensor]) -> f64 {
             .sqrt()
             .double_value(&[])
     })
+}
+
+/// A tensor's elements as a slice. Safety: `t` is a non-empty, contiguous f32 CPU tensor
+/// ([`Adam::on_host`]) that nothing writes to while the slice lives.
+unsafe fn host_slice(t: &Tensor) -> &[f32] {
+    // SAFETY: the caller's promise.
+    unsafe { std::slice::from_raw_parts(t.data_ptr() as *const f32, t.numel()) }
+}
+
+/// A tensor's elements as a mutable slice, written without libtorch: its version does not
+/// change (so autograd's check for in-place changes cannot see it, and the kernels' caches are
+/// told by `parameters_written`). Safety: as [`host_slice`], and nothing else reads or writes
+/// the tensor while the slice lives.
+#[allow(clippy::mut_from_ref)]
+unsafe fn host_slice_mut(t: &Tensor) -> &mut [f32] {
+    // SAFETY: the caller's promise.
+    unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut f32, t.numel()) }
 }
 
 #[cfg(test)]
