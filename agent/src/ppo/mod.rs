@@ -6,9 +6,11 @@
 //! - [`gae`]: advantages, with terminated and truncated episodes told apart.
 //! - [`update`]: the epochs and the whole loss in one function.
 //! - [`adam`]: Adam with checkpointable moments, and the global grad-norm clip.
+//! - [`sums`]: float sums in libtorch's order from host loops (the norm, the loss's statistics).
 
 pub mod adam;
 pub mod config;
 pub mod gae;
 pub mod rollout;
+pub(crate) mod sums;
 pub mod update;

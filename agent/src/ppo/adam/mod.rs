@@ -16,6 +16,8 @@ use tch::{Kind, Tensor};
 
 mod norm;
 
+use super::sums;
+
 /// Adam as `torch.optim.Adam` computes it (bias-corrected, eps added after the square root).
 pub struct Adam {
     /// Learning rate (the trainer anneals it).
@@ -181,15 +183,15 @@ impl Adam {
     fn host_norm(&self, params: &[Tensor]) -> Option<f64> {
         let flat = self.bound_grads(params)?;
         // The last sum runs over one value per parameter.
-        let short = self.layout.len() < norm::MAX_LEN
+        let short = self.layout.len() < sums::MAX_LEN
             && self
                 .layout
                 .iter()
-                .all(|(_, _, n)| (*n as usize) < norm::MAX_LEN);
+                .all(|(_, _, n)| (*n as usize) < sums::MAX_LEN);
         if !short || !self.on_host(flat, params) {
             return None;
         }
-        let lanes = norm::lanes()?;
+        let lanes = sums::lanes()?;
         // SAFETY: `on_host` checked the flat gradients (see `host_step`); this only reads.
         let grads = unsafe { host_slice(flat) };
         let slices: Vec<(usize, usize)> = self
