@@ -271,8 +271,8 @@ fn tensor_ratio_stats(logratio: &Tensor, ratio: &Tensor, clip_coef: f64) -> [f64
 
 /// [`ratio_stats`] from host loops: the same f32 operations per sample, and each mean as
 /// libtorch takes it (its sum, [`sums::sum`], divided by the count); `None` where that does not
-/// apply (off the CPU, not contiguous f32, too long for one thread's order, or no vector width
-/// found).
+/// apply (off the CPU, not contiguous f32, too long for one thread's order, or not exactly one
+/// vector width found).
 fn host_ratio_stats(logratio: &Tensor, ratio: &Tensor, clip_coef: f64) -> Option<[f64; 3]> {
     let n = logratio.numel();
     let plain = |t: &Tensor| {
