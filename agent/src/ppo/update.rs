@@ -11,7 +11,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tch::{Device, Kind, Tensor};
 
-use super::adam::Adam;
+use super::adam::{host_f32, host_slice, Adam};
 use super::config::PpoConfig;
 use super::gae::{gae, GaeInput};
 use super::rollout::Rollout;
@@ -275,25 +275,12 @@ fn tensor_ratio_stats(logratio: &Tensor, ratio: &Tensor, clip_coef: f64) -> [f64
 /// vector width found).
 fn host_ratio_stats(logratio: &Tensor, ratio: &Tensor, clip_coef: f64) -> Option<[f64; 3]> {
     let n = logratio.numel();
-    let plain = |t: &Tensor| {
-        t.device() == Device::Cpu
-            && t.kind() == Kind::Float
-            && t.is_contiguous()
-            && t.numel() == n
-            && !t.data_ptr().is_null()
-    };
-    if n == 0 || n >= sums::MAX_LEN || !plain(logratio) || !plain(ratio) {
+    if n >= sums::MAX_LEN || !host_f32(logratio, n) || !host_f32(ratio, n) {
         return None;
     }
     let lanes = sums::lanes()?;
-    // SAFETY: both are non-empty, contiguous f32 CPU tensors of `n` elements (checked above),
-    // which nothing writes to while these slices live.
-    let (logratio, ratio) = unsafe {
-        (
-            std::slice::from_raw_parts(logratio.data_ptr() as *const f32, n),
-            std::slice::from_raw_parts(ratio.data_ptr() as *const f32, n),
-        )
-    };
+    // SAFETY: both passed `host_f32`, and nothing writes to them while these slices live.
+    let (logratio, ratio) = unsafe { (host_slice(logratio), host_slice(ratio)) };
     let mean = |item: &dyn Fn(usize) -> f32| f64::from(sums::sum(n, lanes, item) / n as f32);
     let clip = clip_coef as f32;
     Some([

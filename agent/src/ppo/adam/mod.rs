@@ -282,22 +282,14 @@ impl Adam {
         if !self.host_loops {
             return false;
         }
-        let plain = |t: &Tensor, n: usize| {
-            t.device() == tch::Device::Cpu
-                && t.kind() == Kind::Float
-                && t.is_contiguous()
-                && t.numel() == n
-                && n > 0
-                && !t.data_ptr().is_null()
-        };
         let len = self.exp_avg.numel();
         [grads, &self.exp_avg, &self.exp_avg_sq, &self.delta]
             .into_iter()
-            .all(|t| plain(t, len))
+            .all(|t| host_f32(t, len))
             && params
                 .iter()
                 .zip(&self.layout)
-                .all(|(p, (_, _, n))| plain(p, *n as usize))
+                .all(|(p, (_, _, n))| host_f32(p, *n as usize))
     }
 
     /// The step as loops over the flat buffers around one libtorch operation (the square
@@ -387,9 +379,20 @@ fn grad_norm(params: &[Tensor]) -> f64 {
     })
 }
 
-/// A tensor's elements as a slice. Safety: `t` is a non-empty, contiguous f32 CPU tensor
-/// ([`Adam::on_host`]) that nothing writes to while the slice lives.
-unsafe fn host_slice(t: &Tensor) -> &[f32] {
+/// Whether `t` is a non-empty, contiguous f32 CPU tensor of `n` elements: what host loops
+/// over it ([`host_slice`]) need.
+pub(super) fn host_f32(t: &Tensor, n: usize) -> bool {
+    t.device() == tch::Device::Cpu
+        && t.kind() == Kind::Float
+        && t.is_contiguous()
+        && t.numel() == n
+        && n > 0
+        && !t.data_ptr().is_null()
+}
+
+/// A tensor's elements as a slice. Safety: `t` passed [`host_f32`], and nothing writes to it
+/// while the slice lives.
+pub(super) unsafe fn host_slice(t: &Tensor) -> &[f32] {
     // SAFETY: the caller's promise.
     unsafe { std::slice::from_raw_parts(t.data_ptr() as *const f32, t.numel()) }
 }
