@@ -37,12 +37,45 @@ pub struct ReplayBatch<'a> {
     pub actor_h: &'a Tensor,
 }
 
-/// The actor's half of a replay, differentiable.
-pub struct Evaluation {
-    /// Log-probabilities of the taken actions `(B, T)`.
-    pub logp: Tensor,
-    /// Entropies of the action distributions `(B, T)`.
-    pub entropy: Tensor,
+/// The actor's half of a replay, differentiable: the distribution's log-probabilities and
+/// entropies, or for a categorical policy its logits, from which a loss on the host takes both
+/// (see `ppo::categorical`).
+pub enum Evaluation {
+    /// Log-probabilities of the taken actions and entropies of the distributions, `(B, T)`.
+    Tensors {
+        /// Log-probabilities of the taken actions.
+        logp: Tensor,
+        /// Entropies of the action distributions.
+        entropy: Tensor,
+    },
+    /// A categorical policy's logits `(B, T, n)` and the taken actions' indices (as floats,
+    /// `(B, T, 1)`).
+    Logits {
+        /// The network's output: one logit per action.
+        logits: Tensor,
+        /// The actions taken in the rollout.
+        actions: Tensor,
+    },
+}
+
+impl Evaluation {
+    /// The log-probabilities and entropies `(B, T)` as differentiable tensors (for logits:
+    /// log-softmax, the taken actions' entries, `−Σ p log p`).
+    pub fn tensors(&self) -> (Tensor, Tensor) {
+        match self {
+            Evaluation::Tensors { logp, entropy } => {
+                (logp.shallow_clone(), entropy.shallow_clone())
+            }
+            Evaluation::Logits { logits, actions } => {
+                let log_softmax = logits.log_softmax(-1, Kind::Float);
+                let index = actions.to_kind(Kind::Int64);
+                let logp = log_softmax.gather(2, &index, false).squeeze_dim(2);
+                let entropy =
+                    -(log_softmax.exp() * &log_softmax).sum_dim_intlist(-1, false, Kind::Float);
+                (logp, entropy)
+            }
+        }
+    }
 }
 
 /// What the two halves of [`Policy::replay`] returned, and their times.
@@ -165,23 +198,20 @@ impl Policy {
         if let Some((leaf, features)) = encoded {
             tape = tape.with_upstream(leaf, features);
         }
-        let (logp, entropy) = match &self.action {
+        let evaluation = match &self.action {
             ActionKind::Continuous { .. } => {
                 let logp = self.gaussian_logp(&out, batch.actions);
                 let per_dim = 0.5 + 0.5 * (2.0 * std::f64::consts::PI).ln() + self.log_std();
                 let entropy = per_dim.sum(Kind::Float).expand_as(&logp);
-                (logp, entropy)
+                Evaluation::Tensors { logp, entropy }
             }
-            ActionKind::Discrete { .. } => {
-                let logits = out.log_softmax(-1, Kind::Float);
-                let index = batch.actions.to_kind(Kind::Int64);
-                let logp = logits.gather(2, &index, false).squeeze_dim(2);
-                let entropy = -(logits.exp() * &logits).sum_dim_intlist(-1, false, Kind::Float);
-                (logp, entropy)
-            }
+            ActionKind::Discrete { .. } => Evaluation::Logits {
+                logits: out,
+                actions: batch.actions.shallow_clone(),
+            },
         };
         let seconds = started.elapsed().as_secs_f64();
-        (actor_side(Evaluation { logp, entropy }, tape), seconds)
+        (actor_side(evaluation, tape), seconds)
     }
 }
 

@@ -123,7 +123,8 @@ fn replay_backward(p: &Policy, obs: &Tensor) -> f64 {
                 loss.double_value(&[])
             },
             |ev, tape| {
-                let loss = ev.logp.sum(ev.logp.kind());
+                let logp = ev.tensors().0;
+                let loss = logp.sum(logp.kind());
                 tape.backward(&loss);
                 loss.double_value(&[])
             },
@@ -339,7 +340,10 @@ fn the_critic_beside_the_actor_gives_the_gradients_of_one_backward_pass() {
         &p,
         &inputs,
         |v| (v - 0.7).pow_tensor_scalar(2).mean(Kind::Float) * 0.25,
-        |ev| -ev.logp.mean(Kind::Float) - ev.entropy.mean(Kind::Float) * 0.01,
+        |ev| {
+            let (logp, entropy) = ev.tensors();
+            -logp.mean(Kind::Float) - entropy.mean(Kind::Float) * 0.01
+        },
     );
     assert!(beside, "an MLP critic runs beside the actor");
     for prefix in ["actor.", "critic.", "log_std"] {
@@ -364,7 +368,7 @@ fn with_an_encoder_the_two_halves_give_the_gradients_of_one_backward_pass() {
         &p,
         &inputs,
         |v| v.pow_tensor_scalar(2).mean(Kind::Float),
-        |ev| -ev.logp.mean(Kind::Float),
+        |ev| -ev.tensors().0.mean(Kind::Float),
     );
     assert!(!beside, "with an encoder the halves share one thread");
     let encoder = grads.iter().find(|(n, _)| n == "encoder.conv0.weight");
