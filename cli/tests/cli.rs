@@ -220,7 +220,8 @@ fn bench_train_breaks_the_update_into_its_parts_and_keeps_nothing() {
         text.contains("3 updates of 128 steps (4 envs × 32), 3 epochs"),
         "{text}"
     );
-    // The update's parts are measured inside it: they add up to less than the whole.
+    // The update's parts are measured inside it: they add up to no more than the whole, up to
+    // the rounding of seven figures to 0.1 ms each.
     let line = text
         .lines()
         .find(|l| l.starts_with("per update:"))
@@ -243,7 +244,7 @@ fn bench_train_breaks_the_update_into_its_parts_and_keeps_nothing() {
     .iter()
     .map(|p| ms(p))
     .sum();
-    assert!(parts > 0.0 && parts <= ms("; update"), "{line}");
+    assert!(parts > 0.0 && parts <= ms("; update") + 0.35, "{line}");
     // With what no part measures, they make up the whole (each figure rounded to 0.1 ms).
     assert!(
         (parts + ms("other") - ms("; update")).abs() <= 0.5,
