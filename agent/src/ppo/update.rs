@@ -1,7 +1,9 @@
 //! The PPO update, as CleanRL writes it: advantages by GAE, then `epochs` passes over
 //! minibatches of whole environments, each replayed through the recurrent policy from the
 //! rollout's start state with the same episode-start resets, and the whole loss — clipped
-//! surrogate, (clipped) value loss, entropy bonus — in [`update`].
+//! surrogate, (clipped) value loss, entropy bonus — in [`update`]. A categorical policy on the
+//! CPU takes the actor's half of that loss, and its gradient in the logits, from the host loops
+//! of [`super::categorical`], which compute the same formulas.
 
 use std::time::Instant;
 
