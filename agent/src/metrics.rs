@@ -64,14 +64,16 @@ pub mod names {
     pub const UPDATE_SECONDS: &str = "perf/update_seconds";
     /// Of the update: GAE, stacking the rollout, selecting each minibatch.
     pub const BATCHING_SECONDS: &str = "perf/batching_seconds";
-    /// Of the update: the actor's replay (forward, log-probabilities and entropies).
+    /// Of the update: the actor's replay (forward, then a continuous policy's log-probabilities
+    /// and entropies; a categorical policy's are part of the loss).
     pub const ACTOR_SECONDS: &str = "perf/actor_seconds";
     /// The critic's half of the replay (values, value loss, backward); on a second thread,
     /// beside the actor's, when the critic is an MLP without an encoder.
     pub const CRITIC_SECONDS: &str = "perf/critic_seconds";
     /// Of the update: the actor's thread waiting for the critic's half (0 when it runs inline).
     pub const CRITIC_WAIT_SECONDS: &str = "perf/critic_wait_seconds";
-    /// Of the update: ratios, the policy loss and their statistics.
+    /// Of the update: ratios, the policy loss and their statistics (for a categorical policy
+    /// also its log-probabilities, entropies and the loss's gradient in the logits).
     pub const LOSS_SECONDS: &str = "perf/loss_seconds";
     /// Of the update: the actor's backpropagation.
     pub const BACKWARD_SECONDS: &str = "perf/backward_seconds";

@@ -1,5 +1,5 @@
 //! The replay of a rollout in the PPO update, in two halves: the actor's (log-probabilities
-//! and entropies, through the NCP) and the critic's (values). The halves share no parameter,
+//! and entropies, or a categorical policy's logits, through the NCP) and the critic's (values). The halves share no parameter,
 //! so each backpropagates its own part of the loss. When the critic is an MLP on the raw
 //! observation, the policy runs on the CPU and may use two threads (`run.update_threads`),
 //! the critic's half runs on a second thread beside the actor's: the update uses both cores
@@ -84,8 +84,7 @@ pub struct Replayed<A, C> {
     pub actor: A,
     /// The critic's half's result.
     pub critic: C,
-    /// Seconds of the actor's forward (and the encoder's), up to its log-probabilities and
-    /// entropies.
+    /// Seconds of the actor's forward (and the encoder's), up to its [`Evaluation`].
     pub actor_seconds: f64,
     /// Seconds of the critic's whole half: its values, then what `critic_side` did with them.
     pub critic_seconds: f64,
@@ -97,8 +96,7 @@ pub struct Replayed<A, C> {
 
 impl Policy {
     /// Replays `batch` exactly as the rollout ran it and hands each half its differentiable
-    /// result: `critic_side` gets the values `(B, T)`, `actor_side` the log-probabilities and
-    /// entropies, each with the [`Tape`] to backpropagate its loss with (`Tape::backward`
+    /// result: `critic_side` gets the values `(B, T)`, `actor_side` an [`Evaluation`], each with the [`Tape`] to backpropagate its loss with (`Tape::backward`
     /// also runs the kernels' backward passes). With an MLP critic, no encoder and the CPU
     /// (a GPU queues both halves' work in one stream anyway) the critic's half runs on the
     /// policy's critic thread (with [`Policy::set_update_threads`] at 2); else it runs first,
@@ -180,8 +178,8 @@ impl Policy {
     }
 
     /// The actor's replay from `encoded` (the encoder's detached leaf and its features) or the
-    /// observations, handed to `actor_side`; also the seconds of the forward (the log-
-    /// probabilities and entropies included).
+    /// observations, handed to `actor_side`; also the seconds of the forward (a continuous
+    /// policy's log-probabilities and entropies included).
     fn actor_half<A>(
         &self,
         batch: &ReplayBatch,

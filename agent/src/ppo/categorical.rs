@@ -8,7 +8,8 @@
 //! The arithmetic is CleanRL's loss as [`super::update`] writes it with tensors, in f64. It
 //! agrees with the tensor form to float rounding, not to the bit (libtorch's `exp` and `log`
 //! are vectorised library calls whose last bits no host loop reproduces); a test compares
-//! values and gradients with autograd's. Ties are split as autograd splits them: where the
+//! values and gradients with autograd's. Where a minibatch's advantages have almost no spread,
+//! normalising them magnifies the f32 form's rounding, and the two differ by more. Ties are split as autograd splits them: where the
 //! clipped and unclipped terms are equal, each gets half of the gradient.
 
 use tch::{Kind, Tensor};
@@ -49,9 +50,10 @@ pub struct CategoricalLoss {
 }
 
 /// The loss of the logits `(B, T, n)` for the taken actions (indices as floats, `B·T` of them),
-/// the rollout's log-probabilities and the advantages (`B·T` each). `None` where the host form
-/// does not apply (off the CPU, not contiguous f32, sizes that do not match, an index out of
-/// range): the caller then takes the tensor form.
+/// the rollout's log-probabilities and the advantages (`(B, T)` each). `None` where the host form
+/// does not apply (off the CPU, not contiguous f32, shapes that do not match, an index out of
+/// range): the caller then takes the tensor form. A gradient beyond f32's range makes
+/// `actor_loss` infinite, so the update stops as for a diverged loss.
 pub fn categorical_loss(
     logits: &Tensor,
     actions: &Tensor,
@@ -62,7 +64,11 @@ pub fn categorical_loss(
     let size = logits.size();
     let n_act = usize::try_from(*size.last()?).ok()?;
     let len = old_logp.numel();
+    let steps = size.get(..size.len().checked_sub(1)?)?;
     if n_act == 0
+        || old_logp.size() != steps
+        || advantages.size() != steps
+        || actions.size() != [steps, &[1]].concat()
         || !host_f32(logits, len * n_act)
         || !host_f32(actions, len)
         || !host_f32(old_logp, len)
@@ -174,6 +180,9 @@ pub fn categorical_loss(
         *v /= count;
     }
     out.actor_loss = out.pg_loss - s.ent_coef * out.entropy;
+    if grad.iter().any(|g| !g.is_finite()) {
+        out.actor_loss = f64::INFINITY;
+    }
     out.grad = Tensor::from_slice(&grad).reshape(&size);
     Some(out)
 }
@@ -294,5 +303,28 @@ mod tests {
         assert!(categorical_loss(&doubles, &ok, &old, &adv, s).is_none());
         let strided = Tensor::zeros([2, 2, 3], opts).transpose(1, 2);
         assert!(categorical_loss(&strided, &ok, &old, &adv, s).is_none());
+        let swapped = Tensor::zeros([3, 2], opts);
+        assert!(categorical_loss(&logits, &ok, &swapped, &adv, s).is_none());
+        assert!(categorical_loss(&logits, &ok, &old, &swapped, s).is_none());
+    }
+
+    #[test]
+    fn a_gradient_beyond_f32s_range_makes_the_loss_infinite() {
+        let opts = (Kind::Float, Device::Cpu);
+        let s = LossSettings {
+            clip_coef: 0.2,
+            ent_coef: 0.0,
+            norm_adv: true,
+        };
+        let logits = Tensor::zeros([1, 4, 2], opts);
+        let actions = Tensor::zeros([1, 4, 1], opts);
+        let adv = Tensor::from_slice(&[1f32, -1.0, 2.0, -2.0]).reshape([1, 4]);
+        // Ratios of e^200: finite in f64, their gradients not in f32.
+        let old = Tensor::full([1, 4], -200.0, opts);
+        let loss = categorical_loss(&logits, &actions, &old, &adv, s).expect("applies");
+        assert_eq!(loss.actor_loss, f64::INFINITY);
+        let sane = Tensor::full([1, 4], -0.5, opts);
+        let loss = categorical_loss(&logits, &actions, &sane, &adv, s).expect("applies");
+        assert!(loss.actor_loss.is_finite());
     }
 }

@@ -10,7 +10,7 @@
 //! - [`sums`]: float sums in libtorch's order from host loops (the norm, the loss's statistics).
 
 pub mod adam;
-pub mod categorical;
+pub(crate) mod categorical;
 pub mod config;
 pub mod gae;
 pub mod rollout;

@@ -49,8 +49,8 @@ pub struct UpdateStats {
     pub update_seconds: f64,
     /// Of the update: GAE, stacking the rollout's tensors, and selecting each minibatch's rows.
     pub batching_seconds: f64,
-    /// Of the update: replaying the actor over the minibatches (its forward pass, then the
-    /// log-probabilities and entropies of the taken actions).
+    /// Of the update: replaying the actor over the minibatches (its forward pass, then, for a
+    /// continuous policy, the log-probabilities and entropies of the taken actions).
     pub actor_seconds: f64,
     /// The critic's half of the replay: its values, the value loss and their backward. With
     /// `critic_beside` it ran on a second thread, beside the actor's half, and is no part of
@@ -60,7 +60,8 @@ pub struct UpdateStats {
     pub critic_beside: bool,
     /// Of the update: the actor's thread waiting for the critic's half to finish.
     pub critic_wait_seconds: f64,
-    /// Of the update: ratios, the policy loss and their statistics.
+    /// Of the update: ratios, the policy loss and their statistics (for a categorical policy
+    /// also its log-probabilities, entropies and the loss's gradient in the logits).
     pub loss_seconds: f64,
     /// Of the update: the actor's backpropagation (autograd and the kernels' backward).
     pub backward_seconds: f64,
@@ -226,7 +227,8 @@ pub fn update(
             stats.critic_seconds += replayed.critic_seconds;
             stats.critic_wait_seconds += replayed.wait_seconds;
             stats.critic_beside = replayed.critic_beside;
-            let loss_value = actor_loss + v_loss * cfg.vf_coef;
+            // Checked in f32, as the losses are: beyond f32's range the run has diverged.
+            let loss_value = (actor_loss + v_loss * cfg.vf_coef) as f32;
             if !loss_value.is_finite() {
                 bail!(
                     "the PPO loss became {loss_value} (policy {pg_loss}, value {v_loss}): the \
