@@ -114,7 +114,7 @@ pub fn categorical_loss(
         grad: Tensor::new(),
     };
     let mut grad = vec![0f32; len * n_act];
-    let mut logp_all = vec![0f64; n_act];
+    let (mut logp_all, mut probs) = (vec![0f64; n_act], vec![0f64; n_act]);
     for i in 0..len {
         let zi = &z[i * n_act..(i + 1) * n_act];
         // Log-softmax, shifted by the largest logit.
@@ -126,10 +126,15 @@ pub fn categorical_loss(
                 .map(|&x| (f64::from(x) - top).exp())
                 .sum::<f64>()
                 .ln();
-        for (lp, &x) in logp_all.iter_mut().zip(zi) {
+        for ((lp, p), &x) in logp_all.iter_mut().zip(&mut probs).zip(zi) {
             *lp = f64::from(x) - lse;
+            *p = lp.exp();
         }
-        let entropy = -logp_all.iter().map(|&lp| lp.exp() * lp).sum::<f64>();
+        let entropy = -probs
+            .iter()
+            .zip(&logp_all)
+            .map(|(p, lp)| p * lp)
+            .sum::<f64>();
         let logratio = logp_all[index[i]] - f64::from(old[i]);
         let ratio = logratio.exp();
         out.entropy += entropy;
@@ -160,12 +165,12 @@ pub fn categorical_loss(
         // −ent_coef · ∂H/∂z_j = ent_coef · p_j · (log p_j + H).
         let g_logp = g_ratio * ratio / count;
         let g_entropy = s.ent_coef / count;
-        for (j, (g, &lp)) in grad[i * n_act..(i + 1) * n_act]
+        for (j, ((g, &lp), &p)) in grad[i * n_act..(i + 1) * n_act]
             .iter_mut()
             .zip(&logp_all)
+            .zip(&probs)
             .enumerate()
         {
-            let p = lp.exp();
             let taken = if j == index[i] { 1.0 } else { 0.0 };
             *g = (g_logp * (taken - p) + g_entropy * p * (lp + entropy)) as f32;
         }
@@ -197,8 +202,16 @@ mod tests {
     use tch::{Device, Kind, Tensor};
 
     use super::*;
+    use crate::policy::Evaluation;
 
-    /// The tensor form of the loss, as `update` writes it.
+    /// The settings of most tests: CleanRL's clip range, no entropy bonus.
+    const PLAIN: LossSettings = LossSettings {
+        clip_coef: 0.2,
+        ent_coef: 0.0,
+        norm_adv: true,
+    };
+
+    /// The tensor form of the loss, as the replay and `update` write it.
     fn tensor_loss(
         logits: &Tensor,
         actions: &Tensor,
@@ -206,10 +219,11 @@ mod tests {
         adv: &Tensor,
         s: LossSettings,
     ) -> [Tensor; 3] {
-        let log_softmax = logits.log_softmax(-1, Kind::Float);
-        let index = actions.to_kind(Kind::Int64);
-        let logp = log_softmax.gather(2, &index, false).squeeze_dim(2);
-        let entropy = -(log_softmax.exp() * &log_softmax).sum_dim_intlist(-1, false, Kind::Float);
+        let (logp, entropy) = Evaluation::Logits {
+            logits: logits.shallow_clone(),
+            actions: actions.shallow_clone(),
+        }
+        .tensors();
         let ratio = (&logp - old_logp).exp();
         let adv = if s.norm_adv {
             (adv - adv.mean(Kind::Float)) / (adv.std(true) + 1e-8)
@@ -287,12 +301,7 @@ mod tests {
 
     #[test]
     fn the_tensor_form_is_left_where_the_host_form_does_not_apply() {
-        let opts = (Kind::Float, Device::Cpu);
-        let s = LossSettings {
-            clip_coef: 0.2,
-            ent_coef: 0.0,
-            norm_adv: true,
-        };
+        let (opts, s) = ((Kind::Float, Device::Cpu), PLAIN);
         let logits = Tensor::zeros([2, 3, 2], opts);
         let (old, adv) = (Tensor::zeros([2, 3], opts), Tensor::ones([2, 3], opts));
         let ok = Tensor::zeros([2, 3, 1], opts);
@@ -310,12 +319,7 @@ mod tests {
 
     #[test]
     fn a_gradient_beyond_f32s_range_makes_the_loss_infinite() {
-        let opts = (Kind::Float, Device::Cpu);
-        let s = LossSettings {
-            clip_coef: 0.2,
-            ent_coef: 0.0,
-            norm_adv: true,
-        };
+        let (opts, s) = ((Kind::Float, Device::Cpu), PLAIN);
         let logits = Tensor::zeros([1, 4, 2], opts);
         let actions = Tensor::zeros([1, 4, 1], opts);
         let adv = Tensor::from_slice(&[1f32, -1.0, 2.0, -2.0]).reshape([1, 4]);
