@@ -208,10 +208,9 @@ impl Trainer {
         let eval_factory = registry
             .factory(&config.env.name, config.eval_env_options())
             .with_context(|| "config [env] eval_options".to_string())?;
-        let venv = VecEnv::new(
-            factory,
-            VecEnvConfig::new(config.env.num_envs, config.env.workers),
-        )?;
+        let mut venv_config = VecEnvConfig::new(config.env.num_envs, config.env.workers);
+        venv_config.envs_per_app = config.env.envs_per_app;
+        let venv = VecEnv::new(factory, venv_config)?;
         let spec = venv.spec().clone();
         tch::manual_seed(derive_seed(config.run.seed, TORCH_STREAM) as i64);
         let mut policy = Policy::new(&spec, &config.policy, device)?;

@@ -195,6 +195,26 @@ fn bench_env_with_no_workers_steps_the_envs_on_its_own_thread() {
     assert!(steps > 0 && steps.is_multiple_of(3), "{text}");
     // Random actions end cartpole episodes within a few dozen steps.
     assert!(report["episodes"].as_u64().unwrap() > 0, "{text}");
+    // Cartpole is no Bevy env: it has no App to share.
+    assert_eq!(report["envs_per_app"], 1, "{text}");
+}
+
+#[test]
+fn bench_env_puts_bevy_envs_k_to_an_app() {
+    let out = Command::new(BIN)
+        .args(["bench", "env", "worm", "--envs", "5", "--workers", "1"])
+        .args(["--envs-per-app", "2", "--seconds", "0.2", "--json"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(text.trim()).expect(&text);
+    assert_eq!(report["envs_per_app"], 2, "{text}");
+    assert!(report["steps"].as_u64().unwrap() > 0, "{text}");
 }
 
 #[test]

@@ -372,6 +372,10 @@ fn bad_input_is_a_one_line_named_error() {
         &wormnet(&["bench", "env", "cartpole", "--envs", "0", "--workers", "0"]),
         &["--envs"],
     );
+    one_line_error(
+        &wormnet(&["bench", "env", "worm", "--envs-per-app", "0"]),
+        &["--envs-per-app"],
+    );
     // Resuming: a budget already spent, and a second directory.
     one_line_error(
         &wormnet(&["train", "--resume", run_s, "--total-steps", "128"]),

@@ -9,7 +9,7 @@ use bevy_rapier2d::prelude::{Collider, ExternalForce, Friction, RigidBody, Sleep
 use rand::Rng;
 use serde::Deserialize;
 use wormnet_sim::bevy_env::{
-    BevyEnv, BevyEnvPlugin, EnvAction, EnvOutput, EnvReset, EnvSystems, EpisodeRng, PhysicsConfig,
+    BevyEnvPlugin, EnvAction, EnvOutput, EnvReset, EnvSystems, EpisodeRng, PhysicsConfig,
 };
 use wormnet_sim::{parse_options, EnvError, EnvSpec, Space};
 
@@ -66,8 +66,9 @@ impl BallSlope {
     }
 }
 
-/// Builds the env from a TOML options table (unknown options are an error).
-pub fn from_options(options: &toml::Table) -> Result<BevyEnv<BallSlope>, EnvError> {
+/// The env's plugin from a TOML options table (unknown or invalid options are an error); the
+/// registry wraps it in a `BevyEnv`, several to an `App` when `env.envs_per_app` asks.
+pub fn plugin(options: &toml::Table) -> Result<BallSlope, EnvError> {
     let options: BallSlopeOptions = parse_options(NAME, options)?;
     if options.substeps == 0 {
         return Err(EnvError::Options {
@@ -75,7 +76,7 @@ pub fn from_options(options: &toml::Table) -> Result<BevyEnv<BallSlope>, EnvErro
             message: "substeps must be at least 1".to_string(),
         });
     }
-    Ok(BevyEnv::new(BallSlope::new(options)))
+    Ok(BallSlope::new(options))
 }
 
 impl BevyEnvPlugin for BallSlope {

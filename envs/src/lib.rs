@@ -17,10 +17,11 @@ use wormnet_sim::{Env, EnvError, Registry};
 
 type Constructor = fn(&toml::Table) -> Result<Box<dyn Env>, EnvError>;
 
-/// Every env this crate provides, by name; the trainer and the CLI look envs up here.
+/// Every env this crate provides, by name; the trainer and the CLI look envs up here. The Bevy
+/// envs are registered by their plugins, so several can share one `App` (`env.envs_per_app`).
 pub fn registry() -> Registry {
     let mut registry = Registry::new();
-    let entries: [(&str, &str, Constructor); 5] = [
+    let plain: [(&str, &str, Constructor); 2] = [
         (
             cartpole::NAME,
             "Gymnasium CartPole-v1 (options: no_velocity)",
@@ -31,24 +32,28 @@ pub fn registry() -> Registry {
             "Gymnasium Pendulum-v1 (options: no_velocity)",
             |o| Ok(Box::new(pendulum::Pendulum::from_options(o)?)),
         ),
-        (
-            ball_slope::NAME,
-            "Bevy + Rapier ball on a slope, pushed sideways (options: slope, push_force, substeps)",
-            |o| Ok(Box::new(ball_slope::from_options(o)?)),
-        ),
-        (
-            worm::NAME,
-            "Bevy + Rapier swimming worm: capsule chain, motorised joints, resistive-force drag",
-            |o| Ok(Box::new(worm::from_options(o)?)),
-        ),
-        (
-            vehicle::NAME,
-            "Bevy + Rapier lane keeping: a car with range sensors laps seeded procedural tracks",
-            |o| Ok(Box::new(vehicle::from_options(o)?)),
-        ),
     ];
-    for (name, summary, constructor) in entries {
-        if let Err(e) = registry.register(name, summary, constructor) {
+    let mut results = Vec::new();
+    for (name, summary, constructor) in plain {
+        results.push(registry.register(name, summary, constructor));
+    }
+    results.push(registry.register_bevy(
+        ball_slope::NAME,
+        "Bevy + Rapier ball on a slope, pushed sideways (options: slope, push_force, substeps)",
+        ball_slope::plugin,
+    ));
+    results.push(registry.register_bevy(
+        worm::NAME,
+        "Bevy + Rapier swimming worm: capsule chain, motorised joints, resistive-force drag",
+        worm::plugin,
+    ));
+    results.push(registry.register_bevy(
+        vehicle::NAME,
+        "Bevy + Rapier lane keeping: a car with range sensors laps seeded procedural tracks",
+        vehicle::plugin,
+    ));
+    for result in results {
+        if let Err(e) = result {
             // Only reachable if two entries above share a name: a bug in this crate.
             panic!("wormnet-envs registry: {e}");
         }

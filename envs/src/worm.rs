@@ -22,8 +22,7 @@ use bevy_rapier2d::prelude::{
 use rand::Rng;
 use serde::Deserialize;
 use wormnet_sim::bevy_env::{
-    collider_frame, BevyEnv, BevyEnvPlugin, EnvAction, EnvOutput, EnvSystems, EpisodeRng,
-    PhysicsConfig,
+    collider_frame, BevyEnvPlugin, EnvAction, EnvOutput, EnvSystems, EpisodeRng, PhysicsConfig,
 };
 use wormnet_sim::frame::{world_grid, Geometry, Overlay, Pose, Rgba, Shape};
 use wormnet_sim::planar::{wrap_angle, yaw};
@@ -188,9 +187,10 @@ impl WormOptions {
     }
 }
 
-/// Builds the env from a TOML options table (unknown or invalid options are an error).
-pub fn from_options(options: &toml::Table) -> Result<BevyEnv<Worm>, EnvError> {
-    Worm::new(parse_options(NAME, options)?).map(BevyEnv::new)
+/// The env's plugin from a TOML options table (unknown or invalid options are an error); the
+/// registry wraps it in a `BevyEnv`, several to an `App` when `env.envs_per_app` asks.
+pub fn plugin(options: &toml::Table) -> Result<Worm, EnvError> {
+    Worm::new(parse_options(NAME, options)?)
 }
 
 /// The swimming-worm plugin: spawns the chain, applies drag and joint actions, observes the

@@ -32,6 +32,8 @@ pub struct BenchReport {
     pub envs: usize,
     /// W (0: stepped on the calling thread).
     pub workers: usize,
+    /// Envs per Bevy `App` K (1: an `App` each, and always 1 for envs that are not Bevy envs).
+    pub envs_per_app: usize,
     /// Simulated seconds per env step, so envs that act at different rates compare fairly.
     pub dt: f32,
     /// Env steps (N per VecEnv step) per wall-clock second.
@@ -50,6 +52,7 @@ pub fn bench_env(factory: EnvFactory, config: &BenchConfig) -> Result<BenchRepor
     if config.vec_env.workers == 0 {
         return bench_inline(factory, config);
     }
+    let per_app = envs_per_app(&factory, config);
     let mut envs = VecEnv::new(factory, config.vec_env.clone())?;
     let n = envs.num_envs();
     let ad = envs.action_dim();
@@ -65,8 +68,7 @@ pub fn bench_env(factory: EnvFactory, config: &BenchConfig) -> Result<BenchRepor
     })?;
     Ok(BenchReport::new(
         envs.spec(),
-        n,
-        envs.num_workers(),
+        (n, envs.num_workers(), per_app),
         measured,
     ))
 }
@@ -83,7 +85,8 @@ pub fn bench_inline(factory: EnvFactory, config: &BenchConfig) -> Result<BenchRe
             workers: 0,
         });
     }
-    let mut drivers = build_drivers(&factory, 0..n)?;
+    let per_app = envs_per_app(&factory, config);
+    let mut drivers = build_drivers(&factory, 0..n, per_app)?;
     let spec = drivers[0].spec().clone();
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let (mut obs, mut final_obs) = (vec![0.0f32; spec.obs_dim()], vec![0.0f32; spec.obs_dim()]);
@@ -105,15 +108,24 @@ pub fn bench_inline(factory: EnvFactory, config: &BenchConfig) -> Result<BenchRe
         }
         Ok(episodes)
     })?;
-    Ok(BenchReport::new(&spec, n, 0, measured))
+    Ok(BenchReport::new(&spec, (n, 0, per_app), measured))
+}
+
+/// The K that applies: the configured one for a Bevy env, 1 for any other env.
+fn envs_per_app(factory: &EnvFactory, config: &BenchConfig) -> usize {
+    if factory.shares_apps() {
+        config.vec_env.envs_per_app.max(1)
+    } else {
+        1
+    }
 }
 
 impl BenchReport {
-    /// The report of `envs` envs of `spec` on `workers` workers from what [`measure`] counted.
+    /// The report of `envs` envs of `spec` on `workers` workers, `envs_per_app` to a Bevy `App`,
+    /// from what [`measure`] counted.
     fn new(
         spec: &EnvSpec,
-        envs: usize,
-        workers: usize,
+        (envs, workers, envs_per_app): (usize, usize, usize),
         (rounds, episodes, seconds): Measured,
     ) -> Self {
         let steps = rounds * envs as u64;
@@ -121,6 +133,7 @@ impl BenchReport {
             env: spec.name.clone(),
             envs,
             workers,
+            envs_per_app,
             dt: spec.dt,
             steps_per_sec: steps as f64 / seconds,
             steps,

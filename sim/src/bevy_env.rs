@@ -5,20 +5,27 @@
 //! Data moves through three resources: the wrapper writes [`EnvAction`] before each update;
 //! the plugin's systems in [`EnvSystems::Act`] (in `Update`) apply it; physics runs in
 //! `PostUpdate`; the plugin's systems in [`EnvSystems::Observe`] (after Rapier's writeback)
-//! fill [`EnvOutput`]. By default each episode builds a fresh `App` seeded from [`EpisodeRng`]
+//! fill [`EnvOutput`]. By default each episode builds a fresh world seeded from [`EpisodeRng`]
 //! (a few ms), so an episode is bit-identical to itself whatever ran before it. Two ways reuse
-//! the `App` instead, both much cheaper for short episodes:
+//! the world instead, both much cheaper for short episodes:
 //! - [`BevyEnvPlugin::respawns_in_place`]: the scene (bodies, the Rapier context) is despawned
 //!   and the startup schedules run again, so a plugin whose startup systems set all episode
 //!   state gets the episodes of a fresh `App`, bit for bit (the worm and the vehicle).
 //! - [`BevyEnvPlugin::resets_in_place`]: the plugin restores its start state in the
 //!   [`EnvReset`] schedule (teleport bodies, zero velocities); the same run for the same seed
 //!   and actions, but not the episodes of a fresh `App` (Rapier keeps its contact state).
+//!
+//! Each env's world is a sub-app of a host `App`. [`BevyEnv::new`] gives an env a host of its
+//! own; [`BevyEnv::group`] puts K envs in one `App`, one sub-app (one world, one Rapier context)
+//! each. An env's episodes do not depend on K, bit for bit: no state crosses worlds, and each
+//! env steps and resets its own sub-app. A panic in one world leaves the others usable.
 
+use std::cell::{Ref, RefCell, RefMut};
 use std::collections::HashSet;
+use std::rc::Rc;
 use std::sync::Arc;
 
-use bevy::app::{App, PostStartup, PostUpdate, PreStartup, Startup, Update};
+use bevy::app::{App, AppLabel, PostStartup, PostUpdate, PreStartup, Startup, SubApp, Update};
 use bevy::ecs::prelude::*;
 use bevy::ecs::resource::IsResource;
 use bevy::ecs::schedule::ScheduleLabel;
@@ -140,12 +147,18 @@ pub trait BevyEnvPlugin: Send + Sync + 'static {
     }
 }
 
-/// An [`Env`] backed by a headless Bevy `App` (no window, no renderer). `!Send` like `App`:
+/// Which sub-app of the host `App` holds an env's world.
+#[derive(AppLabel, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct EnvSlot(usize);
+
+/// An [`Env`] backed by a headless Bevy world (no window, no renderer), held as a sub-app of a
+/// host `App` that it may share with other envs ([`BevyEnv::group`]). `!Send` like `App`:
 /// build it on the thread that steps it (VecEnv workers do).
 pub struct BevyEnv<P: BevyEnvPlugin> {
     plugin: Arc<P>,
     spec: EnvSpec,
-    app: Option<App>,
+    host: Rc<RefCell<App>>,
+    slot: EnvSlot,
     /// The entities that existed before the first update (observers and the like): a respawn
     /// keeps them and despawns every other entity that is not a resource.
     built: HashSet<Entity>,
@@ -154,25 +167,56 @@ pub struct BevyEnv<P: BevyEnvPlugin> {
 }
 
 impl<P: BevyEnvPlugin> BevyEnv<P> {
-    /// Wraps `plugin`; the `App` is built on the first `reset`.
+    /// Wraps `plugin` in an `App` of its own; the world is built on the first `reset`.
     pub fn new(plugin: P) -> Self {
+        Self::in_host(plugin, Rc::new(RefCell::new(App::empty())), 0)
+    }
+
+    /// K envs in one `App`, one sub-app (world) each: the layout `env.envs_per_app` asks for.
+    /// Each env gives the episodes it would give in an `App` of its own, bit for bit.
+    pub fn group(plugins: impl IntoIterator<Item = P>) -> Vec<Self> {
+        let host = Rc::new(RefCell::new(App::empty()));
+        plugins
+            .into_iter()
+            .enumerate()
+            .map(|(slot, plugin)| Self::in_host(plugin, Rc::clone(&host), slot))
+            .collect()
+    }
+
+    fn in_host(plugin: P, host: Rc<RefCell<App>>, slot: usize) -> Self {
         let spec = plugin.spec();
         BevyEnv {
             plugin: Arc::new(plugin),
             spec,
-            app: None,
+            host,
+            slot: EnvSlot(slot),
             built: HashSet::new(),
             seeds: ChaCha8Rng::seed_from_u64(0),
             steps: 0,
         }
     }
 
-    /// The live `App`, for tests and tools that inspect the world (None before `reset`).
-    pub fn app(&self) -> Option<&App> {
-        self.app.as_ref()
+    /// The env's live world, for tests and tools that inspect it (None before `reset`).
+    pub fn world(&self) -> Option<Ref<'_, World>> {
+        Ref::filter_map(self.host.borrow(), |host| {
+            host.get_sub_app(self.slot).map(SubApp::world)
+        })
+        .ok()
     }
 
-    fn build_app(&mut self, episode_seed: u64) -> App {
+    /// How many envs share this env's `App` (itself included).
+    pub fn envs_in_app(&self) -> usize {
+        Rc::strong_count(&self.host)
+    }
+
+    fn sub_app(&self) -> Option<RefMut<'_, SubApp>> {
+        RefMut::filter_map(self.host.borrow_mut(), |host| {
+            host.get_sub_app_mut(self.slot)
+        })
+        .ok()
+    }
+
+    fn build_world(&mut self, episode_seed: u64) -> SubApp {
         let physics = self.plugin.physics();
         let mut app = App::new();
         let integration_parameters = IntegrationParameters {
@@ -213,17 +257,20 @@ impl<P: BevyEnvPlugin> BevyEnv<P> {
         self.plugin.build(&mut app);
         app.finish();
         app.cleanup();
-        self.built = app.world().iter_entities().map(|e| e.id()).collect();
-        app.update();
-        set_physics_active(&mut app, true);
-        app
+        // The built app's main world becomes this env's sub-app; `SubApp::update` runs the
+        // same `Main` schedule and tracker clearing as `App::update` did.
+        let mut world = std::mem::take(app.main_mut());
+        self.built = world.world().iter_entities().map(|e| e.id()).collect();
+        world.update();
+        set_physics_active(world.world_mut(), true);
+        world
     }
 
-    /// Starts a new episode in the existing `App` as a fresh one would: despawns what the
+    /// Starts a new episode in the existing world as a fresh one would: despawns what the
     /// startup systems and the episode spawned, restores the step resources, runs the startup
     /// schedules again, then one update with physics paused (the reset observation).
-    fn respawn_in_place(&self, app: &mut App, episode_seed: u64) {
-        let world = app.world_mut();
+    fn respawn_in_place(&self, sub: &mut SubApp, episode_seed: u64) {
+        let world = sub.world_mut();
         let spawned: Vec<Entity> = world
             .iter_entities()
             .filter(|e| !self.built.contains(&e.id()) && !e.contains::<IsResource>())
@@ -242,25 +289,25 @@ impl<P: BevyEnvPlugin> BevyEnv<P> {
         for schedule in [PreStartup.intern(), Startup.intern(), PostStartup.intern()] {
             let _ = world.try_run_schedule(schedule);
         }
-        app.update();
-        set_physics_active(app, true);
+        sub.update();
+        set_physics_active(sub.world_mut(), true);
     }
 
-    /// Starts a new episode in the existing `App`: new RNG, the plugin's reset systems, then one
+    /// Starts a new episode in the existing world: new RNG, the plugin's reset systems, then one
     /// update with physics paused so Rapier takes the new poses and the observation is fresh.
-    fn reset_in_place(app: &mut App, episode_seed: u64) {
-        let world = app.world_mut();
+    fn reset_in_place(sub: &mut SubApp, episode_seed: u64) {
+        let world = sub.world_mut();
         world.insert_resource(EpisodeRng(ChaCha8Rng::seed_from_u64(episode_seed)));
         world.run_schedule(EnvReset);
         world.resource_mut::<EnvAction>().0.fill(0.0);
-        set_physics_active(app, false);
-        app.update();
-        set_physics_active(app, true);
+        set_physics_active(world, false);
+        sub.update();
+        set_physics_active(sub.world_mut(), true);
     }
 
-    fn output(&self) -> &EnvOutput {
-        match &self.app {
-            Some(app) => app.world().resource::<EnvOutput>(),
+    fn live(&self) -> RefMut<'_, SubApp> {
+        match self.sub_app() {
+            Some(sub) => sub,
             None => panic!("env `{}`: step before reset", self.spec.name),
         }
     }
@@ -277,68 +324,64 @@ impl<P: BevyEnvPlugin> Env for BevyEnv<P> {
         }
         let episode_seed = self.seeds.random::<u64>();
         // A seeded reset always rebuilds, so it reproduces a fresh env exactly.
-        match self.app.take() {
-            Some(mut app) if seed.is_none() && self.plugin.resets_in_place() => {
-                Self::reset_in_place(&mut app, episode_seed);
-                self.app = Some(app);
+        let in_place =
+            seed.is_none() && (self.plugin.resets_in_place() || self.plugin.respawns_in_place());
+        match self.sub_app() {
+            Some(mut sub) if in_place && self.plugin.resets_in_place() => {
+                Self::reset_in_place(&mut sub, episode_seed);
             }
-            Some(mut app) if seed.is_none() && self.plugin.respawns_in_place() => {
-                self.respawn_in_place(&mut app, episode_seed);
-                self.app = Some(app);
-            }
+            Some(mut sub) if in_place => self.respawn_in_place(&mut sub, episode_seed),
             old => {
-                // Drop the old App first: a rebuilt one shares no state with the last episode.
+                // Drop the old world first: a rebuilt one shares no state with the last episode.
                 drop(old);
-                self.app = Some(self.build_app(episode_seed));
+                drop(self.host.borrow_mut().remove_sub_app(self.slot));
+                let world = self.build_world(episode_seed);
+                self.host.borrow_mut().insert_sub_app(self.slot, world);
             }
         }
         self.steps = 0;
-        obs.copy_from_slice(&self.output().observation);
+        obs.copy_from_slice(&self.live().world().resource::<EnvOutput>().observation);
     }
 
     fn step(&mut self, action: &[f32], obs: &mut [f32]) -> Step {
-        let Some(app) = self.app.as_mut() else {
-            panic!("env `{}`: step before reset", self.spec.name);
-        };
-        app.world_mut()
-            .resource_mut::<EnvAction>()
-            .0
-            .copy_from_slice(action);
+        let mut sub = self.live();
+        let world = sub.world_mut();
+        world.resource_mut::<EnvAction>().0.copy_from_slice(action);
         {
-            let mut out = app.world_mut().resource_mut::<EnvOutput>();
+            let mut out = world.resource_mut::<EnvOutput>();
             out.reward = 0.0;
             out.terminated = false;
             out.truncated = false;
         }
-        app.update();
-        self.steps += 1;
-        let out = self.output();
+        sub.update();
+        let out = sub.world().resource::<EnvOutput>();
         obs.copy_from_slice(&out.observation);
-        Step {
+        let step = Step {
             reward: out.reward,
             terminated: out.terminated,
             truncated: out.truncated,
-        }
+        };
+        drop(sub);
+        self.steps += 1;
+        step
     }
 
     fn frame(&self) -> Frame {
-        let Some(app) = self.app.as_ref() else {
+        let Some(world) = self.world() else {
             return Frame::default();
         };
-        let mut frame = self.plugin.frame(app.world());
+        let mut frame = self.plugin.frame(&world);
         frame.time = self.steps as f32 * self.spec.dt;
         frame
     }
 
     fn expert_action(&self, action: &mut [f32]) -> bool {
-        self.app
-            .as_ref()
-            .is_some_and(|app| self.plugin.expert_action(app.world(), action))
+        self.world()
+            .is_some_and(|world| self.plugin.expert_action(&world, action))
     }
 }
 
-fn set_physics_active(app: &mut App, active: bool) {
-    let world = app.world_mut();
+fn set_physics_active(world: &mut World, active: bool) {
     let mut configs = world.query::<&mut RapierConfiguration>();
     for mut config in configs.iter_mut(world) {
         config.physics_pipeline_active = active;

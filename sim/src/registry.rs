@@ -4,11 +4,38 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::bevy_env::{BevyEnv, BevyEnvPlugin};
 use crate::env::{Env, EnvError};
 
 /// Builds one env from its TOML options. Shared across threads: every VecEnv worker calls it
 /// on its own thread, which is how `!Send` envs (Bevy apps) are vectorised.
 pub type Constructor = Arc<dyn Fn(&toml::Table) -> Result<Box<dyn Env>, EnvError> + Send + Sync>;
+
+/// Builds K envs that share one Bevy `App` (one world each), for `env.envs_per_app`.
+type GroupConstructor =
+    Arc<dyn Fn(&toml::Table, usize) -> Result<Vec<Box<dyn Env>>, EnvError> + Send + Sync>;
+
+/// The single and the grouped constructor of a Bevy env, from its plugin's constructor.
+fn bevy_constructors<P, F>(plugin: F) -> (Constructor, GroupConstructor)
+where
+    P: BevyEnvPlugin,
+    F: Fn(&toml::Table) -> Result<P, EnvError> + Send + Sync + 'static,
+{
+    let plugin = Arc::new(plugin);
+    let single = Arc::clone(&plugin);
+    let constructor: Constructor =
+        Arc::new(move |options| Ok(Box::new(BevyEnv::new(single(options)?)) as Box<dyn Env>));
+    let group: GroupConstructor = Arc::new(move |options, k| {
+        let plugins = (0..k)
+            .map(|_| plugin(options))
+            .collect::<Result<Vec<P>, EnvError>>()?;
+        Ok(BevyEnv::group(plugins)
+            .into_iter()
+            .map(|env| Box::new(env) as Box<dyn Env>)
+            .collect())
+    });
+    (constructor, group)
+}
 
 /// Why a registry lookup or registration failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -36,6 +63,7 @@ pub enum RegistryError {
 struct Entry {
     summary: String,
     constructor: Constructor,
+    group: Option<GroupConstructor>,
 }
 
 /// The set of envs a program knows by name.
@@ -60,6 +88,32 @@ impl Registry {
     where
         F: Fn(&toml::Table) -> Result<Box<dyn Env>, EnvError> + Send + Sync + 'static,
     {
+        self.insert(name, summary, Arc::new(constructor), None)
+    }
+
+    /// Adds a Bevy env under `name` from its plugin's constructor, so that K of its envs can
+    /// share one `App` (`env.envs_per_app`; see [`BevyEnv::group`]).
+    pub fn register_bevy<P, F>(
+        &mut self,
+        name: &str,
+        summary: &str,
+        plugin: F,
+    ) -> Result<(), RegistryError>
+    where
+        P: BevyEnvPlugin,
+        F: Fn(&toml::Table) -> Result<P, EnvError> + Send + Sync + 'static,
+    {
+        let (constructor, group) = bevy_constructors(plugin);
+        self.insert(name, summary, constructor, Some(group))
+    }
+
+    fn insert(
+        &mut self,
+        name: &str,
+        summary: &str,
+        constructor: Constructor,
+        group: Option<GroupConstructor>,
+    ) -> Result<(), RegistryError> {
         if self.entries.contains_key(name) {
             return Err(RegistryError::Duplicate(name.to_string()));
         }
@@ -67,7 +121,8 @@ impl Registry {
             name.to_string(),
             Entry {
                 summary: summary.to_string(),
-                constructor: Arc::new(constructor),
+                constructor,
+                group,
             },
         );
         Ok(())
@@ -97,6 +152,7 @@ impl Registry {
             name: name.to_string(),
             options,
             constructor: entry.constructor.clone(),
+            group: entry.group.clone(),
         })
     }
 
@@ -113,6 +169,7 @@ pub struct EnvFactory {
     name: String,
     options: toml::Table,
     constructor: Constructor,
+    group: Option<GroupConstructor>,
 }
 
 impl EnvFactory {
@@ -125,6 +182,23 @@ impl EnvFactory {
             name: name.to_string(),
             options,
             constructor: Arc::new(constructor),
+            group: None,
+        }
+    }
+
+    /// A factory of a Bevy env from its plugin's constructor, whose envs can share an `App`
+    /// ([`EnvFactory::build_group`]), for envs that live outside any registry (tests).
+    pub fn bevy<P, F>(name: &str, options: toml::Table, plugin: F) -> Self
+    where
+        P: BevyEnvPlugin,
+        F: Fn(&toml::Table) -> Result<P, EnvError> + Send + Sync + 'static,
+    {
+        let (constructor, group) = bevy_constructors(plugin);
+        EnvFactory {
+            name: name.to_string(),
+            options,
+            constructor,
+            group: Some(group),
         }
     }
 
@@ -143,6 +217,27 @@ impl EnvFactory {
         let env = (self.constructor)(&self.options)?;
         env.spec().validate()?;
         Ok(env)
+    }
+
+    /// Builds `k` envs on the calling thread. Envs of a Bevy env registered with
+    /// [`Registry::register_bevy`] share one `App`, one world each; any other env is built `k`
+    /// times. Either way each env gives the episodes it would give alone, bit for bit.
+    pub fn build_group(&self, k: usize) -> Result<Vec<Box<dyn Env>>, EnvError> {
+        let envs = match &self.group {
+            Some(group) if k > 1 => group(&self.options, k)?,
+            _ => (0..k)
+                .map(|_| (self.constructor)(&self.options))
+                .collect::<Result<Vec<_>, _>>()?,
+        };
+        for env in &envs {
+            env.spec().validate()?;
+        }
+        Ok(envs)
+    }
+
+    /// Whether [`EnvFactory::build_group`] puts several envs in one Bevy `App`.
+    pub fn shares_apps(&self) -> bool {
+        self.group.is_some()
     }
 }
 

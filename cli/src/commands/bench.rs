@@ -74,6 +74,10 @@ pub struct EnvBench {
     /// figure of one core, as a Gym env's step loop gives it.
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
+    /// Envs per Bevy `App` K (one world each, as `env.envs_per_app` in a config); envs that are
+    /// not Bevy envs ignore it.
+    #[arg(long, default_value_t = 1)]
+    pub envs_per_app: usize,
     /// Seconds to measure (after a short warm-up).
     #[arg(long, default_value_t = 5.0)]
     pub seconds: f64,
@@ -181,6 +185,9 @@ fn bench_env(args: EnvBench, registry: &Registry) -> Result<()> {
     if args.envs == 0 {
         anyhow::bail!("--envs must be at least 1");
     }
+    if args.envs_per_app == 0 {
+        anyhow::bail!("--envs-per-app must be at least 1");
+    }
     let mut options = toml::Table::new();
     crate::options::apply(&mut options, &args.options)?;
     if !(args.seconds > 0.0 && args.seconds.is_finite()) {
@@ -188,6 +195,7 @@ fn bench_env(args: EnvBench, registry: &Registry) -> Result<()> {
     }
     let factory = registry.factory(&args.name, options)?;
     let mut vec_env = wormnet_sim::VecEnvConfig::new(args.envs, args.workers);
+    vec_env.envs_per_app = args.envs_per_app;
     if let Some(us) = args.spin_us {
         vec_env.spin = Duration::from_micros(us);
     }
@@ -202,12 +210,13 @@ fn bench_env(args: EnvBench, registry: &Registry) -> Result<()> {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         println!(
-            "{}: {:.0} env steps/s at dt {} s ({} envs, {} workers, {} steps in {:.2} s, {} episodes)",
+            "{}: {:.0} env steps/s at dt {} s ({} envs, {} workers, {} per app, {} steps in {:.2} s, {} episodes)",
             report.env,
             report.steps_per_sec,
             report.dt,
             report.envs,
             report.workers,
+            report.envs_per_app,
             report.steps,
             report.seconds,
             report.episodes

@@ -30,7 +30,7 @@ use bevy_rapier2d::prelude::{
 };
 use rand::Rng;
 use wormnet_sim::bevy_env::{
-    BevyEnv, BevyEnvPlugin, EnvAction, EnvOutput, EnvSystems, EpisodeRng, PhysicsConfig,
+    BevyEnvPlugin, EnvAction, EnvOutput, EnvSystems, EpisodeRng, PhysicsConfig,
 };
 use wormnet_sim::frame::{Geometry, Overlay, Polyline, Pose, Rgba, Shape};
 use wormnet_sim::noise::standard_normal;
@@ -51,9 +51,10 @@ pub use world::{Car, Drive, Outcome, Road};
 /// Centre segments searched either side of the previous one when projecting the car.
 const PROJECTION_WINDOW: usize = 12;
 
-/// Builds the env from a TOML options table (unknown or invalid options are an error).
-pub fn from_options(options: &toml::Table) -> Result<BevyEnv<Vehicle>, EnvError> {
-    Vehicle::new(parse_options(NAME, options)?).map(BevyEnv::new)
+/// The env's plugin from a TOML options table (unknown or invalid options are an error); the
+/// registry wraps it in a `BevyEnv`, several to an `App` when `env.envs_per_app` asks.
+pub fn plugin(options: &toml::Table) -> Result<Vehicle, EnvError> {
+    Vehicle::new(parse_options(NAME, options)?)
 }
 
 /// Whether a finished vehicle episode completed its lap: it did exactly when it was not

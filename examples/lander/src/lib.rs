@@ -63,16 +63,22 @@ impl Default for LanderOptions {
 /// Registers the lander in `registry` under [`NAME`].
 pub fn register(registry: &mut Registry) {
     registry
-        .register(
+        .register_bevy(
             NAME,
             "2D lander: land softly on the pad (template env crate)",
-            |o| Ok(Box::new(from_options(o)?)),
+            plugin,
         )
         .expect("the name `lander` is free in the built-in registry");
 }
 
 /// Builds the env from its TOML options; unknown or non-positive values are errors naming them.
 pub fn from_options(options: &wormnet_cli::sim::toml::Table) -> Result<BevyEnv<Lander>, EnvError> {
+    plugin(options).map(BevyEnv::new)
+}
+
+/// The plugin from its TOML options: what the registry builds, several envs to a Bevy `App`
+/// when `env.envs_per_app` asks.
+pub fn plugin(options: &wormnet_cli::sim::toml::Table) -> Result<Lander, EnvError> {
     let options: LanderOptions = parse_options(NAME, options)?;
     for (name, value) in [
         ("main_thrust", options.main_thrust),
@@ -87,7 +93,7 @@ pub fn from_options(options: &wormnet_cli::sim::toml::Table) -> Result<BevyEnv<L
             });
         }
     }
-    Ok(BevyEnv::new(Lander { options }))
+    Ok(Lander { options })
 }
 
 /// The lander plugin.

@@ -6,9 +6,9 @@
 //! of buffers (moved, never reallocated) and comes back filled; the main thread copies the
 //! chunks into contiguous `[N, obs_dim]` buffers.
 //!
-//! A worker owns its share as a batch (today one [`EpisodeDriver`](crate::episode::EpisodeDriver) per env, each env its own
-//! Bevy `App` where it is one). Several envs in one `App` — the fastest Bevy layout measured —
-//! would replace that batch inside the worker; nothing in the `VecEnv` API depends on it.
+//! A worker owns its share as one [`EpisodeDriver`](crate::episode::EpisodeDriver) per env. A
+//! Bevy env's envs share `App`s, [`VecEnvConfig::envs_per_app`] to an `App` (one world each);
+//! nothing else in the `VecEnv` depends on it, and neither do the episodes.
 
 mod error;
 mod worker;
@@ -33,6 +33,10 @@ pub struct VecEnvConfig {
     pub num_envs: usize,
     /// Number of worker threads W (capped at N); envs are split into contiguous shares.
     pub workers: usize,
+    /// Envs per Bevy `App` K within a worker's share (one world each, see
+    /// [`BevyEnv::group`](crate::bevy_env::BevyEnv::group)); 1 gives every env an `App` of its
+    /// own. Episodes are the same bit for bit whatever K is; envs that are not Bevy envs ignore it.
+    pub envs_per_app: usize,
     /// How long a waiting thread polls its channel (yielding its core) before sleeping: polls
     /// avoid the wake-up latency that dominates small envs; zero always sleeps at once. The
     /// default, 500 µs, outlasts a policy step (120–180 µs for the vehicle's 8 envs), so during a
@@ -50,6 +54,7 @@ impl VecEnvConfig {
         VecEnvConfig {
             num_envs,
             workers,
+            envs_per_app: 1,
             spin: Duration::from_micros(500),
             step_timeout: Some(Duration::from_secs(60)),
         }
@@ -150,10 +155,10 @@ impl VecEnv {
             let (cmd_tx, cmd_rx) = bounded::<Command>(1);
             let (rep_tx, rep_rx) = bounded::<Reply>(1);
             let factory = factory.clone();
-            let spin = config.spin;
+            let (spin, per_app) = (config.spin, config.envs_per_app);
             let handle = std::thread::Builder::new()
                 .name(format!("wormnet-env-{k}"))
-                .spawn(move || worker_main(factory, first, len, spin, cmd_rx, rep_tx))
+                .spawn(move || worker_main(factory, first, len, per_app, spin, cmd_rx, rep_tx))
                 .map_err(|e| VecEnvError::Build {
                     env: name.clone(),
                     index: first,

@@ -86,26 +86,35 @@ pub(super) fn recv_within<T>(
     }
 }
 
-/// Builds envs `indices` on the calling thread, each under its [`EpisodeDriver`]; a failed or
-/// panicking constructor is named with the env's index.
+/// Builds envs `indices` on the calling thread, each under its [`EpisodeDriver`], in groups of
+/// up to `envs_per_app` that share one Bevy `App` where the env allows it
+/// ([`EnvFactory::build_group`]); a failed or panicking constructor is named with the index of
+/// the first env of its group.
 pub(crate) fn build_drivers(
     factory: &EnvFactory,
     indices: std::ops::Range<usize>,
+    envs_per_app: usize,
 ) -> Result<Vec<EpisodeDriver>, VecEnvError> {
     let mut drivers = Vec::with_capacity(indices.len());
-    for index in indices {
-        let env = catch_unwind(AssertUnwindSafe(|| factory.build()))
+    let group = envs_per_app.max(1);
+    let mut first = indices.start;
+    while first < indices.end {
+        let k = group.min(indices.end - first);
+        let envs = catch_unwind(AssertUnwindSafe(|| factory.build_group(k)))
             .map_err(|payload| VecEnvError::BuildPanicked {
                 env: factory.name().to_string(),
-                index,
+                index: first,
                 message: panic_message(payload.as_ref()),
             })?
             .map_err(|cause| VecEnvError::Build {
                 env: factory.name().to_string(),
-                index,
+                index: first,
                 cause,
             })?;
-        drivers.push(EpisodeDriver::new(env, index));
+        for (j, env) in envs.into_iter().enumerate() {
+            drivers.push(EpisodeDriver::new(env, first + j));
+        }
+        first += k;
     }
     Ok(drivers)
 }
@@ -116,12 +125,13 @@ pub(super) fn worker_main(
     factory: EnvFactory,
     first: usize,
     len: usize,
+    envs_per_app: usize,
     spin: Duration,
     commands: Receiver<Command>,
     replies: Sender<Reply>,
 ) {
     let name = factory.name().to_string();
-    let mut drivers = match build_drivers(&factory, first..first + len) {
+    let mut drivers = match build_drivers(&factory, first..first + len, envs_per_app) {
         Ok(drivers) => drivers,
         Err(e) => {
             let _ = replies.send(Reply::Ready(Err(e)));
