@@ -137,6 +137,38 @@ fn a_second_update_thread_leaves_the_run_unchanged_to_the_bit() {
 }
 
 #[test]
+fn bevy_envs_sharing_apps_leave_the_run_unchanged_to_the_bit() {
+    // `env.envs_per_app = 3` puts 3 of the 4 worms in one Bevy `App` (one world each) and the
+    // fourth in an `App` of its own: every parameter and logged loss must be those of an `App`
+    // per env, episode ends (at 20 steps) and respawns included.
+    let _serial = serial();
+    let mut runs = Vec::new();
+    for k in [1, 3] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = small_config("ltc");
+        config.env.name = "worm".into();
+        config.env.workers = 1;
+        config.env.envs_per_app = k;
+        config.env.options = toml::from_str("max_episode_steps = 20").unwrap();
+        config.policy.actor.wiring = Some(WiringConfig::AutoNcp {
+            units: 8,
+            output_size: 5,
+            sparsity_level: 0.5,
+            seed: 7,
+        });
+        let mut t = Trainer::create(config, dir.path(), &envs()).unwrap();
+        let mut logged = Vec::new();
+        t.run(Some(3), |_, s| {
+            logged.push([s.policy_loss, s.value_loss, s.entropy, s.grad_norm]);
+        })
+        .unwrap();
+        runs.push((params(&t), logged));
+    }
+    assert_same_params(&runs[0].0, &runs[1].0);
+    assert_eq!(runs[0].1, runs[1].1, "the logged losses differ");
+}
+
+#[test]
 fn corrupt_checkpoint_is_named_and_the_other_is_kept() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();

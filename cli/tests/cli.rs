@@ -215,6 +215,15 @@ fn bench_env_puts_bevy_envs_k_to_an_app() {
     let report: serde_json::Value = serde_json::from_str(text.trim()).expect(&text);
     assert_eq!(report["envs_per_app"], 2, "{text}");
     assert!(report["steps"].as_u64().unwrap() > 0, "{text}");
+    // A group is at most a worker's share: 5 envs on 2 workers are shares of 2 and 3.
+    let out = Command::new(BIN)
+        .args(["bench", "env", "worm", "--envs", "5", "--workers", "2"])
+        .args(["--envs-per-app", "8", "--seconds", "0.2", "--json"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let report: serde_json::Value = serde_json::from_str(text.trim()).expect(&text);
+    assert_eq!(report["envs_per_app"], 3, "{text}");
 }
 
 #[test]

@@ -2,8 +2,9 @@
 //! the vehicle, all stepped on this thread with the loop of `wormnet bench env --workers 0`:
 //!   scripts/cargo run --release -p wormnet-envs --example bevy_step_cost -- 5
 //! (seconds per env). The empty env's step is the schedule, Rapier's systems and an empty
-//! physics step: the share of a real env's step that several envs in one `App` could share, so
-//! the most that K envs per App could save per env step.
+//! physics step: the share of a real env's step that K envs side by side in one world could
+//! share, so the most that layout could save per env step. (`env.envs_per_app` gives each env
+//! a world of its own, which shares none of it.)
 
 use std::time::Duration;
 

@@ -32,7 +32,8 @@ pub struct BenchReport {
     pub envs: usize,
     /// W (0: stepped on the calling thread).
     pub workers: usize,
-    /// Envs per Bevy `App` K (1: an `App` each, and always 1 for envs that are not Bevy envs).
+    /// The most envs sharing one Bevy `App`: K, at most a worker's share (always 1 for envs
+    /// that are not Bevy envs).
     pub envs_per_app: usize,
     /// Simulated seconds per env step, so envs that act at different rates compare fairly.
     pub dt: f32,
@@ -111,13 +112,20 @@ pub fn bench_inline(factory: EnvFactory, config: &BenchConfig) -> Result<BenchRe
     Ok(BenchReport::new(&spec, (n, 0, per_app), measured))
 }
 
-/// The K that applies: the configured one for a Bevy env, 1 for any other env.
+/// The largest group of envs that share an `App`: the configured K, at most a worker's share
+/// (all N with 0 workers); 1 for an env that is not a Bevy env.
 fn envs_per_app(factory: &EnvFactory, config: &BenchConfig) -> usize {
-    if factory.shares_apps() {
-        config.vec_env.envs_per_app.max(1)
-    } else {
-        1
+    let VecEnvConfig {
+        num_envs: n,
+        workers,
+        envs_per_app: k,
+        ..
+    } = config.vec_env;
+    if !factory.shares_apps() || n == 0 {
+        return 1;
     }
+    let share = n.div_ceil(workers.clamp(1, n));
+    k.clamp(1, share)
 }
 
 impl BenchReport {

@@ -20,12 +20,14 @@
 //! each. An env's episodes do not depend on K, bit for bit: no state crosses worlds, and each
 //! env steps and resets its own sub-app. A panic in one world leaves the others usable.
 
-use std::cell::{Ref, RefCell, RefMut};
+use std::cell::{RefCell, RefMut};
 use std::collections::HashSet;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use bevy::app::{App, AppLabel, PostStartup, PostUpdate, PreStartup, Startup, SubApp, Update};
+use bevy::app::{
+    App, AppLabel, InternedAppLabel, PostStartup, PostUpdate, PreStartup, Startup, SubApp, Update,
+};
 use bevy::ecs::prelude::*;
 use bevy::ecs::resource::IsResource;
 use bevy::ecs::schedule::ScheduleLabel;
@@ -158,7 +160,8 @@ pub struct BevyEnv<P: BevyEnvPlugin> {
     plugin: Arc<P>,
     spec: EnvSpec,
     host: Rc<RefCell<App>>,
-    slot: EnvSlot,
+    /// Interned once: interning a label takes a process-wide lock, too dear for every step.
+    slot: InternedAppLabel,
     /// The entities that existed before the first update (observers and the like): a respawn
     /// keeps them and despawns every other entity that is not a resource.
     built: HashSet<Entity>,
@@ -189,19 +192,19 @@ impl<P: BevyEnvPlugin> BevyEnv<P> {
             plugin: Arc::new(plugin),
             spec,
             host,
-            slot: EnvSlot(slot),
+            slot: EnvSlot(slot).intern(),
             built: HashSet::new(),
             seeds: ChaCha8Rng::seed_from_u64(0),
             steps: 0,
         }
     }
 
-    /// The env's live world, for tests and tools that inspect it (None before `reset`).
-    pub fn world(&self) -> Option<Ref<'_, World>> {
-        Ref::filter_map(self.host.borrow(), |host| {
-            host.get_sub_app(self.slot).map(SubApp::world)
-        })
-        .ok()
+    /// Runs `inspect` on the env's live world, for tests and tools that look into it (None
+    /// before `reset`). The `App` is borrowed only during the call, so envs sharing it stay free
+    /// to step.
+    pub fn with_world<R>(&self, inspect: impl FnOnce(&World) -> R) -> Option<R> {
+        let host = self.host.borrow();
+        host.get_sub_app(self.slot).map(|sub| inspect(sub.world()))
     }
 
     /// How many envs share this env's `App` (itself included).
@@ -259,11 +262,11 @@ impl<P: BevyEnvPlugin> BevyEnv<P> {
         app.cleanup();
         // The built app's main world becomes this env's sub-app; `SubApp::update` runs the
         // same `Main` schedule and tracker clearing as `App::update` did.
-        let mut world = std::mem::take(app.main_mut());
-        self.built = world.world().iter_entities().map(|e| e.id()).collect();
-        world.update();
-        set_physics_active(world.world_mut(), true);
-        world
+        let mut sub = std::mem::take(app.main_mut());
+        self.built = sub.world().iter_entities().map(|e| e.id()).collect();
+        sub.update();
+        set_physics_active(sub.world_mut(), true);
+        sub
     }
 
     /// Starts a new episode in the existing world as a fresh one would: despawns what the
@@ -335,8 +338,8 @@ impl<P: BevyEnvPlugin> Env for BevyEnv<P> {
                 // Drop the old world first: a rebuilt one shares no state with the last episode.
                 drop(old);
                 drop(self.host.borrow_mut().remove_sub_app(self.slot));
-                let world = self.build_world(episode_seed);
-                self.host.borrow_mut().insert_sub_app(self.slot, world);
+                let sub = self.build_world(episode_seed);
+                self.host.borrow_mut().insert_sub_app(self.slot, sub);
             }
         }
         self.steps = 0;
@@ -367,17 +370,25 @@ impl<P: BevyEnvPlugin> Env for BevyEnv<P> {
     }
 
     fn frame(&self) -> Frame {
-        let Some(world) = self.world() else {
+        let Some(mut frame) = self.with_world(|world| self.plugin.frame(world)) else {
             return Frame::default();
         };
-        let mut frame = self.plugin.frame(&world);
         frame.time = self.steps as f32 * self.spec.dt;
         frame
     }
 
     fn expert_action(&self, action: &mut [f32]) -> bool {
-        self.world()
-            .is_some_and(|world| self.plugin.expert_action(&world, action))
+        self.with_world(|world| self.plugin.expert_action(world, action))
+            .unwrap_or(false)
+    }
+}
+
+impl<P: BevyEnvPlugin> Drop for BevyEnv<P> {
+    /// Frees the env's world at once, not when the last env sharing its `App` goes.
+    fn drop(&mut self) {
+        if let Ok(mut host) = self.host.try_borrow_mut() {
+            drop(host.remove_sub_app(self.slot));
+        }
     }
 }
 

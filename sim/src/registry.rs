@@ -186,22 +186,6 @@ impl EnvFactory {
         }
     }
 
-    /// A factory of a Bevy env from its plugin's constructor, whose envs can share an `App`
-    /// ([`EnvFactory::build_group`]), for envs that live outside any registry (tests).
-    pub fn bevy<P, F>(name: &str, options: toml::Table, plugin: F) -> Self
-    where
-        P: BevyEnvPlugin,
-        F: Fn(&toml::Table) -> Result<P, EnvError> + Send + Sync + 'static,
-    {
-        let (constructor, group) = bevy_constructors(plugin);
-        EnvFactory {
-            name: name.to_string(),
-            options,
-            constructor,
-            group: Some(group),
-        }
-    }
-
     /// The registry name this factory builds.
     pub fn name(&self) -> &str {
         &self.name
@@ -235,7 +219,7 @@ impl EnvFactory {
         Ok(envs)
     }
 
-    /// Whether [`EnvFactory::build_group`] puts several envs in one Bevy `App`.
+    /// Whether the env is a Bevy env whose envs [`EnvFactory::build_group`] can put in one `App`.
     pub fn shares_apps(&self) -> bool {
         self.group.is_some()
     }

@@ -32,7 +32,8 @@ pub struct EnvSection {
     #[serde(default = "default_workers")]
     pub workers: usize,
     /// Envs sharing one Bevy `App` on a worker (one world each); the episodes, and so the run,
-    /// are the same bit for bit whatever it is. Envs that are not Bevy envs ignore it.
+    /// are the same bit for bit whatever it is. Envs that are not Bevy envs ignore it, and so
+    /// do the evaluation envs (an `App` each).
     #[serde(default = "default_envs_per_app")]
     pub envs_per_app: usize,
     /// Passed to the env's constructor; unknown keys are an error from the env.
