@@ -164,31 +164,29 @@ fn cuda_request_on_a_cpu_machine_says_so() {
     }
 }
 
-#[test]
-fn bench_env_with_no_workers_steps_the_envs_on_its_own_thread() {
-    // `--workers 0` is the per-core figure: no VecEnv, no worker thread.
+/// `wormnet bench env NAME ARGS --seconds 0.2 --json`: its report, and the text to show on a
+/// failed assertion.
+fn bench_env_json(name: &str, args: &[&str]) -> (serde_json::Value, String) {
     let out = Command::new(BIN)
-        .args([
-            "bench",
-            "env",
-            "cartpole",
-            "--envs",
-            "3",
-            "--workers",
-            "0",
-            "--seconds",
-            "0.2",
-            "--json",
-        ])
+        .args(["bench", "env", name])
+        .args(args)
+        .args(["--seconds", "0.2", "--json"])
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "{text}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let report: serde_json::Value = serde_json::from_str(text.trim()).expect(&text);
+    let report = serde_json::from_str(text.trim()).expect(&text);
+    (report, text)
+}
+
+#[test]
+fn bench_env_with_no_workers_steps_the_envs_on_its_own_thread() {
+    // `--workers 0` is the per-core figure: no VecEnv, no worker thread.
+    let (report, text) = bench_env_json("cartpole", &["--envs", "3", "--workers", "0"]);
     assert_eq!(report["workers"], 0, "{text}");
     assert_eq!(report["envs"], 3, "{text}");
     let steps = report["steps"].as_u64().unwrap();
@@ -201,28 +199,13 @@ fn bench_env_with_no_workers_steps_the_envs_on_its_own_thread() {
 
 #[test]
 fn bench_env_puts_bevy_envs_k_to_an_app() {
-    let out = Command::new(BIN)
-        .args(["bench", "env", "worm", "--envs", "5", "--workers", "1"])
-        .args(["--envs-per-app", "2", "--seconds", "0.2", "--json"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_str(text.trim()).expect(&text);
+    let args = ["--envs", "5", "--workers", "1", "--envs-per-app", "2"];
+    let (report, text) = bench_env_json("worm", &args);
     assert_eq!(report["envs_per_app"], 2, "{text}");
     assert!(report["steps"].as_u64().unwrap() > 0, "{text}");
     // A group is at most a worker's share: 5 envs on 2 workers are shares of 2 and 3.
-    let out = Command::new(BIN)
-        .args(["bench", "env", "worm", "--envs", "5", "--workers", "2"])
-        .args(["--envs-per-app", "8", "--seconds", "0.2", "--json"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let report: serde_json::Value = serde_json::from_str(text.trim()).expect(&text);
+    let args = ["--envs", "5", "--workers", "2", "--envs-per-app", "8"];
+    let (report, text) = bench_env_json("worm", &args);
     assert_eq!(report["envs_per_app"], 3, "{text}");
 }
 

@@ -35,7 +35,8 @@ pub struct VecEnvConfig {
     pub workers: usize,
     /// Envs per Bevy `App` K within a worker's share (one world each, see
     /// [`BevyEnv::group`](crate::bevy_env::BevyEnv::group)); 1 gives every env an `App` of its
-    /// own. Episodes are the same bit for bit whatever K is; envs that are not Bevy envs ignore it.
+    /// own (so does 0). Episodes are the same bit for bit whatever K is; envs that are not Bevy
+    /// envs ignore it.
     pub envs_per_app: usize,
     /// How long a waiting thread polls its channel (yielding its core) before sleeping: polls
     /// avoid the wake-up latency that dominates small envs; zero always sleeps at once. The
