@@ -53,7 +53,6 @@ pub fn bench_env(factory: EnvFactory, config: &BenchConfig) -> Result<BenchRepor
     if config.vec_env.workers == 0 {
         return bench_inline(factory, config);
     }
-    let per_app = envs_per_app(&factory, config);
     let mut envs = VecEnv::new(factory, config.vec_env.clone())?;
     let n = envs.num_envs();
     let ad = envs.action_dim();
@@ -69,7 +68,7 @@ pub fn bench_env(factory: EnvFactory, config: &BenchConfig) -> Result<BenchRepor
     })?;
     Ok(BenchReport::new(
         envs.spec(),
-        (n, envs.num_workers(), per_app),
+        (n, envs.num_workers(), envs.envs_per_app()),
         measured,
     ))
 }
@@ -86,7 +85,12 @@ pub fn bench_inline(factory: EnvFactory, config: &BenchConfig) -> Result<BenchRe
             workers: 0,
         });
     }
-    let per_app = envs_per_app(&factory, config);
+    // All N on this thread: groups of K, at most N.
+    let per_app = if factory.shares_apps() {
+        config.vec_env.envs_per_app.clamp(1, n)
+    } else {
+        1
+    };
     let mut drivers = build_drivers(&factory, 0..n, per_app)?;
     let spec = drivers[0].spec().clone();
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
@@ -110,22 +114,6 @@ pub fn bench_inline(factory: EnvFactory, config: &BenchConfig) -> Result<BenchRe
         Ok(episodes)
     })?;
     Ok(BenchReport::new(&spec, (n, 0, per_app), measured))
-}
-
-/// The largest group of envs that share an `App`: the configured K, at most a worker's share
-/// (all N with 0 workers); 1 for an env that is not a Bevy env.
-fn envs_per_app(factory: &EnvFactory, config: &BenchConfig) -> usize {
-    let VecEnvConfig {
-        num_envs: n,
-        workers,
-        envs_per_app: k,
-        ..
-    } = config.vec_env;
-    if !factory.shares_apps() || n == 0 {
-        return 1;
-    }
-    let share = n.div_ceil(workers.clamp(1, n));
-    k.clamp(1, share)
 }
 
 impl BenchReport {

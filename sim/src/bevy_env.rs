@@ -327,13 +327,14 @@ impl<P: BevyEnvPlugin> Env for BevyEnv<P> {
         }
         let episode_seed = self.seeds.random::<u64>();
         // A seeded reset always rebuilds, so it reproduces a fresh env exactly.
-        let in_place =
-            seed.is_none() && (self.plugin.resets_in_place() || self.plugin.respawns_in_place());
+        let unseeded = seed.is_none();
         match self.sub_app() {
-            Some(mut sub) if in_place && self.plugin.resets_in_place() => {
+            Some(mut sub) if unseeded && self.plugin.resets_in_place() => {
                 Self::reset_in_place(&mut sub, episode_seed);
             }
-            Some(mut sub) if in_place => self.respawn_in_place(&mut sub, episode_seed),
+            Some(mut sub) if unseeded && self.plugin.respawns_in_place() => {
+                self.respawn_in_place(&mut sub, episode_seed);
+            }
             old => {
                 // Drop the old world first: a rebuilt one shares no state with the last episode.
                 drop(old);

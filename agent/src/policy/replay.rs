@@ -1,6 +1,7 @@
 //! The replay of a rollout in the PPO update, in two halves: the actor's (log-probabilities
-//! and entropies, or a categorical policy's logits, through the NCP) and the critic's (values). The halves share no parameter,
-//! so each backpropagates its own part of the loss. When the critic is an MLP on the raw
+//! and entropies, or a categorical policy's logits, through the NCP) and the critic's
+//! (values). The halves share no parameter, so each backpropagates its own part of the loss.
+//! When the critic is an MLP on the raw
 //! observation, the policy runs on the CPU and may use two threads (`run.update_threads`),
 //! the critic's half runs on a second thread beside the actor's: the update uses both cores
 //! while the env workers sleep.
@@ -96,8 +97,9 @@ pub struct Replayed<A, C> {
 
 impl Policy {
     /// Replays `batch` exactly as the rollout ran it and hands each half its differentiable
-    /// result: `critic_side` gets the values `(B, T)`, `actor_side` an [`Evaluation`], each with the [`Tape`] to backpropagate its loss with (`Tape::backward`
-    /// also runs the kernels' backward passes). With an MLP critic, no encoder and the CPU
+    /// result: `critic_side` gets the values `(B, T)`, `actor_side` an [`Evaluation`], each
+    /// with the [`Tape`] to backpropagate its loss with (`Tape::backward` also runs the
+    /// kernels' backward passes). With an MLP critic, no encoder and the CPU
     /// (a GPU queues both halves' work in one stream anyway) the critic's half runs on the
     /// policy's critic thread (with [`Policy::set_update_threads`] at 2); else it runs first,
     /// on this one. Fails only when the system refuses that thread.

@@ -96,6 +96,7 @@ pub struct VecEnv {
     truncated: Vec<bool>,
     episodes: Vec<EpisodeStats>,
     is_reset: bool,
+    envs_per_app: usize,
 }
 
 /// Borrowed results of one [`VecEnv::step`].
@@ -139,6 +140,7 @@ impl VecEnv {
     /// built. Fails with the first env that could not be built.
     pub fn new(factory: EnvFactory, config: VecEnvConfig) -> Result<VecEnv, VecEnvError> {
         let name = factory.name().to_string();
+        let shares_apps = factory.shares_apps();
         if config.num_envs == 0 || config.workers == 0 {
             return Err(VecEnvError::Config {
                 env: name,
@@ -233,6 +235,12 @@ impl VecEnv {
         for worker in &mut workers {
             worker.chunk = Some(Chunk::new(worker.len, od, ad));
         }
+        let largest_share = workers.iter().map(|w| w.len).max().unwrap_or(1);
+        let envs_per_app = if shares_apps {
+            config.envs_per_app.clamp(1, largest_share)
+        } else {
+            1
+        };
         let envs = VecEnv {
             spec,
             num_envs: n,
@@ -246,6 +254,7 @@ impl VecEnv {
             truncated: vec![false; n],
             episodes: Vec::with_capacity(n),
             is_reset: false,
+            envs_per_app,
         };
         Ok(envs)
     }
@@ -263,6 +272,12 @@ impl VecEnv {
     /// Number of worker threads actually started.
     pub fn num_workers(&self) -> usize {
         self.workers.len()
+    }
+
+    /// The most envs sharing one Bevy `App`: K, at most a worker's share; 1 for an env that is
+    /// not a Bevy env.
+    pub fn envs_per_app(&self) -> usize {
+        self.envs_per_app
     }
 
     /// Length of one observation row.
