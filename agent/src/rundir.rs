@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 pub struct RunLock {
     _file: File,
     path: PathBuf,
+    /// Whether [`claim_new`] made the directory (so [`RunLock::abandon`] may remove it).
+    created_dir: bool,
 }
 
 /// Why a run directory could not be locked.
@@ -65,15 +67,7 @@ impl RunLock {
             Err(TryLockError::WouldBlock) => {
                 let mut pid = String::new();
                 let _ = file.read_to_string(&mut pid);
-                let pid = pid.trim();
-                return Err(LockError::Busy {
-                    dir: dir.to_path_buf(),
-                    holder: if pid.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" (pid {pid})")
-                    },
-                });
+                return Err(busy(dir, pid.trim()));
             }
             // Filesystems without `flock` (some network mounts): train unguarded rather than
             // not at all, and say so.
@@ -93,7 +87,11 @@ impl RunLock {
             .and_then(|_| write!(file, "{}", std::process::id()))
             .and_then(|_| file.flush())
             .map_err(io)?;
-        Ok(RunLock { _file: file, path })
+        Ok(RunLock {
+            _file: file,
+            path,
+            created_dir: false,
+        })
     }
 
     /// The lock file.
@@ -103,30 +101,140 @@ impl RunLock {
 }
 
 /// Creates `dir` if needed, locks it and checks that it holds nothing yet: where a new run
-/// (trained or imitated) starts. A directory with a run in it names `resume`, the command that
-/// continues it, when there is one.
+/// (trained or imitated) starts. A directory with something in it is refused before anything
+/// is written there (not even the lock file); one with a run in it names `resume`, the command
+/// that continues it, when there is one.
 pub fn claim_new(dir: &Path, resume: Option<&str>) -> anyhow::Result<RunLock> {
+    if let Some(busy) = held_elsewhere(dir) {
+        return Err(busy.into());
+    }
+    refuse_used(dir, resume)?;
+    let created_dir = !dir.exists();
     std::fs::create_dir_all(dir)
         .map_err(|e| anyhow::anyhow!("cannot create run directory {}: {e}", dir.display()))?;
-    let lock = RunLock::acquire(dir)?;
-    let found = contents(dir);
-    if !found.is_empty() {
-        let run = dir.join("latest.json").exists();
-        anyhow::bail!(
-            "{} already holds {} ({}); {}",
-            dir.display(),
-            if run { "a run" } else { "files" },
-            found.join(", "),
-            match resume.filter(|_| run) {
-                Some(command) => format!(
-                    "continue it with `{command} {}`, or choose another --run-dir",
-                    dir.display()
-                ),
-                None => "choose another --run-dir (nothing there was changed)".to_string(),
-            }
-        );
-    }
+    let mut lock = RunLock::acquire(dir)?;
+    lock.created_dir = created_dir;
+    // Again under the lock: another process may have started a run there in between.
+    refuse_used(dir, resume)?;
     Ok(lock)
+}
+
+/// The [`LockError::Busy`] of a directory whose lock another process holds, found without
+/// writing anything (a shared lock on the lock file, tried and released at once).
+fn held_elsewhere(dir: &Path) -> Option<LockError> {
+    let mut file = File::open(dir.join(LOCK_FILE)).ok()?;
+    match file.try_lock_shared() {
+        Err(TryLockError::WouldBlock) => {
+            let mut pid = String::new();
+            let _ = file.read_to_string(&mut pid);
+            Some(busy(dir, pid.trim()))
+        }
+        _ => None,
+    }
+}
+
+fn busy(dir: &Path, pid: &str) -> LockError {
+    LockError::Busy {
+        dir: dir.to_path_buf(),
+        holder: if pid.is_empty() {
+            String::new()
+        } else {
+            format!(" (pid {pid})")
+        },
+    }
+}
+
+fn refuse_used(dir: &Path, resume: Option<&str>) -> anyhow::Result<()> {
+    let found = contents(dir);
+    if found.is_empty() {
+        return Ok(());
+    }
+    let run = dir.join("latest.json").exists();
+    anyhow::bail!(
+        "{} already holds {} ({}); {}",
+        dir.display(),
+        if run { "a run" } else { "files" },
+        found.join(", "),
+        match resume.filter(|_| run) {
+            Some(command) => format!(
+                "continue it with `{command} {}`, or choose another --run-dir",
+                dir.display()
+            ),
+            None => "choose another --run-dir (nothing there was changed)".to_string(),
+        }
+    )
+}
+
+/// Leaves a new run's directory as it was found when the run fails to start: armed when the
+/// directory is claimed, disarmed by [`NewRunGuard::keep`] once the run has started. Dropped
+/// armed (an error returned, a panic unwinding), it removes everything in the directory — it was
+/// empty when claimed, so all of it is this run's — and the directory too when the claim made
+/// it. A directory holding a checkpoint (a run's or its cloned policy's) is kept whole: nothing
+/// that could be resumed or fine-tuned is lost.
+pub struct NewRunGuard<'a> {
+    dir: &'a Path,
+    created_dir: bool,
+    armed: bool,
+}
+
+impl<'a> NewRunGuard<'a> {
+    /// Arms the guard for `dir`, claimed by [`claim_new`] with `lock`.
+    pub fn new(dir: &'a Path, lock: &RunLock) -> Self {
+        NewRunGuard {
+            dir,
+            created_dir: lock.created_dir,
+            armed: true,
+        }
+    }
+
+    /// The run started: keep the directory.
+    pub fn keep(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for NewRunGuard<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let dir = self.dir;
+        let has_checkpoint = ["latest.json", "best.json", "imitation/latest.json"]
+            .iter()
+            .any(|f| dir.join(f).exists());
+        if has_checkpoint {
+            return;
+        }
+        if self.created_dir {
+            let _ = std::fs::remove_dir_all(dir);
+            return;
+        }
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let _ = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+        }
+    }
+}
+
+/// Removes what a killed process can leave behind in a run directory it was writing: temporary
+/// files of atomic writes (`latest.json.tmp-PID`). Call it holding the directory's lock, so no
+/// live writer owns them.
+pub fn remove_stale_temporaries(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().contains(".tmp-") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// The entries of `dir` other than the lock file (empty when `dir` does not exist).
@@ -161,5 +269,56 @@ mod tests {
         );
         drop(first);
         RunLock::acquire(dir.path()).expect("free again");
+    }
+
+    #[test]
+    fn a_used_directory_is_refused_without_writing_a_lock_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("notes.txt"), "mine").unwrap();
+        let e = claim_new(dir.path(), None).expect_err("not empty");
+        assert!(e.to_string().contains("nothing there was changed"), "{e}");
+        assert!(!dir.path().join(LOCK_FILE).exists());
+    }
+
+    #[test]
+    fn a_failed_new_run_leaves_nothing_but_a_checkpoint_is_kept() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let made = root.path().join("made");
+        let lock = claim_new(&made, None).unwrap();
+        let guard = NewRunGuard::new(&made, &lock);
+        std::fs::write(made.join("config.toml"), "x").unwrap();
+        drop(lock);
+        drop(guard);
+        assert!(!made.exists(), "the directory the claim made is removed");
+
+        let given = root.path().join("given");
+        std::fs::create_dir(&given).unwrap();
+        let lock = claim_new(&given, None).unwrap();
+        let guard = NewRunGuard::new(&given, &lock);
+        std::fs::write(given.join("metrics.csv"), "x").unwrap();
+        drop((lock, guard));
+        assert!(given.exists() && contents(&given).is_empty());
+        assert!(!given.join(LOCK_FILE).exists());
+
+        let kept = root.path().join("kept");
+        let lock = claim_new(&kept, None).unwrap();
+        let guard = NewRunGuard::new(&kept, &lock);
+        std::fs::write(kept.join("latest.json"), "{}").unwrap();
+        drop((lock, guard));
+        assert!(kept.join("latest.json").exists());
+
+        let started = root.path().join("started");
+        let lock = claim_new(&started, None).unwrap();
+        NewRunGuard::new(&started, &lock).keep();
+        assert!(started.join(LOCK_FILE).exists());
+    }
+
+    #[test]
+    fn stale_temporaries_are_removed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("latest.json.tmp-99999"), "half").unwrap();
+        std::fs::write(dir.path().join("latest.json"), "{}").unwrap();
+        remove_stale_temporaries(dir.path());
+        assert_eq!(contents(dir.path()), vec!["latest.json".to_string()]);
     }
 }

@@ -104,6 +104,20 @@ impl Trainer {
             imitation::check_env(&config, registry).context("imitation.before_ppo")?;
         }
         let lock = rundir::claim_new(run_dir, Some("wormnet train --resume"))?;
+        let guard = rundir::NewRunGuard::new(run_dir, &lock);
+        let trainer = Self::start_new(config, run_dir, lock, registry)?;
+        guard.keep();
+        Ok(trainer)
+    }
+
+    /// The part of [`Self::create`] after the directory is claimed (a failure here leaves the
+    /// directory as it was found, through the caller's guard).
+    fn start_new(
+        config: TrainConfig,
+        run_dir: &Path,
+        lock: RunLock,
+        registry: &Registry,
+    ) -> Result<Self> {
         checkpoint::write_atomic(&run_dir.join("config.toml"), config.to_toml().as_bytes())?;
         let mut init_from = config.run.init_from.clone();
         let mut imitation_seconds = 0.0;
@@ -173,6 +187,7 @@ impl Trainer {
         registry: &Registry,
     ) -> Result<Self> {
         let lock = RunLock::acquire(run_dir)?;
+        rundir::remove_stale_temporaries(run_dir);
         if run_dir.join(imitation::LOG).exists() {
             bail!(
                 "{0} holds a cloned policy (wormnet imitate), not a PPO run; fine-tune it in a \
@@ -285,11 +300,16 @@ impl Trainer {
                 self.begin_segment()?;
             }
             let (stats, episodes) = self.train_one_update().with_context(|| {
+                let dir = self.run_dir.display();
+                let saved = if self.run_dir.join("latest.json").exists() {
+                    format!("the checkpoints in {dir} are intact")
+                } else {
+                    format!("no checkpoint had been written yet in {dir}")
+                };
                 format!(
-                    "training stopped at update {} (step {}); the checkpoints in {} are intact",
+                    "training stopped at update {} (step {}); {saved}",
                     self.update + 1,
                     self.global_step,
-                    self.run_dir.display()
                 )
             })?;
             self.update += 1;

@@ -301,5 +301,6 @@ fn env_emitting_nan_stops_training_with_its_name_and_keeps_checkpoints() {
     let err = format!("{:#}", t.run(None, |_, _| {}).err().unwrap());
     assert!(err.contains("nan_env"), "{err}");
     assert!(err.to_lowercase().contains("nan"), "{err}");
-    assert!(err.contains("intact"), "{err}");
+    // It failed in the first update: there is no checkpoint to call intact.
+    assert!(err.contains("no checkpoint had been written yet"), "{err}");
 }

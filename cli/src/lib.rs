@@ -94,10 +94,28 @@ pub fn main(registry: Registry) -> ExitCode {
     match run(registry, std::env::args_os()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("Error: {e:#}");
+            eprintln!("Error: {}", one_line(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its causes on one line, `outer: inner: …`, as anyhow's `{:#}` prints them, but
+/// with each cause said once: a message that already ends with its cause's text (`cannot write
+/// X: No space left on device`) is not followed by that text again.
+pub fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.ends_with(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 /// Parses `args` (the program name first, as `std::env::args_os`) and runs the subcommand over
@@ -136,4 +154,24 @@ fn init_logging() {
         )
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_cause_already_in_its_message_is_said_once() {
+        let io = std::io::Error::other("No space left on device");
+        let write = wormnet_agent::checkpoint::CheckpointError::Write {
+            path: "runs/x/latest.json".into(),
+            source: io,
+        };
+        let e = anyhow::Error::new(write).context("saving the latest checkpoint");
+        assert_eq!(
+            super::one_line(&e),
+            "saving the latest checkpoint: cannot write runs/x/latest.json: No space left on \
+             device"
+        );
+        let plain = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(super::one_line(&plain), "outer: inner");
+    }
 }

@@ -70,12 +70,23 @@ impl BallSlope {
 /// registry wraps it in a `BevyEnv`, several to an `App` when `env.envs_per_app` asks.
 pub fn plugin(options: &toml::Table) -> Result<BallSlope, EnvError> {
     let options: BallSlopeOptions = parse_options(NAME, options)?;
-    if options.substeps == 0 {
+    if !(1..=1_000).contains(&options.substeps) {
         return Err(EnvError::Options {
             env: NAME.to_string(),
-            message: "substeps must be at least 1".to_string(),
+            message: format!(
+                "substeps must be between 1 and 1000, got {}",
+                options.substeps
+            ),
         });
     }
+    wormnet_sim::env::check_option_ranges(
+        NAME,
+        &[],
+        &[
+            ("slope", options.slope.abs()),
+            ("push_force", options.push_force.abs()),
+        ],
+    )?;
     Ok(BallSlope::new(options))
 }
 

@@ -162,6 +162,9 @@ impl WormOptions {
             ("goal_bonus", self.goal_bonus),
         ];
         wormnet_sim::env::check_option_ranges(NAME, &positive, &non_negative)?;
+        if self.dt > 1.0 {
+            return bad(format!("dt must be at most 1 s, got {}", self.dt));
+        }
         if self.segments < 2 || self.segments > 64 {
             return bad(format!("segments must be in 2..=64, got {}", self.segments));
         }

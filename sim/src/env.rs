@@ -61,6 +61,10 @@ impl ImageShape {
     }
 }
 
+/// The longest time limit an env may declare: an evaluation of a policy that survives must
+/// end in minutes, not days.
+pub const MAX_EPISODE_STEPS: u32 = 1_000_000;
+
 /// Why an [`EnvSpec`] is unusable, caught when an env is built rather than mid-training.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SpecError {
@@ -95,6 +99,16 @@ pub enum SpecError {
         pixels: usize,
         /// Observation dimension.
         dim: usize,
+    },
+    /// The time limit is zero or so long that an evaluation would never end.
+    #[error(
+        "env `{env}`: max_episode_steps must be between 1 and {MAX_EPISODE_STEPS}, got {steps}"
+    )]
+    TimeLimit {
+        /// Env name.
+        env: String,
+        /// The bad value.
+        steps: u32,
     },
     /// `dt` is not a positive finite number.
     #[error("env `{env}`: dt must be positive and finite, got {dt}")]
@@ -161,6 +175,15 @@ impl EnvSpec {
             return Err(SpecError::Dt {
                 env: self.name.clone(),
                 dt: self.dt,
+            });
+        }
+        if let Some(steps) = self
+            .max_episode_steps
+            .filter(|&s| s == 0 || s > MAX_EPISODE_STEPS)
+        {
+            return Err(SpecError::TimeLimit {
+                env: self.name.clone(),
+                steps,
             });
         }
         Ok(())
@@ -253,9 +276,13 @@ pub fn parse_options<T: DeserializeOwned>(env: &str, options: &toml::Table) -> R
     })
 }
 
+/// The largest magnitude any numeric env option may have: far beyond every physical use
+/// (masses in kg, lengths in m, gains), so `1e30` is an error rather than an overflow mid-run.
+pub const MAX_OPTION_MAGNITUDE: f32 = 1e6;
+
 /// Checks numeric options every physical env has: values that must be positive and finite, and
-/// values that must be non-negative and finite. The first offender is an error naming it and the
-/// env, so each env does not hand-roll the same loop.
+/// values that must be non-negative and finite, all at most [`MAX_OPTION_MAGNITUDE`]. The first
+/// offender is an error naming it and the env, so each env does not hand-roll the same loop.
 pub fn check_option_ranges(
     env: &str,
     positive: &[(&str, f32)],
@@ -275,6 +302,13 @@ pub fn check_option_ranges(
     for &(name, value) in non_negative {
         if !(value >= 0.0 && value.is_finite()) {
             return bad(format!("{name} must be >= 0 and finite, got {value}"));
+        }
+    }
+    for &(name, value) in positive.iter().chain(non_negative) {
+        if value > MAX_OPTION_MAGNITUDE {
+            return bad(format!(
+                "{name} must be at most {MAX_OPTION_MAGNITUDE:e}, got {value}"
+            ));
         }
     }
     Ok(())

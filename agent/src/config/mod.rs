@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 use crate::policy::PolicyConfig;
 use crate::ppo::config::PpoConfig;
 
+pub mod limits;
+
 fn default_num_envs() -> usize {
     8
 }
@@ -358,9 +360,90 @@ impl TrainConfig {
         self.ppo
             .validate(self.env.num_envs)
             .map_err(|e| invalid(&format!("ppo.{}", e.field), e.message))?;
+        self.check_limits()
+            .map_err(|(field, message)| invalid(&field, message))?;
         self.imitation
             .check()
             .map_err(|(field, message)| invalid(&format!("imitation.{field}"), message))?;
+        Ok(())
+    }
+
+    /// The first value past its bound ([`limits`]), as `(dotted field, why)`.
+    fn check_limits(&self) -> Result<(), (String, String)> {
+        let config = self;
+        let env = &config.env;
+        let run = &config.run;
+        limits::counts(&[
+            ("env.num_envs", env.num_envs, limits::MAX_ENVS),
+            ("env.workers", env.workers, limits::MAX_THREADS),
+            ("env.envs_per_app", env.envs_per_app, limits::MAX_ENVS),
+            ("run.threads", run.threads, limits::MAX_THREADS),
+            (
+                "run.eval_episodes",
+                run.eval_episodes,
+                limits::MAX_EVAL_EPISODES,
+            ),
+            ("ppo.epochs", config.ppo.epochs, 10_000),
+            (
+                "ppo.steps_per_rollout",
+                config.ppo.steps_per_rollout,
+                1 << 20,
+            ),
+        ])?;
+        if run.total_steps > limits::MAX_TOTAL_STEPS {
+            return Err(limits::at_most(
+                "run.total_steps",
+                limits::MAX_TOTAL_STEPS,
+                run.total_steps,
+            ));
+        }
+        let rollout = env.num_envs.saturating_mul(config.ppo.steps_per_rollout);
+        if rollout > limits::MAX_ROLLOUT {
+            return Err((
+                "ppo.steps_per_rollout".into(),
+                format!(
+                    "env.num_envs × steps_per_rollout = {rollout} transitions per rollout; at most \
+                     {}",
+                    limits::MAX_ROLLOUT
+                ),
+            ));
+        }
+        if let Some(name) = &run.name {
+            limits::check_run_name(name).map_err(|m| ("run.name".to_string(), m))?;
+        }
+        let log_std = config.policy.log_std_init;
+        if log_std.is_nan() || log_std.abs() > 20.0 {
+            return Err((
+                "policy.log_std_init".into(),
+                format!("must lie in [-20, 20], got {log_std}"),
+            ));
+        }
+        for (section, value) in [
+            ("policy", toml::Value::try_from(&config.policy)),
+            ("ppo", toml::Value::try_from(&config.ppo)),
+            ("imitation", toml::Value::try_from(&config.imitation)),
+        ] {
+            let value = value.map_err(|e| (section.to_string(), e.to_string()))?;
+            limits::check_floats(&value, section)?;
+        }
+        limits::check_ncp("policy.actor", &config.policy.actor)?;
+        let critic = &config.policy.critic;
+        limits::check_stack("policy.critic.hidden", &critic.hidden)?;
+        if let Some(ncp) = &critic.ncp {
+            limits::check_ncp("policy.critic.ncp", ncp)?;
+        }
+        if let Some(crate::policy::EncoderConfig::Conv {
+            channels,
+            kernels,
+            strides,
+            features,
+        }) = &config.policy.encoder
+        {
+            limits::check_stack("policy.encoder.channels", channels)?;
+            limits::check_stack("policy.encoder.kernels", kernels)?;
+            limits::check_stack("policy.encoder.strides", strides)?;
+            limits::counts(&[("policy.encoder.features", *features, limits::MAX_WIDTH)])?;
+        }
         Ok(())
     }
 
@@ -421,10 +504,25 @@ impl std::str::FromStr for Override {
             Ok(mut t) => t
                 .remove("v")
                 .unwrap_or(toml::Value::String(value.to_string())),
+            // A bare word is a string, but a number TOML cannot hold is not a word.
+            Err(_) if looks_numeric(value) => {
+                return Err(format!(
+                    "`{s}`: {value} is not a number wormnet can hold (integers fit in 64 bits)"
+                ))
+            }
             Err(_) => toml::Value::String(value.to_string()),
         };
         Override::new(key.trim(), value).map_err(|e| format!("`{s}`: {e}"))
     }
+}
+
+/// Whether `text` is written like an integer (sign, digits, underscores): such text is never
+/// meant as a string.
+fn looks_numeric(text: &str) -> bool {
+    let digits = text.strip_prefix(['+', '-']).unwrap_or(text);
+    !digits.is_empty()
+        && digits.starts_with(|c: char| c.is_ascii_digit())
+        && digits.chars().all(|c| c.is_ascii_digit() || c == '_')
 }
 
 impl Override {

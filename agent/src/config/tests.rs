@@ -131,3 +131,53 @@ fn envs_per_app_defaults_to_one_and_zero_is_named() {
         "{e}"
     );
 }
+
+#[test]
+fn absurd_sizes_are_named_before_anything_allocates() {
+    for (bad, named) in [
+        ("env.num_envs=100000000", "env.num_envs"),
+        ("env.workers=5000", "env.workers"),
+        (
+            "policy.critic.hidden=[100000, 100000]",
+            "policy.critic.hidden",
+        ),
+        ("run.eval_episodes=1000000000000", "run.eval_episodes"),
+        ("run.total_steps=10000000000000000", "run.total_steps"),
+        (
+            "policy.actor.ode_unfolds=100000000",
+            "policy.actor.ode_unfolds",
+        ),
+        ("ppo.steps_per_rollout=10000000", "ppo.steps_per_rollout"),
+        ("ppo.obs_clip=-1", "ppo.obs_clip"),
+        ("ppo.reward_clip=nan", "ppo.reward_clip"),
+        ("policy.log_std_init=1e30", "policy.log_std_init"),
+        ("run.name=\"../../x\"", "run.name"),
+        ("run.name=\"/tmp/x\"", "run.name"),
+    ] {
+        let e = TrainConfig::parse_with(MINIMAL, Path::new("x.toml"), &[set(bad)])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(named) && e.contains("x.toml"), "{bad}: {e}");
+    }
+    let wide_lstm = "[env]\nname = \"cartpole\"\n[policy.actor]\ncell = \"lstm\"\nunits = 100000\n";
+    let e = TrainConfig::parse(wide_lstm, Path::new("x.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("policy.actor.units"), "{e}");
+}
+
+#[test]
+fn a_number_too_big_for_64_bits_is_called_a_number() {
+    let e = "run.total_steps=99999999999999999999"
+        .parse::<Override>()
+        .unwrap_err();
+    assert!(
+        e.contains("64 bits") && e.contains("run.total_steps"),
+        "{e}"
+    );
+    // Words stay strings.
+    assert_eq!(
+        set("run.device=cuda").value,
+        toml::Value::String("cuda".into())
+    );
+}

@@ -89,7 +89,9 @@ pub fn imitate(
             config.ppo.obs_clip,
         )));
     }
-    let _lock = rundir::claim_new(run_dir, None)?;
+    let lock = rundir::claim_new(run_dir, None)?;
+    // A failure before the first checkpoint leaves the directory as it was found.
+    let guard = rundir::NewRunGuard::new(run_dir, &lock);
     checkpoint::write_atomic(&run_dir.join("config.toml"), config.to_toml().as_bytes())?;
     let log_path = run_dir.join(LOG);
     let log = |line: &str| {
@@ -168,6 +170,7 @@ pub fn imitate(
             loss = clone_epoch(&policy, &mut adam, &tensors, &cfg, &sequences, shuffle)?;
             if STOP.load(Ordering::SeqCst) {
                 save(&policy, &adam, "latest", best, None)?;
+                guard.keep();
                 return Ok(Completion::Interrupted);
             }
         }
@@ -205,6 +208,8 @@ pub fn imitate(
         ))?;
         progress(&report);
     }
+    guard.keep();
+    drop(lock);
     Ok(Completion::Finished)
 }
 

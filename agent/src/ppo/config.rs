@@ -125,10 +125,28 @@ impl PpoConfig {
         if !positive(self.clip_coef) {
             return err("clip_coef", format!("must be > 0, got {}", self.clip_coef));
         }
-        if !positive(self.max_grad_norm) {
+        for (field, v) in [
+            ("max_grad_norm", self.max_grad_norm),
+            ("adam_eps", self.adam_eps),
+            ("obs_clip", f64::from(self.obs_clip)),
+            ("reward_clip", f64::from(self.reward_clip)),
+        ] {
+            if !positive(v) {
+                return err(field, format!("must be > 0 and finite, got {v}"));
+            }
+        }
+        for (field, v) in [("ent_coef", self.ent_coef), ("vf_coef", self.vf_coef)] {
+            if !(v >= 0.0 && v.is_finite()) {
+                return err(field, format!("must be >= 0 and finite, got {v}"));
+            }
+        }
+        if let Some(kl) = self.target_kl.filter(|&kl| !positive(kl)) {
+            return err("target_kl", format!("must be > 0 and finite, got {kl}"));
+        }
+        if self.log_std_init.is_nan() || self.log_std_init.abs() > 20.0 {
             return err(
-                "max_grad_norm",
-                format!("must be > 0, got {}", self.max_grad_norm),
+                "log_std_init",
+                format!("must lie in [-20, 20], got {}", self.log_std_init),
             );
         }
         Ok(())

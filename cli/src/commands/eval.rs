@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use wormnet_agent::checkpoint::{append_line, load_checkpoint, save_json};
+use wormnet_agent::config::limits::MAX_EVAL_EPISODES;
 use wormnet_agent::eval::{evaluate, EvalOptions};
 use wormnet_agent::seeds::{derive_seed, ACTION_STREAM};
 use wormnet_ncp::parse_device;
@@ -39,8 +40,9 @@ pub struct EvalArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
-    /// Also write the result to this JSON file (default: append it as one line to
-    /// `evals.jsonl` beside the checkpoint, when that directory is writable).
+    /// Also write the result to this new JSON file (an existing one is refused; default:
+    /// append it as one line to `evals.jsonl` beside the checkpoint, when that directory is
+    /// writable).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
 }
@@ -50,8 +52,17 @@ pub const EVAL_LOG: &str = "evals.jsonl";
 
 /// Runs `wormnet eval`.
 pub fn run(args: EvalArgs, registry: &Registry) -> Result<()> {
-    if args.episodes == 0 {
-        bail!("--episodes must be at least 1");
+    if !(1..=MAX_EVAL_EPISODES).contains(&args.episodes) {
+        bail!(
+            "--episodes must be between 1 and {MAX_EVAL_EPISODES}, got {}",
+            args.episodes
+        );
+    }
+    if let Some(out) = args.out.as_ref().filter(|o| o.exists()) {
+        bail!(
+            "--out {} already exists; choose a new file (evaluations are never overwritten)",
+            out.display()
+        );
     }
     if !(args.obs_noise >= 0.0 && args.obs_noise.is_finite()) {
         bail!(

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::rc::Rc;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use wormnet_agent::inspect::panel::NeuronPanel;
 use wormnet_agent::inspect::watch::LivePolicy;
@@ -48,6 +48,17 @@ pub struct WatchArgs {
 
 /// Runs `wormnet watch`.
 pub fn run(args: WatchArgs, registry: &Registry) -> Result<()> {
+    if !(0.0..=3600.0).contains(&args.screenshot_after) {
+        bail!(
+            "--screenshot-after must be between 0 and 3600 seconds, got {}",
+            args.screenshot_after
+        );
+    }
+    for (flag, v) in [("--width", args.width), ("--height", args.height)] {
+        if !(16..=8192).contains(&v) {
+            bail!("{flag} must be between 16 and 8192 pixels, got {v}");
+        }
+    }
     tch::set_num_threads(1);
     let loaded = load(&args.target, registry)?;
     let config = &loaded.sidecar.config;

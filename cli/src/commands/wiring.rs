@@ -11,6 +11,9 @@ use wormnet_ncp::wiring::picture::{self, PictureOptions};
 use wormnet_ncp::{NcpConfig, Wiring, WiringConfig};
 use wormnet_sim::Registry;
 
+/// The most sensory inputs a drawn wiring may have (a camera's pixels fit).
+const MAX_INPUTS: usize = 1 << 16;
+
 /// Arguments of `wormnet wiring`.
 #[derive(Args)]
 pub struct WiringArgs {
@@ -48,6 +51,9 @@ pub fn run(args: WiringArgs, registry: &Registry) -> Result<()> {
         title: Some(path.display().to_string()),
         ..Default::default()
     };
+    if let Some(n) = args.inputs.filter(|n| !(1..=MAX_INPUTS).contains(n)) {
+        bail!("--inputs must be between 1 and {MAX_INPUTS}, got {n}");
+    }
     let mut inputs = args.inputs;
     let mut wiring = if let Some(policy) = value.get("policy") {
         let actor = policy

@@ -230,6 +230,28 @@ impl VehicleOptions {
             ("crash_penalty", self.crash_penalty),
         ];
         wormnet_sim::env::check_option_ranges(NAME, &positive, &non_negative)?;
+        // Bounds that keep the task a task: a physics step of at most a second, a fan of rays
+        // no wider than a circle, noise that leaves a signal (observations are normalised to
+        // about ±1, pixels to [0, 1]).
+        for (name, value, most) in [
+            ("dt", self.dt, 1.0),
+            ("ray_spread", self.ray_spread, std::f32::consts::TAU),
+            ("sensor_noise", self.sensor_noise, 10.0),
+            ("camera_noise", self.camera_noise, 1.0),
+            ("camera_brightness", self.camera_brightness, 1.0),
+        ] {
+            if value > most {
+                return bad(format!("{name} must be at most {most}, got {value}"));
+            }
+        }
+        if self.track_width[0] < 2.0 * self.car_width {
+            return bad(format!(
+                "track_width must leave room for the car: its minimum must be at least twice \
+                 car_width ({}), got {}",
+                2.0 * self.car_width,
+                self.track_width[0]
+            ));
+        }
         for (name, [lo, hi]) in [
             ("track_length", self.track_length),
             ("track_width", self.track_width),

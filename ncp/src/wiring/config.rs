@@ -156,6 +156,32 @@ pub enum WiringConfig {
     },
 }
 
+/// The most neurons a generated wiring may have: an LTC of this size already holds 16 M
+/// synapses; a typo (`units = 100000000`) is an error instead of an allocation that aborts.
+pub const MAX_NEURONS: usize = 4_096;
+
+impl WiringConfig {
+    /// How many neurons the generator would make (None for a wiring file, sized by its file).
+    pub fn neurons(&self) -> Option<usize> {
+        match self {
+            WiringConfig::FullyConnected { units, .. }
+            | WiringConfig::Random { units, .. }
+            | WiringConfig::AutoNcp { units, .. } => Some(*units),
+            WiringConfig::Ncp {
+                inter_neurons,
+                command_neurons,
+                motor_neurons,
+                ..
+            } => Some(
+                inter_neurons
+                    .saturating_add(*command_neurons)
+                    .saturating_add(*motor_neurons),
+            ),
+            WiringConfig::File { .. } => None,
+        }
+    }
+}
+
 /// NCP layer sizes and fan-outs, the parameters of the generator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NcpParams {

@@ -11,6 +11,12 @@ use super::numpy_rng::{LegacyRandomState, Pcg64};
 impl Wiring {
     /// Makes the (unbuilt) wiring a config describes; a `file` config is loaded and may be built.
     pub fn from_config(config: &WiringConfig) -> Result<Self, WiringError> {
+        if let Some(n) = config.neurons().filter(|&n| n > super::config::MAX_NEURONS) {
+            return Err(WiringError::Invalid(format!(
+                "{n} neurons; a wiring may have at most {}",
+                super::config::MAX_NEURONS
+            )));
+        }
         let mut w = match config {
             WiringConfig::FullyConnected {
                 units,

@@ -20,6 +20,6 @@ pub mod picture;
 #[cfg(test)]
 mod tests;
 
-pub use config::{auto_ncp_params, NcpParams, NeuronType, WiringConfig, WiringError};
+pub use config::{auto_ncp_params, NcpParams, NeuronType, WiringConfig, WiringError, MAX_NEURONS};
 pub use file::WiringFile;
 pub use graph::Wiring;

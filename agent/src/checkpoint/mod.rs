@@ -8,8 +8,8 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use anyhow::{Context, Result};
+use serde::{de::DeserializeOwned, Serialize};
 use tch::{Device, Tensor};
 use wormnet_sim::EnvSpec;
 
@@ -19,43 +19,10 @@ use crate::policy::{ObsNormalizer, Policy, RewardScaler};
 use crate::ppo::adam::Adam;
 use crate::seeds::{derive_seed, TORCH_STREAM};
 
-/// Version of the sidecar layout.
-pub const FORMAT: u32 = 1;
+mod sidecar;
+pub mod validate;
 
-/// What a checkpoint's JSON sidecar records besides the tensors.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Sidecar {
-    /// Layout version ([`FORMAT`]).
-    pub format: u32,
-    /// The safetensors file (in the same directory) holding policy and optimizer tensors.
-    pub tensors: String,
-    /// CRC-32C of that file, checked on load (absent in checkpoints from before it existed).
-    #[serde(default)]
-    pub tensors_crc32c: Option<u32>,
-    /// Updates completed.
-    pub update: usize,
-    /// Environment steps completed.
-    pub global_step: u64,
-    /// Best evaluation mean return so far.
-    pub best_eval: Option<f64>,
-    /// Wall-clock seconds the run had spent up to this checkpoint, over all its sessions
-    /// (0 in checkpoints from before it was recorded).
-    #[serde(default)]
-    pub wall_seconds: f64,
-    /// Adam's step counter (the moments are in the tensors file).
-    pub adam_step: i64,
-    /// The policy's observation normaliser.
-    pub obs_norm: Option<ObsNormalizer>,
-    /// The trainer's reward scaler.
-    pub reward_scaler: Option<RewardScaler>,
-    /// The evaluation that made this checkpoint `best`, if any.
-    pub eval: Option<EvalSummary>,
-    /// The resolved config of the run.
-    pub config: TrainConfig,
-    /// The env the policy was trained on: rebuilds the policy without building the env, and
-    /// names its sensory and motor neurons.
-    pub env_spec: EnvSpec,
-}
+pub use sidecar::{Sidecar, FORMAT};
 
 /// Everything a checkpoint holds, borrowed from a running trainer.
 pub struct CheckpointParts<'a> {
@@ -129,16 +96,11 @@ pub fn save(
     Ok(())
 }
 
-/// Reads a sidecar and checks its layout version.
+/// Reads a sidecar and checks every field of it ([`validate::check`]): what it names can be
+/// built and loaded without a surprise.
 pub fn load_sidecar(path: &Path) -> Result<Sidecar> {
     let sidecar: Sidecar = load_json(path)?;
-    if sidecar.format != FORMAT {
-        bail!(
-            "{}: checkpoint format {} is not the supported {FORMAT}",
-            path.display(),
-            sidecar.format
-        );
-    }
+    validate::check(&sidecar, path)?;
     Ok(sidecar)
 }
 
@@ -165,6 +127,13 @@ pub fn restore_adam(
                 .ok_or_else(|| mismatch(format!("optimizer tensor {key} is missing")))
         };
         let (m, v) = (moment("exp_avg")?, moment("exp_avg_sq")?);
+        let kind = adam.exp_avg(i).kind();
+        if m.kind() != kind || v.kind() != kind {
+            return Err(mismatch(format!(
+                "optimizer tensors of {name} are stored as {:?}, the optimizer holds {kind:?}",
+                m.kind()
+            )));
+        }
         if !adam.set_moments(i, &m, &v) {
             return Err(mismatch(format!(
                 "optimizer tensors of {name} have shape {:?}, the parameter has another",
@@ -215,7 +184,15 @@ pub fn load_policy_tensors(
                     var.size()
                 )));
             }
-            let t = t.to_device(var.device()).to_kind(var.kind());
+            if t.kind() != var.kind() {
+                return Err(mismatch(format!(
+                    "tensor {name} is stored as {:?}, this policy holds {:?} (the file was \
+                     changed after it was written?)",
+                    t.kind(),
+                    var.kind()
+                )));
+            }
+            let t = t.to_device(var.device());
             if !bool::try_from(t.isfinite().all()).unwrap_or(false) {
                 return Err(CheckpointError::Corrupt {
                     path: path.clone(),
@@ -326,7 +303,39 @@ pub fn sidecar_path(target: &Path) -> PathBuf {
 /// the policy from the sidecar's config and env spec.
 pub fn load_checkpoint(target: &Path, device: Device) -> Result<LoadedPolicy> {
     let path = sidecar_path(target);
-    let sidecar = load_sidecar(&path)?;
+    // A run still training replaces its checkpoint: between reading the sidecar and its
+    // tensors, the tensors it names may be superseded and deleted (the trainer writes the new
+    // tensors, then the sidecar naming them, then deletes the old file). So while the named
+    // file is missing, or the sidecar has moved on to another, read again for up to a second.
+    let mut attempts = 0;
+    loop {
+        let sidecar = load_sidecar(&path)?;
+        let tensors = sidecar.tensors.clone();
+        let dir = path.parent().unwrap_or(Path::new("."));
+        match load_with_sidecar(&path, sidecar, device) {
+            Err(e)
+                if attempts < 20
+                    && (!dir.join(&tensors).exists() || sidecar_moved_on(&path, &tensors)) =>
+            {
+                attempts += 1;
+                tracing::debug!(
+                    "{} was replaced while being read ({e:#}); reading it again",
+                    path.display()
+                );
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            result => return result,
+        }
+    }
+}
+
+/// Whether the sidecar at `path` now names another tensors file than `tensors`.
+fn sidecar_moved_on(path: &Path, tensors: &str) -> bool {
+    load_json::<Sidecar>(path).is_ok_and(|s| s.tensors != tensors)
+}
+
+fn load_with_sidecar(path: &Path, sidecar: Sidecar, device: Device) -> Result<LoadedPolicy> {
+    let path = path.to_path_buf();
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut policy = Policy::new(&sidecar.env_spec, &sidecar.config.policy, device)
         .with_context(|| format!("{}: rebuilding its policy", path.display()))?;
@@ -513,76 +522,4 @@ fn sync_dir(path: &Path) -> std::io::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tensors_round_trip_and_no_temp_file_is_left() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("latest.safetensors");
-        let t = Tensor::from_slice(&[1.0f32, -2.0, 3.5]).reshape([3, 1]);
-        save_tensors(&path, &[("actor.w".to_string(), t.shallow_clone())]).unwrap();
-        let back = load_tensors(&path, None).unwrap();
-        assert_eq!(back.len(), 1);
-        assert_eq!(back[0].0, "actor.w");
-        assert!(back[0].1.equal(&t));
-        let names: Vec<_> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names, vec![std::ffi::OsString::from("latest.safetensors")]);
-    }
-
-    #[test]
-    fn truncated_file_is_reported_as_corrupt_with_its_path() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("best.safetensors");
-        let t = Tensor::ones([64], (tch::Kind::Float, tch::Device::Cpu));
-        save_tensors(&path, &[("w".to_string(), t)]).unwrap();
-        let bytes = std::fs::read(&path).unwrap();
-        std::fs::write(&path, &bytes[..bytes.len() - 10]).unwrap();
-        let err = load_tensors(&path, None).unwrap_err();
-        assert!(matches!(err, CheckpointError::Corrupt { .. }), "{err}");
-        assert!(err.to_string().contains("best.safetensors"), "{err}");
-        std::fs::write(&path, b"garbage").unwrap();
-        assert!(matches!(
-            load_tensors(&path, None).unwrap_err(),
-            CheckpointError::Corrupt { .. }
-        ));
-    }
-
-    #[test]
-    fn failed_write_keeps_the_previous_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state.json");
-        save_json(&path, &serde_json::json!({"step": 1})).unwrap();
-        // A directory where the temp file should go makes the write fail midway.
-        std::fs::create_dir(temp_name(&path)).unwrap();
-        assert!(save_json(&path, &serde_json::json!({"step": 2})).is_err());
-        let v: serde_json::Value = load_json(&path).unwrap();
-        assert_eq!(v["step"], 1);
-    }
-
-    #[test]
-    fn sixteen_overwritten_bytes_fail_the_checksum() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("latest-000004.safetensors");
-        let t = Tensor::ones([256], (tch::Kind::Float, tch::Device::Cpu));
-        save_tensors(&path, &[("w".to_string(), t)]).unwrap();
-        let mut bytes = std::fs::read(&path).unwrap();
-        let crc = crc32c::crc32c(&bytes);
-        assert!(load_tensors(&path, Some(crc)).is_ok());
-        let middle = bytes.len() / 2;
-        bytes[middle..middle + 16].copy_from_slice(&[0x7f; 16]);
-        std::fs::write(&path, &bytes).unwrap();
-        // The header still parses and libtorch would load the changed values without a word.
-        assert!(load_tensors(&path, None).is_ok());
-        let err = load_tensors(&path, Some(crc)).unwrap_err();
-        assert!(matches!(err, CheckpointError::Corrupt { .. }), "{err}");
-        assert!(
-            err.to_string().contains("latest-000004.safetensors"),
-            "{err}"
-        );
-        assert!(err.to_string().contains("checksum"), "{err}");
-    }
-}
+mod tests;
