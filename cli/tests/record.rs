@@ -1,6 +1,8 @@
 //! `wormnet record` on an experiment config: a look at an env before training, with the
-//! untrained policy or with zero actions (needs the `render` feature and a Vulkan driver,
-//! Mesa's lavapipe where there is no GPU).
+//! untrained policy or with zero actions; its `--out` folder (a previous recording replaced
+//! whole, any other folder refused untouched); the README's re-render of a recorded rollout;
+//! SIGTERM stopping a recording (needs the `render` feature and a Vulkan driver, Mesa's
+//! lavapipe where there is no GPU).
 #![cfg(feature = "render")]
 
 use std::path::Path;
