@@ -7,6 +7,7 @@ pub mod ablation;
 pub mod audit;
 #[cfg(feature = "render")]
 pub mod camera;
+pub mod folder;
 pub mod heatmap;
 pub mod panel;
 pub mod plot;

@@ -179,6 +179,9 @@ fn write_frames(
     let delay = ((dt * 100.0).round() as u16).max(2);
     let mut paths = Vec::with_capacity(views.len());
     renderer.render(views, |i, picture| {
+        if stopped() {
+            return Err("interrupted".to_string());
+        }
         let path = frames_dir.join(format!("frame_{i:05}.png"));
         let file =
             File::create(&path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
@@ -277,6 +280,10 @@ pub fn write_episode(
     } else {
         None
     };
+    if stopped() {
+        // ffmpeg shares the terminal's Ctrl-C: its video may be cut short.
+        return Err(anyhow!("interrupted"));
+    }
     let csv = dir.join("steps.csv");
     audit::write_steps_csv(rollout, &csv)?;
     let activity = dir.join("activity.png");
@@ -317,27 +324,41 @@ pub fn renderer_for(
 /// Steps of history the saliency log sums over.
 pub const SALIENCY_WINDOW: usize = 8;
 
-/// Records `seeds.len()` episodes of the env `factory` builds (whose spec is `spec`) with
-/// `auditor` into `out/episode_NNN/`.
-pub fn record_policy(
-    auditor: &mut Auditor,
-    factory: &EnvFactory,
-    spec: &EnvSpec,
-    seeds: &[u64],
+/// Whether Ctrl-C or SIGTERM asked to stop ([`crate::interrupt::STOP`]); recording checks it
+/// before every frame and episode.
+fn stopped() -> bool {
+    crate::interrupt::STOP.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// What the episodes of one [`record_policy`] share.
+struct Session<'a> {
+    auditor: &'a mut Auditor,
+    factory: &'a EnvFactory,
+    spec: &'a EnvSpec,
     max_steps: usize,
-    out: &Path,
-    options: &RecordOptions,
-) -> Result<Vec<EpisodeFiles>> {
-    let panel = NeuronPanel::for_policy(auditor.policy(), spec);
-    let mut renderer = renderer_for(Some(&panel), options)?;
-    let mut episodes = Vec::with_capacity(seeds.len());
-    for (i, &seed) in seeds.iter().enumerate() {
+    options: &'a RecordOptions,
+    panel: NeuronPanel,
+    renderer: OffscreenRenderer,
+}
+
+impl Session<'_> {
+    /// Records and writes one episode from `seed` into `dir`.
+    fn episode(&mut self, seed: u64, dir: &Path) -> Result<EpisodeFiles> {
+        let Session {
+            auditor,
+            factory,
+            spec,
+            max_steps,
+            options,
+            panel,
+            renderer,
+        } = self;
+        let (spec, max_steps, options) = (*spec, *max_steps, *options);
         let env = factory
             .build()
             .with_context(|| format!("cannot build env `{}`", factory.name()))?;
         let rollout =
             audit::record_episode(env, factory.options().clone(), seed, max_steps, auditor)?;
-        let dir = out.join(format!("episode_{i:03}"));
         let inputs = auditor.acted_inputs(&rollout);
         let states = audit::recorded_states(&rollout);
         let policy = auditor.policy();
@@ -347,15 +368,15 @@ pub fn record_policy(
             _ => None,
         };
         let sensory = |o: &[f32]| auditor.sensory(o);
-        episodes.push(write_episode(
-            &mut renderer,
+        let files = write_episode(
+            renderer,
             &rollout,
-            Some(&panel),
+            Some(&*panel),
             &sensory,
             maps.as_deref(),
-            &dir,
+            dir,
             options,
-        )?);
+        )?;
         if let Some(steps) = &steps {
             saliency::write_saliency_csv(
                 steps,
@@ -386,12 +407,65 @@ pub fn record_policy(
                 &dir.join("attribution.png"),
             )?;
         }
+        Ok(files)
+    }
+}
+
+/// Records `seeds.len()` episodes of the env `factory` builds (whose spec is `spec`) with
+/// `auditor` into `out/episode_NNN/`. A stop request ([`crate::interrupt::STOP`]) ends it
+/// early: the finished episodes are returned and the one in progress is removed.
+pub fn record_policy(
+    auditor: &mut Auditor,
+    factory: &EnvFactory,
+    spec: &EnvSpec,
+    seeds: &[u64],
+    max_steps: usize,
+    out: &Path,
+    options: &RecordOptions,
+) -> Result<Vec<EpisodeFiles>> {
+    let panel = NeuronPanel::for_policy(auditor.policy(), spec);
+    let renderer = renderer_for(Some(&panel), options)?;
+    let mut session = Session {
+        auditor,
+        factory,
+        spec,
+        max_steps,
+        options,
+        panel,
+        renderer,
+    };
+    let mut episodes = Vec::with_capacity(seeds.len());
+    for (i, &seed) in seeds.iter().enumerate() {
+        if stopped() {
+            break;
+        }
+        let dir = out.join(format!("episode_{i:03}"));
+        match session.episode(seed, &dir) {
+            Ok(files) => episodes.push(files),
+            Err(_) if stopped() => {
+                discard(&dir);
+                break;
+            }
+            Err(e) => return Err(e),
+        }
     }
     Ok(episodes)
 }
 
-/// Renders a recorded rollout file into `out` without re-simulating: the panel shows the
-/// recorded neuron states by name (the file carries no wiring, so no synapses).
+/// Removes an episode folder a stop request cut short (a half-written episode is no record).
+fn discard(dir: &Path) {
+    if let Err(e) = std::fs::remove_dir_all(dir) {
+        tracing::warn!(
+            "cannot remove the unfinished episode {}: {e}",
+            dir.display()
+        );
+    }
+}
+
+/// Renders a recorded rollout file into `out/episode_000/` (where [`record_policy`] puts its
+/// first episode, so the report finds it) without re-simulating: the panel shows the recorded
+/// neuron states by name (the file carries no wiring, so no synapses). A stop request
+/// ([`crate::interrupt::STOP`]) removes the episode folder and returns an error.
 pub fn record_rollout_file(
     path: &Path,
     out: &Path,
@@ -409,13 +483,18 @@ pub fn record_rollout_file(
         NeuronPanel::from_names(spec, &inputs, names, &[])
     });
     let mut renderer = renderer_for(panel.as_ref(), options)?;
-    write_episode(
+    let dir = out.join("episode_000");
+    let written = write_episode(
         &mut renderer,
         &rollout,
         panel.as_ref(),
         &|o: &[f32]| o.to_vec(),
         None,
-        out,
+        &dir,
         options,
-    )
+    );
+    if written.is_err() && stopped() {
+        discard(&dir);
+    }
+    written
 }

@@ -174,25 +174,129 @@ pub fn write_report(out: &Path, meta: &ReportMeta) -> Result<PathBuf> {
         .iter()
         .map(|d| episode(d, out))
         .collect::<Result<Vec<_>>>()?;
+    // The SVG is ours (`wormnet_ncp::wiring::picture` escapes every name in it).
     let wiring = std::fs::read_to_string(out.join("wiring.svg")).unwrap_or_default();
     let data = serde_json::json!({ "meta": meta, "episodes": episodes });
-    // `</` would end the script element early.
-    let data = serde_json::to_string(&data)?.replace("</", "<\\/");
-    let html = TEMPLATE
-        .replace("{{title}}", &escape(&meta.title))
-        .replace("{{wiring}}", &wiring)
-        .replace("{{data}}", &data);
+    let data = script_json(&serde_json::to_string(&data)?);
+    let html = fill(
+        TEMPLATE,
+        &[
+            ("title", &html_text(&meta.title)),
+            ("wiring", &wiring),
+            ("data", &data),
+        ],
+    );
     let path = out.join("report.html");
     crate::checkpoint::write_atomic(&path, html.as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(path)
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+/// `s` as HTML text or a quoted attribute value: the one escaping every string that enters
+/// the page as markup goes through.
+pub fn html_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// JSON text made safe inside a `<script>` element: `<`, `>` and `&` (so neither `</script>`
+/// nor `<!--` can end or bend the element) and the line separators JavaScript once refused
+/// become `\uXXXX` escapes. They only occur inside JSON strings, where the escapes mean the
+/// same characters, so the data parses back unchanged.
+pub fn script_json(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        match c {
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
+                out.push_str(&format!("\\u{:04x}", u32::from(c)));
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `template` with each `{{key}}` replaced by its value, in one pass from left to right: the
+/// values are never scanned again, so a value holding `{{data}}` stays that text. Unknown
+/// placeholders are left as they are.
+fn fill(template: &str, values: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let known = after.find("}}").and_then(|end| {
+            let key = &after[..end];
+            values
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| (v, end + 2))
+        });
+        match known {
+            Some((value, used)) => {
+                out.push_str(value);
+                rest = &after[used..];
+            }
+            None => {
+                out.push_str("{{");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The page: layout, then the script that draws it from the embedded data.
 const TEMPLATE: &str = include_str!("report.html");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_filled_once_and_values_are_never_filled_again() {
+        let page = fill(
+            "<h1>{{title}}</h1>{{ odd }}<p>{{data}}</p>{{",
+            &[("title", "{{data}}"), ("data", "[1]")],
+        );
+        assert_eq!(page, "<h1>{{data}}</h1>{{ odd }}<p>[1]</p>{{");
+    }
+
+    #[test]
+    fn strings_cannot_leave_their_html_text_or_script_element() {
+        let payload = "</script><!--<img src=x onerror='a&b'>\"\u{2028}\u{2029}";
+        let text = html_text(payload);
+        assert!(!text.contains(['<', '>', '"', '\'']), "{text}");
+        let json =
+            script_json(&serde_json::to_string(&serde_json::json!({ "k": payload })).unwrap());
+        assert!(
+            !json.contains(['<', '>', '&', '\u{2028}', '\u{2029}']),
+            "{json}"
+        );
+        let back: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(back["k"], payload);
+    }
+
+    #[test]
+    fn the_page_never_parses_data_as_markup() {
+        for sink in [
+            "innerHTML",
+            "outerHTML",
+            "insertAdjacentHTML",
+            "document.write",
+        ] {
+            assert!(!TEMPLATE.contains(sink), "report.html uses {sink}");
+        }
+    }
+}

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -10,8 +11,10 @@ use clap::Args;
 use wormnet_agent::checkpoint::{load_checkpoint, untrained, LoadedPolicy};
 use wormnet_agent::config::TrainConfig;
 use wormnet_agent::inspect::audit::Auditor;
-use wormnet_agent::inspect::record::{self, RecordOptions};
+use wormnet_agent::inspect::folder::OutFolder;
+use wormnet_agent::inspect::record::{self, EpisodeFiles, RecordOptions};
 use wormnet_agent::inspect::report::{write_report, ReportMeta};
+use wormnet_agent::interrupt::STOP;
 use wormnet_ncp::wiring::picture::{self, PictureOptions};
 use wormnet_sim::Registry;
 
@@ -25,7 +28,8 @@ pub struct RecordArgs {
     /// Episodes to record.
     #[arg(long, default_value_t = 1)]
     pub episodes: usize,
-    /// Output directory (one episode_NNN/ folder per episode).
+    /// Output directory (one episode_NNN/ folder per episode): new, empty, or a previous
+    /// recording, which is replaced whole; any other folder is refused untouched.
     #[arg(long)]
     pub out: PathBuf,
     /// Seed of the first episode (the next ones count up).
@@ -103,85 +107,146 @@ pub(crate) fn load(target: &Path, registry: &Registry) -> Result<LoadedPolicy> {
         .with_context(|| format!("cannot load a policy from {}", target.display()))
 }
 
-/// Runs `wormnet record`.
+/// What the recording was asked for, and the folder it goes into.
+struct Plan<'a> {
+    args: &'a RecordArgs,
+    options: RecordOptions,
+    folder: OutFolder,
+}
+
+/// Runs `wormnet record`: the `--out` folder is checked first (a previous recording in it is
+/// replaced whole, any other non-empty folder refused untouched), and Ctrl-C or SIGTERM stops
+/// after the frame in progress, keeping the finished episodes and their report.
 pub fn run(args: RecordArgs, registry: &Registry) -> Result<()> {
     if args.episodes == 0 {
         bail!("--episodes must be at least 1");
     }
-    let options = RecordOptions {
-        width: args.width,
-        height: args.height,
-        gif: !args.no_gif,
-        mp4: !args.no_mp4,
+    let folder = OutFolder::check(&args.out)?;
+    if folder.holds(&args.target) {
+        bail!(
+            "{} lies inside --out {}, which record replaces; choose another --out",
+            args.target.display(),
+            args.out.display()
+        );
+    }
+    // Before the renderer starts: Bevy's own handler would swallow the first Ctrl-C and
+    // SIGTERM; this one makes every frame loop stop.
+    super::train::install_ctrl_c(
+        "stopping after the frame in progress; the finished episodes are kept (again to exit at once)",
+    )?;
+    let plan = Plan {
+        options: RecordOptions {
+            width: args.width,
+            height: args.height,
+            gif: !args.no_gif,
+            mp4: !args.no_mp4,
+        },
+        args: &args,
+        folder,
     };
     let started = Instant::now();
-    let mut meta = ReportMeta {
-        title: args.target.display().to_string(),
+    let (episodes, meta) = if is_rollout_file(&args.target) {
+        record_file(&plan)?
+    } else {
+        record_checkpoint(&plan, registry)?
+    };
+    finish(&plan, &episodes, &meta, started)
+}
+
+/// Renders a recorded rollout file as recorded; no episode when stopped.
+fn record_file(plan: &Plan) -> Result<(Vec<EpisodeFiles>, ReportMeta)> {
+    let meta = ReportMeta {
+        title: plan.args.target.display().to_string(),
         ..ReportMeta::default()
     };
-    let episodes = if is_rollout_file(&args.target) {
-        vec![record::record_rollout_file(
-            &args.target,
-            &args.out,
-            &options,
-        )?]
-    } else {
-        tch::set_num_threads(1);
-        let loaded = load(&args.target, registry)?;
-        let config = &loaded.sidecar.config;
-        let mut env_options = config.eval_env_options();
-        crate::options::apply(&mut env_options, &args.options)?;
-        let factory = registry
-            .factory(&config.env.name, env_options)
-            .with_context(|| format!("{}: its [env] section", loaded.path.display()))?;
-        let spec = loaded.sidecar.env_spec.clone();
-        crate::options::check_spaces(&factory, &spec, &args.options)?;
-        meta.config = Some(config.to_toml());
-        if !loaded.sidecar.tensors.is_empty() {
-            meta.checkpoint_step = Some(loaded.sidecar.global_step);
-            meta.ablation = read_ablation(&loaded.path);
-        }
-        meta.evaluation = loaded.sidecar.eval.as_ref().map(|e| {
-            format!(
-                "evaluated {:.2} ± {:.2} over {} episodes",
-                e.mean_return, e.std_return, e.episodes
-            )
-        });
-        let max_steps = args
-            .max_steps
-            .or(spec.max_episode_steps.map(|m| m as usize))
-            .unwrap_or(1000);
-        let policy = Rc::new(loaded.policy);
-        if let Some(wiring) = policy.actor.wiring() {
-            std::fs::create_dir_all(&args.out)
-                .with_context(|| format!("cannot create {}", args.out.display()))?;
-            let picture = PictureOptions {
-                labels: true,
-                sensory_names: spec.observation_names.clone(),
-                motor_names: spec.action_names.clone(),
-                title: Some(format!("{} policy", spec.name)),
-            };
-            picture::write(wiring, &picture, &args.out.join("wiring.svg"))?;
-        }
-        let mut auditor = Auditor::new(policy, !args.stochastic);
-        if args.zero_action {
-            auditor = auditor.with_zero_actions();
-        }
-        let seeds: Vec<u64> = (0..args.episodes as u64)
-            .map(|i| args.env_seed.wrapping_add(i))
-            .collect();
-        record::record_policy(
-            &mut auditor,
-            &factory,
-            &spec,
-            &seeds,
-            max_steps,
-            &args.out,
-            &options,
-        )?
+    plan.folder.clear()?;
+    match record::record_rollout_file(&plan.args.target, &plan.args.out, &plan.options) {
+        Ok(files) => Ok((vec![files], meta)),
+        Err(_) if STOP.load(Ordering::SeqCst) => Ok((Vec::new(), meta)),
+        Err(e) => Err(e),
+    }
+}
+
+/// Records the episodes of a checkpoint's policy, or of the untrained policy of a config.
+fn record_checkpoint(plan: &Plan, registry: &Registry) -> Result<(Vec<EpisodeFiles>, ReportMeta)> {
+    let args = plan.args;
+    tch::set_num_threads(1);
+    let loaded = load(&args.target, registry)?;
+    let config = &loaded.sidecar.config;
+    let mut env_options = config.eval_env_options();
+    crate::options::apply(&mut env_options, &args.options)?;
+    let factory = registry
+        .factory(&config.env.name, env_options)
+        .with_context(|| format!("{}: its [env] section", loaded.path.display()))?;
+    let spec = loaded.sidecar.env_spec.clone();
+    crate::options::check_spaces(&factory, &spec, &args.options)?;
+    let mut meta = ReportMeta {
+        title: args.target.display().to_string(),
+        config: Some(config.to_toml()),
+        ..ReportMeta::default()
     };
-    let report = write_report(&args.out, &meta)?;
-    for e in &episodes {
+    if !loaded.sidecar.tensors.is_empty() {
+        meta.checkpoint_step = Some(loaded.sidecar.global_step);
+        meta.ablation = read_ablation(&loaded.path);
+    }
+    meta.evaluation = loaded.sidecar.eval.as_ref().map(|e| {
+        format!(
+            "evaluated {:.2} ± {:.2} over {} episodes",
+            e.mean_return, e.std_return, e.episodes
+        )
+    });
+    let max_steps = args
+        .max_steps
+        .or(spec.max_episode_steps.map(|m| m as usize))
+        .unwrap_or(1000);
+    let policy = Rc::new(loaded.policy);
+    plan.folder.clear()?;
+    if let Some(wiring) = policy.actor.wiring() {
+        let picture = PictureOptions {
+            labels: true,
+            sensory_names: spec.observation_names.clone(),
+            motor_names: spec.action_names.clone(),
+            title: Some(format!("{} policy", spec.name)),
+        };
+        picture::write(wiring, &picture, &args.out.join("wiring.svg"))?;
+    }
+    let mut auditor = Auditor::new(policy, !args.stochastic);
+    if args.zero_action {
+        auditor = auditor.with_zero_actions();
+    }
+    let seeds: Vec<u64> = (0..args.episodes as u64)
+        .map(|i| args.env_seed.wrapping_add(i))
+        .collect();
+    let episodes = record::record_policy(
+        &mut auditor,
+        &factory,
+        &spec,
+        &seeds,
+        max_steps,
+        &args.out,
+        &plan.options,
+    )?;
+    Ok((episodes, meta))
+}
+
+/// Writes the report of the finished episodes and says what was recorded; a stopped
+/// recording is an error saying what was kept (nothing: the folder is left as it was made).
+fn finish(
+    plan: &Plan,
+    episodes: &[EpisodeFiles],
+    meta: &ReportMeta,
+    started: Instant,
+) -> Result<()> {
+    let out = &plan.args.out;
+    if episodes.is_empty() {
+        plan.folder.abandon()?;
+        bail!(
+            "interrupted before the first episode was finished; nothing was recorded into {}",
+            out.display()
+        );
+    }
+    let report = write_report(out, meta)?;
+    for e in episodes {
         println!(
             "{}: {} steps, return {:.2}, {} frames rendered in {:.1}s{}{}",
             e.dir.display(),
@@ -193,10 +258,20 @@ pub fn run(args: RecordArgs, registry: &Registry) -> Result<()> {
             if e.mp4.is_some() { ", episode.mp4" } else { "" },
         );
     }
+    if STOP.load(Ordering::SeqCst) {
+        bail!(
+            "interrupted: {} of {} episode(s) recorded into {} (the one in progress was \
+             discarded); open {}",
+            episodes.len(),
+            plan.args.episodes,
+            out.display(),
+            report.display()
+        );
+    }
     println!(
         "recorded {} episode(s) into {} in {:.1}s; open {} in a browser",
         episodes.len(),
-        args.out.display(),
+        out.display(),
         started.elapsed().as_secs_f64(),
         report.display()
     );

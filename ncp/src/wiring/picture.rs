@@ -326,6 +326,7 @@ fn escape(s: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+        .replace('\'', "&#39;")
 }
 
 fn paint((r, g, b): (u8, u8, u8), alpha: u8) -> Paint<'static> {
