@@ -147,45 +147,56 @@ def check_markers(page):
 
 
 def wormnet_lines(body):
-    """(subcommand words, flags) of each `scripts/wormnet …` command in a shell block."""
+    """(subcommand words, flags) of each `wormnet …` / `scripts/wormnet …` command in a shell
+    block or an inline code span."""
     text = re.sub(r"\\\n", " ", body)
     found = []
     for line in text.splitlines():
         for part in re.split(r"&&|;|\||\$\(", line.split(" #")[0]):
-            words = part.split()
-            while words and not words[0].endswith("scripts/wormnet"):
+            words = [w.strip("\"'") for w in part.split()]
+            while words and not (words[0] == "wormnet" or words[0].endswith("scripts/wormnet")):
                 words = words[1:]
-            if len(words) < 2:
+            if len(words) < 2 or not re.fullmatch(r"[a-z]+", words[1]):
                 continue
             sub = [words[1]]
-            if words[1] == "bench" and len(words) > 2 and not words[2].startswith("-"):
+            if words[1] == "bench" and len(words) > 2 and re.fullmatch(r"[a-z]+", words[2]):
                 sub.append(words[2])
-            flags = [w.split("=")[0].strip("[]") for w in words[2:]
-                     if re.match(r"^\[?--[a-z]", w)]
+            flags = [m.group(0) for w in words[2:] for m in [re.match(r"\[?(--[a-z][a-z0-9-]*)", w)]
+                     if m]
+            flags = [f.lstrip("[") for f in flags]
             found.append((tuple(sub), flags))
     return found
 
 
+def commands(page):
+    """(line, subcommand words, flags) of every wormnet command the page shows, in shell blocks
+    and in inline code."""
+    found = []
+    for n, body, _ in shell_blocks(page):
+        found += [(n, sub, flags) for sub, flags in wormnet_lines(body)]
+    prose, _ = blocks_and_text(page.read_text(encoding="utf-8").splitlines())
+    for n, line in enumerate(prose, 1):
+        for span in re.findall(r"`([^`]+)`", line):
+            found += [(n, sub, flags) for sub, flags in wormnet_lines(span)]
+    return found
+
+
 def check_flags(binary):
-    """Every `scripts/wormnet SUB --flag` in any shell block names a subcommand and a flag
-    that `wormnet SUB --help` lists."""
+    """Every `wormnet SUB --flag` the docs show names a subcommand and a flag that
+    `wormnet SUB --help` lists."""
     problems, helps = [], {}
     for page in pages():
         rel = page.relative_to(ROOT)
-        for n, body, _ in shell_blocks(page):
-            for sub, flags in wormnet_lines(body):
-                if sub[0] in ("--help", "--version", "-h", "-V"):
-                    continue
-                if sub not in helps:
-                    r = subprocess.run([str(binary), *sub, "--help"], capture_output=True,
-                                       text=True)
-                    helps[sub] = r.stdout if r.returncode == 0 else None
-                if helps[sub] is None:
-                    problems.append(f"{rel}:{n}: `wormnet {' '.join(sub)}` is no subcommand")
-                    continue
-                for flag in flags:
-                    if not re.search(re.escape(flag) + r"\b", helps[sub]):
-                        problems.append(f"{rel}:{n}: `wormnet {' '.join(sub)}` has no {flag}")
+        for n, sub, flags in commands(page):
+            if sub not in helps:
+                r = subprocess.run([str(binary), *sub, "--help"], capture_output=True, text=True)
+                helps[sub] = r.stdout if r.returncode == 0 else None
+            if helps[sub] is None:
+                problems.append(f"{rel}:{n}: `wormnet {' '.join(sub)}` is no subcommand")
+                continue
+            for flag in flags:
+                if not re.search(re.escape(flag) + r"(?![a-z0-9-])", helps[sub]):
+                    problems.append(f"{rel}:{n}: `wormnet {' '.join(sub)}` has no {flag}")
     return problems
 
 
