@@ -226,12 +226,13 @@ def run_blocks(binary):
                 print(f"check_docs: running {rel}:{n}", file=sys.stderr, flush=True)
                 try:
                     r = subprocess.run(["bash", "-euo", "pipefail", "-c", body], cwd=work,
-                                       capture_output=True, text=True, timeout=BLOCK_TIMEOUT_S)
+                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                       text=True, timeout=BLOCK_TIMEOUT_S)
                 except subprocess.TimeoutExpired:
                     problems.append(f"{rel}:{n}: runnable block ran over {BLOCK_TIMEOUT_S} s")
                     break
                 if r.returncode != 0:
-                    tail = "\n    ".join((r.stdout + r.stderr).strip().splitlines()[-15:])
+                    tail = "\n    ".join(r.stdout.strip().splitlines()[-15:])
                     problems.append(f"{rel}:{n}: runnable block exited {r.returncode}:\n    {tail}")
                     break
         finally:

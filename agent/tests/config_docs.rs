@@ -67,7 +67,10 @@ fn expected_names(overrides: &[Override]) -> Vec<String> {
         let end = after.find('`').expect("a closing backtick");
         names.push(after[..end].to_string());
         rest = &after[end + 1..];
-        match [", ", " or "].iter().find_map(|sep| rest.strip_prefix(sep)) {
+        match [", ", " or "]
+            .iter()
+            .find_map(|sep| rest.strip_prefix(*sep))
+        {
             Some(next) => rest = next,
             None => break,
         }
