@@ -147,71 +147,11 @@ pub fn run(args: SweepArgs) -> Result<()> {
     let dir = dir.canonicalize()?;
     let binary = std::env::current_exe().context("cannot find the wormnet binary")?;
 
-    let mut status: BTreeMap<String, TrialStatus> = BTreeMap::new();
-    let mut jobs = Vec::new();
     let skipped = plan
         .iter()
         .filter(|(_, p)| *p == Progress::Finished)
         .count();
-    for (trial, progress) in &plan {
-        let run_dir = dir.join("trials").join(&trial.id);
-        let log = dir.join("logs").join(format!("{}.log", trial.id));
-        let args = match progress {
-            Progress::Finished => {
-                status.insert(
-                    trial.id.clone(),
-                    TrialStatus::new(trial, &run_dir, alone, "finished"),
-                );
-                continue;
-            }
-            Progress::Unreadable(why) => {
-                eprintln!("trial {}: kept as it is, not trained: {why}", trial.id);
-                let mut s = TrialStatus::new(trial, &run_dir, alone, UNREADABLE);
-                s.error = Some(why.clone());
-                status.insert(trial.id.clone(), s);
-                continue;
-            }
-            Progress::Partial => vec![
-                "train".to_string(),
-                "--resume".into(),
-                run_dir.display().to_string(),
-                "--quiet".into(),
-            ],
-            Progress::New => {
-                // Started before but killed before its first checkpoint: nothing to keep,
-                // unless a process still trains there (another Slurm array task, say). Looked
-                // at again under its lock: a directory that has a checkpoint by now is kept.
-                if run_dir.exists() {
-                    let _held = RunLock::acquire(&run_dir)
-                        .with_context(|| format!("trial {}", trial.id))?;
-                    if !matches!(existing(&run_dir), Ok(None)) {
-                        bail!(
-                            "trial {}: a checkpoint appeared in {} as the sweep started; \
-                             nothing was deleted: run the same command again",
-                            trial.id,
-                            run_dir.display()
-                        );
-                    }
-                    std::fs::remove_dir_all(&run_dir)
-                        .with_context(|| format!("cannot clear {}", run_dir.display()))?;
-                }
-                trial_args(trial, &run_dir, alone)
-            }
-        };
-        if log.exists() {
-            let _ = std::fs::rename(&log, log.with_extension("prev.log"));
-        }
-        status.insert(
-            trial.id.clone(),
-            TrialStatus::new(trial, &run_dir, alone, "pending"),
-        );
-        jobs.push(Job {
-            id: trial.id.clone(),
-            args,
-            log,
-            run_dir,
-        });
-    }
+    let (mut status, jobs) = schedule(&plan, &dir, alone)?;
     super::train::install_ctrl_c("stopping the trials (each saves its latest checkpoint)…")?;
     let where_ = match args.executor {
         Executor::Local => format!("{parallel} at a time on this machine"),
@@ -320,6 +260,78 @@ pub fn run(args: SweepArgs) -> Result<()> {
     }
     bar.finish();
     summarize(&status, &dir)
+}
+
+/// Each trial's line in the manifest, and a job for each one to run now: started afresh (its
+/// directory cleared when it holds no checkpoint) or resumed. Unreadable trials are named and
+/// left as they are.
+fn schedule(
+    plan: &[(Trial, Progress)],
+    dir: &Path,
+    alone: bool,
+) -> Result<(BTreeMap<String, TrialStatus>, Vec<Job>)> {
+    let mut status: BTreeMap<String, TrialStatus> = BTreeMap::new();
+    let mut jobs = Vec::new();
+    for (trial, progress) in plan {
+        let run_dir = dir.join("trials").join(&trial.id);
+        let log = dir.join("logs").join(format!("{}.log", trial.id));
+        let args = match progress {
+            Progress::Finished => {
+                status.insert(
+                    trial.id.clone(),
+                    TrialStatus::new(trial, &run_dir, alone, "finished"),
+                );
+                continue;
+            }
+            Progress::Unreadable(why) => {
+                eprintln!("trial {}: kept as it is, not trained: {why}", trial.id);
+                let mut s = TrialStatus::new(trial, &run_dir, alone, UNREADABLE);
+                s.error = Some(why.clone());
+                status.insert(trial.id.clone(), s);
+                continue;
+            }
+            Progress::Partial => vec![
+                "train".to_string(),
+                "--resume".into(),
+                run_dir.display().to_string(),
+                "--quiet".into(),
+            ],
+            Progress::New => {
+                // Started before but killed before its first checkpoint: nothing to keep,
+                // unless a process still trains there (another Slurm array task, say). Looked
+                // at again under its lock: a directory that has a checkpoint by now is kept.
+                if run_dir.exists() {
+                    let _held = RunLock::acquire(&run_dir)
+                        .with_context(|| format!("trial {}", trial.id))?;
+                    if !matches!(existing(&run_dir), Ok(None)) {
+                        bail!(
+                            "trial {}: a checkpoint appeared in {} as the sweep started; \
+                             nothing was deleted: run the same command again",
+                            trial.id,
+                            run_dir.display()
+                        );
+                    }
+                    std::fs::remove_dir_all(&run_dir)
+                        .with_context(|| format!("cannot clear {}", run_dir.display()))?;
+                }
+                trial_args(trial, &run_dir, alone)
+            }
+        };
+        if log.exists() {
+            let _ = std::fs::rename(&log, log.with_extension("prev.log"));
+        }
+        status.insert(
+            trial.id.clone(),
+            TrialStatus::new(trial, &run_dir, alone, "pending"),
+        );
+        jobs.push(Job {
+            id: trial.id.clone(),
+            args,
+            log,
+            run_dir,
+        });
+    }
+    Ok((status, jobs))
 }
 
 /// Status of a trial whose checkpoint cannot be read (left as it is).
