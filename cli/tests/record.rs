@@ -157,13 +157,13 @@ fn recording_again_into_a_recording_replaces_it_whole_and_refuses_any_other_fold
 }
 
 #[test]
-fn the_readme_re_render_command_renders_a_recorded_rollout_with_its_report() {
-    let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+fn the_documented_re_render_command_renders_a_recorded_rollout_with_its_report() {
+    let guide =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/auditing.md"))
             .unwrap();
     assert!(
-        readme.contains("record audit/episode_000/rollout.json --out again/"),
-        "the README's re-render command this test runs"
+        guide.contains("record audit/episode_000/rollout.json --out again/"),
+        "the guide's re-render command this test runs"
     );
     let tmp = tempfile::tempdir().unwrap();
     ok(&record_raw(&pendulum(), &tmp.path().join("audit"), 1, 8));

@@ -70,10 +70,13 @@ fn learning_columns(run: &Path) -> Vec<String> {
         .collect()
 }
 
-/// A Ray head started for one test (`ray start --head --block`), stopped when dropped.
+/// A Ray head started for one test (`ray start --head --block`), stopped when dropped: on
+/// loopback with token authentication, as scripts/ray_head starts one.
 struct RayHead {
     child: Child,
     address: String,
+    /// What a client needs in its environment: the token, and loopback kept loopback.
+    env: Vec<(&'static str, String)>,
     _temp: tempfile::TempDir,
 }
 
@@ -95,7 +98,16 @@ impl RayHead {
             .prefix("wr")
             .tempdir_in("/tmp")
             .unwrap();
+        let env = vec![
+            ("RAY_AUTH_MODE", "token".to_string()),
+            (
+                "RAY_AUTH_TOKEN",
+                format!("wormnet-test-{}-{port}", std::process::id()),
+            ),
+            ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0".to_string()),
+        ];
         let child = Command::new(&ray)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .args(["start", "--head", "--block", "--node-ip-address=127.0.0.1"])
             .arg(format!("--port={port}"))
             .arg(format!("--num-cpus={cpus}"))
@@ -124,6 +136,7 @@ impl RayHead {
         RayHead {
             child,
             address,
+            env,
             _temp: temp,
         }
     }
@@ -174,16 +187,18 @@ fn local_and_ray_sweeps_train_identical_trials_and_report_them() {
 
     let head = RayHead::start(2);
     let ray = dir.path().join("ray");
-    let out = wormnet(&[
-        "sweep",
-        sweep.to_str().unwrap(),
-        "--out",
-        ray.to_str().unwrap(),
-        "--executor",
-        "ray",
-        "--ray-address",
-        &head.address,
-    ]);
+    let out = Command::new(BIN)
+        .args([
+            "sweep",
+            sweep.to_str().unwrap(),
+            "--out",
+            ray.to_str().unwrap(),
+        ])
+        .args(["--executor", "ray", "--ray-address", &head.address])
+        .envs(head.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     drop(head);
     assert!(statuses(&ray).iter().all(|(_, s)| s == "finished"));
@@ -393,7 +408,8 @@ fn a_failed_trial_is_reported_with_its_error_and_the_others_finish() {
 fn fake_run(dir: &Path, name: &str, cell: &str, seed: u64, evals: &[(u64, f64)]) -> PathBuf {
     let run = dir.join(name);
     std::fs::create_dir_all(&run).unwrap();
-    let config = std::fs::read_to_string(write_config(dir, 1024, 4)).unwrap();
+    // A budget of 384 steps: a run evaluated at step 320 (its last row at 384) finished.
+    let config = std::fs::read_to_string(write_config(dir, 384, 4)).unwrap();
     let config = config
         .replace("cell = \"ltc\"", &format!("cell = \"{cell}\""))
         .replace("seed = 3", &format!("seed = {seed}"));
@@ -506,6 +522,56 @@ fn report_numbers_match_a_hand_computation() {
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn an_unfinished_run_is_marked_and_kept_out_of_its_groups_statistics() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let runs = [
+        fake_run(d, "a", "ltc", 1, &[(64, 10.0), (320, 10.0)]),
+        fake_run(d, "b", "ltc", 2, &[(64, 20.0), (320, 20.0)]),
+        // Stopped at step 128 of its 384.
+        fake_run(d, "c", "ltc", 3, &[(64, 500.0)]),
+        fake_run(d, "d", "cfc", 1, &[(64, 30.0), (320, 30.0)]),
+    ];
+    let out_dir = d.join("report");
+    let mut args: Vec<&str> = vec!["report", "--out", out_dir.to_str().unwrap()];
+    args.extend(runs.iter().map(|r| r.to_str().unwrap()));
+    let out = wormnet(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("1 of 4 runs are unfinished") && err.contains("c (128 of 384 steps)"),
+        "{err}"
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    let md = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
+    for text in [table.as_ref(), md.as_str()] {
+        // The finished seeds alone make the group's numbers; the unfinished run is a row of
+        // its own, saying so.
+        assert!(
+            text.contains("| cell=ltc | 2 | 15.0 [10.0, 20.0] |"),
+            "{text}"
+        );
+        assert!(
+            text.contains("| cell=ltc (unfinished: 128 of 384 steps) | 1 | 500.0 [500.0, 500.0] |"),
+            "{text}"
+        );
+        assert!(text.contains("Rows marked *unfinished*"), "{text}");
+    }
+    let csv = std::fs::read_to_string(out_dir.join("report.csv")).unwrap();
+    let rows: Vec<&str> = csv.lines().collect();
+    assert!(
+        rows[0].starts_with("group,seeds,finished,final_mean,"),
+        "{csv}"
+    );
+    for row in [
+        "\"cell=ltc\",2,true,15,10,20,",
+        "\"cell=ltc (unfinished: 128 of 384 steps)\",1,false,500,500,500,",
+    ] {
+        assert!(rows.iter().any(|r| r.starts_with(row)), "{row}: {csv}");
+    }
 }
 
 #[test]

@@ -66,11 +66,25 @@ impl RunRecord {
     }
 
     /// The config with the seed and run name taken out: runs with equal keys form a group.
+    /// Unfinished runs form groups of their own: a run stopped short of its budget must not
+    /// pass for a final result in a finished group's statistics.
     fn group_key(&self) -> String {
         let mut c = self.config.clone();
         c.run.seed = 0;
         c.run.name = None;
-        c.to_toml()
+        let mut key = c.to_toml();
+        if self.unfinished().is_some() {
+            key.push_str("\n# unfinished\n");
+        }
+        key
+    }
+
+    /// Env steps done and `run.total_steps`, for a run whose `metrics.csv` ends short of its
+    /// budget (stopped or still training); `None` for a finished run.
+    pub fn unfinished(&self) -> Option<(u64, u64)> {
+        let done = self.times.last().map_or(0.0, |t| t.0);
+        let total = self.config.run.total_steps;
+        (done < total as f64).then_some((done as u64, total))
     }
 
     /// Steps and wall seconds (where logged) at the first evaluation reaching `threshold`.
@@ -81,7 +95,6 @@ impl RunRecord {
     }
 }
 
-/// The run directories under `roots`: each root that is a run directory (`config.toml` and
 /// The last `wall_seconds` of `RUN/imitation/imitation.csv`, if the run cloned an expert first.
 fn cloning_seconds(dir: &Path) -> Option<f64> {
     let text = std::fs::read_to_string(dir.join("imitation").join(crate::imitation::LOG)).ok()?;
@@ -90,6 +103,7 @@ fn cloning_seconds(dir: &Path) -> Option<f64> {
     lines.last()?.split(',').nth(column)?.parse().ok()
 }
 
+/// The run directories under `roots`: each root that is a run directory (`config.toml` and
 /// `metrics.csv`), else those found below it (a sweep directory's `trials/`, a `runs/` folder).
 pub fn find_runs(roots: &[PathBuf]) -> Result<Vec<PathBuf>> {
     fn walk(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
@@ -157,11 +171,57 @@ pub fn group(runs: Vec<RunRecord>) -> Vec<Group> {
         .zip(&flat)
         .map(|(key, fields)| {
             let runs = by_key.remove(key).expect("every key has runs");
-            let label =
+            let mut label =
                 trial_name(&runs).unwrap_or_else(|| difference_label(fields, &flat, &runs[0]));
+            if let Some(mark) = unfinished_mark(&runs) {
+                label = format!("{label} ({mark})");
+            }
             Group { label, runs }
         })
         .collect()
+}
+
+/// `unfinished: 76,800 of 100,000 steps` (one run) or `unfinished: 3 runs, 12,800–76,800 of
+/// 100,000 steps`, for a group of unfinished runs; `None` for finished ones.
+fn unfinished_mark(runs: &[RunRecord]) -> Option<String> {
+    let steps: Vec<(u64, u64)> = runs
+        .iter()
+        .map(RunRecord::unfinished)
+        .collect::<Option<_>>()?;
+    let lo = steps.iter().map(|s| s.0).min()?;
+    let hi = steps.iter().map(|s| s.0).max()?;
+    let total = steps.iter().map(|s| s.1).max()?;
+    Some(match steps.len() {
+        1 => format!(
+            "unfinished: {} of {} steps",
+            thousands(lo),
+            thousands(total)
+        ),
+        n if lo == hi => format!(
+            "unfinished: {n} runs, {} of {} steps",
+            thousands(lo),
+            thousands(total)
+        ),
+        n => format!(
+            "unfinished: {n} runs, {}–{} of {} steps",
+            thousands(lo),
+            thousands(hi),
+            thousands(total)
+        ),
+    })
+}
+
+/// `76800` → `76,800`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// The sweep trial name shared by every run of a group (`trials/cell=ltc-s3` → `cell=ltc`).
@@ -219,8 +279,9 @@ fn difference_label(
     }
 }
 
-/// A TOML document as dotted keys → values.
-fn flatten(text: &str) -> BTreeMap<String, String> {
+/// A TOML document as dotted keys → values (`ppo.learning_rate` → `0.0003`): what two
+/// configs differ in, key by key.
+pub fn flatten(text: &str) -> BTreeMap<String, String> {
     fn walk(prefix: &str, table: &toml::Table, out: &mut BTreeMap<String, String>) {
         for (k, v) in table {
             let key = if prefix.is_empty() {

@@ -11,6 +11,9 @@ pub struct GroupRow {
     pub label: String,
     /// Runs (seeds) in the group.
     pub seeds: usize,
+    /// Its runs stopped short of `run.total_steps` (the label says how far): its "final"
+    /// evaluation is only the last one so far.
+    pub unfinished: bool,
     /// Last evaluation's mean return, across seeds.
     pub final_return: Estimate,
     /// Interquartile mean of the last evaluations.
@@ -78,6 +81,7 @@ pub fn summarize(group: &Group, threshold: Option<f64>) -> Option<GroupRow> {
     Some(GroupRow {
         label: group.label.clone(),
         seeds: runs.len(),
+        unfinished: runs.iter().any(|r| r.unfinished().is_some()),
         final_return: bootstrap_mean(&finals)?,
         final_iqm: iqm(&finals)?,
         best_return: bootstrap_mean(&bests)?,
@@ -185,8 +189,16 @@ pub fn markdown(rows: &[GroupRow], threshold: Option<f64>, noise_metric: &str) -
         }
         out.push_str(&format!("| {} |\n", cells.join(" | ")));
     }
+    if rows.iter().any(|r| r.unfinished) {
+        out.push_str(UNFINISHED_NOTE);
+    }
     out
 }
+
+/// Under a table with unfinished groups: what their numbers are.
+const UNFINISHED_NOTE: &str = "\nRows marked *unfinished* hold runs stopped short of their \
+     run.total_steps: their final eval is only their last one so far, and they are in no \
+     finished group's statistics.\n";
 
 /// The report as CSV, one row per group, every number in full precision.
 pub fn csv(rows: &[GroupRow]) -> String {
@@ -194,6 +206,7 @@ pub fn csv(rows: &[GroupRow]) -> String {
     let mut head: Vec<String> = [
         "group",
         "seeds",
+        "finished",
         "final_mean",
         "final_ci_lo",
         "final_ci_hi",
@@ -227,6 +240,7 @@ pub fn csv(rows: &[GroupRow]) -> String {
         let mut cells = vec![
             format!("\"{}\"", r.label.replace('"', "'")),
             r.seeds.to_string(),
+            (!r.unfinished).to_string(),
             r.final_return.mean.to_string(),
             r.final_return.lo.to_string(),
             r.final_return.hi.to_string(),

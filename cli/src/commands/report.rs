@@ -1,6 +1,7 @@
 //! `wormnet report DIR…`: compares runs across seeds — one row per config (the seed taken
 //! out) with 95 % bootstrap confidence intervals, as Markdown and CSV, learning curves with
-//! confidence bands, and with `--noise` the success-versus-σ robustness figure.
+//! confidence bands, and with `--noise` the success-versus-σ robustness figure. Runs stopped
+//! short of their `run.total_steps` are rows of their own, marked `unfinished: N of M steps`.
 
 use std::path::PathBuf;
 
@@ -66,6 +67,23 @@ pub fn run(args: ReportArgs, registry: &Registry) -> Result<()> {
             }
         }
         runs.push(run);
+    }
+    // A run stopped short of its budget is no final result: it gets a row of its own, marked.
+    let unfinished: Vec<String> = runs
+        .iter()
+        .filter_map(|r| {
+            let (done, total) = r.unfinished()?;
+            Some(format!("{} ({done} of {total} steps)", r.dir.display()))
+        })
+        .collect();
+    if !unfinished.is_empty() {
+        eprintln!(
+            "warning: {} of {} runs are unfinished, reported in rows of their own marked \
+             unfinished and kept out of the finished groups: {}",
+            unfinished.len(),
+            dirs.len(),
+            unfinished.join(", ")
+        );
     }
     let groups = group(runs);
     let rows: Vec<_> = groups

@@ -2,6 +2,14 @@
 //! into one directory, on this machine or on a Ray cluster, resumable: a re-run skips the
 //! finished trials and resumes the interrupted ones from their checkpoints.
 //!
+//! A re-run never loses or mislabels a trial. One whose checkpoint cannot be read (a newer
+//! format, a corrupt file, a read error) is named with the reason and left as it is — neither
+//! trained over nor deleted — while the others run, and the sweep then exits with an error;
+//! only a trial directory with no checkpoint at all is started afresh. A trial trained with
+//! other settings than the sweep file now gives it (its `config.toml` against the trial's
+//! resolved config) stops the sweep before anything changes, naming the differing keys
+//! (`ppo.learning_rate: 0.0003 -> 0.001`): new settings go into another `--out`.
+//!
 //! ```text
 //! SWEEP_DIR/
 //!   sweep.toml        the sweep file as run
@@ -25,7 +33,8 @@ use wormnet_agent::checkpoint::write_atomic;
 use wormnet_agent::rundir::RunLock;
 
 use jobs::{Event, Job, JobEnd};
-use plan::{progress, Progress, SweepFile, Trial};
+use plan::{config_changes, existing, progress, Progress, SweepFile, Trial};
+use wormnet_agent::config::TrainConfig;
 
 /// Where the trials run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -69,9 +78,11 @@ pub fn run(args: SweepArgs) -> Result<()> {
     let trials = sweep.trials()?;
     // Every trial's config is checked before anything starts: a typo fails the sweep at once.
     let mut threads = 1;
+    let mut resolved = Vec::with_capacity(trials.len());
     for t in &trials {
         let config = t.resolved()?;
         threads = threads.max(config.env.workers.max(config.run.threads));
+        resolved.push(config);
     }
     let dir = args.out.clone().unwrap_or_else(|| {
         let stem = args
@@ -81,21 +92,17 @@ pub fn run(args: SweepArgs) -> Result<()> {
         PathBuf::from("sweeps/runs").join(stem)
     });
     let count = trials.len();
-    let trials: Vec<Trial> = match args.trial {
+    let trials: Vec<(Trial, TrainConfig)> = match args.trial {
         Some(i) if i >= count => bail!(
             "--trial {i}: the sweep has {count} trials (0 to {})",
             count - 1
         ),
-        Some(i) => vec![trials[i].clone()],
-        None => trials,
+        Some(i) => vec![(trials[i].clone(), resolved[i].clone())],
+        None => trials.into_iter().zip(resolved).collect(),
     };
-    let plan: Vec<(Trial, Progress)> = trials
-        .into_iter()
-        .map(|t| {
-            let p = progress(&dir.join("trials").join(&t.id));
-            (t, p)
-        })
-        .collect();
+    // Before anything in the directory changes: trials trained with other settings are an
+    // error, never reused under the new ones.
+    let plan = plan_trials(&dir, &args.sweep, trials)?;
     let parallel = args
         .parallel
         .or(sweep.parallel)
@@ -140,62 +147,26 @@ pub fn run(args: SweepArgs) -> Result<()> {
     let dir = dir.canonicalize()?;
     let binary = std::env::current_exe().context("cannot find the wormnet binary")?;
 
-    let mut status: BTreeMap<String, TrialStatus> = BTreeMap::new();
-    let mut jobs = Vec::new();
     let skipped = plan
         .iter()
         .filter(|(_, p)| *p == Progress::Finished)
         .count();
-    for (trial, progress) in &plan {
-        let run_dir = dir.join("trials").join(&trial.id);
-        let log = dir.join("logs").join(format!("{}.log", trial.id));
-        let args = match progress {
-            Progress::Finished => {
-                status.insert(
-                    trial.id.clone(),
-                    TrialStatus::new(trial, &run_dir, alone, "finished"),
-                );
-                continue;
-            }
-            Progress::Partial => vec![
-                "train".to_string(),
-                "--resume".into(),
-                run_dir.display().to_string(),
-                "--quiet".into(),
-            ],
-            Progress::New => {
-                // Started before but killed before its first checkpoint: nothing to keep,
-                // unless a process still trains there (another Slurm array task, say).
-                if run_dir.exists() {
-                    let _held = RunLock::acquire(&run_dir)
-                        .with_context(|| format!("trial {}", trial.id))?;
-                    std::fs::remove_dir_all(&run_dir)
-                        .with_context(|| format!("cannot clear {}", run_dir.display()))?;
-                }
-                trial_args(trial, &run_dir, alone)
-            }
-        };
-        if log.exists() {
-            let _ = std::fs::rename(&log, log.with_extension("prev.log"));
-        }
-        status.insert(
-            trial.id.clone(),
-            TrialStatus::new(trial, &run_dir, alone, "pending"),
-        );
-        jobs.push(Job {
-            id: trial.id.clone(),
-            args,
-            log,
-            run_dir,
-        });
-    }
+    let (mut status, jobs) = schedule(&plan, &dir, alone)?;
     super::train::install_ctrl_c("stopping the trials (each saves its latest checkpoint)…")?;
     let where_ = match args.executor {
         Executor::Local => format!("{parallel} at a time on this machine"),
         Executor::Ray => "as Ray tasks".into(),
     };
+    let kept = plan
+        .iter()
+        .filter(|(_, p)| matches!(p, Progress::Unreadable(_)))
+        .count();
+    let kept = match kept {
+        0 => String::new(),
+        n => format!("{n} unreadable, kept; "),
+    };
     eprintln!(
-        "wormnet sweep: {} trials in {} ({} already finished; {} to run {where_})",
+        "wormnet sweep: {} trials in {} ({} already finished; {kept}{} to run {where_})",
         plan.len(),
         dir.display(),
         skipped,
@@ -288,18 +259,164 @@ pub fn run(args: SweepArgs) -> Result<()> {
         }
     }
     bar.finish();
-    let failed: Vec<&TrialStatus> = status.values().filter(|s| s.status == "failed").collect();
-    let unfinished = status.values().filter(|s| s.status != "finished").count();
-    if unfinished > failed.len() {
+    summarize(&status, &dir)
+}
+
+/// Each trial's line in the manifest, and a job for each one to run now: started afresh (its
+/// directory cleared when it holds no checkpoint) or resumed. Unreadable trials are named and
+/// left as they are.
+fn schedule(
+    plan: &[(Trial, Progress)],
+    dir: &Path,
+    alone: bool,
+) -> Result<(BTreeMap<String, TrialStatus>, Vec<Job>)> {
+    let mut status: BTreeMap<String, TrialStatus> = BTreeMap::new();
+    let mut jobs = Vec::new();
+    for (trial, progress) in plan {
+        let run_dir = dir.join("trials").join(&trial.id);
+        let log = dir.join("logs").join(format!("{}.log", trial.id));
+        let args = match progress {
+            Progress::Finished => {
+                status.insert(
+                    trial.id.clone(),
+                    TrialStatus::new(trial, &run_dir, alone, "finished"),
+                );
+                continue;
+            }
+            Progress::Unreadable(why) => {
+                eprintln!("trial {}: kept as it is, not trained: {why}", trial.id);
+                let mut s = TrialStatus::new(trial, &run_dir, alone, UNREADABLE);
+                s.error = Some(why.clone());
+                status.insert(trial.id.clone(), s);
+                continue;
+            }
+            Progress::Partial => vec![
+                "train".to_string(),
+                "--resume".into(),
+                run_dir.display().to_string(),
+                "--quiet".into(),
+            ],
+            Progress::New => {
+                // Started before but killed before its first checkpoint: nothing to keep,
+                // unless a process still trains there (another Slurm array task, say). Looked
+                // at again under its lock: a directory that has a checkpoint by now is kept.
+                if run_dir.exists() {
+                    let _held = RunLock::acquire(&run_dir)
+                        .with_context(|| format!("trial {}", trial.id))?;
+                    if !matches!(existing(&run_dir), Ok(None)) {
+                        bail!(
+                            "trial {}: a checkpoint appeared in {} as the sweep started; \
+                             nothing was deleted: run the same command again",
+                            trial.id,
+                            run_dir.display()
+                        );
+                    }
+                    std::fs::remove_dir_all(&run_dir)
+                        .with_context(|| format!("cannot clear {}", run_dir.display()))?;
+                }
+                trial_args(trial, &run_dir, alone)
+            }
+        };
+        if log.exists() {
+            let _ = std::fs::rename(&log, log.with_extension("prev.log"));
+        }
+        status.insert(
+            trial.id.clone(),
+            TrialStatus::new(trial, &run_dir, alone, "pending"),
+        );
+        jobs.push(Job {
+            id: trial.id.clone(),
+            args,
+            log,
+            run_dir,
+        });
+    }
+    Ok((status, jobs))
+}
+
+/// Status of a trial whose checkpoint cannot be read (left as it is).
+const UNREADABLE: &str = "unreadable";
+
+/// Each trial with what to do with it, from its run directory under `dir`. A trial trained
+/// with other settings than the sweep file now gives it is an error naming the changed keys:
+/// its results must not be reported under the new settings.
+fn plan_trials(
+    dir: &Path,
+    sweep: &Path,
+    trials: Vec<(Trial, TrainConfig)>,
+) -> Result<Vec<(Trial, Progress)>> {
+    let mut changed: Vec<String> = Vec::new();
+    let mut first = None;
+    let mut n_changed = 0;
+    let mut plan = Vec::with_capacity(trials.len());
+    for (trial, wanted) in trials {
+        let progress = match existing(&dir.join("trials").join(&trial.id)) {
+            Ok(None) => Progress::New,
+            Err(e) => Progress::Unreadable(format!("{e:#}")),
+            Ok(Some(trained)) => {
+                let changes = config_changes(&trained.config, &wanted);
+                if !changes.is_empty() {
+                    n_changed += 1;
+                    first.get_or_insert_with(|| trial.id.clone());
+                    for c in changes {
+                        if !changed.contains(&c) {
+                            changed.push(c);
+                        }
+                    }
+                }
+                trained.progress()
+            }
+        };
+        plan.push((trial, progress));
+    }
+    if let Some(first) = first {
+        let shown = changed.len().min(8);
+        let more = match changed.len() - shown {
+            0 => String::new(),
+            n => format!("; and {n} more"),
+        };
+        bail!(
+            "{}: {n_changed} trials (the first {first}) were trained with other settings than \
+             {} gives them: {}{more}; nothing was changed. Give the new settings another \
+             --out, or restore the old ones to resume this sweep",
+            dir.display(),
+            sweep.display(),
+            changed[..shown].join(", "),
+        );
+    }
+    Ok(plan)
+}
+
+/// The end of a sweep: what is left to do, and an error if any trial failed or was unreadable.
+fn summarize(status: &BTreeMap<String, TrialStatus>, dir: &Path) -> Result<()> {
+    let with = |what: &str| -> Vec<&TrialStatus> {
+        status.values().filter(|s| s.status == what).collect()
+    };
+    let (failed, unreadable) = (with("failed"), with(UNREADABLE));
+    let interrupted = status.len() - with("finished").len() - failed.len() - unreadable.len();
+    if interrupted > 0 {
         eprintln!(
-            "interrupted: {} trials not finished; run the same command again to resume them",
-            unfinished - failed.len()
+            "interrupted: {interrupted} trials not finished; run the same command again to resume them"
+        );
+    }
+    for s in failed.iter().chain(&unreadable) {
+        eprintln!("  {}: {}", s.id, s.error.as_deref().unwrap_or(&s.status));
+    }
+    if !unreadable.is_empty() {
+        bail!(
+            "{} of {} trials have a checkpoint that cannot be read and were left as they are \
+             (neither trained nor deleted){}: repair them, or move them out of {} to train them \
+             afresh, then run the same command again",
+            unreadable.len(),
+            status.len(),
+            match failed.len() {
+                0 => String::new(),
+                n => format!("; {n} failed (logs in {})", dir.join("logs").display()),
+            },
+            dir.join("trials").display()
         );
     }
     if !failed.is_empty() {
-        for s in &failed {
-            eprintln!("  {}: {}", s.id, s.error.as_deref().unwrap_or("failed"));
-        }
         bail!(
             "{} of {} trials failed (logs in {}); fix the cause and run the same command again to retry them",
             failed.len(),
@@ -307,7 +424,7 @@ pub fn run(args: SweepArgs) -> Result<()> {
             dir.join("logs").display()
         );
     }
-    if unfinished == 0 {
+    if interrupted == 0 {
         eprintln!(
             "done: {} trials finished; compare them with `wormnet report {}`",
             status.len(),

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use wormnet_agent::checkpoint::{self, Sidecar};
+use wormnet_agent::compare::runs::flatten;
 use wormnet_agent::config::{Override, TrainConfig};
 
 /// A sweep file (`sweeps/*.toml`): a base config, seeds and axes over dotted config keys.
@@ -93,30 +94,101 @@ impl Trial {
 }
 
 /// Where a trial's run directory stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Progress {
-    /// No checkpoint: start it (anything left in the directory predates its first checkpoint).
+    /// No checkpoint at all: start it (anything left in the directory predates its first
+    /// checkpoint).
     New,
     /// A `latest` checkpoint short of the budget: `--resume` it.
     Partial,
     /// Trained to its budget: skip it.
     Finished,
+    /// It has a checkpoint that cannot be read (why): kept as it is, neither trained over nor
+    /// deleted, so a format change or a read error never costs a trial.
+    Unreadable(String),
+}
+
+/// What an existing trial was trained with and how far it got.
+pub struct Existing {
+    /// Its resolved config: its `config.toml` (what `--resume` continues with), else the one
+    /// its checkpoint recorded.
+    pub config: TrainConfig,
+    /// Env steps its `latest` checkpoint holds.
+    pub global_step: u64,
+}
+
+impl Existing {
+    /// Finished or partial, from its budget.
+    pub fn progress(&self) -> Progress {
+        if self.global_step >= self.config.run.total_steps {
+            Progress::Finished
+        } else {
+            Progress::Partial
+        }
+    }
+}
+
+/// The trial in `run_dir`: `None` when it has no checkpoint at all (`latest.json` and
+/// `best.json` both absent), an error naming the file and why when one cannot be read.
+pub fn existing(run_dir: &Path) -> Result<Option<Existing>> {
+    let latest = run_dir.join("latest.json");
+    let mut any = false;
+    for name in ["latest.json", "best.json"] {
+        let path = run_dir.join(name);
+        match std::fs::symlink_metadata(&path) {
+            Ok(_) => any = true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => bail!("cannot read {}: {e}", path.display()),
+        }
+    }
+    if !any {
+        return Ok(None);
+    }
+    if std::fs::symlink_metadata(&latest).is_err() {
+        bail!(
+            "{} has a best checkpoint but no latest.json to resume from",
+            run_dir.display()
+        );
+    }
+    let sidecar: Sidecar = checkpoint::load_sidecar(&latest)?;
+    let edited = run_dir.join("config.toml");
+    let config = match std::fs::symlink_metadata(&edited) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => sidecar.config,
+        _ => TrainConfig::load(&edited)?,
+    };
+    Ok(Some(Existing {
+        config,
+        global_step: sidecar.global_step,
+    }))
 }
 
 /// How far the run in `run_dir` got, from its `latest` checkpoint and its config.
 pub fn progress(run_dir: &Path) -> Progress {
-    let Ok(sidecar) = checkpoint::load_sidecar(&run_dir.join("latest.json")) else {
-        return Progress::New;
-    };
-    let sidecar: Sidecar = sidecar;
-    let total = TrainConfig::load(&run_dir.join("config.toml"))
-        .map(|c| c.run.total_steps)
-        .unwrap_or(sidecar.config.run.total_steps);
-    if sidecar.global_step >= total {
-        Progress::Finished
-    } else {
-        Progress::Partial
+    match existing(run_dir) {
+        Ok(None) => Progress::New,
+        Ok(Some(e)) => e.progress(),
+        Err(e) => Progress::Unreadable(format!("{e:#}")),
     }
+}
+
+/// Fields a trial may differ in from its sweep's resolved config without changing what it
+/// learns: the update threads (the run is the same bit for bit; the sweep picks 1 or 2 by
+/// how many trials share the machine).
+const SAME_RESULTS: &[&str] = &["run.update_threads"];
+
+/// The dotted keys where `trained` (an existing trial's config) differs from `wanted` (the
+/// sweep file's resolved config for it), each as `key: old -> new`.
+pub fn config_changes(trained: &TrainConfig, wanted: &TrainConfig) -> Vec<String> {
+    let (old, new) = (flatten(&trained.to_toml()), flatten(&wanted.to_toml()));
+    let keys: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    keys.into_iter()
+        .filter(|k| !SAME_RESULTS.contains(&k.as_str()))
+        .filter(|k| old.get(*k) != new.get(*k))
+        .map(|k| {
+            let show = |v: Option<&String>| v.map_or("(unset)".to_string(), Clone::clone);
+            format!("{k}: {} -> {}", show(old.get(k)), show(new.get(k)))
+        })
+        .collect()
 }
 
 impl SweepFile {
@@ -320,6 +392,56 @@ set = { "ppo.epochs" = 2 }
                 "ppo.learning_rate=0.001"
             ]
         );
+    }
+
+    const CONFIG: &str = "[env]\nname = \"cartpole\"\n[policy.actor]\ncell = \"ltc\"\n\
+        wiring = { kind = \"auto_ncp\", units = 8, output_size = 2 }\n";
+
+    #[test]
+    fn changed_settings_are_named_key_by_key_but_update_threads_are_not() {
+        let config = |extra: &str| {
+            TrainConfig::parse(&format!("{CONFIG}{extra}"), Path::new("c.toml")).unwrap()
+        };
+        let old = config("[ppo]\nlearning_rate = 0.0003\n[run]\nupdate_threads = 1\n");
+        let new = config("[ppo]\nlearning_rate = 0.001\n[run]\nupdate_threads = 2\n");
+        assert_eq!(
+            config_changes(&old, &new),
+            ["ppo.learning_rate: 0.0003 -> 0.001"]
+        );
+        assert!(config_changes(&old, &old).is_empty());
+        let named = config("[run]\nname = \"x\"\n");
+        assert_eq!(
+            config_changes(&config(""), &named),
+            ["run.name: (unset) -> \"x\""]
+        );
+    }
+
+    #[test]
+    fn only_a_directory_without_any_checkpoint_is_new() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("t");
+        assert_eq!(progress(&run), Progress::New);
+        std::fs::create_dir(&run).unwrap();
+        std::fs::write(run.join("metrics.csv"), "global_step\n").unwrap();
+        assert_eq!(progress(&run), Progress::New);
+        // A checkpoint that cannot be read is reported, with the file and the reason.
+        std::fs::write(run.join("latest.json"), "{\"format\": 2, \"tens").unwrap();
+        let Progress::Unreadable(why) = progress(&run) else {
+            panic!("a corrupt latest.json is not new");
+        };
+        assert!(
+            why.contains("latest.json") && why.contains("corrupt"),
+            "{why}"
+        );
+        std::fs::remove_file(run.join("latest.json")).unwrap();
+        std::fs::create_dir(run.join("latest.json")).unwrap();
+        assert!(matches!(progress(&run), Progress::Unreadable(_)));
+        std::fs::remove_dir(run.join("latest.json")).unwrap();
+        std::fs::write(run.join("best.json"), "{}").unwrap();
+        let Progress::Unreadable(why) = progress(&run) else {
+            panic!("a best checkpoint without latest is not new");
+        };
+        assert!(why.contains("no latest.json"), "{why}");
     }
 
     #[test]

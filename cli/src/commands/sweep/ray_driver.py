@@ -1,7 +1,9 @@
 """The Ray executor of `wormnet sweep` (written into SWEEP/ray/ and run by it; not a module).
 
 Each trial is a Ray task that runs the `wormnet` binary with its arguments on whatever node Ray
-picks, its output going to the trial's log. Paths are absolute: nodes must share the file
+picks, its output going to the trial's log. Token authentication comes from the environment, as
+Ray reads it (RAY_AUTH_MODE=token with RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH, which
+`scripts/ray_head start` prints). Paths are absolute: nodes must share the file
 system that holds the sweep directory and the binary (as on a Slurm/NFS cluster).
 
 Protocol on stdout, one JSON object per line, read by `wormnet sweep`:
@@ -42,6 +44,11 @@ def wait_unlocked(run_dir, timeout=120.0):
 
 def main():
     plan_path, address = sys.argv[1], sys.argv[2]
+    host, _, port = address.rpartition(":")
+    if host.strip("[]") in ("127.0.0.1", "localhost", "::1"):
+        # A head on loopback (scripts/ray_head's) is reached on loopback: otherwise Ray swaps
+        # 127.0.0.1 for this machine's outward address, where such a head does not listen.
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     try:
         import ray
     except ImportError:
@@ -51,7 +58,6 @@ def main():
     with open(plan_path) as f:
         plan = json.load(f)
     # ray.init waits for a missing head for minutes: check a HOST:PORT answers first.
-    host, _, port = address.rpartition(":")
     if host and port.isdigit() and "://" not in address:
         import socket
 
@@ -64,7 +70,14 @@ def main():
     try:
         ray.init(address=address, log_to_driver=False, logging_level="ERROR")
     except Exception as e:  # noqa: BLE001 - any failure to connect is reported as one line
-        say({"error": f"cannot connect to the Ray cluster at {address}: {str(e).splitlines()[0]}"})
+        hint = ""
+        if os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
+            # A head with token authentication (scripts/ray_head's) refuses clients without it.
+            hint = (" (a cluster with token authentication needs RAY_AUTH_MODE=token and its "
+                    "token in RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH; scripts/ray_head start "
+                    "prints them)")
+        say({"error": f"cannot connect to the Ray cluster at {address}: "
+                      f"{str(e).splitlines()[0]}{hint}"})
         return 3
 
     @ray.remote
