@@ -8,51 +8,10 @@ use std::time::Duration;
 
 mod common;
 
-use common::{csv_rows, json, spawn_train, wait_until, write_config, BIN};
-
-fn wormnet(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env_remove("RUST_BACKTRACE")
-        .output()
-        .expect("wormnet runs")
-}
-
-fn json_of(bytes: &[u8]) -> serde_json::Value {
-    serde_json::from_slice(bytes)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(bytes)))
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// A user error is one line on stderr, says what is wrong, and is no panic.
-/// A run trained quietly into `dir/run` from a fresh config of `total_steps` (evaluated after
-/// every update): the starting point of the fault cases. Returns `(config, run)`.
-fn trained_run(dir: &Path, total_steps: u64) -> (PathBuf, PathBuf) {
-    let config = write_config(dir, total_steps, 1);
-    let run = dir.join("run");
-    let out = wormnet(&[
-        "train",
-        "--quiet",
-        "--run-dir",
-        run.to_str().unwrap(),
-        config.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    (config, run)
-}
-
-fn one_line_error(out: &Output, expect: &[&str]) {
-    let err = stderr(out);
-    assert!(!out.status.success(), "should fail: {err}");
-    assert!(!err.contains("panicked"), "{err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
-    for e in expect {
-        assert!(err.contains(e), "`{e}` missing from: {err}");
-    }
-}
+use common::{
+    csv_rows, json, json_of, one_line_error, spawn_train, stderr, trained_run, wait_until, wormnet,
+    write_config, BIN,
+};
 
 #[test]
 fn two_runs_on_one_directory_the_second_fails_at_once_naming_the_holder() {

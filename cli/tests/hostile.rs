@@ -3,16 +3,12 @@
 //! that must not be overwritten, a full disk. Each is a one-line named error that leaves
 //! nothing behind, or is handled without a word lost.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 mod common;
 
-use common::{json, write_config, BIN};
-
-fn wormnet(args: &[&str]) -> Output {
-    wormnet_in(Path::new("."), args)
-}
+use common::{json, one_line_error, stderr, trained_run, wormnet, write_config, BIN};
 
 fn wormnet_in(dir: &Path, args: &[&str]) -> Output {
     Command::new(BIN)
@@ -23,40 +19,12 @@ fn wormnet_in(dir: &Path, args: &[&str]) -> Output {
         .expect("wormnet runs")
 }
 
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn one_line_error(out: &Output, expect: &[&str]) {
-    let err = stderr(out);
-    assert!(!out.status.success(), "should fail: {err}");
-    assert!(!err.contains("panicked"), "{err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
-    for e in expect {
-        assert!(err.contains(e), "`{e}` missing from: {err}");
-    }
-}
-
 fn shipped(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../configs")
         .join(name)
         .display()
         .to_string()
-}
-
-fn trained_run(dir: &Path, total_steps: u64) -> (PathBuf, PathBuf) {
-    let config = write_config(dir, total_steps, 0);
-    let run = dir.join("run");
-    let out = wormnet(&[
-        "train",
-        "--quiet",
-        "--run-dir",
-        run.to_str().unwrap(),
-        config.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    (config, run)
 }
 
 #[test]

@@ -55,78 +55,14 @@ pub fn run(args: TrainArgs, registry: &Registry) -> Result<()> {
             bail!("give either a config (new run) or --resume RUN_DIR, not both")
         }
         (None, None) => bail!("give a config file, e.g. `wormnet train configs/cartpole.toml`"),
-        (Some(path), None) => {
-            let mut config = TrainConfig::load_with(path, &args.overrides)?;
-            if let Some(seed) = args.seed {
-                config.run.seed = seed;
-            }
-            if let Some(source) = &args.init_from {
-                config.run.init_from = Some(source.clone());
-            }
-            apply_overrides(&mut config, &args);
-            config.validate(path)?;
-            let run_dir = match &args.run_dir {
-                Some(dir) => dir.clone(),
-                None => default_run_dir(path, &config),
-            };
-            Trainer::create(config, &run_dir, registry)
-                .with_context(|| format!("config {}", path.display()))?
-        }
-        (None, Some(run_dir)) => {
-            if args.seed.is_some() {
-                bail!("--seed cannot change a resumed run (its streams derive from run.seed)");
-            }
-            if !args.overrides.is_empty() {
-                bail!("--set cannot change a resumed run; edit its config.toml instead");
-            }
-            if args.init_from.is_some() {
-                bail!(
-                    "--init-from starts a new run; a resumed run continues from its own checkpoint"
-                );
-            }
-            if args.run_dir.as_ref().is_some_and(|d| d != run_dir) {
-                bail!(
-                    "--resume {} continues that directory; --run-dir {} cannot move it (copy \
-                     the directory instead)",
-                    run_dir.display(),
-                    args.run_dir
-                        .as_ref()
-                        .map_or(String::new(), |d| d.display().to_string())
-                );
-            }
-            let sidecar = checkpoint::load_sidecar(&run_dir.join("latest.json"))
-                .with_context(|| format!("cannot resume {}", run_dir.display()))?;
-            // The run's config.toml as it stands (a user may have edited it, e.g. a longer
-            // budget), else the one the checkpoint recorded.
-            let edited = run_dir.join("config.toml");
-            let mut config = if edited.exists() {
-                TrainConfig::load(&edited)?
-            } else {
-                sidecar.config.clone()
-            };
-            apply_overrides(&mut config, &args);
-            config.validate(&edited)?;
-            if config.run.total_steps <= sidecar.global_step {
-                bail!(
-                    "{}: run.total_steps {} is not past the {} steps already done; give \
-                     --total-steps larger than {}",
-                    run_dir.display(),
-                    config.run.total_steps,
-                    sidecar.global_step,
-                    sidecar.global_step
-                );
-            }
-            let trainer = Trainer::resume(run_dir, Some(config.clone()), registry)?;
-            checkpoint::write_atomic(&edited, config.to_toml().as_bytes())?;
-            trainer
-        }
+        (Some(path), None) => new_run(path, &args, registry)?,
+        (None, Some(run_dir)) => resumed_run(run_dir, &args, registry)?,
     };
     install_ctrl_c(
         "training on to the next checkpoint (at most run.checkpoint_every updates), where a \
          resumed run continues exactly, and saving it; interrupt again to stop at once without \
          saving…",
     )?;
-
     let total = trainer.config.run.total_steps;
     eprintln!(
         "wormnet train: env {} ({} envs, {} workers), {} on {}, run dir {}",
@@ -162,10 +98,84 @@ pub fn run(args: TrainArgs, registry: &Registry) -> Result<()> {
         ));
     })?;
     bar.finish();
+    report_outcome(&trainer, outcome);
+    Ok(())
+}
+
+/// A new run of the config at `path`, with the command line's overrides.
+fn new_run(path: &Path, args: &TrainArgs, registry: &Registry) -> Result<Trainer> {
+    let mut config = TrainConfig::load_with(path, &args.overrides)?;
+    if let Some(seed) = args.seed {
+        config.run.seed = seed;
+    }
+    if let Some(source) = &args.init_from {
+        config.run.init_from = Some(source.clone());
+    }
+    apply_overrides(&mut config, args);
+    config.validate(path)?;
+    let run_dir = match &args.run_dir {
+        Some(dir) => dir.clone(),
+        None => default_run_dir(path, &config),
+    };
+    Trainer::create(config, &run_dir, registry)
+        .with_context(|| format!("config {}", path.display()))
+}
+
+/// The run in `run_dir` continued from its latest checkpoint, with its config.toml as it
+/// stands (a user may have edited it, e.g. a longer budget).
+fn resumed_run(run_dir: &Path, args: &TrainArgs, registry: &Registry) -> Result<Trainer> {
+    if args.seed.is_some() {
+        bail!("--seed cannot change a resumed run (its streams derive from run.seed)");
+    }
+    if !args.overrides.is_empty() {
+        bail!("--set cannot change a resumed run; edit its config.toml instead");
+    }
+    if args.init_from.is_some() {
+        bail!("--init-from starts a new run; a resumed run continues from its own checkpoint");
+    }
+    if let Some(dir) = args.run_dir.as_ref().filter(|d| *d != run_dir) {
+        bail!(
+            "--resume {} continues that directory; --run-dir {} cannot move it (copy the \
+             directory instead)",
+            run_dir.display(),
+            dir.display()
+        );
+    }
+    let sidecar = checkpoint::load_sidecar(&run_dir.join("latest.json"))
+        .with_context(|| format!("cannot resume {}", run_dir.display()))?;
+    let edited = run_dir.join("config.toml");
+    let mut config = if edited.exists() {
+        TrainConfig::load(&edited)?
+    } else {
+        sidecar.config.clone()
+    };
+    apply_overrides(&mut config, args);
+    config.validate(&edited)?;
+    if config.run.total_steps <= sidecar.global_step {
+        bail!(
+            "{}: run.total_steps {} is not past the {} steps already done; give \
+             --total-steps larger than {}",
+            run_dir.display(),
+            config.run.total_steps,
+            sidecar.global_step,
+            sidecar.global_step
+        );
+    }
+    let trainer = Trainer::resume(run_dir, Some(config.clone()), registry)?;
+    checkpoint::write_atomic(&edited, config.to_toml().as_bytes())?;
+    Ok(trainer)
+}
+
+/// The closing line: where an interrupted run stands, or the best evaluation of a finished one.
+fn report_outcome(trainer: &Trainer, outcome: Outcome) {
     let run_dir = trainer.run_dir.display();
     match outcome {
         Outcome::Interrupted => {
-            eprintln!("interrupted at step {}: saved {run_dir}/latest.json; continue with `wormnet train --resume {run_dir}`", trainer.global_step);
+            eprintln!(
+                "interrupted at step {}: saved {run_dir}/latest.json; continue with `wormnet \
+                 train --resume {run_dir}`",
+                trainer.global_step
+            );
         }
         Outcome::Finished | Outcome::UpdateLimit => {
             let best: Option<Sidecar> =
@@ -182,7 +192,6 @@ pub fn run(args: TrainArgs, registry: &Registry) -> Result<()> {
             }
         }
     }
-    Ok(())
 }
 
 /// Ctrl-C or SIGTERM sets [`train::STOP`] (training finishes the update and saves), printing

@@ -3,7 +3,7 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// The binary under test.
@@ -79,4 +79,52 @@ pub fn csv_rows(dir: &Path) -> usize {
 /// A JSON file, parsed.
 pub fn json(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// The binary on `args`, with no backtrace, to completion.
+pub fn wormnet(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .expect("wormnet runs")
+}
+
+/// Bytes (a command's stdout) parsed as JSON, or a panic showing them.
+pub fn json_of(bytes: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(bytes)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(bytes)))
+}
+
+/// What a finished command printed on stderr.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A user error is one line on stderr, says what is wrong, and is no panic.
+/// A run trained quietly into `dir/run` from a fresh config of `total_steps` (evaluated after
+/// every update): the starting point of the fault cases. Returns `(config, run)`.
+pub fn trained_run(dir: &Path, total_steps: u64) -> (PathBuf, PathBuf) {
+    let config = write_config(dir, total_steps, 1);
+    let run = dir.join("run");
+    let out = wormnet(&[
+        "train",
+        "--quiet",
+        "--run-dir",
+        run.to_str().unwrap(),
+        config.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    (config, run)
+}
+
+/// A failed command whose stderr is one line, no panic, naming each of `expect`.
+pub fn one_line_error(out: &Output, expect: &[&str]) {
+    let err = stderr(out);
+    assert!(!out.status.success(), "should fail: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    for e in expect {
+        assert!(err.contains(e), "`{e}` missing from: {err}");
+    }
 }

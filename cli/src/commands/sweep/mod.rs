@@ -115,9 +115,10 @@ pub fn run(args: SweepArgs) -> Result<()> {
     if args.dry_run {
         for (t, p) in &plan {
             println!(
-                "{:<40} {:?}  wormnet {}",
+                "{:<40} {:?}  {} {}",
                 t.id,
                 p,
+                binary_name(),
                 trial_args(t, &dir.join("trials").join(&t.id), alone).join(" ")
             );
         }
@@ -426,8 +427,9 @@ fn summarize(status: &BTreeMap<String, TrialStatus>, dir: &Path) -> Result<()> {
     }
     if interrupted == 0 {
         eprintln!(
-            "done: {} trials finished; compare them with `wormnet report {}`",
+            "done: {} trials finished; compare them with `{} report {}`",
             status.len(),
+            binary_name(),
             dir.display()
         );
     }
@@ -498,4 +500,13 @@ fn write_manifest(dir: &Path, sweep: &Path, status: &BTreeMap<String, TrialStatu
 /// Logical cores available to this process.
 fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The name of the running binary (`wormnet`, or a user's own crate's), for the commands the
+/// sweep prints: they must run as printed.
+fn binary_name() -> String {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "wormnet".into())
 }
