@@ -2,8 +2,8 @@
 //! at many points followed by resumes, corrupt files, evaluation results that cannot be
 //! written, and bad input that must be a one-line named error — never a panic, never lost data.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 mod common;
