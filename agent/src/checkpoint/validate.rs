@@ -23,7 +23,8 @@ pub fn check(sidecar: &Sidecar, path: &Path) -> anyhow::Result<()> {
         return Err(at(
             "format",
             format!(
-                "layout {} is not the supported {FORMAT} (written by another wormnet version?)",
+                "checkpoint format {} is not the supported {FORMAT} (written by another \
+                 wormnet version?)",
                 sidecar.format
             ),
         ));
