@@ -19,7 +19,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tch::{Kind, Tensor};
 use wormnet_ncp::parse_device;
-use wormnet_sim::{EnvSpec, EpisodeDriver, Registry, Space};
+use wormnet_sim::{EnvFactory, EnvSpec, EpisodeDriver, Registry, Space};
 
 use demos::Demo;
 
@@ -61,6 +61,68 @@ pub struct RoundReport {
     pub wall_seconds: f64,
 }
 
+/// [`LOG`], written a line per round.
+struct RoundLog {
+    path: std::path::PathBuf,
+}
+
+impl RoundLog {
+    /// The log of a new run in `run_dir`, with its header.
+    fn create(run_dir: &Path) -> Result<Self> {
+        let log = RoundLog {
+            path: run_dir.join(LOG),
+        };
+        log.line(
+            "round,driver,failed_episodes,samples,loss,eval_return,eval_success,wall_seconds",
+        )?;
+        Ok(log)
+    }
+
+    /// Appends a round's line.
+    fn append(&self, report: &RoundReport) -> Result<()> {
+        self.line(&report.csv_line())
+    }
+
+    fn line(&self, line: &str) -> Result<()> {
+        checkpoint::append_line(&self.path, line)
+            .with_context(|| format!("cannot write {}", self.path.display()))
+    }
+}
+
+impl RoundReport {
+    /// The round's line of [`LOG`].
+    fn csv_line(&self) -> String {
+        format!(
+            "{},{},{},{},{},{},{},{:.3}",
+            self.round,
+            if self.round == 0 { "expert" } else { "policy" },
+            self.failed_episodes,
+            self.samples,
+            self.loss,
+            self.eval.mean_return,
+            self.eval
+                .success_rate
+                .map_or(String::new(), |s| s.to_string()),
+            self.wall_seconds
+        )
+    }
+}
+
+/// The policy a cloning run starts from: the run's seeded initial weights and, with
+/// `ppo.norm_obs`, a fresh observation normaliser.
+fn initial_policy(config: &TrainConfig, spec: &EnvSpec, device: tch::Device) -> Result<Policy> {
+    tch::set_num_threads(config.run.threads as i32);
+    tch::manual_seed(derive_seed(config.run.seed, TORCH_STREAM) as i64);
+    let mut policy = Policy::new(spec, &config.policy, device)?;
+    if config.ppo.norm_obs {
+        policy.set_obs_normalizer(Some(ObsNormalizer::new(
+            spec.obs_dim(),
+            config.ppo.obs_clip,
+        )));
+    }
+    Ok(policy)
+}
+
 /// Clones the expert of `config`'s env into a new run directory `run_dir`; `progress` hears
 /// of every finished round. Ctrl-C ([`STOP`]) ends it after the current epoch with `latest`
 /// saved.
@@ -80,31 +142,16 @@ pub fn imitate(
     let eval_factory = registry
         .factory(&config.env.name, config.eval_env_options())
         .context("config [env] eval_options")?;
-    tch::set_num_threads(config.run.threads as i32);
-    tch::manual_seed(derive_seed(config.run.seed, TORCH_STREAM) as i64);
-    let mut policy = Policy::new(&spec, &config.policy, device)?;
-    if config.ppo.norm_obs {
-        policy.set_obs_normalizer(Some(ObsNormalizer::new(
-            spec.obs_dim(),
-            config.ppo.obs_clip,
-        )));
-    }
+    let mut policy = initial_policy(&config, &spec, device)?;
     let lock = rundir::claim_new(run_dir, None)?;
     // A failure before the first checkpoint leaves the directory as it was found.
     let guard = rundir::NewRunGuard::new(run_dir, &lock);
     checkpoint::write_atomic(&run_dir.join("config.toml"), config.to_toml().as_bytes())?;
-    let log_path = run_dir.join(LOG);
-    let log = |line: &str| {
-        checkpoint::append_line(&log_path, line)
-            .with_context(|| format!("cannot write {}", log_path.display()))
-    };
-    log("round,driver,failed_episodes,samples,loss,eval_return,eval_success,wall_seconds")?;
+    let log = RoundLog::create(run_dir)?;
     let params = policy.parameters();
     let tensors: Vec<Tensor> = params.iter().map(|(_, t)| t.shallow_clone()).collect();
     let mut adam = Adam::new(&tensors, cfg.learning_rate, config.ppo.adam_eps);
-    let mut data: Vec<Demo> = Vec::new();
-    // The expert's actions in the actor's own units, per episode of `data`.
-    let mut targets: Vec<Vec<f32>> = Vec::new();
+    let mut data = Demonstrations::default();
     let mut best: Option<f64> = None;
     let seed = config.run.seed;
     let save = |policy: &Policy, adam: &Adam, tag: &str, best, eval| {
@@ -123,66 +170,20 @@ pub fn imitate(
         checkpoint::save(run_dir, tag, &parts, eval)
     };
     for round in 0..cfg.rounds {
-        let driver = (round > 0).then_some(&policy);
-        let demos = demos::collect(
-            &factory,
-            driver,
-            &cfg,
-            derive_seed(seed, ENV_STREAM + round as u64),
-        )?;
-        let failed_episodes = demos.iter().filter(|d| d.failed).count();
-        for demo in &demos {
-            targets.push(
-                policy
-                    .action
-                    .output_targets(&demo.labels)
-                    .unwrap_or_default(),
-            );
-            if policy.obs_normalizer().is_some() {
-                policy.observe(&mut demo.observations.clone());
-            }
-        }
-        data.extend(demos);
-        // The network reads observations through the normaliser, whose statistics moved with
-        // this round's data: every episode is normalised anew (raw data is read as it is).
-        let normalized: Option<Vec<Vec<f32>>> = policy.obs_normalizer().map(|_| {
-            data.iter()
-                .map(|d| {
-                    let mut x = d.observations.clone();
-                    policy.normalize(&mut x);
-                    x
-                })
-                .collect()
-        });
-        let inputs: Vec<&[f32]> = match &normalized {
-            Some(n) => n.iter().map(Vec::as_slice).collect(),
-            None => data.iter().map(|d| d.observations.as_slice()).collect(),
+        let episodes_seed = derive_seed(seed, ENV_STREAM + round as u64);
+        let failed_episodes = gather(&mut policy, &factory, &cfg, episodes_seed, &mut data)?;
+        let shuffle_seeds =
+            |epoch: usize| derive_seed(seed, SHUFFLE_STREAM + (round * cfg.epochs + epoch) as u64);
+        let loss = clone_round(&policy, (&mut adam, &tensors), &cfg, &data, shuffle_seeds)?;
+        let Some(loss) = loss else {
+            save(&policy, &adam, "latest", best, None)?;
+            guard.keep();
+            return Ok(Completion::Interrupted);
         };
-        let windows = windows(&data, &cfg);
-        let mut loss = f64::NAN;
-        for epoch in 0..cfg.epochs {
-            let shuffle = derive_seed(seed, SHUFFLE_STREAM + (round * cfg.epochs + epoch) as u64);
-            let sequences = Sequences {
-                inputs: &inputs,
-                targets: &targets,
-                windows: &windows,
-            };
-            loss = clone_epoch(&policy, &mut adam, &tensors, &cfg, &sequences, shuffle)?;
-            if STOP.load(Ordering::SeqCst) {
-                save(&policy, &adam, "latest", best, None)?;
-                guard.keep();
-                return Ok(Completion::Interrupted);
-            }
-        }
-        let eval = evaluate(
-            &policy,
-            eval_factory.clone(),
-            &EvalOptions::during_training(&config),
-        )?;
+        let options = EvalOptions::during_training(&config);
+        let eval = evaluate(&policy, eval_factory.clone(), &options)?;
         let improved = best.is_none_or(|b| eval.mean_return > b);
-        if improved {
-            best = Some(eval.mean_return);
-        }
+        best = best.filter(|_| !improved).or(Some(eval.mean_return));
         save(&policy, &adam, "latest", best, None)?;
         if improved {
             save(&policy, &adam, "best", best, Some(eval.clone()))?;
@@ -190,27 +191,98 @@ pub fn imitate(
         let report = RoundReport {
             round,
             failed_episodes,
-            samples: data.iter().map(|d| d.len).sum(),
+            samples: data.demos.iter().map(|d| d.len).sum(),
             loss,
             eval,
             wall_seconds: started.elapsed().as_secs_f64(),
         };
-        log(&format!(
-            "{round},{},{failed_episodes},{},{loss},{},{},{:.3}",
-            if round == 0 { "expert" } else { "policy" },
-            report.samples,
-            report.eval.mean_return,
-            report
-                .eval
-                .success_rate
-                .map_or(String::new(), |s| s.to_string()),
-            report.wall_seconds
-        ))?;
+        log.append(&report)?;
         progress(&report);
     }
     guard.keep();
     drop(lock);
     Ok(Completion::Finished)
+}
+
+/// Every round's demonstrations so far, with the expert's actions in the actor's own units
+/// (`targets[i]` for `demos[i]`).
+#[derive(Default)]
+struct Demonstrations {
+    demos: Vec<Demo>,
+    targets: Vec<Vec<f32>>,
+}
+
+/// One round's episodes (the expert drives round 0, the policy the later ones, the expert
+/// labelling every step), added to `data`; the observation normaliser sees them. Returns how
+/// many of them failed while being driven.
+fn gather(
+    policy: &mut Policy,
+    factory: &EnvFactory,
+    cfg: &ImitationConfig,
+    episodes_seed: u64,
+    data: &mut Demonstrations,
+) -> Result<usize> {
+    let driver = (!data.demos.is_empty()).then_some(&*policy);
+    let demos = demos::collect(factory, driver, cfg, episodes_seed)?;
+    let failed = demos.iter().filter(|d| d.failed).count();
+    for demo in &demos {
+        data.targets.push(
+            policy
+                .action
+                .output_targets(&demo.labels)
+                .unwrap_or_default(),
+        );
+        if policy.obs_normalizer().is_some() {
+            policy.observe(&mut demo.observations.clone());
+        }
+    }
+    data.demos.extend(demos);
+    Ok(failed)
+}
+
+/// A round's cloning epochs over all of `data` (epoch `e` shuffled by `shuffle_seeds(e)`):
+/// the last epoch's loss, or `None` when Ctrl-C stopped them after an epoch.
+fn clone_round(
+    policy: &Policy,
+    (adam, params): (&mut Adam, &[Tensor]),
+    cfg: &ImitationConfig,
+    data: &Demonstrations,
+    shuffle_seeds: impl Fn(usize) -> u64,
+) -> Result<Option<f64>> {
+    // The network reads observations through the normaliser, whose statistics moved with
+    // this round's data: every episode is normalised anew (raw data is read as it is).
+    let normalized: Option<Vec<Vec<f32>>> = policy.obs_normalizer().map(|_| {
+        data.demos
+            .iter()
+            .map(|d| {
+                let mut x = d.observations.clone();
+                policy.normalize(&mut x);
+                x
+            })
+            .collect()
+    });
+    let inputs: Vec<&[f32]> = match &normalized {
+        Some(n) => n.iter().map(Vec::as_slice).collect(),
+        None => data
+            .demos
+            .iter()
+            .map(|d| d.observations.as_slice())
+            .collect(),
+    };
+    let windows = windows(&data.demos, cfg);
+    let mut loss = f64::NAN;
+    for epoch in 0..cfg.epochs {
+        let sequences = Sequences {
+            inputs: &inputs,
+            targets: &data.targets,
+            windows: &windows,
+        };
+        loss = clone_epoch(policy, adam, params, cfg, &sequences, shuffle_seeds(epoch))?;
+        if STOP.load(Ordering::SeqCst) {
+            return Ok(None);
+        }
+    }
+    Ok(Some(loss))
 }
 
 /// The spec of `config`'s env, checked for what cloning needs — continuous actions and an
