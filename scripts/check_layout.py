@@ -2,7 +2,9 @@
 """The house rules the redesign set, checked: no import circle between the modules of a crate
 (a module's `use crate::…`/`super::…` paths, resolved to the module that defines them, and
 re-exports followed to their source; a module importing from a module that contains it counts
-as a circle, since the container owns it), and no source file over 600 lines.
+as a circle, since the container owns it), no source file over 600 lines, and no function
+outside the tests over 80 lines (from its `fn` line to its closing brace; `#[cfg(test)]`
+modules, tests.rs files and tests/ folders are skipped).
 
     python3 scripts/check_layout.py        # prints the offenders, exit 1 if any
 """
@@ -14,6 +16,7 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 CRATES = ["sim", "envs", "ncp", "agent", "cli", "build-support", "feature-pins", "bevy-facade",
           "examples/lander"]
 MAX_LINES = 600
+MAX_FN_LINES = 80
 
 
 def modules(src):
@@ -120,8 +123,123 @@ def cycles(graph):
     return found
 
 
+def code_only(text):
+    """`text` with comments, strings and char literals blanked (newlines kept), so that the
+    braces left are the code's."""
+    out, i, n = [], 0, len(text)
+    while i < n:
+        c = text[i]
+        if text.startswith("//", i):
+            j = text.find("\n", i)
+            j = n if j < 0 else j
+            out.append(" " * (j - i))
+            i = j
+        elif text.startswith("/*", i):
+            depth, j = 1, i + 2
+            while j < n and depth:
+                if text.startswith("/*", j):
+                    depth, j = depth + 1, j + 2
+                elif text.startswith("*/", j):
+                    depth, j = depth - 1, j + 2
+                else:
+                    j += 1
+            out.append(re.sub(r"[^\n]", " ", text[i:j]))
+            i = j
+        elif re.match(r'b?r(#*)"', text[i:i + 260]) and (i == 0 or not (text[i - 1].isalnum() or text[i - 1] == "_")):
+            m = re.match(r'b?r(#*)"', text[i:])
+            end = text.find('"' + m.group(1), i + m.end())
+            j = n if end < 0 else end + 1 + len(m.group(1))
+            out.append(re.sub(r"[^\n]", " ", text[i:j]))
+            i = j
+        elif c == '"':
+            j = i + 1
+            while j < n and text[j] != '"':
+                j += 2 if text[j] == "\\" else 1
+            j += 1
+            out.append(re.sub(r"[^\n]", " ", text[i:j]))
+            i = j
+        elif c == "'":
+            m = re.match(r"'(\\.[^']*|[^\\'\n])'", text[i:])
+            if m:  # a char literal; else a lifetime
+                out.append(" " * m.end())
+                i += m.end()
+            else:
+                out.append(c)
+                i += 1
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def without_test_modules(code):
+    """`code` (from `code_only`) with every `#[cfg(test)] mod … { … }` block blanked."""
+    for m in reversed(list(re.finditer(r"#\[cfg\(test\)\]\s*(pub(\([^)]*\))?\s+)?mod\s+\w+\s*\{", code))):
+        end = matching_brace(code, m.end() - 1)
+        code = code[: m.start()] + re.sub(r"[^\n]", " ", code[m.start():end + 1]) + code[end + 1:]
+    return code
+
+
+def matching_brace(code, i):
+    """The index of the brace closing the one at `i` (the end of the text if none)."""
+    depth = 0
+    for j in range(i, len(code)):
+        if code[j] == "{":
+            depth += 1
+        elif code[j] == "}":
+            depth -= 1
+            if depth == 0:
+                return j
+    return len(code) - 1
+
+
+FN = re.compile(r"^[ \t]*(?:pub(?:\([^)]*\))?\s+)?(?:(?:const|async|unsafe|extern\s+\"\w*\"|default)\s+)*fn\s+(\w+)", re.M)
+
+
+def long_functions(path):
+    """(name, first line, lines) of each function outside the tests over `MAX_FN_LINES`."""
+    code = without_test_modules(code_only(open(path).read()))
+    found = []
+    for m in FN.finditer(code):
+        # The body's brace: the first `{` or `;` (a declaration without body) after the name
+        # that is not inside the signature's parentheses or generics.
+        depth, j = 0, m.end()
+        while j < len(code):
+            ch = code[j]
+            if ch in "(<[":
+                depth += 1
+            elif ch in ")>]" and not (ch == ">" and code[j - 1] == "-"):
+                depth -= 1
+            elif ch in "{;" and depth <= 0:
+                break
+            j += 1
+        if j >= len(code) or code[j] == ";":
+            continue
+        end = matching_brace(code, j)
+        first = code.count("\n", 0, m.start()) + 1
+        lines = code.count("\n", m.start(), end) + 1
+        if lines > MAX_FN_LINES:
+            found.append((m.group(1), first, lines))
+    return found
+
+
+def rust_files():
+    """Every .rs file of the repository outside target/, hidden folders, tests/ folders and
+    tests.rs files."""
+    for dirpath, dirs, files in os.walk(ROOT):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in ("target", "tests"))
+        for f in sorted(files):
+            if f.endswith(".rs") and f != "tests.rs":
+                yield os.path.join(dirpath, f)
+
+
 def main():
     bad = 0
+    for path in rust_files():
+        for name, first, lines in long_functions(path):
+            rel = os.path.relpath(path, ROOT)
+            print(f"{rel}:{first}: fn {name} is {lines} lines (at most {MAX_FN_LINES})")
+            bad += 1
     for crate in CRATES:
         src = os.path.join(ROOT, crate, "src")
         mods = modules(src)

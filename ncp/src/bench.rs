@@ -111,18 +111,19 @@ pub fn run(options: &BenchOptions, mut report: impl FnMut(&BenchRow)) -> anyhow:
         let vs = nn::VarStore::new(Device::Cpu);
         let net = NcpNet::new(&vs.root(), INPUTS as usize, &config(cell))?;
         let mut opt = nn::Adam::default().build(&vs, 1e-3)?;
-        let mut emit = |mode, batch, path, (ms, reps): (f64, usize)| {
-            report(&BenchRow {
-                implementation: "wormnet",
-                model,
-                batch,
-                mode,
-                ms,
-                path,
-                threads,
-                reps,
-            })
-        };
+        let mut emit =
+            |mode: &'static str, batch: i64, path: &'static str, (ms, reps): (f64, usize)| {
+                report(&BenchRow {
+                    implementation: "wormnet",
+                    model,
+                    batch,
+                    mode,
+                    ms,
+                    path,
+                    threads,
+                    reps,
+                })
+            };
         for &b in &options.batches {
             let x = Tensor::randn([b, options.seq, INPUTS], (Kind::Float, Device::Cpu));
             let target = Tensor::randn(
@@ -159,26 +160,34 @@ pub fn run(options: &BenchOptions, mut report: impl FnMut(&BenchRow)) -> anyhow:
                 emit("train", b, "tch", t);
             }
         }
-        for &b in &options.step_batches {
-            let x = Tensor::randn([b, INPUTS], (Kind::Float, Device::Cpu));
-            let dt = Tensor::ones([b, 1], (Kind::Float, Device::Cpu));
-            let mut state = net.initial_state(b, Device::Cpu);
-            // Both benchmark models (LTC, wired CfC) run on their hand-written CPU kernels.
-            let auto_path = "kernel";
-            let t = time_ms(options.seconds, || {
-                let (_, s) = net.step(&x, &state, &dt);
-                state = s;
-            });
-            emit("step", b, auto_path, t);
-            if options.tch_too {
-                let mut state: State = net.initial_state(b, Device::Cpu);
-                let t = time_ms(options.seconds, || {
-                    let (_, s) = tch::no_grad(|| net.step_generic(&x, &state, &dt));
-                    state = s;
-                });
-                emit("step", b, "tch", t);
-            }
-        }
+        step_cases(&net, options, &mut emit);
     }
     Ok(())
+}
+
+/// One emitted measurement: mode, batch, path, (median ms, repetitions).
+type Emit<'a> = dyn FnMut(&'static str, i64, &'static str, (f64, usize)) + 'a;
+
+/// The single-step cases of `net` (its kernel, and libtorch's generic step with `tch_too`).
+fn step_cases(net: &NcpNet, options: &BenchOptions, emit: &mut Emit) {
+    for &b in &options.step_batches {
+        let x = Tensor::randn([b, INPUTS], (Kind::Float, Device::Cpu));
+        let dt = Tensor::ones([b, 1], (Kind::Float, Device::Cpu));
+        let mut state = net.initial_state(b, Device::Cpu);
+        // Both benchmark models (LTC, wired CfC) run on their hand-written CPU kernels.
+        let auto_path = "kernel";
+        let t = time_ms(options.seconds, || {
+            let (_, s) = net.step(&x, &state, &dt);
+            state = s;
+        });
+        emit("step", b, auto_path, t);
+        if options.tch_too {
+            let mut state: State = net.initial_state(b, Device::Cpu);
+            let t = time_ms(options.seconds, || {
+                let (_, s) = tch::no_grad(|| net.step_generic(&x, &state, &dt));
+                state = s;
+            });
+            emit("step", b, "tch", t);
+        }
+    }
 }

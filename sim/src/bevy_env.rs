@@ -411,8 +411,6 @@ pub fn collider_frame(world: &World) -> Frame {
     // Spawn order, not archetype order, so a shape's index in the frame is stable.
     let mut colliders: Vec<_> = query.iter(world).collect();
     colliders.sort_by_key(|(entity, _, _)| entity.index_u32());
-    let body = Rgba::rgb(70, 130, 180);
-    let line = Rgba::rgb(60, 60, 60);
     for (_, collider, transform) in colliders {
         let t = transform.compute_transform();
         let (axis, angle) = t.rotation.to_axis_angle();
@@ -422,66 +420,73 @@ pub fn collider_frame(world: &World) -> Frame {
             y: t.translation.y,
             angle,
         };
-        let (sin, cos) = angle.sin_cos();
-        let to_world = |p: Vec2| -> [f32; 2] {
-            [
-                pose.x + cos * p.x - sin * p.y,
-                pose.y + sin * p.x + cos * p.y,
-            ]
-        };
-        let geometry = if let Some(ball) = collider.as_ball() {
-            Some(Geometry::Circle {
-                radius: ball.radius(),
-            })
-        } else if let Some(cuboid) = collider.as_cuboid() {
-            let h = cuboid.half_extents();
-            Some(Geometry::Rect {
-                half_width: h.x,
-                half_height: h.y,
-            })
-        } else if let Some(capsule) = collider.as_capsule() {
-            let seg = capsule.segment();
-            let (a, b) = (seg.a(), seg.b());
-            let points: Vec<[f32; 2]> = [a, b].into_iter().map(to_world).collect();
-            frame.polylines.push(Polyline {
-                points,
-                closed: false,
-                color: body,
-                width: 2.0 * capsule.radius(),
-            });
-            None
-        } else if let Some(poly) = collider.as_convex_polygon() {
-            Some(Geometry::Polygon {
-                points: poly.points().map(|p| [p.x, p.y]).collect(),
-            })
-        } else if let Some(seg) = collider.as_segment() {
-            frame.polylines.push(Polyline {
-                points: vec![to_world(seg.a()), to_world(seg.b())],
-                closed: false,
-                color: line,
-                width: 0.02,
-            });
-            None
-        } else if let Some(polyline) = collider.as_polyline() {
-            for (a, b) in polyline.segments() {
-                frame.polylines.push(Polyline {
-                    points: vec![to_world(a), to_world(b)],
-                    closed: false,
-                    color: line,
-                    width: 0.02,
-                });
-            }
-            None
-        } else {
-            None
-        };
-        if let Some(geometry) = geometry {
+        if let Some(geometry) = add_collider(&mut frame, collider, pose) {
             frame.shapes.push(Shape {
                 geometry,
                 pose,
-                color: body,
+                color: COLLIDER_BODY,
             });
         }
     }
     frame
+}
+
+/// The fill of solid colliders in a [`collider_frame`].
+const COLLIDER_BODY: Rgba = Rgba::rgb(70, 130, 180);
+/// The colour of segment and polyline colliders in a [`collider_frame`].
+const COLLIDER_LINE: Rgba = Rgba::rgb(60, 60, 60);
+
+/// A collider at `pose` as a shape's geometry (balls, boxes, convex polygons), or `None` after
+/// adding it to `frame` as polylines in world coordinates (capsules, segments, polylines) or
+/// skipping it (other shapes).
+fn add_collider(frame: &mut Frame, collider: &Collider, pose: Pose) -> Option<Geometry> {
+    let (sin, cos) = pose.angle.sin_cos();
+    let to_world = |p: Vec2| -> [f32; 2] {
+        [
+            pose.x + cos * p.x - sin * p.y,
+            pose.y + sin * p.x + cos * p.y,
+        ]
+    };
+    let mut line = |points: Vec<[f32; 2]>, color: Rgba, width: f32| {
+        frame.polylines.push(Polyline {
+            points,
+            closed: false,
+            color,
+            width,
+        });
+    };
+    if let Some(ball) = collider.as_ball() {
+        Some(Geometry::Circle {
+            radius: ball.radius(),
+        })
+    } else if let Some(cuboid) = collider.as_cuboid() {
+        let h = cuboid.half_extents();
+        Some(Geometry::Rect {
+            half_width: h.x,
+            half_height: h.y,
+        })
+    } else if let Some(capsule) = collider.as_capsule() {
+        let seg = capsule.segment();
+        let points = [seg.a(), seg.b()].into_iter().map(to_world).collect();
+        line(points, COLLIDER_BODY, 2.0 * capsule.radius());
+        None
+    } else if let Some(poly) = collider.as_convex_polygon() {
+        Some(Geometry::Polygon {
+            points: poly.points().map(|p| [p.x, p.y]).collect(),
+        })
+    } else if let Some(seg) = collider.as_segment() {
+        line(
+            vec![to_world(seg.a()), to_world(seg.b())],
+            COLLIDER_LINE,
+            0.02,
+        );
+        None
+    } else if let Some(polyline) = collider.as_polyline() {
+        for (a, b) in polyline.segments() {
+            line(vec![to_world(a), to_world(b)], COLLIDER_LINE, 0.02);
+        }
+        None
+    } else {
+        None
+    }
 }

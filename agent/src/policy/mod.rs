@@ -102,42 +102,78 @@ pub struct Policy {
     critic_thread: std::cell::OnceCell<replay::CriticThread>,
 }
 
+/// The convolutional encoder `[policy.encoder]` asks for, if any: an error names the section
+/// where the env observes no image.
+fn build_encoder(
+    root: &nn::Path,
+    spec: &EnvSpec,
+    config: &PolicyConfig,
+) -> Result<Option<Encoder>, PolicyError> {
+    match (&config.encoder, spec.image) {
+        (None, _) => Ok(None),
+        (Some(e), Some(shape)) => Ok(Some(Encoder::new(
+            &root.sub("encoder"),
+            shape,
+            spec.obs_dim(),
+            e,
+        )?)),
+        (Some(_), None) => Err(PolicyError::Encoder(format!(
+            "env `{}` observes no image (a camera observation, e.g. the vehicle's \
+             observation = \"camera\"); remove [policy.encoder]",
+            spec.name
+        ))),
+    }
+}
+
+/// How the env's actions are drawn, how many outputs the actor needs for them, and what
+/// those outputs are (for the error where the count differs).
+fn action_kind(spec: &EnvSpec, config: &PolicyConfig) -> (ActionKind, usize, &'static str) {
+    match &spec.action_space {
+        Space::Box { low, high } => (
+            ActionKind::Continuous {
+                low: low.clone(),
+                high: high.clone(),
+                rescale: config.rescale_actions,
+            },
+            low.len(),
+            "one mean per action component",
+        ),
+        Space::Discrete { n } => (
+            ActionKind::Discrete { n: *n as usize },
+            *n as usize,
+            "one logit per discrete action",
+        ),
+    }
+}
+
+/// What each of the `needed` motor outputs drives, by the env's action names (`name=k` for
+/// a discrete action's k-th logit).
+fn motor_names(spec: &EnvSpec, action: &ActionKind, needed: usize) -> Vec<String> {
+    let action_name = |i: usize| {
+        spec.action_names
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| format!("action{i}"))
+    };
+    match action {
+        ActionKind::Continuous { .. } => (0..needed).map(action_name).collect(),
+        ActionKind::Discrete { .. } => (0..needed)
+            .map(|k| format!("{}={k}", action_name(0)))
+            .collect(),
+    }
+}
+
 impl Policy {
     /// Builds the policy for `spec` on `device`, with weights from libtorch's current seed.
     pub fn new(spec: &EnvSpec, config: &PolicyConfig, device: Device) -> Result<Self, PolicyError> {
         let vs = nn::VarStore::new(device);
         let root = vs.root();
         let obs_dim = spec.obs_dim();
-        let encoder = match (&config.encoder, spec.image) {
-            (None, _) => None,
-            (Some(e), Some(shape)) => Some(Encoder::new(&root.sub("encoder"), shape, obs_dim, e)?),
-            (Some(_), None) => {
-                return Err(PolicyError::Encoder(format!(
-                    "env `{}` observes no image (a camera observation, e.g. the vehicle's \
-                     observation = \"camera\"); remove [policy.encoder]",
-                    spec.name
-                )))
-            }
-        };
+        let encoder = build_encoder(&root, spec, config)?;
         let inputs = encoder.as_ref().map_or(obs_dim, Encoder::output_size);
         let actor =
             NcpNet::new(&root.sub("actor"), inputs, &config.actor).map_err(PolicyError::Actor)?;
-        let (action, needed, what) = match &spec.action_space {
-            Space::Box { low, high } => (
-                ActionKind::Continuous {
-                    low: low.clone(),
-                    high: high.clone(),
-                    rescale: config.rescale_actions,
-                },
-                low.len(),
-                "one mean per action component",
-            ),
-            Space::Discrete { n } => (
-                ActionKind::Discrete { n: *n as usize },
-                *n as usize,
-                "one logit per discrete action",
-            ),
-        };
+        let (action, needed, what) = action_kind(spec, config);
         if actor.output_size() != needed {
             return Err(PolicyError::Outputs {
                 env: spec.name.clone(),
@@ -151,18 +187,7 @@ impl Policy {
                 },
             });
         }
-        let action_name = |i: usize| {
-            spec.action_names
-                .get(i)
-                .cloned()
-                .unwrap_or_else(|| format!("action{i}"))
-        };
-        let motor_names = match &action {
-            ActionKind::Continuous { .. } => (0..needed).map(action_name).collect(),
-            ActionKind::Discrete { .. } => (0..needed)
-                .map(|k| format!("{}={k}", action_name(0)))
-                .collect(),
-        };
+        let motor_names = motor_names(spec, &action, needed);
         let timespan = config.timespan.unwrap_or(spec.dt);
         if !(timespan > 0.0 && timespan.is_finite()) {
             return Err(PolicyError::Timespan(timespan));

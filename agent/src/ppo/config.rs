@@ -52,6 +52,11 @@ pub struct PpoConfig {
     pub bootstrap_truncated: bool,
     /// Initial value of the state-independent log-std for Box actions (detail R2).
     pub log_std_init: f64,
+    /// On the CPU, compute the grad norm, the ratio statistics, a categorical policy's loss
+    /// and Adam's step as host loops (fast; the same to float rounding, see `ppo::host`).
+    /// `false` computes every loss, statistic and norm with libtorch's operations: the plain
+    /// path, for bisecting a suspected difference.
+    pub host_loops: bool,
 }
 
 impl Default for PpoConfig {
@@ -78,6 +83,7 @@ impl Default for PpoConfig {
             reward_clip: 10.0,
             bootstrap_truncated: true,
             log_std_init: 0.0,
+            host_loops: true,
         }
     }
 }

@@ -4,15 +4,14 @@
 //! - [`config`]: every knob, with CleanRL's defaults.
 //! - [`rollout`]: acting in the envs and keeping what the update needs.
 //! - [`gae`]: advantages, with terminated and truncated episodes told apart.
-//! - [`update`]: the epochs and the whole loss in one function.
-//! - [`categorical`]: a categorical policy's loss and its gradient from host loops.
+//! - [`update`]: the epochs and the whole loss, as CleanRL writes it.
 //! - [`adam`]: Adam with checkpointable moments, and the global grad-norm clip.
-//! - [`sums`]: float sums in libtorch's order from host loops (the norm, the loss's statistics).
+//! - [`host`]: the norm, the ratio statistics and a categorical policy's loss as host loops,
+//!   the same as libtorch's operations to float rounding (`ppo.host_loops = false`: off).
 
 pub mod adam;
-pub(crate) mod categorical;
 pub mod config;
 pub mod gae;
+pub(crate) mod host;
 pub mod rollout;
-pub(crate) mod sums;
 pub mod update;

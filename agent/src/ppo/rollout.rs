@@ -68,21 +68,7 @@ pub fn collect(
             .reshape([n as i64, obs_dim as i64])
             .to_device(device)
     };
-    let mut buf = Rollout {
-        state0: carry.state.detach(),
-        obs: Vec::with_capacity(steps),
-        starts: Vec::with_capacity(steps),
-        actions: Vec::with_capacity(steps),
-        actor_h: Vec::with_capacity(steps),
-        logp: Vec::with_capacity(steps),
-        values: Vec::with_capacity(steps),
-        rewards: Vec::with_capacity(steps * n),
-        terminated: Vec::with_capacity(steps * n),
-        truncated: Vec::with_capacity(steps * n),
-        final_values: Vec::with_capacity(steps * n),
-        last_values: Vec::new(),
-        episodes: Vec::new(),
-    };
+    let mut buf = Rollout::with_capacity(carry.state.detach(), steps, n);
     let mut actions = vec![0.0f32; n * policy.action_dim()];
     // Reused every step: the normalised copy of the observations the policy sees.
     let mut input = carry.obs.clone();
@@ -103,9 +89,9 @@ pub fn collect(
             policy.normalize(&mut fin);
             let v = policy.value(&to_tensor(&fin), &act.state);
             let v = Vec::<f32>::try_from(v.to_device(Device::Cpu))?;
-            for i in 0..n {
+            for (i, value) in final_values.iter_mut().enumerate() {
                 if view.truncated[i] && !view.terminated[i] {
-                    final_values[i] = v[i];
+                    *value = v[i];
                 }
             }
         }
@@ -124,17 +110,7 @@ pub fn collect(
         buf.logp.push(act.logp);
         buf.values.push(act.value);
         buf.rewards.extend_from_slice(&rewards);
-        buf.terminated.extend_from_slice(view.terminated);
-        if bootstrap_truncated {
-            buf.truncated.extend_from_slice(view.truncated);
-        } else {
-            // CleanRL's convention: a time limit ends the episode like a failure.
-            let at = buf.terminated.len() - n;
-            for (t, &u) in buf.terminated[at..].iter_mut().zip(view.truncated) {
-                *t |= u;
-            }
-            buf.truncated.extend(std::iter::repeat_n(false, n));
-        }
+        buf.push_ends(view.terminated, view.truncated, bootstrap_truncated);
         buf.final_values.extend_from_slice(&final_values);
         carry.obs.copy_from_slice(view.obs);
         // Zeroing no row multiplies every state by 1, which changes nothing: skip those ops.
@@ -152,4 +128,41 @@ pub fn collect(
     let last_values = policy.value(&to_tensor(&input), &carry.state);
     buf.last_values = Vec::<f32>::try_from(last_values.to_device(Device::Cpu))?;
     Ok(buf)
+}
+
+impl Rollout {
+    /// An empty rollout of `steps` steps of `n` envs from `state0`.
+    fn with_capacity(state0: PolicyState, steps: usize, n: usize) -> Self {
+        Rollout {
+            state0,
+            obs: Vec::with_capacity(steps),
+            starts: Vec::with_capacity(steps),
+            actions: Vec::with_capacity(steps),
+            actor_h: Vec::with_capacity(steps),
+            logp: Vec::with_capacity(steps),
+            values: Vec::with_capacity(steps),
+            rewards: Vec::with_capacity(steps * n),
+            terminated: Vec::with_capacity(steps * n),
+            truncated: Vec::with_capacity(steps * n),
+            final_values: Vec::with_capacity(steps * n),
+            last_values: Vec::new(),
+            episodes: Vec::new(),
+        }
+    }
+
+    /// Records how one step ended for each env; without `bootstrap_truncated` a time limit
+    /// counts as termination (CleanRL's convention: it ends the episode like a failure).
+    fn push_ends(&mut self, terminated: &[bool], truncated: &[bool], bootstrap_truncated: bool) {
+        self.terminated.extend_from_slice(terminated);
+        if bootstrap_truncated {
+            self.truncated.extend_from_slice(truncated);
+        } else {
+            let at = self.terminated.len() - truncated.len();
+            for (t, &u) in self.terminated[at..].iter_mut().zip(truncated) {
+                *t |= u;
+            }
+            self.truncated
+                .extend(std::iter::repeat_n(false, truncated.len()));
+        }
+    }
 }

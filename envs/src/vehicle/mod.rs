@@ -43,7 +43,7 @@ mod world;
 use camera::Camera;
 use car::{steer_towards, tyre_forces, BodyMotion, SPEED_GAIN};
 pub use options::{Observation, TrackSet, VehicleOptions, NAME};
-use track::Track;
+use track::{Projection, Track};
 use world::Border;
 use world::Config;
 pub use world::{Car, Drive, Outcome, Road};
@@ -480,6 +480,19 @@ fn observe(
         state.last_s = projection.s;
         return;
     }
+    reward_and_outcome(o, track, &projection, state, &mut out);
+}
+
+/// The step's reward (progress along the centre line, minus the off-centre penalty) and how
+/// the episode stands: off the road, stalled, lap completed, timed out or driving on.
+fn reward_and_outcome(
+    o: &VehicleOptions,
+    track: &Track,
+    projection: &Projection,
+    state: &mut Drive,
+    out: &mut EnvOutput,
+) {
+    let half_width = 0.5 * track.width;
     let ds = track.arc_delta(state.last_s, projection.s);
     state.last_s = projection.s;
     state.progress += ds;

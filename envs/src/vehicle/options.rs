@@ -187,12 +187,6 @@ impl Default for VehicleOptions {
 
 impl VehicleOptions {
     pub(super) fn validate(&self) -> Result<(), EnvError> {
-        let bad = |message: String| {
-            Err(EnvError::Options {
-                env: NAME.to_string(),
-                message,
-            })
-        };
         let positive = [
             ("dt", self.dt),
             ("speed", self.speed),
@@ -230,6 +224,13 @@ impl VehicleOptions {
             ("crash_penalty", self.crash_penalty),
         ];
         wormnet_sim::env::check_option_ranges(NAME, &positive, &non_negative)?;
+        self.check_sizes()?;
+        self.check_geometry()?;
+        self.check_seeds_and_steps()
+    }
+
+    /// The track's ranges, the camera's and the rays' sizes, the steering's limit.
+    fn check_sizes(&self) -> Result<(), EnvError> {
         // Bounds that keep the task a task: a physics step of at most a second, a fan of rays
         // no wider than a circle, noise that leaves a signal (observations are normalised to
         // about ±1, pixels to [0, 1]).
@@ -285,6 +286,11 @@ impl VehicleOptions {
                 self.max_steer
             ));
         }
+        Ok(())
+    }
+
+    /// The car fits its axles, and the tracks can bend as `max_curvature` lets them.
+    fn check_geometry(&self) -> Result<(), EnvError> {
         if self.front_axle + self.rear_axle > self.car_length {
             return bad(format!(
                 "front_axle + rear_axle ({}) must fit in car_length ({})",
@@ -305,6 +311,11 @@ impl VehicleOptions {
                 self.max_curvature * 0.5 * self.track_width[1]
             ));
         }
+        Ok(())
+    }
+
+    /// Seed ranges that do not overlap, and episodes long enough for a lap.
+    fn check_seeds_and_steps(&self) -> Result<(), EnvError> {
         for (name, [first, end]) in [
             ("train_seeds", self.train_seeds),
             ("eval_seeds", self.eval_seeds),
@@ -376,4 +387,12 @@ impl VehicleOptions {
             .map(|i| -0.5 * self.ray_spread + self.ray_spread * i as f32 / (self.rays - 1) as f32)
             .collect()
     }
+}
+
+/// A `vehicle` options error with `message`.
+fn bad(message: String) -> Result<(), EnvError> {
+    Err(EnvError::Options {
+        env: NAME.to_string(),
+        message,
+    })
 }

@@ -279,6 +279,13 @@ pub fn svg(wiring: &Wiring, options: &PictureOptions) -> String {
             ));
         }
     }
+    legend(&mut out, &l);
+    out.push_str("</g>\n</svg>\n");
+    out
+}
+
+/// The legend under the picture: the kinds of neuron present, then the synapses' colours.
+fn legend(out: &mut String, l: &Layout) {
     out.push_str("</g>\n<g id=\"legend\" font-size=\"11\">\n");
     let mut x = 10.0;
     let y = l.height + 8.0;
@@ -317,8 +324,6 @@ pub fn svg(wiring: &Wiring, options: &PictureOptions) -> String {
     }
     item("excitatory", hex(EXCITATORY), false);
     item("inhibitory", hex(INHIBITORY), false);
-    out.push_str("</g>\n</svg>\n");
-    out
 }
 
 fn escape(s: &str) -> String {

@@ -22,8 +22,8 @@ use bevy::text::{FontSize, TextBounds};
 use bevy::window::{ExitCondition, WindowResolution};
 use bevy::winit::WinitPlugin;
 
-use super::geometry::{self, MeshData, Regions, CAPTION_HEIGHT};
-use super::view::{LabelSide, LiveSource, RenderConfig, RenderError, View};
+use super::geometry::{self, Area, MeshData, Regions, CAPTION_HEIGHT};
+use super::view::{LabelSide, LiveSource, PanelLayout, RenderConfig, RenderError, View};
 
 /// The settings the startup system reads, and the image to draw into (None: the window).
 #[derive(Resource)]
@@ -133,34 +133,7 @@ fn setup(
         ))
         .id();
     if let (Some(layout), Some(area)) = (&setup.config.panel, regions.panel) {
-        let title_at = regions.to_world(area.x0 + 8.0, area.y0 + 12.0);
-        commands.spawn((
-            Text2d::new(layout.title.clone()),
-            text_font(12.0),
-            light,
-            Anchor::CENTER_LEFT,
-            Transform::from_xyz(title_at[0], title_at[1], 1.0),
-        ));
-        for (node, (at, side)) in layout
-            .nodes
-            .iter()
-            .zip(geometry::label_anchors(layout, &regions))
-        {
-            if node.label.is_empty() {
-                continue;
-            }
-            let (anchor, room) = match side {
-                LabelSide::Left => (Anchor::CENTER_RIGHT, geometry::LABEL_MARGIN_LEFT),
-                LabelSide::Right => (Anchor::CENTER_LEFT, geometry::LABEL_MARGIN_RIGHT),
-            };
-            commands.spawn((
-                Text2d::new(fit_label(&node.label, room)),
-                text_font(9.0),
-                light,
-                anchor,
-                Transform::from_xyz(at[0], at[1], 1.0),
-            ));
-        }
+        spawn_panel_labels(&mut commands, layout, area, &regions, light);
     }
     commands.insert_resource(Drawn {
         scene,
@@ -168,6 +141,44 @@ fn setup(
         caption,
         overlays,
     });
+}
+
+/// The panel's title and its neurons' labels, in the panel's `area`.
+fn spawn_panel_labels(
+    commands: &mut Commands,
+    layout: &PanelLayout,
+    area: Area,
+    regions: &Regions,
+    light: TextColor,
+) {
+    let title_at = regions.to_world(area.x0 + 8.0, area.y0 + 12.0);
+    commands.spawn((
+        Text2d::new(layout.title.clone()),
+        text_font(12.0),
+        light,
+        Anchor::CENTER_LEFT,
+        Transform::from_xyz(title_at[0], title_at[1], 1.0),
+    ));
+    for (node, (at, side)) in layout
+        .nodes
+        .iter()
+        .zip(geometry::label_anchors(layout, regions))
+    {
+        if node.label.is_empty() {
+            continue;
+        }
+        let (anchor, room) = match side {
+            LabelSide::Left => (Anchor::CENTER_RIGHT, geometry::LABEL_MARGIN_LEFT),
+            LabelSide::Right => (Anchor::CENTER_LEFT, geometry::LABEL_MARGIN_RIGHT),
+        };
+        commands.spawn((
+            Text2d::new(fit_label(&node.label, room)),
+            text_font(9.0),
+            light,
+            anchor,
+            Transform::from_xyz(at[0], at[1], 1.0),
+        ));
+    }
 }
 
 /// Shortens a label to what fits in `room` pixels at the label font (about 5.6 px a glyph).

@@ -155,70 +155,9 @@ impl VecEnv {
             // Contiguous shares whose sizes differ by at most one.
             let first = k * n / w;
             let len = (k + 1) * n / w - first;
-            let (cmd_tx, cmd_rx) = bounded::<Command>(1);
-            let (rep_tx, rep_rx) = bounded::<Reply>(1);
-            let factory = factory.clone();
-            let (spin, per_app) = (config.spin, config.envs_per_app);
-            let handle = std::thread::Builder::new()
-                .name(format!("wormnet-env-{k}"))
-                .spawn(move || worker_main(factory, first, len, per_app, spin, cmd_rx, rep_tx))
-                .map_err(|e| VecEnvError::Build {
-                    env: name.clone(),
-                    index: first,
-                    cause: EnvError::Build {
-                        env: name.clone(),
-                        message: format!("could not start worker thread: {e}"),
-                    },
-                })?;
-            workers.push(Worker {
-                commands: Some(cmd_tx),
-                replies: rep_rx,
-                handle: Some(handle),
-                first,
-                len,
-                chunk: None,
-            });
+            workers.push(Worker::spawn(k, first..first + len, &factory, &config)?);
         }
-        // Collect every worker's answer before deciding, so all threads are accounted for.
-        let mut spec: Option<EnvSpec> = None;
-        let mut error: Option<VecEnvError> = None;
-        for (k, worker) in workers.iter_mut().enumerate() {
-            let answer = match recv_within(&worker.replies, Duration::ZERO, config.step_timeout) {
-                Ok(Reply::Ready(answer)) => answer.map(|spec| *spec),
-                Err(RecvTimeoutError::Timeout) => {
-                    worker.handle = None; // abandon the stuck constructor's thread
-                    Err(VecEnvError::WorkerTimeout {
-                        env: name.clone(),
-                        worker: k,
-                        first: worker.first,
-                        last: worker.first + worker.len - 1,
-                        seconds: config.step_timeout.unwrap_or_default().as_secs_f64(),
-                    })
-                }
-                Ok(Reply::Done(_)) | Err(RecvTimeoutError::Disconnected) => {
-                    Err(VecEnvError::WorkerDied {
-                        env: name.clone(),
-                        worker: k,
-                        first: worker.first,
-                        last: worker.first + worker.len - 1,
-                    })
-                }
-            };
-            match (answer, &spec) {
-                (Err(e), _) => {
-                    error.get_or_insert(e);
-                }
-                (Ok(s), None) => spec = Some(s),
-                (Ok(s), Some(s0)) => {
-                    if &s != s0 {
-                        error.get_or_insert(VecEnvError::SpecMismatch {
-                            env: name.clone(),
-                            index: worker.first,
-                        });
-                    }
-                }
-            }
-        }
+        let (spec, error) = agreed_spec(&mut workers, &name, config.step_timeout);
         let spec = match spec {
             Some(spec) if error.is_none() => spec,
             _ => {
@@ -440,4 +379,90 @@ fn shutdown(workers: &mut [Worker]) {
             let _ = handle.join();
         }
     }
+}
+
+impl Worker {
+    /// Starts worker `k` building and then stepping the envs `envs` on a thread of its own.
+    fn spawn(
+        k: usize,
+        envs: std::ops::Range<usize>,
+        factory: &EnvFactory,
+        config: &VecEnvConfig,
+    ) -> Result<Worker, VecEnvError> {
+        let (first, len) = (envs.start, envs.len());
+        let (cmd_tx, cmd_rx) = bounded::<Command>(1);
+        let (rep_tx, rep_rx) = bounded::<Reply>(1);
+        let factory = factory.clone();
+        let name = factory.name().to_string();
+        let (spin, per_app) = (config.spin, config.envs_per_app);
+        let handle = std::thread::Builder::new()
+            .name(format!("wormnet-env-{k}"))
+            .spawn(move || worker_main(factory, first, len, per_app, spin, cmd_rx, rep_tx))
+            .map_err(|e| VecEnvError::Build {
+                env: name.clone(),
+                index: first,
+                cause: EnvError::Build {
+                    env: name,
+                    message: format!("could not start worker thread: {e}"),
+                },
+            })?;
+        Ok(Worker {
+            commands: Some(cmd_tx),
+            replies: rep_rx,
+            handle: Some(handle),
+            first,
+            len,
+            chunk: None,
+        })
+    }
+}
+
+/// Every worker's answer to its build, collected before deciding so all threads are accounted
+/// for: the spec they agree on, and the first error (a failed build, a worker that died or
+/// timed out, or specs that differ).
+fn agreed_spec(
+    workers: &mut [Worker],
+    name: &str,
+    step_timeout: Option<Duration>,
+) -> (Option<EnvSpec>, Option<VecEnvError>) {
+    let mut spec: Option<EnvSpec> = None;
+    let mut error: Option<VecEnvError> = None;
+    for (k, worker) in workers.iter_mut().enumerate() {
+        let answer = match recv_within(&worker.replies, Duration::ZERO, step_timeout) {
+            Ok(Reply::Ready(answer)) => answer.map(|spec| *spec),
+            Err(RecvTimeoutError::Timeout) => {
+                worker.handle = None; // abandon the stuck constructor's thread
+                Err(VecEnvError::WorkerTimeout {
+                    env: name.to_string(),
+                    worker: k,
+                    first: worker.first,
+                    last: worker.first + worker.len - 1,
+                    seconds: step_timeout.unwrap_or_default().as_secs_f64(),
+                })
+            }
+            Ok(Reply::Done(_)) | Err(RecvTimeoutError::Disconnected) => {
+                Err(VecEnvError::WorkerDied {
+                    env: name.to_string(),
+                    worker: k,
+                    first: worker.first,
+                    last: worker.first + worker.len - 1,
+                })
+            }
+        };
+        match (answer, &spec) {
+            (Err(e), _) => {
+                error.get_or_insert(e);
+            }
+            (Ok(s), None) => spec = Some(s),
+            (Ok(s), Some(s0)) => {
+                if &s != s0 {
+                    error.get_or_insert(VecEnvError::SpecMismatch {
+                        env: name.to_string(),
+                        index: worker.first,
+                    });
+                }
+            }
+        }
+    }
+    (spec, error)
 }

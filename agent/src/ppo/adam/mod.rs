@@ -10,13 +10,13 @@
 //! loops over the flat buffers (libtorch's square root aside) and writes the parameters in
 //! place; elsewhere it lands in a flat buffer whose per-parameter views are made once and are
 //! subtracted from the parameters. Every element sees exactly the operations it would see
-//! tensor by tensor, so the result is the same to the last bit.
+//! tensor by tensor, so the step is the same to the last bit. The gradients' global norm
+//! (for clipping) is a host loop too, which agrees with libtorch's to float rounding
+//! ([`crate::ppo::host`]); [`Adam::host_loops`] turns both loops off.
 
 use tch::{Kind, Tensor};
 
-mod norm;
-
-use super::sums;
+use super::host::{self, host_f32, host_slice, host_slice_mut};
 
 /// Adam as `torch.optim.Adam` computes it (bias-corrected, eps added after the square root).
 pub struct Adam {
@@ -40,9 +40,10 @@ pub struct Adam {
     delta_views: Vec<Tensor>,
     /// The gradients, flat, once every parameter has one: each `.grad` is a view into it.
     grads: Option<Tensor>,
-    /// Whether a step on the CPU may run as host loops ([`Adam::host_step`]); the tests turn
-    /// it off to compare the two ways.
-    host_loops: bool,
+    /// Whether, on the CPU, the gradients' norm and the step may run as host loops
+    /// ([`Adam::host_step`], [`crate::ppo::host`]); off (`ppo.host_loops = false`) they are
+    /// libtorch's operations, the step to the same bits and the norm to float rounding.
+    pub host_loops: bool,
 }
 
 impl Adam {
@@ -166,9 +167,9 @@ impl Adam {
     }
 
     /// Clips the gradients' global L2 norm to `max_norm` (as `torch.nn.utils.clip_grad_norm_`)
-    /// and takes one step, to the bit as clipping each `.grad` then stepping, with the scaling
-    /// done once on the flat gradient (the `.grad` tensors themselves are left unscaled);
-    /// returns the norm before clipping (logged as a training diagnostic).
+    /// and takes one step, as clipping each `.grad` then stepping, with the scaling done once
+    /// on the flat gradient (the `.grad` tensors themselves are left unscaled); returns the
+    /// norm before clipping (logged as a training diagnostic).
     pub fn clip_and_step(&mut self, params: &[Tensor], max_norm: f64) -> f64 {
         let total = self.host_norm(params).unwrap_or_else(|| grad_norm(params));
         let coef = max_norm / (total + 1e-6);
@@ -176,34 +177,33 @@ impl Adam {
         total
     }
 
-    /// The gradients' global norm from host loops over the flat buffer ([`norm`]), to the bit
-    /// as [`grad_norm`] gives it; `None` where those loops do not apply (the gradients not yet
-    /// in the flat buffer, not on the CPU, a tensor long enough for libtorch to sum it on
-    /// several threads, or a libtorch whose sums they do not reproduce).
+    /// The gradients' global norm from a host loop ([`host::grad_norm`]: [`grad_norm`] to float
+    /// rounding) over the flat buffer, or before the gradients are bound to it (a run's, or a
+    /// resumed run's, first step) over each gradient in parameter order: the same elements in
+    /// the same order, so the same bits either way. `None` where the loops do not apply (turned
+    /// off, or a gradient that is not a non-empty contiguous f32 CPU tensor).
     fn host_norm(&self, params: &[Tensor]) -> Option<f64> {
-        let flat = self.bound_grads(params)?;
-        // The last sum runs over one value per parameter.
-        let short = self.layout.len() < sums::MAX_LEN
-            && self
-                .layout
-                .iter()
-                .all(|(_, _, n)| (*n as usize) < sums::MAX_LEN);
-        if !short || !self.on_host(flat, params) {
+        if !self.host_loops {
             return None;
         }
-        let lanes = sums::lanes()?;
-        // SAFETY: `on_host` checked the flat gradients (see `host_step`); this only reads.
-        let grads = unsafe { host_slice(flat) };
-        let slices: Vec<(usize, usize)> = self
-            .layout
+        if let Some(flat) = self.bound_grads(params) {
+            // SAFETY: `on_host` checked the flat gradients (see `host_step`); this only reads.
+            return self
+                .on_host(flat, params)
+                .then(|| host::grad_norm([unsafe { host_slice(flat) }]));
+        }
+        let grads: Vec<Tensor> = params
             .iter()
-            .map(|(_, offset, n)| (*offset as usize, *n as usize))
+            .map(Tensor::grad)
+            .filter(Tensor::defined)
             .collect();
-        let squares = norm::sum_of_squares(grads, &slices, lanes);
-        // libtorch's square root, as for the per-tensor norm (its bits are not always Rust's).
-        Some(tch::no_grad(|| {
-            Tensor::from(squares).sqrt().double_value(&[])
-        }))
+        if grads.is_empty() || !grads.iter().all(|g| host_f32(g, g.numel())) {
+            return None;
+        }
+        // SAFETY: each passed `host_f32`, and nothing writes to them while the slices live.
+        Some(host::grad_norm(
+            grads.iter().map(|g| unsafe { host_slice(g) }),
+        ))
     }
 
     /// One update from the gradients, multiplied by `scale` when given.
@@ -377,34 +377,6 @@ fn grad_norm(params: &[Tensor]) -> f64 {
             .sqrt()
             .double_value(&[])
     })
-}
-
-/// Whether `t` is a non-empty, contiguous f32 CPU tensor of `n` elements: what host loops
-/// over it ([`host_slice`]) need.
-pub(super) fn host_f32(t: &Tensor, n: usize) -> bool {
-    t.device() == tch::Device::Cpu
-        && t.kind() == Kind::Float
-        && t.is_contiguous()
-        && t.numel() == n
-        && n > 0
-        && !t.data_ptr().is_null()
-}
-
-/// A tensor's elements as a slice. Safety: `t` passed [`host_f32`], and nothing writes to it
-/// while the slice lives.
-pub(super) unsafe fn host_slice(t: &Tensor) -> &[f32] {
-    // SAFETY: the caller's promise.
-    unsafe { std::slice::from_raw_parts(t.data_ptr() as *const f32, t.numel()) }
-}
-
-/// A tensor's elements as a mutable slice, written without libtorch: its version does not
-/// change (so autograd's check for in-place changes cannot see it, and the kernels' caches are
-/// told by `parameters_written`). Safety: as [`host_slice`], and nothing else reads or writes
-/// the tensor while the slice lives.
-#[allow(clippy::mut_from_ref)]
-unsafe fn host_slice_mut(t: &Tensor) -> &mut [f32] {
-    // SAFETY: the caller's promise.
-    unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut f32, t.numel()) }
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 
 use super::super::lanes::LANES;
 use super::super::plumbing::{Gradients, Run};
-use super::forward::synapse_sums;
+use super::forward::{step_inputs, synapse_sums};
 use super::params::{softplus_grad, Grads, LtcKernel, Synapses};
 use super::sample;
 use super::trace::Trace;
@@ -39,12 +39,13 @@ fn backward_body<const AVX: bool>(
     if r.b < LANES {
         return finish(p, r.b, sample::backward(p, r, trace, gy, gh));
     }
-    let (n, s, m, u_n, bn) = (p.n, p.s, p.m, p.unfolds, r.b);
-    let (ks, kn) = (p.sens.src.len(), p.syn.src.len());
-    let zero = |len| vec![0f32; len];
+    let (n, s, u_n, bn) = (p.n, p.s, p.unfolds, r.b);
+    let kn = p.syn.src.len();
     // Everything below is laid out `[row][B]` like the forward pass, and gradients of
     // shared parameters are accumulated per sample (`[param][B]`) and summed at the end,
     // so every inner loop is an elementwise loop over the batch.
+    let mut acc = Grads::zeros(p, bn, r.l);
+    let zero = |len| vec![0f32; len];
     let mut gv = zero(n * bn);
     let mut gv_prev = zero(n * bn);
     for bi in 0..bn {
@@ -52,132 +53,40 @@ fn backward_body<const AVX: bool>(
             gv[j * bn + bi] = gh[bi * n + j];
         }
     }
-    let mut acc_gleak = zero(n * bn);
-    let mut acc_vleak = zero(n * bn);
-    let mut acc_cm = zero(n * bn);
-    let mut acc_w = zero(kn * bn);
-    let mut acc_sigma = zero(kn * bn);
-    let mut acc_mu = zero(kn * bn);
-    let mut acc_erev = zero(kn * bn);
-    let mut acc_sw = zero(ks * bn);
-    let mut acc_ssigma = zero(ks * bn);
-    let mut acc_smu = zero(ks * bn);
-    let mut acc_serev = zero(ks * bn);
-    let mut acc_iw = zero(s * bn);
-    let mut acc_ib = zero(s * bn);
-    let mut acc_ow = zero(m * bn);
-    let mut acc_ob = zero(m * bn);
-    let mut g_x = zero(bn * r.l * s);
-
-    let mut xm = zero(s * bn);
-    let mut gxm = zero(s * bn);
-    let mut snum = zero(n * bn);
-    let mut sden = zero(n * bn);
-    let mut cm_t = zero(n * bn);
-    let mut inv_dt = zero(bn);
-    let mut den = zero(n * bn);
-    let mut g_num = zero(n * bn);
-    let mut g_den = zero(n * bn);
-    let mut g_snum = zero(n * bn);
-    let mut g_sden = zero(n * bn);
-    let mut sens_sig = zero(ks * bn);
+    let (mut xm, mut gxm) = (zero(s * bn), zero(s * bn));
+    let (mut cm_t, mut inv_dt, mut snum) = (zero(n * bn), zero(bn), zero(n * bn));
+    let mut sums = UnfoldSums::new(n * bn);
+    let mut sens_sig = zero(p.sens.src.len() * bn);
     let step = n * bn;
     for t in (0..r.l).rev() {
         let base = t * (u_n + 1) * step;
         // Output mapping of the step's final state.
         let v_end = &trace.states[base + u_n * step..base + (u_n + 1) * step];
-        for bi in 0..bn {
-            let yo = (bi * r.l + t) * m;
-            for j in 0..m {
-                let gyj = gy[yo + j];
-                gv[j * bn + bi] += gyj * p.output_w[j];
-                acc_ow[j * bn + bi] += gyj * v_end[j * bn + bi];
-                acc_ob[j * bn + bi] += gyj;
-            }
-        }
-        for bi in 0..bn {
-            let xo = (bi * r.l + t) * s;
-            for i in 0..s {
-                xm[i * bn + bi] = r.x[xo + i] * p.input_w[i] + p.input_b[i];
-            }
-            inv_dt[bi] = u_n as f32 / r.ts[bi * r.l + t];
-        }
-        for j in 0..n {
-            for (c, &idt) in cm_t[j * bn..(j + 1) * bn].iter_mut().zip(&inv_dt) {
-                *c = p.cm[j] * idt;
-            }
-        }
+        output_backward(p, r, t, v_end, gy, &mut gv, &mut acc);
+        step_inputs(p, r, t, &mut xm, &mut inv_dt, &mut cm_t);
         // The sensory sums, held over the unfolds; their sigmoids are kept for the sensory
         // synapses' backward below.
+        let sens_sig_out = Some(&mut sens_sig[..]);
         synapse_sums(
             &p.sens,
             &xm,
             bn,
             &mut snum,
-            &mut sden,
+            &mut sums.sden,
             true,
-            Some(&mut sens_sig),
+            sens_sig_out,
         );
-        g_snum.fill(0.0);
-        g_sden.fill(0.0);
+        sums.g_snum.fill(0.0);
+        sums.g_sden.fill(0.0);
         for u in (0..u_n).rev() {
-            let v = &trace.states[base + u * step..base + (u + 1) * step];
-            let v_new = &trace.states[base + (u + 1) * step..base + (u + 2) * step];
-            // The unfold's denominators again, from the sigmoids the forward pass kept.
+            let states = &trace.states[base + u * step..base + (u + 2) * step];
             let sig = &trace.sigmoids[(t * u_n + u) * kn * bn..(t * u_n + u + 1) * kn * bn];
-            den.copy_from_slice(&sden);
-            let q = &p.syn;
-            for k in 0..kn {
-                let (j, w) = (q.dst[k], q.w[k]);
-                let den_j = &mut den[j * bn..(j + 1) * bn];
-                for (dn, &sgm) in den_j.iter_mut().zip(&sig[k * bn..(k + 1) * bn]) {
-                    *dn += w * sgm;
-                }
-            }
-            for j in 0..n {
-                let row = j * bn..(j + 1) * bn;
-                let (gl, vl) = (p.gleak[j], p.vleak[j]);
-                neuron_backward::<AVX>(
-                    (gl, vl, gl + p.eps),
-                    [&cm_t[row.clone()], &den[row.clone()], &gv[row.clone()]],
-                    [&v[row.clone()], &v_new[row.clone()], &inv_dt[..bn]],
-                    &mut acc_cm[row.clone()],
-                    &mut gv_prev[row.clone()],
-                    &mut acc_gleak[row.clone()],
-                    &mut acc_vleak[row.clone()],
-                    &mut g_snum[row.clone()],
-                    &mut g_sden[row.clone()],
-                    &mut g_num[row.clone()],
-                    &mut g_den[row],
-                );
-            }
-            synapses_backward::<AVX>(
-                q,
-                bn,
-                [sig, v, &g_num, &g_den],
-                [&mut acc_erev, &mut acc_w, &mut acc_sigma, &mut acc_mu],
-                &mut gv_prev,
-            );
+            let rows = [states, sig, &cm_t, &inv_dt];
+            unfold_backward::<AVX>(p, rows, &gv, &mut gv_prev, &mut sums, &mut acc);
             std::mem::swap(&mut gv, &mut gv_prev);
         }
-        // Sensory synapses (held over the step's unfolds).
-        gxm.fill(0.0);
-        synapses_backward::<AVX>(
-            &p.sens,
-            bn,
-            [&sens_sig, &xm, &g_snum, &g_sden],
-            [&mut acc_serev, &mut acc_sw, &mut acc_ssigma, &mut acc_smu],
-            &mut gxm,
-        );
-        for bi in 0..bn {
-            let xo = (bi * r.l + t) * s;
-            for i in 0..s {
-                let g = gxm[i * bn + bi];
-                acc_iw[i * bn + bi] += g * r.x[xo + i];
-                acc_ib[i * bn + bi] += g;
-                g_x[xo + i] = g * p.input_w[i];
-            }
-        }
+        // Sensory synapses (held over the step's unfolds), then the input mapping.
+        sensory_backward::<AVX>(p, (r, t), [&sens_sig, &xm], &sums, &mut gxm, &mut acc);
         // The state entering this step was reset: nothing flows to earlier steps.
         if let Some(starts) = &r.starts {
             for bi in (0..bn).filter(|&bi| starts[bi * r.l + t]) {
@@ -187,26 +96,153 @@ fn backward_body<const AVX: bool>(
             }
         }
     }
-    let acc = Grads {
-        gleak: acc_gleak,
-        vleak: acc_vleak,
-        cm: acc_cm,
-        sigma: acc_sigma,
-        mu: acc_mu,
-        w: acc_w,
-        erev: acc_erev,
-        s_sigma: acc_ssigma,
-        s_mu: acc_smu,
-        s_w: acc_sw,
-        s_erev: acc_serev,
-        input_w: acc_iw,
-        input_b: acc_ib,
-        output_w: acc_ow,
-        output_b: acc_ob,
-        x: g_x,
-        h0: gv,
-    };
+    acc.h0 = gv;
     finish(p, bn, acc)
+}
+
+/// An unfold's sums and their gradients, `[n][B]` each: the sensory sums' denominators (held
+/// over the step), the unfold's denominators, and the gradients of both kinds of sum.
+struct UnfoldSums {
+    sden: Vec<f32>,
+    den: Vec<f32>,
+    g_num: Vec<f32>,
+    g_den: Vec<f32>,
+    g_snum: Vec<f32>,
+    g_sden: Vec<f32>,
+}
+
+impl UnfoldSums {
+    fn new(len: usize) -> UnfoldSums {
+        let zero = || vec![0f32; len];
+        UnfoldSums {
+            sden: zero(),
+            den: zero(),
+            g_num: zero(),
+            g_den: zero(),
+            g_snum: zero(),
+            g_sden: zero(),
+        }
+    }
+}
+
+/// The output mapping's backward at step `t`, from the outputs' gradients `gy` and the step's
+/// final state `v_end`: adds into the state's gradient `gv` and the mapping's sums.
+#[inline(always)]
+fn output_backward(
+    p: &LtcKernel,
+    r: &Run,
+    t: usize,
+    v_end: &[f32],
+    gy: &[f32],
+    gv: &mut [f32],
+    acc: &mut Grads,
+) {
+    let (m, bn) = (p.m, r.b);
+    for bi in 0..bn {
+        let yo = (bi * r.l + t) * m;
+        for j in 0..m {
+            let gyj = gy[yo + j];
+            gv[j * bn + bi] += gyj * p.output_w[j];
+            acc.output_w[j * bn + bi] += gyj * v_end[j * bn + bi];
+            acc.output_b[j * bn + bi] += gyj;
+        }
+    }
+}
+
+/// One unfold's backward for every sample, from the states before and after it (`states`,
+/// two rows of `[n][B]`), the sigmoids the forward pass kept (`sig`), the capacitances over
+/// the sub-step and the sub-step rates: from the new states' gradient `gv` to the old
+/// states' (`gv_prev`), adding into the neurons' and synapses' sums and the sensory sums'
+/// gradients.
+#[inline(always)]
+fn unfold_backward<const AVX: bool>(
+    p: &LtcKernel,
+    [states, sig, cm_t, inv_dt]: [&[f32]; 4],
+    gv: &[f32],
+    gv_prev: &mut [f32],
+    sums: &mut UnfoldSums,
+    acc: &mut Grads,
+) {
+    let (n, bn) = (p.n, inv_dt.len());
+    let (v, v_new) = states.split_at(n * bn);
+    // The unfold's denominators again, from the sigmoids the forward pass kept.
+    sums.den.copy_from_slice(&sums.sden);
+    let q = &p.syn;
+    for k in 0..q.src.len() {
+        let (j, w) = (q.dst[k], q.w[k]);
+        let den_j = &mut sums.den[j * bn..(j + 1) * bn];
+        for (dn, &sgm) in den_j.iter_mut().zip(&sig[k * bn..(k + 1) * bn]) {
+            *dn += w * sgm;
+        }
+    }
+    for j in 0..n {
+        let row = j * bn..(j + 1) * bn;
+        let (gl, vl) = (p.gleak[j], p.vleak[j]);
+        neuron_backward::<AVX>(
+            (gl, vl, gl + p.eps),
+            [&cm_t[row.clone()], &sums.den[row.clone()], &gv[row.clone()]],
+            [&v[row.clone()], &v_new[row.clone()], &inv_dt[..bn]],
+            &mut acc.cm[row.clone()],
+            &mut gv_prev[row.clone()],
+            &mut acc.gleak[row.clone()],
+            &mut acc.vleak[row.clone()],
+            &mut sums.g_snum[row.clone()],
+            &mut sums.g_sden[row.clone()],
+            &mut sums.g_num[row.clone()],
+            &mut sums.g_den[row],
+        );
+    }
+    synapses_backward::<AVX>(
+        q,
+        bn,
+        [sig, v, &sums.g_num, &sums.g_den],
+        [&mut acc.erev, &mut acc.w, &mut acc.sigma, &mut acc.mu],
+        gv_prev,
+    );
+}
+
+/// The sensory synapses' backward at step `t` (held over its unfolds: their sigmoids and
+/// mapped inputs `[sig, xm]`, the gradients of the sensory sums in `sums`), then the input
+/// mapping's: `gxm` is scratch for the mapped inputs' gradients.
+#[inline(always)]
+fn sensory_backward<const AVX: bool>(
+    p: &LtcKernel,
+    (r, t): (&Run, usize),
+    [sig, xm]: [&[f32]; 2],
+    sums: &UnfoldSums,
+    gxm: &mut [f32],
+    acc: &mut Grads,
+) {
+    gxm.fill(0.0);
+    synapses_backward::<AVX>(
+        &p.sens,
+        r.b,
+        [sig, xm, &sums.g_snum, &sums.g_sden],
+        [
+            &mut acc.s_erev,
+            &mut acc.s_w,
+            &mut acc.s_sigma,
+            &mut acc.s_mu,
+        ],
+        gxm,
+    );
+    input_backward(p, r, t, gxm, acc);
+}
+
+/// The input mapping's backward at step `t`, from the mapped inputs' gradients `gxm`: adds
+/// into the mapping's sums and writes the inputs' gradients.
+#[inline(always)]
+fn input_backward(p: &LtcKernel, r: &Run, t: usize, gxm: &[f32], acc: &mut Grads) {
+    let (s, bn) = (p.s, r.b);
+    for bi in 0..bn {
+        let xo = (bi * r.l + t) * s;
+        for i in 0..s {
+            let g = gxm[i * bn + bi];
+            acc.input_w[i * bn + bi] += g * r.x[xo + i];
+            acc.input_b[i * bn + bi] += g;
+            acc.x[xo + i] = g * p.input_w[i];
+        }
+    }
 }
 
 /// Sums the per-sample gradients `acc` over the batch (in sample order), scatters the

@@ -69,18 +69,7 @@ fn forward_body(
                 }
             }
         }
-        for bi in 0..bn {
-            let xo = (bi * r.l + t) * s;
-            for i in 0..s {
-                xm[i * bn + bi] = r.x[xo + i] * p.input_w[i] + p.input_b[i];
-            }
-            inv_dt[bi] = u_n as f32 / r.ts[bi * r.l + t];
-        }
-        for j in 0..n {
-            for (c, &idt) in cm_t[j * bn..(j + 1) * bn].iter_mut().zip(&inv_dt) {
-                *c = p.cm[j] * idt;
-            }
-        }
+        step_inputs(p, r, t, &mut xm, &mut inv_dt, &mut cm_t);
         synapse_sums(&p.sens, &xm, bn, &mut snum, &mut sden, true, None);
         if let Some(tr) = trace.as_deref_mut() {
             tr.states.extend_from_slice(&v);
@@ -94,19 +83,7 @@ fn forward_body(
                 &mut tr.sigmoids[start..]
             });
             synapse_sums(&p.syn, &v, bn, &mut num, &mut den, false, sigmoids);
-            for j in 0..n {
-                let r_ = j * bn..(j + 1) * bn;
-                let (gl, lk) = (p.gleak[j] + p.eps, leak[j]);
-                for ((((o, &vj), &c), &nm), &dn) in next[r_.clone()]
-                    .iter_mut()
-                    .zip(&v[r_.clone()])
-                    .zip(&cm_t[r_.clone()])
-                    .zip(&num[r_.clone()])
-                    .zip(&den[r_])
-                {
-                    *o = (c * vj + lk + nm) / (c + gl + dn);
-                }
-            }
+            solver_step(p, &leak, bn, [&v, &cm_t, &num, &den], &mut next);
             std::mem::swap(&mut v, &mut next);
             if let Some(tr) = trace.as_deref_mut() {
                 tr.states.extend_from_slice(&v);
@@ -122,6 +99,58 @@ fn forward_body(
     for bi in 0..bn {
         for j in 0..n {
             h[bi * n + j] = v[j * bn + bi];
+        }
+    }
+}
+
+/// Step `t`'s inputs for every sample: the mapped inputs `xm` (`[s][B]`), the sub-step rates
+/// `inv_dt` (unfolds per timespan) and the capacitances over the sub-step `cm_t` (`[n][B]`).
+#[inline(always)]
+pub(super) fn step_inputs(
+    p: &LtcKernel,
+    r: &Run,
+    t: usize,
+    xm: &mut [f32],
+    inv_dt: &mut [f32],
+    cm_t: &mut [f32],
+) {
+    let (n, s, bn) = (p.n, p.s, r.b);
+    for bi in 0..bn {
+        let xo = (bi * r.l + t) * s;
+        for i in 0..s {
+            xm[i * bn + bi] = r.x[xo + i] * p.input_w[i] + p.input_b[i];
+        }
+        inv_dt[bi] = p.unfolds as f32 / r.ts[bi * r.l + t];
+    }
+    for j in 0..n {
+        for (c, &idt) in cm_t[j * bn..(j + 1) * bn].iter_mut().zip(&*inv_dt) {
+            *c = p.cm[j] * idt;
+        }
+    }
+}
+
+/// One semi-implicit sub-step for every neuron and sample (`[n][B]`), from the state `v`, the
+/// capacitances over the sub-step `cm_t` and the synapses' sums `num`, `den`:
+/// `next = (cm_t·v + gleak·vleak + num) / (cm_t + gleak + eps + den)`.
+#[inline(always)]
+fn solver_step(
+    p: &LtcKernel,
+    leak: &[f32],
+    bn: usize,
+    [v, cm_t, num, den]: [&[f32]; 4],
+    next: &mut [f32],
+) {
+    for j in 0..p.n {
+        let r_ = j * bn..(j + 1) * bn;
+        let (gl, lk) = (p.gleak[j] + p.eps, leak[j]);
+        for ((((o, &vj), &c), &nm), &dn) in next[r_.clone()]
+            .iter_mut()
+            .zip(&v[r_.clone()])
+            .zip(&cm_t[r_.clone()])
+            .zip(&num[r_.clone()])
+            .zip(&den[r_])
+        {
+            *o = (c * vj + lk + nm) / (c + gl + dn);
         }
     }
 }

@@ -280,6 +280,34 @@ pub(super) struct Grads {
     pub(super) h0: Vec<f32>,
 }
 
+impl Grads {
+    /// Zeroed per-sample buffers for a batch of `bn` samples of `l` steps through `p`.
+    pub(super) fn zeros(p: &LtcKernel, bn: usize, l: usize) -> Grads {
+        let (n, s, m) = (p.n, p.s, p.m);
+        let (ks, kn) = (p.sens.src.len(), p.syn.src.len());
+        let z = |len| vec![0f32; len * bn];
+        Grads {
+            gleak: z(n),
+            vleak: z(n),
+            cm: z(n),
+            sigma: z(kn),
+            mu: z(kn),
+            w: z(kn),
+            erev: z(kn),
+            s_sigma: z(ks),
+            s_mu: z(ks),
+            s_w: z(ks),
+            s_erev: z(ks),
+            input_w: z(s),
+            input_b: z(s),
+            output_w: z(m),
+            output_b: z(m),
+            x: z(l * s),
+            h0: z(n),
+        }
+    }
+}
+
 /// A small random LTC kernel and a run of `b` samples through it (with episode starts), for
 /// the tests that compare the kernel's builds and paths with each other.
 #[cfg(test)]

@@ -288,55 +288,133 @@ fn neuron_terms(
     }
 }
 
+/// One sample's gradients of the neurons' parameters and of the input and output mappings,
+/// accumulated over its steps and unfolds.
+struct NeuronGrads {
+    gleak: Vec<f32>,
+    vleak: Vec<f32>,
+    cm: Vec<f32>,
+    input_w: Vec<f32>,
+    input_b: Vec<f32>,
+    output_w: Vec<f32>,
+    output_b: Vec<f32>,
+}
+
+impl NeuronGrads {
+    fn new(p: &LtcKernel) -> NeuronGrads {
+        let (n, s, m) = (p.n, p.s, p.m);
+        NeuronGrads {
+            gleak: vec![0f32; n],
+            vleak: vec![0f32; n],
+            cm: vec![0f32; n],
+            input_w: vec![0f32; s],
+            input_b: vec![0f32; s],
+            output_w: vec![0f32; m],
+            output_b: vec![0f32; m],
+        }
+    }
+
+    /// Zeroes them (for the next sample).
+    fn clear(&mut self) {
+        for acc in self.rows() {
+            acc.fill(0.0);
+        }
+    }
+
+    /// Every buffer, in the order [`NeuronGrads::store`] writes them.
+    fn rows(&mut self) -> [&mut Vec<f32>; 7] {
+        [
+            &mut self.gleak,
+            &mut self.vleak,
+            &mut self.cm,
+            &mut self.input_w,
+            &mut self.input_b,
+            &mut self.output_w,
+            &mut self.output_b,
+        ]
+    }
+
+    /// The output mapping's backward at one step, from the outputs' gradients `gy` and the
+    /// step's final state `v_end`: adds into the state's gradient `gv`.
+    #[inline(always)]
+    fn output(&mut self, p: &LtcKernel, gy: &[f32], v_end: &[f32], gv: &mut [f32]) {
+        for j in 0..p.m {
+            let gyj = gy[j];
+            gv[j] += gyj * p.output_w[j];
+            self.output_w[j] += gyj * v_end[j];
+            self.output_b[j] += gyj;
+        }
+    }
+
+    /// The input mapping's backward at one step, from the mapped inputs' gradients `gxm` and
+    /// the raw inputs `x`: writes the inputs' gradients `g_x`.
+    #[inline(always)]
+    fn input(&mut self, p: &LtcKernel, gxm: &[f32], x: &[f32], g_x: &mut [f32]) {
+        for i in 0..p.s {
+            let g = gxm[i];
+            self.input_w[i] += g * x[i];
+            self.input_b[i] += g;
+            g_x[i] = g * p.input_w[i];
+        }
+    }
+
+    /// Writes this sample's gradients, and the initial state's `gv`, into the batch's
+    /// per-sample layout `[row][B]`, column `b`.
+    fn store(&mut self, out: &mut Grads, gv: &[f32], b: usize, bn: usize) {
+        let dsts = [
+            &mut out.gleak,
+            &mut out.vleak,
+            &mut out.cm,
+            &mut out.input_w,
+            &mut out.input_b,
+            &mut out.output_w,
+            &mut out.output_b,
+        ];
+        for (dst, src) in dsts.into_iter().zip(self.rows()) {
+            for (row, &g) in src.iter().enumerate() {
+                dst[row * bn + b] = g;
+            }
+        }
+        for (row, &g) in gv.iter().enumerate() {
+            out.h0[row * bn + b] = g;
+        }
+    }
+}
+
+/// An unfold's rows for its backward: each synapse's presynaptic value `pre` from the states
+/// `v`, and the neurons' denominators `den` again, from the sensory sums `sden` and the
+/// sigmoids `sig` the forward pass kept.
+#[inline(always)]
+fn unfold_rows(q: &Synapses, [v, sig, sden]: [&[f32]; 3], pre: &mut [f32], den: &mut [f32]) {
+    for (pre, &i) in pre.iter_mut().zip(&q.src) {
+        *pre = v[i];
+    }
+    den.copy_from_slice(sden);
+    for (k, &j) in q.dst.iter().enumerate() {
+        den[j] += q.w[k] * sig[k];
+    }
+}
+
 /// The backward pass (see [`super::backward::backward`]) one sample at a time, returning the
 /// per-sample gradients in the batch loops' layout.
 #[inline(always)]
 pub(super) fn backward(p: &LtcKernel, r: &Run, trace: &Trace, gy: &[f32], gh: &[f32]) -> Grads {
     let (n, s, m, u_n, bn) = (p.n, p.s, p.m, p.unfolds, r.b);
-    let (ks, kn) = (p.sens.src.len(), p.syn.src.len());
+    let kn = p.syn.src.len();
     let z = |len| vec![0f32; len];
-    let mut out = Grads {
-        gleak: z(n * bn),
-        vleak: z(n * bn),
-        cm: z(n * bn),
-        sigma: z(kn * bn),
-        mu: z(kn * bn),
-        w: z(kn * bn),
-        erev: z(kn * bn),
-        s_sigma: z(ks * bn),
-        s_mu: z(ks * bn),
-        s_w: z(ks * bn),
-        s_erev: z(ks * bn),
-        input_w: z(s * bn),
-        input_b: z(s * bn),
-        output_w: z(m * bn),
-        output_b: z(m * bn),
-        x: z(bn * r.l * s),
-        h0: z(n * bn),
-    };
+    let mut out = Grads::zeros(p, bn, r.l);
     let (mut inputs, mut syn) = (StepInputs::new(p), Rows::new(&p.syn));
-    let [mut gxm, mut acc_iw, mut acc_ib] = std::array::from_fn(|_| z(s));
+    let mut gxm = z(s);
     let [mut gv, mut gv_prev, mut den] = std::array::from_fn(|_| z(n));
     let [mut g_num, mut g_den, mut g_snum, mut g_sden] = std::array::from_fn(|_| z(n));
-    let [mut acc_gleak, mut acc_vleak, mut acc_cm] = std::array::from_fn(|_| z(n));
-    let (mut acc_ow, mut acc_ob) = (z(m), z(m));
+    let mut acc = NeuronGrads::new(p);
     let per_sample = r.l * (u_n + 1) * n;
     let sigmoids_per_step = u_n * kn;
     let (mut g_syn, mut g_sens) = (SynapseGrads::new(&p.syn), SynapseGrads::new(&p.sens));
     for b in 0..bn {
         g_syn.clear();
         g_sens.clear();
-        for acc in [
-            &mut acc_gleak,
-            &mut acc_vleak,
-            &mut acc_cm,
-            &mut acc_iw,
-            &mut acc_ib,
-            &mut acc_ow,
-            &mut acc_ob,
-        ] {
-            acc.fill(0.0);
-        }
+        acc.clear();
         gv.copy_from_slice(&gh[b * n..(b + 1) * n]);
         let tr = &trace.states[b * per_sample..(b + 1) * per_sample];
         let sample_sigmoids = &trace.sigmoids[b * r.l * sigmoids_per_step..];
@@ -345,12 +423,7 @@ pub(super) fn backward(p: &LtcKernel, r: &Run, trace: &Trace, gy: &[f32], gh: &[
             // Output mapping of the step's final state.
             let v_end = &tr[base + u_n * n..base + (u_n + 1) * n];
             let yo = (b * r.l + t) * m;
-            for j in 0..m {
-                let gyj = gy[yo + j];
-                gv[j] += gyj * p.output_w[j];
-                acc_ow[j] += gyj * v_end[j];
-                acc_ob[j] += gyj;
-            }
+            acc.output(p, &gy[yo..yo + m], v_end, &mut gv);
             let inv_dt = inputs.compute(p, r, b, t);
             let xo = (b * r.l + t) * s;
             g_snum.fill(0.0);
@@ -358,19 +431,12 @@ pub(super) fn backward(p: &LtcKernel, r: &Run, trace: &Trace, gy: &[f32], gh: &[
             for u in (0..u_n).rev() {
                 let v = &tr[base + u * n..base + (u + 1) * n];
                 let v_new = &tr[base + (u + 1) * n..base + (u + 2) * n];
-                // The unfold's denominators again, from the sigmoids the forward pass kept.
                 let sig = &sample_sigmoids[(t * u_n + u) * kn..(t * u_n + u + 1) * kn];
-                for (pre, &i) in syn.pre.iter_mut().zip(&p.syn.src) {
-                    *pre = v[i];
-                }
-                den.copy_from_slice(&inputs.sden);
-                for (k, &j) in p.syn.dst.iter().enumerate() {
-                    den[j] += p.syn.w[k] * sig[k];
-                }
+                unfold_rows(&p.syn, [v, sig, &inputs.sden], &mut syn.pre, &mut den);
                 neuron_terms(
                     (p, inv_dt),
                     [&inputs.cm_t, &den, &gv, v, v_new],
-                    [&mut acc_cm, &mut acc_gleak, &mut acc_vleak],
+                    [&mut acc.cm, &mut acc.gleak, &mut acc.vleak],
                     [
                         &mut gv_prev,
                         &mut g_snum,
@@ -386,46 +452,22 @@ pub(super) fn backward(p: &LtcKernel, r: &Run, trace: &Trace, gy: &[f32], gh: &[
             gxm.fill(0.0);
             let sens = &inputs.sens;
             g_sens.backward(&p.sens, [&sens.sig, &sens.pre], &g_snum, &g_sden, &mut gxm);
-            for i in 0..s {
-                let g = gxm[i];
-                acc_iw[i] += g * r.x[xo + i];
-                acc_ib[i] += g;
-                out.x[xo + i] = g * p.input_w[i];
-            }
+            acc.input(p, &gxm, &r.x[xo..xo + s], &mut out.x[xo..xo + s]);
             // The state entering this step was reset: nothing flows to earlier steps.
             if r.starts.as_ref().is_some_and(|st| st[b * r.l + t]) {
                 gv.fill(0.0);
             }
         }
-        for (dst, src) in [
-            (&mut out.gleak, &acc_gleak),
-            (&mut out.vleak, &acc_vleak),
-            (&mut out.cm, &acc_cm),
-            (&mut out.input_w, &acc_iw),
-            (&mut out.input_b, &acc_ib),
-            (&mut out.output_w, &acc_ow),
-            (&mut out.output_b, &acc_ob),
-            (&mut out.h0, &gv),
-        ] {
-            for (row, &g) in src.iter().enumerate() {
-                dst[row * bn + b] = g;
-            }
-        }
-        g_syn.store(
-            b,
-            bn,
-            [&mut out.w, &mut out.sigma, &mut out.mu, &mut out.erev],
-        );
-        g_sens.store(
-            b,
-            bn,
-            [
-                &mut out.s_w,
-                &mut out.s_sigma,
-                &mut out.s_mu,
-                &mut out.s_erev,
-            ],
-        );
+        acc.store(&mut out, &gv, b, bn);
+        let syn_rows = [&mut out.w, &mut out.sigma, &mut out.mu, &mut out.erev];
+        g_syn.store(b, bn, syn_rows);
+        let sens_rows = [
+            &mut out.s_w,
+            &mut out.s_sigma,
+            &mut out.s_mu,
+            &mut out.s_erev,
+        ];
+        g_sens.store(b, bn, sens_rows);
     }
     out
 }

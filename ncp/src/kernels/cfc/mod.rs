@@ -10,31 +10,12 @@
 // Numerical kernels over parallel arrays read best with explicit indices.
 #![allow(clippy::needless_range_loop)]
 
-use super::math::{fast_exp, sigmoid};
 use super::plumbing::{Gradients, Kernel, Run};
 
-#[inline(always)]
-fn tanh(x: f32) -> f32 {
-    // 1 − 2/(e^{2x} + 1), vectorisable; absolute error ~1e-7.
-    1.0 - 2.0 / (fast_exp(2.0 * x) + 1.0)
-}
+mod layer;
 
-/// One layer in kernel form.
-struct Layer {
-    inputs: usize,
-    hidden: usize,
-    /// Rows of the fused heads: 4H (default/no_gate) or H (pure).
-    rows: usize,
-    /// `(rows, inputs + hidden)`, masked.
-    w: Vec<f32>,
-    /// `w` transposed, `(inputs + hidden, rows)`: one sample's forward runs down its columns.
-    wt: Vec<f32>,
-    /// `(rows, inputs + hidden)`: 1 where the weight is used (mask for ff1/ff2, 1 elsewhere).
-    mask: Vec<f32>,
-    b: Vec<f32>,
-    w_tau: Vec<f32>,
-    a: Vec<f32>,
-}
+pub use layer::CfcForm;
+use layer::Layer;
 
 /// A wired CfC's parameters in kernel form: each layer's heads fused into one matrix.
 pub struct CfcKernel {
@@ -42,18 +23,6 @@ pub struct CfcKernel {
     mode: CfcForm,
     n: usize,
     out: usize,
-}
-
-/// The solution form of a CfC layer, as the kernel computes it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum CfcForm {
-    /// `h' = f1 + σ(t_a·Δt + t_b)·(f2 − f1)`.
-    #[default]
-    Default,
-    /// `h' = f1 + σ(t_a·Δt + t_b)·f2`.
-    NoGate,
-    /// `h' = A − A·exp(−Δt(|w_tau| + |f1|))·f1`.
-    Pure,
 }
 
 /// One dense head of a layer: `weight (H, in + H)`, `bias (H)`.
@@ -282,59 +251,13 @@ fn forward(p: &CfcKernel, r: &Run, mut trace: Option<&mut Trace>) -> (Vec<f32>, 
         }
         let mut offset = 0;
         for layer in &p.layers {
-            let (ni, nh, rows) = (layer.inputs, layer.hidden, layer.rows);
-            let cols = ni + nh;
-            let mut z = vec![0f32; cols * bn];
+            let (ni, nh) = (layer.inputs, layer.hidden);
+            let mut z = vec![0f32; (ni + nh) * bn];
             z[..ni * bn].copy_from_slice(&inp[..ni * bn]);
             z[ni * bn..].copy_from_slice(&h[offset * bn..(offset + nh) * bn]);
-            let mut o = vec![0f32; rows * bn];
-            if bn == 1 {
-                // Per row the same additions in the same order as below, down the columns.
-                o.copy_from_slice(&layer.b);
-                for (&zc, wc) in z.iter().zip(layer.wt.chunks_exact(rows.max(1))) {
-                    for (ov, &w) in o.iter_mut().zip(wc) {
-                        *ov = if w != 0.0 { *ov + w * zc } else { *ov };
-                    }
-                }
-            } else {
-                for rr in 0..rows {
-                    let orow = &mut o[rr * bn..(rr + 1) * bn];
-                    orow.fill(layer.b[rr]);
-                    for c in 0..cols {
-                        let w = layer.w[rr * cols + c];
-                        if w != 0.0 {
-                            for (ov, &zv) in orow.iter_mut().zip(&z[c * bn..(c + 1) * bn]) {
-                                *ov += w * zv;
-                            }
-                        }
-                    }
-                }
-            }
+            let o = layer.affine(&z, bn);
             let hn = &mut h[offset * bn..(offset + nh) * bn];
-            for j in 0..nh {
-                for bi in 0..bn {
-                    let k = j * bn + bi;
-                    hn[k] = match p.mode {
-                        CfcForm::Pure => {
-                            let f = o[k];
-                            let e = fast_exp(-ts[bi] * (layer.w_tau[j].abs() + f.abs()));
-                            layer.a[j] - layer.a[j] * e * f
-                        }
-                        mode => {
-                            let f1 = tanh(o[k]);
-                            let f2 = tanh(o[(nh + j) * bn + bi]);
-                            let g = sigmoid(
-                                o[(2 * nh + j) * bn + bi] * ts[bi] + o[(3 * nh + j) * bn + bi],
-                            );
-                            if mode == CfcForm::NoGate {
-                                f1 + g * f2
-                            } else {
-                                f1 + g * (f2 - f1)
-                            }
-                        }
-                    };
-                }
-            }
+            layer.cell_update(p.mode, &o, &ts, hn);
             inp.clear();
             inp.extend_from_slice(hn);
             if let Some(tr) = trace.as_deref_mut() {
@@ -374,22 +297,7 @@ struct Accumulators {
 /// `gh [b][N]` through time, exactly as autograd through the cell would.
 fn accumulate(p: &CfcKernel, r: &Run, trace: &Trace, gy: &[f32], gh: &[f32]) -> Accumulators {
     let bn = r.b;
-    let mut carry = vec![0f32; p.n * bn];
-    for bi in 0..bn {
-        for j in 0..p.n {
-            carry[j * bn + bi] = gh[bi * p.n + j];
-        }
-    }
-    // Per layer accumulators `[param][B]`, reduced at the end.
-    let mut acc_w: Vec<Vec<f32>> = p
-        .layers
-        .iter()
-        .map(|l| vec![0f32; l.rows * (l.inputs + l.hidden) * bn])
-        .collect();
-    let mut acc_b: Vec<Vec<f32>> = p.layers.iter().map(|l| vec![0f32; l.rows * bn]).collect();
-    let mut acc_tau: Vec<Vec<f32>> = p.layers.iter().map(|l| vec![0f32; l.hidden * bn]).collect();
-    let mut acc_a: Vec<Vec<f32>> = p.layers.iter().map(|l| vec![0f32; l.hidden * bn]).collect();
-    let mut g_x = vec![0f32; bn * r.l * r.s];
+    let mut acc = Accumulators::zeros(p, r, gh);
     let n_layers = p.layers.len();
     let offsets: Vec<usize> = p
         .layers
@@ -407,13 +315,12 @@ fn accumulate(p: &CfcKernel, r: &Run, trace: &Trace, gy: &[f32], gh: &[f32]) -> 
         let mut new_carry = vec![0f32; p.n * bn];
         for li in (0..n_layers).rev() {
             let layer = &p.layers[li];
-            let (ni, nh, rows) = (layer.inputs, layer.hidden, layer.rows);
-            let cols = ni + nh;
+            let (ni, nh) = (layer.inputs, layer.hidden);
             let off = offsets[li];
             let z = &trace.z[t * n_layers + li];
             let o = &trace.o[t * n_layers + li];
             // dL/dh' for this layer.
-            let mut g = carry[off * bn..(off + nh) * bn].to_vec();
+            let mut g = acc.carry[off * bn..(off + nh) * bn].to_vec();
             if li + 1 < n_layers {
                 for (gv, &a) in g.iter_mut().zip(&g_in_from_above) {
                     *gv += a;
@@ -425,129 +332,55 @@ fn accumulate(p: &CfcKernel, r: &Run, trace: &Trace, gy: &[f32], gh: &[f32]) -> 
                     }
                 }
             }
-            let mut g_o = vec![0f32; rows * bn];
-            match p.mode {
-                CfcForm::Pure => {
-                    let (acc_a, acc_tau) = (&mut acc_a[li], &mut acc_tau[li]);
-                    for j in 0..nh {
-                        let (wt, a) = (layer.w_tau[j], layer.a[j]);
-                        let span = j * bn..(j + 1) * bn;
-                        let (gj, oj) = (&g[span.clone()], &o[span.clone()]);
-                        let (aa, at) = (&mut acc_a[span.clone()], &mut acc_tau[span.clone()]);
-                        let go = &mut g_o[span];
-                        for bi in 0..bn {
-                            let (gh, f) = (gj[bi], oj[bi]);
-                            let e = fast_exp(-ts[bi] * (wt.abs() + f.abs()));
-                            // h' = A − A·e·f
-                            aa[bi] += gh * (1.0 - e * f);
-                            go[bi] = gh * -a * e * (1.0 - ts[bi] * f.abs());
-                            at[bi] += gh * a * f * e * ts[bi] * sign(wt);
-                        }
-                    }
-                }
-                mode => {
-                    let gated = mode != CfcForm::NoGate;
-                    let (g_o1, rest) = g_o.split_at_mut(nh * bn);
-                    let (g_o2, rest) = rest.split_at_mut(nh * bn);
-                    let (g_ta, g_tb) = rest.split_at_mut(nh * bn);
-                    for j in 0..nh {
-                        let span = j * bn..(j + 1) * bn;
-                        let gj = &g[span.clone()];
-                        let o1 = &o[span.clone()];
-                        let o2 = &o[(nh + j) * bn..(nh + j + 1) * bn];
-                        let ota = &o[(2 * nh + j) * bn..(2 * nh + j + 1) * bn];
-                        let otb = &o[(3 * nh + j) * bn..(3 * nh + j + 1) * bn];
-                        let (go1, go2) = (&mut g_o1[span.clone()], &mut g_o2[span.clone()]);
-                        let (gta, gtb) = (&mut g_ta[span.clone()], &mut g_tb[span]);
-                        // `gated` is the same for every sample: the compiler unswitches it.
-                        for bi in 0..bn {
-                            let gh = gj[bi];
-                            let (f1, f2) = (tanh(o1[bi]), tanh(o2[bi]));
-                            let s = sigmoid(ota[bi] * ts[bi] + otb[bi]);
-                            let (d1, d2, ds) = if gated {
-                                (1.0 - s, s, f2 - f1)
-                            } else {
-                                (1.0, s, f2)
-                            };
-                            go1[bi] = gh * d1 * (1.0 - f1 * f1);
-                            go2[bi] = gh * d2 * (1.0 - f2 * f2);
-                            let gp = gh * ds * s * (1.0 - s);
-                            gta[bi] = gp * ts[bi];
-                            gtb[bi] = gp;
-                        }
-                    }
-                }
-            }
-            // o = W z + b
-            let mut g_z = vec![0f32; cols * bn];
-            if bn == 1 {
-                // Per element the same additions in the same order as below, along the rows.
-                for rr in 0..rows {
-                    let gv = g_o[rr];
-                    acc_b[li][rr] += gv;
-                    let span = rr * cols..(rr + 1) * cols;
-                    let (wr, mr) = (&layer.w[span.clone()], &layer.mask[span.clone()]);
-                    let aw = &mut acc_w[li][span];
-                    for (((a, gz), (&w, &m)), &zc) in aw
-                        .iter_mut()
-                        .zip(g_z.iter_mut())
-                        .zip(wr.iter().zip(mr))
-                        .zip(z.iter())
-                    {
-                        let used = m != 0.0;
-                        *a = if used { *a + gv * zc } else { *a };
-                        *gz = if used { *gz + w * gv } else { *gz };
-                    }
-                }
-            } else {
-                for rr in 0..rows {
-                    let go = &g_o[rr * bn..(rr + 1) * bn];
-                    for (ab, &gv) in acc_b[li][rr * bn..(rr + 1) * bn].iter_mut().zip(go) {
-                        *ab += gv;
-                    }
-                    for c in 0..cols {
-                        if layer.mask[rr * cols + c] == 0.0 {
-                            continue;
-                        }
-                        let w = layer.w[rr * cols + c];
-                        let zc = &z[c * bn..(c + 1) * bn];
-                        let aw = &mut acc_w[li][(rr * cols + c) * bn..(rr * cols + c + 1) * bn];
-                        for bi in 0..bn {
-                            aw[bi] += go[bi] * zc[bi];
-                        }
-                        for (gz, &gv) in g_z[c * bn..(c + 1) * bn].iter_mut().zip(go) {
-                            *gz += w * gv;
-                        }
-                    }
-                }
-            }
+            let g_o = match p.mode {
+                CfcForm::Pure => layer.pure_backward(&g, o, &ts, &mut acc.a[li], &mut acc.tau[li]),
+                mode => layer.gated_backward(mode, &g, o, &ts),
+            };
+            let g_z = layer.affine_backward(&g_o, z, bn, &mut acc.w[li], &mut acc.b[li]);
             new_carry[off * bn..(off + nh) * bn].copy_from_slice(&g_z[ni * bn..]);
             if li == 0 {
                 for bi in 0..bn {
                     for i in 0..ni {
-                        g_x[(bi * r.l + t) * r.s + i] = g_z[i * bn + bi];
+                        acc.x[(bi * r.l + t) * r.s + i] = g_z[i * bn + bi];
                     }
                 }
             } else {
                 g_in_from_above = g_z[..ni * bn].to_vec();
             }
         }
-        carry = new_carry;
+        acc.carry = new_carry;
         if let Some(starts) = &r.starts {
             for bi in (0..bn).filter(|&bi| starts[bi * r.l + t]) {
                 for j in 0..p.n {
-                    carry[j * bn + bi] = 0.0;
+                    acc.carry[j * bn + bi] = 0.0;
                 }
             }
         }
     }
-    Accumulators {
-        w: acc_w,
-        b: acc_b,
-        tau: acc_tau,
-        a: acc_a,
-        x: g_x,
-        carry,
+    acc
+}
+
+impl Accumulators {
+    /// Zeroed sums for `r`'s batch, with the final state's gradient `gh [b][N]` as the carry.
+    fn zeros(p: &CfcKernel, r: &Run, gh: &[f32]) -> Self {
+        let bn = r.b;
+        let mut carry = vec![0f32; p.n * bn];
+        for bi in 0..bn {
+            for j in 0..p.n {
+                carry[j * bn + bi] = gh[bi * p.n + j];
+            }
+        }
+        let per_layer = |len: &dyn Fn(&Layer) -> usize| -> Vec<Vec<f32>> {
+            p.layers.iter().map(|l| vec![0f32; len(l) * bn]).collect()
+        };
+        Accumulators {
+            w: per_layer(&|l| l.rows * (l.inputs + l.hidden)),
+            b: per_layer(&|l| l.rows),
+            tau: per_layer(&|l| l.hidden),
+            a: per_layer(&|l| l.hidden),
+            x: vec![0f32; bn * r.l * r.s],
+            carry,
+        }
     }
 }
 
@@ -582,16 +415,5 @@ fn finish(p: &CfcKernel, acc: Accumulators, bn: usize) -> Gradients {
         params,
         x: acc.x,
         h0: g_h0,
-    }
-}
-
-#[inline(always)]
-fn sign(x: f32) -> f32 {
-    if x > 0.0 {
-        1.0
-    } else if x < 0.0 {
-        -1.0
-    } else {
-        0.0
     }
 }

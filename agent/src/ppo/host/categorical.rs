@@ -5,16 +5,16 @@
 //! only `Σ logits · g` through the network. These replace ~40 of libtorch's small operations
 //! (and their autograd nodes) per minibatch with a few microseconds of arithmetic.
 //!
-//! The arithmetic is CleanRL's loss as [`super::update`] writes it with tensors, in f64. It
-//! agrees with the tensor form to float rounding, not to the bit (libtorch's `exp` and `log`
-//! are vectorised library calls whose last bits no host loop reproduces); a test compares
-//! values and gradients with autograd's. Where a minibatch's advantages have almost no spread,
-//! normalising them magnifies the f32 form's rounding, and the two differ by more. Ties are split as autograd splits them: where the
-//! clipped and unclipped terms are equal, each gets half of the gradient.
+//! The arithmetic is CleanRL's loss as `ppo::update` writes it with tensors, in f64, under the
+//! contract of [`super`]: it agrees with the tensor form to float rounding, not to the bit; a
+//! test compares values and gradients with autograd's. Where a minibatch's advantages have
+//! almost no spread, normalising them magnifies the f32 form's rounding, and the two differ by
+//! more.
 
 use tch::{Kind, Tensor};
 
-use super::adam::{host_f32, host_slice};
+use super::memory::{host_f32, host_slice};
+use super::stats::mean_and_std;
 
 /// The PPO settings the actor's loss uses.
 #[derive(Clone, Copy, Debug)]
@@ -61,48 +61,16 @@ pub fn categorical_loss(
     advantages: &Tensor,
     s: LossSettings,
 ) -> Option<CategoricalLoss> {
-    let size = logits.size();
-    let n_act = usize::try_from(*size.last()?).ok()?;
-    let len = old_logp.numel();
-    let steps = size.get(..size.len().checked_sub(1)?)?;
-    if n_act == 0
-        || old_logp.size() != steps
-        || advantages.size() != steps
-        || actions.size() != [steps, &[1]].concat()
-        || !host_f32(logits, len * n_act)
-        || !host_f32(actions, len)
-        || !host_f32(old_logp, len)
-        || !host_f32(advantages, len)
-    {
-        return None;
-    }
-    // SAFETY: all four passed `host_f32`, and nothing writes to them while these slices live.
-    let (z, act, old, adv) = unsafe {
-        (
-            host_slice(logits),
-            host_slice(actions),
-            host_slice(old_logp),
-            host_slice(advantages),
-        )
-    };
-    let index: Vec<usize> = act
-        .iter()
-        .map(|&a| (a >= 0.0 && (a as usize) < n_act && a.fract() == 0.0).then_some(a as usize))
-        .collect::<Option<_>>()?;
+    let inputs = Inputs::read(logits, actions, old_logp, advantages)?;
+    let (len, n_act) = (inputs.old.len(), inputs.n_act);
     let count = len as f64;
     // Advantages: normalised as `(A − mean) / (std + 1e-8)` with torch's unbiased std.
     let (shift, scale) = if s.norm_adv {
-        let mean = adv.iter().map(|&a| f64::from(a)).sum::<f64>() / count;
-        let var = adv
-            .iter()
-            .map(|&a| (f64::from(a) - mean).powi(2))
-            .sum::<f64>()
-            / (count - 1.0);
-        (mean, var.sqrt() + 1e-8)
+        let (mean, std) = mean_and_std(inputs.adv);
+        (mean, std + 1e-8)
     } else {
         (0.0, 1.0)
     };
-    let (low, high) = (1.0 - s.clip_coef, 1.0 + s.clip_coef);
     let mut out = CategoricalLoss {
         actor_loss: 0.0,
         pg_loss: 0.0,
@@ -114,66 +82,24 @@ pub fn categorical_loss(
         grad: Tensor::new(),
     };
     let mut grad = vec![0f32; len * n_act];
-    let (mut logp_all, mut probs) = (vec![0f64; n_act], vec![0f64; n_act]);
-    for i in 0..len {
-        let zi = &z[i * n_act..(i + 1) * n_act];
-        // Log-softmax, shifted by the largest logit.
-        let top = zi
-            .iter()
-            .fold(f64::NEG_INFINITY, |m, &x| m.max(f64::from(x)));
-        let lse = top
-            + zi.iter()
-                .map(|&x| (f64::from(x) - top).exp())
-                .sum::<f64>()
-                .ln();
-        for ((lp, p), &x) in logp_all.iter_mut().zip(&mut probs).zip(zi) {
-            *lp = f64::from(x) - lse;
-            *p = lp.exp();
-        }
-        let entropy = -probs
-            .iter()
-            .zip(&logp_all)
-            .map(|(p, lp)| p * lp)
-            .sum::<f64>();
-        let logratio = logp_all[index[i]] - f64::from(old[i]);
+    let mut dist = Distribution::new(n_act);
+    for (i, g) in grad.chunks_exact_mut(n_act).enumerate() {
+        let taken = inputs.index[i];
+        dist.set(&inputs.z[i * n_act..(i + 1) * n_act]);
+        let logratio = dist.logp[taken] - f64::from(inputs.old[i]);
         let ratio = logratio.exp();
-        out.entropy += entropy;
+        out.entropy += dist.entropy;
         out.old_approx_kl -= logratio;
         out.approx_kl += (ratio - 1.0) - logratio;
         if (ratio - 1.0).abs() > s.clip_coef {
             out.clipfrac += 1.0;
         }
         out.max_ratio_deviation = out.max_ratio_deviation.max((ratio - 1.0).abs());
-        // The clipped surrogate: max(−A·r, −A·clip(r)), and its derivative in r.
-        let a = (f64::from(adv[i]) - shift) / scale;
-        let unclipped = -a * ratio;
-        let clipped = -a * ratio.clamp(low, high);
-        let inside = if (low..=high).contains(&ratio) {
-            1.0
-        } else {
-            0.0
-        };
-        let (pg, g_ratio) = if unclipped > clipped {
-            (unclipped, -a)
-        } else if unclipped < clipped {
-            (clipped, -a * inside)
-        } else {
-            (unclipped, 0.5 * -a + 0.5 * -a * inside)
-        };
+        let advantage = (f64::from(inputs.adv[i]) - shift) / scale;
+        let (pg, g_ratio) = clipped_surrogate(ratio, advantage, s.clip_coef);
         out.pg_loss += pg;
-        // Through r = exp(logp − old) and log-softmax; the entropy bonus's derivative is
-        // −ent_coef · ∂H/∂z_j = ent_coef · p_j · (log p_j + H).
-        let g_logp = g_ratio * ratio / count;
-        let g_entropy = s.ent_coef / count;
-        for (j, ((g, &lp), &p)) in grad[i * n_act..(i + 1) * n_act]
-            .iter_mut()
-            .zip(&logp_all)
-            .zip(&probs)
-            .enumerate()
-        {
-            let taken = if j == index[i] { 1.0 } else { 0.0 };
-            *g = (g_logp * (taken - p) + g_entropy * p * (lp + entropy)) as f32;
-        }
+        // Through r = exp(logp − old) and log-softmax.
+        dist.gradient(taken, g_ratio * ratio / count, s.ent_coef / count, g);
     }
     for v in [
         &mut out.pg_loss,
@@ -188,8 +114,140 @@ pub fn categorical_loss(
     if grad.iter().any(|g| !g.is_finite()) {
         out.actor_loss = f64::INFINITY;
     }
-    out.grad = Tensor::from_slice(&grad).reshape(&size);
+    out.grad = Tensor::from_slice(&grad).reshape(logits.size());
     Some(out)
+}
+
+/// The loss's inputs as host slices, with the taken actions as indices.
+struct Inputs<'a> {
+    /// The logits, `n_act` per sample.
+    z: &'a [f32],
+    /// The rollout's log-probabilities of the taken actions.
+    old: &'a [f32],
+    /// The advantages.
+    adv: &'a [f32],
+    /// The taken actions.
+    index: Vec<usize>,
+    /// Actions per sample.
+    n_act: usize,
+}
+
+impl<'a> Inputs<'a> {
+    /// The slices, or `None` where the shapes do not match, a tensor is not one the host
+    /// loops can read, or an action is not an index below `n_act`.
+    fn read(
+        logits: &'a Tensor,
+        actions: &'a Tensor,
+        old_logp: &'a Tensor,
+        advantages: &'a Tensor,
+    ) -> Option<Self> {
+        let size = logits.size();
+        let n_act = usize::try_from(*size.last()?).ok()?;
+        let len = old_logp.numel();
+        let steps = size.get(..size.len().checked_sub(1)?)?;
+        if n_act == 0
+            || old_logp.size() != steps
+            || advantages.size() != steps
+            || actions.size() != [steps, &[1]].concat()
+            || !host_f32(logits, len * n_act)
+            || !host_f32(actions, len)
+            || !host_f32(old_logp, len)
+            || !host_f32(advantages, len)
+        {
+            return None;
+        }
+        // SAFETY: all four passed `host_f32`, and nothing writes to them while these slices
+        // live.
+        let (z, act, old, adv) = unsafe {
+            (
+                host_slice(logits),
+                host_slice(actions),
+                host_slice(old_logp),
+                host_slice(advantages),
+            )
+        };
+        let index = act
+            .iter()
+            .map(|&a| (a >= 0.0 && (a as usize) < n_act && a.fract() == 0.0).then_some(a as usize))
+            .collect::<Option<_>>()?;
+        Some(Inputs {
+            z,
+            old,
+            adv,
+            index,
+            n_act,
+        })
+    }
+}
+
+/// One sample's categorical distribution, in f64: log-probabilities, probabilities, entropy.
+struct Distribution {
+    logp: Vec<f64>,
+    probs: Vec<f64>,
+    entropy: f64,
+}
+
+impl Distribution {
+    /// Room for `n_act` actions.
+    fn new(n_act: usize) -> Self {
+        Distribution {
+            logp: vec![0.0; n_act],
+            probs: vec![0.0; n_act],
+            entropy: 0.0,
+        }
+    }
+
+    /// The distribution of the logits `z`: log-softmax, shifted by the largest logit.
+    fn set(&mut self, z: &[f32]) {
+        let top = z
+            .iter()
+            .fold(f64::NEG_INFINITY, |m, &x| m.max(f64::from(x)));
+        let lse = top
+            + z.iter()
+                .map(|&x| (f64::from(x) - top).exp())
+                .sum::<f64>()
+                .ln();
+        for ((lp, p), &x) in self.logp.iter_mut().zip(&mut self.probs).zip(z) {
+            *lp = f64::from(x) - lse;
+            *p = lp.exp();
+        }
+        self.entropy = -self
+            .probs
+            .iter()
+            .zip(&self.logp)
+            .map(|(p, lp)| p * lp)
+            .sum::<f64>();
+    }
+
+    /// Writes into `g` the gradient in the logits of `g_logp · log p(taken) − g_entropy · H`
+    /// (the entropy bonus's derivative is `−ent_coef · ∂H/∂z_j = ent_coef · p_j · (log p_j + H)`).
+    fn gradient(&self, taken: usize, g_logp: f64, g_entropy: f64, g: &mut [f32]) {
+        for (j, ((g, &lp), &p)) in g.iter_mut().zip(&self.logp).zip(&self.probs).enumerate() {
+            let hit = if j == taken { 1.0 } else { 0.0 };
+            *g = (g_logp * (hit - p) + g_entropy * p * (lp + self.entropy)) as f32;
+        }
+    }
+}
+
+/// The clipped surrogate `max(−A·r, −A·clip(r))` of one sample and its derivative in `r`.
+/// Ties are split as autograd splits them: where the clipped and unclipped terms are equal,
+/// each gets half of the gradient.
+fn clipped_surrogate(ratio: f64, advantage: f64, clip_coef: f64) -> (f64, f64) {
+    let (low, high) = (1.0 - clip_coef, 1.0 + clip_coef);
+    let unclipped = -advantage * ratio;
+    let clipped = -advantage * ratio.clamp(low, high);
+    let inside = if (low..=high).contains(&ratio) {
+        1.0
+    } else {
+        0.0
+    };
+    if unclipped > clipped {
+        (unclipped, -advantage)
+    } else if unclipped < clipped {
+        (clipped, -advantage * inside)
+    } else {
+        (unclipped, 0.5 * -advantage + 0.5 * -advantage * inside)
+    }
 }
 
 /// The surrogate whose backward gives `logits` exactly the gradient `grad`: `Σ logits · g`.
