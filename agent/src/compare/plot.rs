@@ -51,27 +51,7 @@ pub fn draw_bands(
     {
         let root = BitMapBackend::with_buffer(&mut buffer, (w, h)).into_drawing_area();
         let err = |e: DrawingAreaErrorKind<_>| anyhow!("drawing {}: {e}", path.display());
-        let all = bands.iter().flat_map(|(_, p)| p.iter());
-        let (mut x0, mut x1, mut y0, mut y1) = (
-            f64::INFINITY,
-            f64::NEG_INFINITY,
-            f64::INFINITY,
-            f64::NEG_INFINITY,
-        );
-        for &(x, _, lo, hi) in all {
-            (x0, x1, y0, y1) = (x0.min(x), x1.max(x), y0.min(lo), y1.max(hi));
-        }
-        if !x0.is_finite() {
-            return Err(anyhow!("{}: nothing to plot", path.display()));
-        }
-        let pad = |a: f64, b: f64| {
-            if b - a < 1e-9 {
-                (a - 0.5, b + 0.5)
-            } else {
-                (a - 0.04 * (b - a), b + 0.04 * (b - a))
-            }
-        };
-        let ((x0, x1), (y0, y1)) = (pad(x0, x1), pad(y0, y1));
+        let ((x0, x1), (y0, y1)) = padded_extent(bands, path)?;
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 18))
             .margin(12)
@@ -120,4 +100,30 @@ pub fn draw_bands(
         root.present().map_err(err)?;
     }
     save_rgb(&buffer, (w, h), path)
+}
+
+/// The x and y ranges holding every point and band, padded by 4 % (a flat range by ±0.5);
+/// an error when there is nothing to plot.
+fn padded_extent(bands: &[Band], path: &Path) -> Result<((f64, f64), (f64, f64))> {
+    let all = bands.iter().flat_map(|(_, p)| p.iter());
+    let (mut x0, mut x1, mut y0, mut y1) = (
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+    );
+    for &(x, _, lo, hi) in all {
+        (x0, x1, y0, y1) = (x0.min(x), x1.max(x), y0.min(lo), y1.max(hi));
+    }
+    if !x0.is_finite() {
+        return Err(anyhow!("{}: nothing to plot", path.display()));
+    }
+    let pad = |a: f64, b: f64| {
+        if b - a < 1e-9 {
+            (a - 0.5, b + 0.5)
+        } else {
+            (a - 0.04 * (b - a), b + 0.04 * (b - a))
+        }
+    };
+    Ok((pad(x0, x1), pad(y0, y1)))
 }

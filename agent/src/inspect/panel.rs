@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use wormnet_ncp::kernels::ltc::LtcKernel;
-use wormnet_ncp::wiring::picture::{self, PictureOptions};
-use wormnet_ncp::NeuronType;
+use wormnet_ncp::wiring::picture::{self, Layout, PictureOptions};
+use wormnet_ncp::{NeuronType, Wiring};
 use wormnet_sim::frame::Rgba;
 use wormnet_sim::render::{LabelSide, PanelEdge, PanelLayout, PanelNode, PanelState};
 use wormnet_sim::EnvSpec;
@@ -42,6 +42,76 @@ struct Synapses {
     slot: Vec<Option<(bool, usize)>>,
 }
 
+/// The picture's nodes as the panel draws them: sensory and motor neurons labelled (sensory
+/// on the left), each in its role's colour.
+fn panel_nodes(picture: &Layout) -> Vec<PanelNode> {
+    picture
+        .nodes
+        .iter()
+        .map(|n| PanelNode {
+            position: [n.x, n.y],
+            label: match n.kind {
+                NeuronType::Sensory | NeuronType::Motor => n.label.clone(),
+                _ => String::new(),
+            },
+            label_side: if n.kind == NeuronType::Sensory {
+                LabelSide::Left
+            } else {
+                LabelSide::Right
+            },
+            role_color: role_color(n.kind),
+        })
+        .collect()
+}
+
+/// For each picture edge, its place in the LTC kernel's sensory or internal synapse list.
+fn synapse_slots(picture: &Layout, wiring: &Wiring, sensory: usize) -> Vec<Option<(bool, usize)>> {
+    let (internal, sensory_list) = (wiring.synapses(), wiring.sensory_synapses());
+    picture
+        .edges
+        .iter()
+        .map(|e| {
+            if e.from < sensory {
+                let key = (e.from, e.to - sensory);
+                sensory_list
+                    .iter()
+                    .position(|&(s, d, _)| (s, d) == key)
+                    .map(|k| (true, k))
+            } else {
+                let key = (e.from - sensory, e.to - sensory);
+                internal
+                    .iter()
+                    .position(|&(s, d, _)| (s, d) == key)
+                    .map(|k| (false, k))
+            }
+        })
+        .collect()
+}
+
+/// A name per node: the `sensory` input names, then each neuron's label (`neuron_ID` when
+/// it has none).
+fn node_names(
+    policy: &Policy,
+    spec: &EnvSpec,
+    sensory: usize,
+    units: usize,
+    column_of_id: &[Option<usize>],
+) -> Vec<String> {
+    let labels = policy.neuron_labels();
+    let mut names = policy.sensory_names(spec);
+    names.resize(sensory, String::new());
+    for id in 0..units {
+        let label = column_of_id
+            .get(id)
+            .copied()
+            .flatten()
+            .and_then(|c| labels.get(c).cloned())
+            .unwrap_or_else(|| format!("neuron_{id}"));
+        names.push(label);
+    }
+    names
+}
+
 impl NeuronPanel {
     /// The panel for `policy` acting in `spec`: its wiring laid out by layer (the same layout
     /// as `wormnet wiring`), inputs named by observation (or encoder feature), motor neurons
@@ -70,23 +140,7 @@ impl NeuronPanel {
                 *slot = Some(col);
             }
         }
-        let nodes = picture
-            .nodes
-            .iter()
-            .map(|n| PanelNode {
-                position: [n.x, n.y],
-                label: match n.kind {
-                    NeuronType::Sensory | NeuronType::Motor => n.label.clone(),
-                    _ => String::new(),
-                },
-                label_side: if n.kind == NeuronType::Sensory {
-                    LabelSide::Left
-                } else {
-                    LabelSide::Right
-                },
-                role_color: role_color(n.kind),
-            })
-            .collect();
+        let nodes = panel_nodes(&picture);
         let column = (0..picture.nodes.len())
             .map(|k| {
                 k.checked_sub(sensory)
@@ -98,41 +152,11 @@ impl NeuronPanel {
             .iter()
             .map(|e| (e.from, e.to, e.from < sensory))
             .collect();
-        let synapses = net.ltc_kernel().map(|kernel| {
-            let (internal, sensory_list) = (wiring.synapses(), wiring.sensory_synapses());
-            let slot = picture
-                .edges
-                .iter()
-                .map(|e| {
-                    if e.from < sensory {
-                        let key = (e.from, e.to - sensory);
-                        sensory_list
-                            .iter()
-                            .position(|&(s, d, _)| (s, d) == key)
-                            .map(|k| (true, k))
-                    } else {
-                        let key = (e.from - sensory, e.to - sensory);
-                        internal
-                            .iter()
-                            .position(|&(s, d, _)| (s, d) == key)
-                            .map(|k| (false, k))
-                    }
-                })
-                .collect();
-            Synapses { kernel, slot }
+        let synapses = net.ltc_kernel().map(|kernel| Synapses {
+            kernel,
+            slot: synapse_slots(&picture, wiring, sensory),
         });
-        let labels = policy.neuron_labels();
-        let mut names = policy.sensory_names(spec);
-        names.resize(sensory, String::new());
-        for id in 0..wiring.units() {
-            let label = column_of_id
-                .get(id)
-                .copied()
-                .flatten()
-                .and_then(|c| labels.get(c).cloned())
-                .unwrap_or_else(|| format!("neuron_{id}"));
-            names.push(label);
-        }
+        let names = node_names(policy, spec, sensory, wiring.units(), &column_of_id);
         NeuronPanel {
             layout: PanelLayout {
                 title: format!(

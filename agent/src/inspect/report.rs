@@ -104,6 +104,17 @@ fn episode(dir: &Path, base: &Path) -> Result<Episode> {
         [a, b, ..] => b - a,
         _ => 0.0,
     };
+    let rel = dir.strip_prefix(base).unwrap_or(dir);
+    e.frames = frame_paths(dir, rel);
+    if dir.join("saliency.png").exists() {
+        e.saliency = Some(format!("{}/saliency.png", rel.display()));
+    }
+    e.contributions = motor_contributions(dir, e.obs.len());
+    Ok(e)
+}
+
+/// The episode's frame pictures (`frames/*.png`, in order), as paths under `rel`.
+fn frame_paths(dir: &Path, rel: &Path) -> Vec<String> {
     let frames = dir.join("frames");
     let mut names: Vec<String> = std::fs::read_dir(&frames)
         .map(|d| {
@@ -114,15 +125,16 @@ fn episode(dir: &Path, base: &Path) -> Result<Episode> {
         })
         .unwrap_or_default();
     names.sort();
-    let rel = dir.strip_prefix(base).unwrap_or(dir);
-    e.frames = names
+    names
         .iter()
         .map(|n| format!("{}/frames/{n}", rel.display()))
-        .collect();
-    if dir.join("saliency.png").exists() {
-        e.saliency = Some(format!("{}/saliency.png", rel.display()));
-    }
-    e.contributions = vec![BTreeMap::new(); e.obs.len()];
+        .collect()
+}
+
+/// Per step of `steps`: for each motor neuron, its three largest inputs `(source, Δv)` from
+/// `attribution.csv` (none when the file is missing).
+fn motor_contributions(dir: &Path, steps: usize) -> Vec<BTreeMap<String, Vec<(String, f64)>>> {
+    let mut contributions = vec![BTreeMap::new(); steps];
     if let Ok(text) = std::fs::read_to_string(dir.join("attribution.csv")) {
         let mut per: BTreeMap<(usize, String), Vec<(String, f64)>> = BTreeMap::new();
         for line in text.lines().skip(1) {
@@ -147,12 +159,12 @@ fn episode(dir: &Path, base: &Path) -> Result<Episode> {
         for ((t, target), mut inputs) in per {
             inputs.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
             inputs.truncate(3);
-            if let Some(step) = e.contributions.get_mut(t) {
+            if let Some(step) = contributions.get_mut(t) {
                 step.insert(target, inputs);
             }
         }
     }
-    Ok(e)
+    contributions
 }
 
 /// Writes `out/report.html` for the episodes recorded in `out/episode_*/`; returns its path.

@@ -8,9 +8,9 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use wormnet_agent::checkpoint::load_checkpoint;
 use wormnet_agent::eval::EvalOptions;
-use wormnet_agent::inspect::ablation::{ablate, ablation_chart};
+use wormnet_agent::inspect::ablation::{ablate, ablation_chart, AblationRow};
 use wormnet_agent::inspect::audit::{acted_observations, record_episode, Auditor};
-use wormnet_sim::Registry;
+use wormnet_sim::{EnvFactory, Registry};
 
 /// Arguments of `wormnet ablate`.
 #[derive(Args, Debug)]
@@ -45,26 +45,8 @@ pub fn run(args: AblateArgs, registry: &Registry) -> Result<()> {
         .with_context(|| format!("{}: its [env] section", loaded.path.display()))?;
     // The observations the intact policy acts on, to measure how far knockouts move actions.
     let max_steps = spec.max_episode_steps.map_or(1000, |m| m as usize);
-    let mut auditor = Auditor::new(std::rc::Rc::new(loaded.policy), true);
-    let mut probes = Vec::new();
-    for seed in args.seed..args.seed + args.episodes.min(3) as u64 {
-        let env = factory
-            .build()
-            .with_context(|| format!("cannot build env `{}`", factory.name()))?;
-        let rollout = record_episode(
-            env,
-            factory.options().clone(),
-            seed,
-            max_steps,
-            &mut auditor,
-        )?;
-        probes.push(
-            acted_observations(&rollout)
-                .into_iter()
-                .map(<[f32]>::to_vec)
-                .collect(),
-        );
-    }
+    let auditor = Auditor::new(std::rc::Rc::new(loaded.policy), true);
+    let probes = probe_observations(auditor, &factory, args.seed, args.episodes, max_steps)?;
     let options = EvalOptions {
         episodes: args.episodes,
         deterministic: true,
@@ -94,22 +76,7 @@ pub fn run(args: AblateArgs, registry: &Registry) -> Result<()> {
             println!("{line}");
         }
     } else {
-        println!(
-            "{:<22} {:<8} {:>10} {:>10} {:>8} {:>13}",
-            "knocked out", "layer", "return", "drop", "success", "action change"
-        );
-        for r in &rows {
-            println!(
-                "{:<22} {:<8} {:>10.2} {:>10.2} {:>8} {:>13.4}",
-                r.neuron,
-                r.layer,
-                r.return_mean,
-                r.return_drop,
-                r.success_rate
-                    .map_or("-".to_string(), |s| format!("{:.0}%", 100.0 * s)),
-                r.action_change
-            );
-        }
+        print_table(&rows);
     }
     let jsonl = dir.join("ablation.jsonl");
     std::fs::write(&jsonl, lines.join("\n") + "\n")
@@ -119,4 +86,55 @@ pub fn run(args: AblateArgs, registry: &Registry) -> Result<()> {
         println!("written to {} and ablation.png", jsonl.display());
     }
     Ok(())
+}
+
+/// The observations the intact policy acts on over up to 3 episodes from `seed`, to measure
+/// how far knockouts move actions.
+fn probe_observations(
+    mut auditor: Auditor,
+    factory: &EnvFactory,
+    seed: u64,
+    episodes: usize,
+    max_steps: usize,
+) -> Result<Vec<Vec<Vec<f32>>>> {
+    let mut probes = Vec::new();
+    for seed in seed..seed + episodes.min(3) as u64 {
+        let env = factory
+            .build()
+            .with_context(|| format!("cannot build env `{}`", factory.name()))?;
+        let rollout = record_episode(
+            env,
+            factory.options().clone(),
+            seed,
+            max_steps,
+            &mut auditor,
+        )?;
+        probes.push(
+            acted_observations(&rollout)
+                .into_iter()
+                .map(<[f32]>::to_vec)
+                .collect(),
+        );
+    }
+    Ok(probes)
+}
+
+/// Prints the knockouts as a table: return, its drop, success rate and action change.
+fn print_table(rows: &[AblationRow]) {
+    println!(
+        "{:<22} {:<8} {:>10} {:>10} {:>8} {:>13}",
+        "knocked out", "layer", "return", "drop", "success", "action change"
+    );
+    for r in rows {
+        println!(
+            "{:<22} {:<8} {:>10.2} {:>10.2} {:>8} {:>13.4}",
+            r.neuron,
+            r.layer,
+            r.return_mean,
+            r.return_drop,
+            r.success_rate
+                .map_or("-".to_string(), |s| format!("{:.0}%", 100.0 * s)),
+            r.action_change
+        );
+    }
 }

@@ -2,6 +2,7 @@
 //! issues and READMEs are comparable. The measuring loops live in the library crates; this
 //! module only parses arguments and prints.
 
+use std::path::Path;
 use std::time::Duration;
 
 use wormnet_agent::config::TrainConfig;
@@ -240,93 +241,114 @@ fn bench_train(args: TrainBench, registry: &Registry) -> Result<()> {
     // PPO's speed from whatever weights: no cloning of an expert before it.
     config.imitation.before_ppo = false;
     let scratch = std::env::temp_dir().join(format!("wormnet-bench-train-{}", std::process::id()));
-    let result = (|| -> Result<()> {
-        let mut trainer = Trainer::create(config.clone(), &scratch, registry)
-            .with_context(|| format!("config {}", args.config.display()))?;
-        trainer.run(Some(1), |_, _| {})?;
-        let mut total = UpdateStats::default();
-        trainer.run(Some(args.updates), |_, s| {
-            for (sum, x) in [
-                (&mut total.rollout_seconds, s.rollout_seconds),
-                (&mut total.update_seconds, s.update_seconds),
-                (&mut total.batching_seconds, s.batching_seconds),
-                (&mut total.actor_seconds, s.actor_seconds),
-                (&mut total.critic_seconds, s.critic_seconds),
-                (&mut total.critic_wait_seconds, s.critic_wait_seconds),
-                (&mut total.loss_seconds, s.loss_seconds),
-                (&mut total.backward_seconds, s.backward_seconds),
-                (&mut total.optimizer_seconds, s.optimizer_seconds),
-            ] {
-                *sum += x;
-            }
-            total.critic_beside = s.critic_beside;
-        })?;
-        let n = args.updates as f64;
-        let steps = batch as f64 * n;
-        let train = total.rollout_seconds + total.update_seconds;
-        let ms = |s: f64| 1e3 * s / n;
-        // The critic's half is part of the update's sum only when it ran inline.
-        let (critic_inline, critic_wait) = if total.critic_beside {
-            (0.0, total.critic_wait_seconds)
-        } else {
-            (total.critic_seconds, 0.0)
-        };
-        // What no part measures: the replay's set-up, reading the losses and statistics.
-        let rest = total.update_seconds
-            - total.batching_seconds
-            - total.actor_seconds
-            - critic_inline
-            - critic_wait
-            - total.loss_seconds
-            - total.backward_seconds
-            - total.optimizer_seconds;
-        let samples = batch as f64 * config.ppo.epochs as f64;
-        println!(
-            "wormnet bench train {}: {} updates of {} steps ({} envs × {}), {} epochs × {} minibatches",
-            args.config.display(),
-            args.updates,
-            batch,
-            config.env.num_envs,
-            config.ppo.steps_per_rollout,
-            config.ppo.epochs,
-            config.ppo.minibatches
-        );
-        println!(
-            "training steps/s: {:.0}   (rollout {:.1} s = {:.0} %, update {:.1} s = {:.0} %)",
-            steps / train,
-            total.rollout_seconds,
-            100.0 * total.rollout_seconds / train,
-            total.update_seconds,
-            100.0 * total.update_seconds / train
-        );
-        let critic = if total.critic_beside {
-            format!("waiting for the critic {:.1}", ms(critic_wait))
-        } else {
-            format!("critic {:.1}", ms(critic_inline))
-        };
-        println!(
-            "per update: rollout {:.1} ms; update {:.1} ms = gae and batching {:.1} + actor {:.1} + {critic} + loss {:.1} + backward {:.1} + optimizer {:.1} + other {:.1}",
-            ms(total.rollout_seconds),
-            ms(total.update_seconds),
-            ms(total.batching_seconds),
-            ms(total.actor_seconds),
-            ms(total.loss_seconds),
-            ms(total.backward_seconds),
-            ms(total.optimizer_seconds),
-            ms(rest)
-        );
-        if total.critic_beside {
-            println!(
-                "critic (values, value loss, backward) on a second thread beside the actor: {:.1} ms per update",
-                ms(total.critic_seconds)
-            );
-        }
-        println!(
-            "update per sample-step (epochs × envs × steps): {:.2} µs",
-            1e6 * total.update_seconds / n / samples
-        );
-        Ok(())
-    })();
+    let result = train_and_report(&args, &config, batch, &scratch, registry);
     let _ = std::fs::remove_dir_all(&scratch);
     result
+}
+
+/// Trains one warm-up update and the measured ones in `scratch`, then prints where the time
+/// went.
+fn train_and_report(
+    args: &TrainBench,
+    config: &TrainConfig,
+    batch: u64,
+    scratch: &Path,
+    registry: &Registry,
+) -> Result<()> {
+    let mut trainer = Trainer::create(config.clone(), scratch, registry)
+        .with_context(|| format!("config {}", args.config.display()))?;
+    trainer.run(Some(1), |_, _| {})?;
+    let total = measure_updates(&mut trainer, args.updates)?;
+    print_breakdown(args, config, batch, &total);
+    Ok(())
+}
+
+/// Trains `updates` updates, summing each part's seconds over them.
+fn measure_updates(trainer: &mut Trainer, updates: usize) -> Result<UpdateStats> {
+    let mut total = UpdateStats::default();
+    trainer.run(Some(updates), |_, s| {
+        for (sum, x) in [
+            (&mut total.rollout_seconds, s.rollout_seconds),
+            (&mut total.update_seconds, s.update_seconds),
+            (&mut total.batching_seconds, s.batching_seconds),
+            (&mut total.actor_seconds, s.actor_seconds),
+            (&mut total.critic_seconds, s.critic_seconds),
+            (&mut total.critic_wait_seconds, s.critic_wait_seconds),
+            (&mut total.loss_seconds, s.loss_seconds),
+            (&mut total.backward_seconds, s.backward_seconds),
+            (&mut total.optimizer_seconds, s.optimizer_seconds),
+        ] {
+            *sum += x;
+        }
+        total.critic_beside = s.critic_beside;
+    })?;
+    Ok(total)
+}
+
+/// Prints the training speed and each part's milliseconds per update.
+fn print_breakdown(args: &TrainBench, config: &TrainConfig, batch: u64, total: &UpdateStats) {
+    let n = args.updates as f64;
+    let steps = batch as f64 * n;
+    let train = total.rollout_seconds + total.update_seconds;
+    let ms = |s: f64| 1e3 * s / n;
+    // The critic's half is part of the update's sum only when it ran inline.
+    let (critic_inline, critic_wait) = if total.critic_beside {
+        (0.0, total.critic_wait_seconds)
+    } else {
+        (total.critic_seconds, 0.0)
+    };
+    // What no part measures: the replay's set-up, reading the losses and statistics.
+    let rest = total.update_seconds
+        - total.batching_seconds
+        - total.actor_seconds
+        - critic_inline
+        - critic_wait
+        - total.loss_seconds
+        - total.backward_seconds
+        - total.optimizer_seconds;
+    let samples = batch as f64 * config.ppo.epochs as f64;
+    println!(
+        "wormnet bench train {}: {} updates of {} steps ({} envs × {}), {} epochs × {} minibatches",
+        args.config.display(),
+        args.updates,
+        batch,
+        config.env.num_envs,
+        config.ppo.steps_per_rollout,
+        config.ppo.epochs,
+        config.ppo.minibatches
+    );
+    println!(
+        "training steps/s: {:.0}   (rollout {:.1} s = {:.0} %, update {:.1} s = {:.0} %)",
+        steps / train,
+        total.rollout_seconds,
+        100.0 * total.rollout_seconds / train,
+        total.update_seconds,
+        100.0 * total.update_seconds / train
+    );
+    let critic = if total.critic_beside {
+        format!("waiting for the critic {:.1}", ms(critic_wait))
+    } else {
+        format!("critic {:.1}", ms(critic_inline))
+    };
+    println!(
+        "per update: rollout {:.1} ms; update {:.1} ms = gae and batching {:.1} + actor {:.1} + {critic} + loss {:.1} + backward {:.1} + optimizer {:.1} + other {:.1}",
+        ms(total.rollout_seconds),
+        ms(total.update_seconds),
+        ms(total.batching_seconds),
+        ms(total.actor_seconds),
+        ms(total.loss_seconds),
+        ms(total.backward_seconds),
+        ms(total.optimizer_seconds),
+        ms(rest)
+    );
+    if total.critic_beside {
+        println!(
+            "critic (values, value loss, backward) on a second thread beside the actor: {:.1} ms per update",
+            ms(total.critic_seconds)
+        );
+    }
+    println!(
+        "update per sample-step (epochs × envs × steps): {:.2} µs",
+        1e6 * total.update_seconds / n / samples
+    );
 }

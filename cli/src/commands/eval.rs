@@ -52,24 +52,7 @@ pub const EVAL_LOG: &str = "evals.jsonl";
 
 /// Runs `wormnet eval`.
 pub fn run(args: EvalArgs, registry: &Registry) -> Result<()> {
-    if !(1..=MAX_EVAL_EPISODES).contains(&args.episodes) {
-        bail!(
-            "--episodes must be between 1 and {MAX_EVAL_EPISODES}, got {}",
-            args.episodes
-        );
-    }
-    if let Some(out) = args.out.as_ref().filter(|o| o.exists()) {
-        bail!(
-            "--out {} already exists; choose a new file (evaluations are never overwritten)",
-            out.display()
-        );
-    }
-    if !(args.obs_noise >= 0.0 && args.obs_noise.is_finite()) {
-        bail!(
-            "--obs-noise must be a finite value ≥ 0, got {}",
-            args.obs_noise
-        );
-    }
+    check_args(&args)?;
     let device = parse_device(&args.device)?;
     tch::set_num_threads(1);
     let loaded = load_checkpoint(&args.target, device)?;
@@ -122,10 +105,40 @@ pub fn run(args: EvalArgs, registry: &Registry) -> Result<()> {
             summary.mean_length,
         );
     }
-    match &args.out {
-        Some(out) => save_json(out, &record)?,
+    record_result(args.out.as_deref(), &loaded.path, &record)
+}
+
+/// Refuses bad arguments before the checkpoint is loaded: the episode count, an existing
+/// `--out`, the noise.
+fn check_args(args: &EvalArgs) -> Result<()> {
+    if !(1..=MAX_EVAL_EPISODES).contains(&args.episodes) {
+        bail!(
+            "--episodes must be between 1 and {MAX_EVAL_EPISODES}, got {}",
+            args.episodes
+        );
+    }
+    if let Some(out) = args.out.as_ref().filter(|o| o.exists()) {
+        bail!(
+            "--out {} already exists; choose a new file (evaluations are never overwritten)",
+            out.display()
+        );
+    }
+    if !(args.obs_noise >= 0.0 && args.obs_noise.is_finite()) {
+        bail!(
+            "--obs-noise must be a finite value ≥ 0, got {}",
+            args.obs_noise
+        );
+    }
+    Ok(())
+}
+
+/// Writes the result to `--out`, else appends it to the run's `evals.jsonl` — only warning
+/// when that fails, the result having been printed.
+fn record_result(out: Option<&Path>, checkpoint: &Path, record: &serde_json::Value) -> Result<()> {
+    match out {
+        Some(out) => save_json(out, record)?,
         None => {
-            let dir = loaded.path.parent().unwrap_or(Path::new("."));
+            let dir = checkpoint.parent().unwrap_or(Path::new("."));
             let log = dir.join(EVAL_LOG);
             if let Err(e) = append_line(&log, &record.to_string()) {
                 eprintln!(

@@ -3,14 +3,14 @@
 //! confidence bands, and with `--noise` the success-versus-σ robustness figure. Runs stopped
 //! short of their `run.total_steps` are rows of their own, marked `unfinished: N of M steps`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use wormnet_agent::checkpoint::write_atomic;
 use wormnet_agent::compare::plot::{draw_bands, learning_bands, Band};
 use wormnet_agent::compare::robustness::noise_sweep;
-use wormnet_agent::compare::{csv, find_runs, group, markdown, summarize, RunRecord};
+use wormnet_agent::compare::{csv, find_runs, group, markdown, summarize, GroupRow, RunRecord};
 use wormnet_sim::Registry;
 
 /// Arguments of `wormnet report`.
@@ -45,46 +45,8 @@ pub fn run(args: ReportArgs, registry: &Registry) -> Result<()> {
     }
     let dirs = find_runs(&args.dirs)?;
     tch::set_num_threads(1);
-    let mut runs = Vec::with_capacity(dirs.len());
-    let mut success = true;
-    for (i, dir) in dirs.iter().enumerate() {
-        let mut run = RunRecord::load(dir)?;
-        if !args.noise.is_empty() {
-            eprintln!(
-                "[{}/{}] noise evaluation of {}",
-                i + 1,
-                dirs.len(),
-                dir.display()
-            );
-            // A run without a loadable policy (a trial that failed before its first
-            // checkpoint) still reports its learning curve; its noise columns stay empty.
-            match noise_sweep(dir, &args.noise, args.episodes, registry) {
-                Ok((is_success, points)) => {
-                    success &= is_success;
-                    run.noise = points;
-                }
-                Err(e) => eprintln!("warning: no noise evaluation of {}: {e:#}", dir.display()),
-            }
-        }
-        runs.push(run);
-    }
-    // A run stopped short of its budget is no final result: it gets a row of its own, marked.
-    let unfinished: Vec<String> = runs
-        .iter()
-        .filter_map(|r| {
-            let (done, total) = r.unfinished()?;
-            Some(format!("{} ({done} of {total} steps)", r.dir.display()))
-        })
-        .collect();
-    if !unfinished.is_empty() {
-        eprintln!(
-            "warning: {} of {} runs are unfinished, reported in rows of their own marked \
-             unfinished and kept out of the finished groups: {}",
-            unfinished.len(),
-            dirs.len(),
-            unfinished.join(", ")
-        );
-    }
+    let (runs, success) = load_runs(&args, &dirs, registry)?;
+    warn_unfinished(&runs);
     let groups = group(runs);
     let rows: Vec<_> = groups
         .iter()
@@ -119,32 +81,91 @@ pub fn run(args: ReportArgs, registry: &Registry) -> Result<()> {
         eprintln!("warning: no run could be evaluated under noise; robustness.png not written");
     }
     if evaluated {
-        let bands: Vec<Band> = rows
-            .iter()
-            .map(|r| {
-                (
-                    r.label.clone(),
-                    r.noise
-                        .iter()
-                        .map(|(s, e)| (f64::from(*s), e.mean, e.lo, e.hi))
-                        .collect(),
-                )
-            })
-            .collect();
-        let y = if success {
-            "success rate"
-        } else {
-            "mean return"
-        };
-        draw_bands(
-            &bands,
-            &format!("robustness: {y} under observation noise (95% CI)"),
-            "observation noise σ",
-            y,
-            &out.join("robustness.png"),
-        )?;
+        draw_robustness(&rows, success, &out.join("robustness.png"))?;
         written.push("robustness.png");
     }
     eprintln!("wrote {} in {}", written.join(", "), out.display());
     Ok(())
+}
+
+/// Every run's record, with its noise evaluation under `--noise`; and whether every evaluated
+/// env reports success (so success rates, not returns, are compared).
+fn load_runs(
+    args: &ReportArgs,
+    dirs: &[PathBuf],
+    registry: &Registry,
+) -> Result<(Vec<RunRecord>, bool)> {
+    let mut runs = Vec::with_capacity(dirs.len());
+    let mut success = true;
+    for (i, dir) in dirs.iter().enumerate() {
+        let mut run = RunRecord::load(dir)?;
+        if !args.noise.is_empty() {
+            eprintln!(
+                "[{}/{}] noise evaluation of {}",
+                i + 1,
+                dirs.len(),
+                dir.display()
+            );
+            // A run without a loadable policy (a trial that failed before its first
+            // checkpoint) still reports its learning curve; its noise columns stay empty.
+            match noise_sweep(dir, &args.noise, args.episodes, registry) {
+                Ok((is_success, points)) => {
+                    success &= is_success;
+                    run.noise = points;
+                }
+                Err(e) => eprintln!("warning: no noise evaluation of {}: {e:#}", dir.display()),
+            }
+        }
+        runs.push(run);
+    }
+    Ok((runs, success))
+}
+
+/// Names the runs stopped short of their budget: no final result, each gets a row of its own,
+/// marked.
+fn warn_unfinished(runs: &[RunRecord]) {
+    let unfinished: Vec<String> = runs
+        .iter()
+        .filter_map(|r| {
+            let (done, total) = r.unfinished()?;
+            Some(format!("{} ({done} of {total} steps)", r.dir.display()))
+        })
+        .collect();
+    if !unfinished.is_empty() {
+        eprintln!(
+            "warning: {} of {} runs are unfinished, reported in rows of their own marked \
+             unfinished and kept out of the finished groups: {}",
+            unfinished.len(),
+            runs.len(),
+            unfinished.join(", ")
+        );
+    }
+}
+
+/// Draws each group's success rate (or mean return) against the observation-noise σ.
+fn draw_robustness(rows: &[GroupRow], success: bool, path: &Path) -> Result<()> {
+    let bands: Vec<Band> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.label.clone(),
+                r.noise
+                    .iter()
+                    .map(|(s, e)| (f64::from(*s), e.mean, e.lo, e.hi))
+                    .collect(),
+            )
+        })
+        .collect();
+    let y = if success {
+        "success rate"
+    } else {
+        "mean return"
+    };
+    draw_bands(
+        &bands,
+        &format!("robustness: {y} under observation noise (95% CI)"),
+        "observation noise σ",
+        y,
+        path,
+    )
 }

@@ -2,7 +2,7 @@
 //! env's observation and action names), of a wiring config (`kind = "auto_ncp"` …) or of a
 //! wiring file, as SVG or PNG.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -39,13 +39,7 @@ pub struct WiringArgs {
 /// Runs `wormnet wiring`.
 pub fn run(args: WiringArgs, registry: &Registry) -> Result<()> {
     let path = &args.input;
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let value: toml::Value = if path.extension().is_some_and(|e| e == "json") {
-        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?
-    } else {
-        toml::from_str(&text).with_context(|| format!("{} is not TOML", path.display()))?
-    };
+    let value = read_value(path)?;
     let mut options = PictureOptions {
         labels: args.labels,
         title: Some(path.display().to_string()),
@@ -92,6 +86,38 @@ pub fn run(args: WiringArgs, registry: &Registry) -> Result<()> {
     } else {
         Wiring::load(path)?
     };
+    size_inputs(&mut wiring, inputs, path)?;
+    picture::write(&wiring, &options, &args.out)?;
+    println!(
+        "{}: {} neurons, {} synapses, {} sensory synapses -> {}",
+        path.display(),
+        wiring.units(),
+        wiring.synapse_count(),
+        wiring.sensory_synapse_count(),
+        args.out.display()
+    );
+    if let Some(save) = &args.save {
+        wiring.save(save)?;
+        println!("wiring written to {}", save.display());
+    }
+    Ok(())
+}
+
+/// The file as a TOML value: JSON for a `.json` file, TOML otherwise.
+fn read_value(path: &Path) -> Result<toml::Value> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let value: toml::Value = if path.extension().is_some_and(|e| e == "json") {
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?
+    } else {
+        toml::from_str(&text).with_context(|| format!("{} is not TOML", path.display()))?
+    };
+    Ok(value)
+}
+
+/// Builds an unbuilt wiring for `inputs` sensory neurons, and refuses a built one whose input
+/// count differs (or an unbuilt one with no count given).
+fn size_inputs(wiring: &mut Wiring, inputs: Option<usize>, path: &Path) -> Result<()> {
     match (wiring.input_dim(), inputs) {
         (None, Some(s)) => wiring.build(s)?,
         (Some(d), Some(s)) if d != s => {
@@ -105,19 +131,6 @@ pub fn run(args: WiringArgs, registry: &Registry) -> Result<()> {
             path.display()
         ),
         _ => {}
-    }
-    picture::write(&wiring, &options, &args.out)?;
-    println!(
-        "{}: {} neurons, {} synapses, {} sensory synapses -> {}",
-        path.display(),
-        wiring.units(),
-        wiring.synapse_count(),
-        wiring.sensory_synapse_count(),
-        args.out.display()
-    );
-    if let Some(save) = &args.save {
-        wiring.save(save)?;
-        println!("wiring written to {}", save.display());
     }
     Ok(())
 }

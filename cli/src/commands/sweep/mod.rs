@@ -75,15 +75,7 @@ pub struct SweepArgs {
 /// Runs `wormnet sweep`.
 pub fn run(args: SweepArgs) -> Result<()> {
     let sweep = SweepFile::load(&args.sweep)?;
-    let trials = sweep.trials()?;
-    // Every trial's config is checked before anything starts: a typo fails the sweep at once.
-    let mut threads = 1;
-    let mut resolved = Vec::with_capacity(trials.len());
-    for t in &trials {
-        let config = t.resolved()?;
-        threads = threads.max(config.env.workers.max(config.run.threads));
-        resolved.push(config);
-    }
+    let (trials, threads) = resolve_trials(&sweep, args.trial)?;
     let dir = args.out.clone().unwrap_or_else(|| {
         let stem = args
             .sweep
@@ -91,15 +83,6 @@ pub fn run(args: SweepArgs) -> Result<()> {
             .map_or("sweep".into(), |s| s.to_string_lossy().into_owned());
         PathBuf::from("sweeps/runs").join(stem)
     });
-    let count = trials.len();
-    let trials: Vec<(Trial, TrainConfig)> = match args.trial {
-        Some(i) if i >= count => bail!(
-            "--trial {i}: the sweep has {count} trials (0 to {})",
-            count - 1
-        ),
-        Some(i) => vec![(trials[i].clone(), resolved[i].clone())],
-        None => trials.into_iter().zip(resolved).collect(),
-    };
     // Before anything in the directory changes: trials trained with other settings are an
     // error, never reused under the new ones.
     let plan = plan_trials(&dir, &args.sweep, trials)?;
@@ -124,16 +107,85 @@ pub fn run(args: SweepArgs) -> Result<()> {
         }
         return Ok(());
     }
+    let (_lock, dir) = prepare_dir(&args, &dir)?;
+    let binary = std::env::current_exe().context("cannot find the wormnet binary")?;
+
+    let (status, jobs) = schedule(&plan, &dir, alone)?;
+    super::train::install_ctrl_c("stopping the trials (each saves its latest checkpoint)…")?;
+    announce(&plan, &dir, args.executor, parallel, jobs.len());
+    let keep_manifest = args.trial.is_none();
+    if keep_manifest {
+        write_manifest(&dir, &args.sweep, &status)?;
+    }
+    let skipped = plan
+        .iter()
+        .filter(|(_, p)| *p == Progress::Finished)
+        .count();
+    let mut tracker = Tracker {
+        bar: progress_bar(plan.len(), skipped),
+        status,
+        jobs: &jobs,
+        dir: &dir,
+        sweep: &args.sweep,
+        keep_manifest,
+    };
+    tracker.bar.set_message(counts(&tracker.status));
+    let mut report = |event: Event| tracker.record(event);
+    match args.executor {
+        Executor::Local => local::run(&binary, &jobs, parallel, &mut report)?,
+        Executor::Ray => {
+            let address = args
+                .ray_address
+                .clone()
+                .or_else(|| std::env::var("RAY_ADDRESS").ok())
+                .context("the Ray executor needs --ray-address HOST:PORT or RAY_ADDRESS (scripts/ray_head start prints one)")?;
+            ray::run(&binary, &jobs, threads, &address, &dir, &mut report)?
+        }
+    }
+    tracker.bar.finish();
+    summarize(&tracker.status, &dir)
+}
+
+/// Every trial of the sweep with its resolved config — all checked before anything starts,
+/// so that a typo fails the sweep at once — narrowed to `--trial` when given; and the most
+/// threads one trial takes.
+fn resolve_trials(
+    sweep: &SweepFile,
+    trial: Option<usize>,
+) -> Result<(Vec<(Trial, TrainConfig)>, usize)> {
+    let trials = sweep.trials()?;
+    let mut threads = 1;
+    let mut resolved = Vec::with_capacity(trials.len());
+    for t in &trials {
+        let config = t.resolved()?;
+        threads = threads.max(config.env.workers.max(config.run.threads));
+        resolved.push(config);
+    }
+    let count = trials.len();
+    let trials: Vec<(Trial, TrainConfig)> = match trial {
+        Some(i) if i >= count => bail!(
+            "--trial {i}: the sweep has {count} trials (0 to {})",
+            count - 1
+        ),
+        Some(i) => vec![(trials[i].clone(), resolved[i].clone())],
+        None => trials.into_iter().zip(resolved).collect(),
+    };
+    Ok((trials, threads))
+}
+
+/// Creates the sweep directory's `trials/` and `logs/`, takes its lock and copies the sweep
+/// file in (neither for a `--trial` array task); returns the lock and the canonical directory.
+fn prepare_dir(args: &SweepArgs, dir: &Path) -> Result<(Option<RunLock>, PathBuf)> {
     for sub in ["trials", "logs"] {
         std::fs::create_dir_all(dir.join(sub))
             .with_context(|| format!("cannot create {}", dir.join(sub).display()))?;
     }
     // One sweep process per directory; Slurm array tasks (`--trial`) rely on the run
     // directories' own locks instead.
-    let _lock = match args.trial {
+    let lock = match args.trial {
         Some(_) => None,
         None => Some(
-            RunLock::acquire(&dir).with_context(|| format!("sweep directory {}", dir.display()))?,
+            RunLock::acquire(dir).with_context(|| format!("sweep directory {}", dir.display()))?,
         ),
     };
     if args.trial.is_none() {
@@ -145,16 +197,23 @@ pub fn run(args: SweepArgs) -> Result<()> {
             )
         })?;
     }
-    let dir = dir.canonicalize()?;
-    let binary = std::env::current_exe().context("cannot find the wormnet binary")?;
+    Ok((lock, dir.canonicalize()?))
+}
 
+/// The sweep's opening line: how many trials, how many already finished or kept unreadable,
+/// and how many run where.
+fn announce(
+    plan: &[(Trial, Progress)],
+    dir: &Path,
+    executor: Executor,
+    parallel: usize,
+    to_run: usize,
+) {
     let skipped = plan
         .iter()
         .filter(|(_, p)| *p == Progress::Finished)
         .count();
-    let (mut status, jobs) = schedule(&plan, &dir, alone)?;
-    super::train::install_ctrl_c("stopping the trials (each saves its latest checkpoint)…")?;
-    let where_ = match args.executor {
+    let where_ = match executor {
         Executor::Local => format!("{parallel} at a time on this machine"),
         Executor::Ray => "as Ray tasks".into(),
     };
@@ -171,52 +230,52 @@ pub fn run(args: SweepArgs) -> Result<()> {
         plan.len(),
         dir.display(),
         skipped,
-        jobs.len()
+        to_run
     );
-    let keep_manifest = args.trial.is_none();
-    if keep_manifest {
-        write_manifest(&dir, &args.sweep, &status)?;
-    }
+}
 
-    let bar = ProgressBar::new(plan.len() as u64);
+/// The bar of finished trials out of `len`, starting at the `skipped` already finished.
+fn progress_bar(len: usize, skipped: usize) -> ProgressBar {
+    let bar = ProgressBar::new(len as u64);
     bar.set_style(
         ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} trials  {msg}")
             .expect("valid template")
             .progress_chars("=> "),
     );
     bar.set_position(skipped as u64);
-    bar.set_message(counts(&status));
-    // Each trial's start and end as a line too when there is no terminal for the bar (a log
-    // file, a Slurm or CI job).
-    let say = |bar: &ProgressBar, line: String| {
-        if bar.is_hidden() {
-            eprintln!("{line}");
-        } else {
-            bar.println(line);
-        }
-    };
-    let mut report = |event: Event| {
+    bar
+}
+
+/// Prints `line` above the bar, or as a line of its own when there is no terminal for the bar
+/// (a log file, a Slurm or CI job).
+fn say(bar: &ProgressBar, line: String) {
+    if bar.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        bar.println(line);
+    }
+}
+
+/// The running sweep's state: each trial's status, kept in the manifest and shown on the bar
+/// as the executor reports starts and ends.
+struct Tracker<'a> {
+    bar: ProgressBar,
+    status: BTreeMap<String, TrialStatus>,
+    jobs: &'a [Job],
+    dir: &'a Path,
+    sweep: &'a Path,
+    keep_manifest: bool,
+}
+
+impl Tracker<'_> {
+    /// Takes in a trial's start or end: its status, the bar, a line for a log, the manifest.
+    fn record(&mut self, event: Event) {
         let (id, end) = match event {
             Event::Started(id) => (id, None),
             Event::Ended(id, end) => (id, Some(end)),
         };
-        // A trial stopped by a signal saves and exits 0 short of its budget, and one cancelled
-        // as it ended may have finished: its checkpoint decides.
-        let end = end.map(|end| match end {
-            JobEnd::Failed(e) => JobEnd::Failed(e),
-            _ => {
-                let run_dir = jobs
-                    .iter()
-                    .find(|j| j.id == id)
-                    .map(|j| j.run_dir.as_path());
-                if run_dir.is_some_and(|d| progress(d) == Progress::Finished) {
-                    JobEnd::Finished
-                } else {
-                    JobEnd::Interrupted
-                }
-            }
-        });
-        if let Some(s) = status.get_mut(&id) {
+        let end = end.map(|end| self.settle(&id, end));
+        if let Some(s) = self.status.get_mut(&id) {
             s.status = match &end {
                 None => "running",
                 Some(JobEnd::Finished) => "finished",
@@ -229,38 +288,45 @@ pub fn run(args: SweepArgs) -> Result<()> {
             .into();
         }
         if matches!(end, Some(JobEnd::Finished | JobEnd::Failed(_))) {
-            bar.inc(1);
+            self.bar.inc(1);
         }
         match &end {
-            Some(JobEnd::Failed(e)) => say(&bar, format!("trial {id} failed: {e}")),
+            Some(JobEnd::Failed(e)) => say(&self.bar, format!("trial {id} failed: {e}")),
             // The bar shows the rest; a log gets a line per ended trial.
-            Some(_) if bar.is_hidden() => {
-                let state = status.get(&id).map_or("ended", |s| s.status.as_str());
-                eprintln!("trial {id} {state} ({})", counts(&status));
+            Some(_) if self.bar.is_hidden() => {
+                let state = self.status.get(&id).map_or("ended", |s| s.status.as_str());
+                eprintln!("trial {id} {state} ({})", counts(&self.status));
             }
             _ => {}
         }
-        bar.set_message(counts(&status));
-        if !keep_manifest {
+        self.bar.set_message(counts(&self.status));
+        if !self.keep_manifest {
             return;
         }
-        if let Err(e) = write_manifest(&dir, &args.sweep, &status) {
-            say(&bar, format!("warning: {e:#}"));
-        }
-    };
-    match args.executor {
-        Executor::Local => local::run(&binary, &jobs, parallel, &mut report)?,
-        Executor::Ray => {
-            let address = args
-                .ray_address
-                .clone()
-                .or_else(|| std::env::var("RAY_ADDRESS").ok())
-                .context("the Ray executor needs --ray-address HOST:PORT or RAY_ADDRESS (scripts/ray_head start prints one)")?;
-            ray::run(&binary, &jobs, threads, &address, &dir, &mut report)?
+        if let Err(e) = write_manifest(self.dir, self.sweep, &self.status) {
+            say(&self.bar, format!("warning: {e:#}"));
         }
     }
-    bar.finish();
-    summarize(&status, &dir)
+
+    /// How trial `id` really ended: a trial stopped by a signal saves and exits 0 short of its
+    /// budget, and one cancelled as it ended may have finished, so its checkpoint decides.
+    fn settle(&self, id: &str, end: JobEnd) -> JobEnd {
+        match end {
+            JobEnd::Failed(e) => JobEnd::Failed(e),
+            _ => {
+                let run_dir = self
+                    .jobs
+                    .iter()
+                    .find(|j| j.id == id)
+                    .map(|j| j.run_dir.as_path());
+                if run_dir.is_some_and(|d| progress(d) == Progress::Finished) {
+                    JobEnd::Finished
+                } else {
+                    JobEnd::Interrupted
+                }
+            }
+        }
+    }
 }
 
 /// Each trial's line in the manifest, and a job for each one to run now: started afresh (its
