@@ -584,6 +584,9 @@ fn every_shipped_sweep_lists_its_trials() {
         }
         let out = wormnet(&["sweep", path.to_str().unwrap(), "--dry-run"]);
         assert!(out.status.success(), "{}: {}", path.display(), stderr(&out));
-        assert!(String::from_utf8_lossy(&out.stdout).lines().count() >= 6);
+        let listed = String::from_utf8_lossy(&out.stdout).into_owned();
+        // The shipped sweeps have 5 trials or more, each a `train` command line.
+        assert!(listed.lines().count() >= 5, "{}: {listed}", path.display());
+        assert!(listed.lines().all(|l| l.contains(" train ")), "{listed}");
     }
 }
