@@ -13,7 +13,7 @@ import re
 import sys
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-CRATES = ["sim", "envs", "ncp", "agent", "cli", "build-support", "feature-pins", "bevy-facade",
+CRATES = ["sim", "envs", "ncp", "agent", "cli", "build", "feature-pins", "bevy",
           "examples/lander"]
 MAX_LINES = 600
 MAX_FN_LINES = 80

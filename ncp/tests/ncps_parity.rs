@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use tch::{nn, Device, Kind, Tensor};
 use wormnet_ncp::wiring::{Wiring, WiringConfig};
-use wormnet_ncp::{NcpConfig, NcpNet, State};
+use wormnet_ncp::{CellNet, NcpConfig, State};
 
 const TOL: f64 = 1e-5;
 
@@ -82,25 +82,25 @@ fn load_io(name: &str) -> Io {
     }
 }
 
-fn build(case: &Case, seed: i64) -> (nn::VarStore, NcpNet) {
+fn build(case: &Case, seed: i64) -> (nn::VarStore, CellNet) {
     tch::manual_seed(seed);
     let vs = nn::VarStore::new(Device::Cpu);
-    let net = NcpNet::new(&vs.root(), case.input_size, &case.config).unwrap();
+    let net = CellNet::new(&vs.root(), case.input_size, &case.config).unwrap();
     (vs, net)
 }
 
 /// ncps returns the whole last layer of a single-layer wired CfC (quirk Q6); we return the
 /// motor neurons, its first `M` columns.
-fn expected_output(net: &NcpNet, y: &Tensor) -> Tensor {
+fn expected_output(net: &CellNet, y: &Tensor) -> Tensor {
     let m = net.output_size() as i64;
     y.narrow(2, 0, m)
 }
 
 fn compare(
     label: &str,
-    net: &NcpNet,
+    net: &CellNet,
     io: &Io,
-    run: impl Fn(&NcpNet, &Io) -> (Tensor, State),
+    run: impl Fn(&CellNet, &Io) -> (Tensor, State),
 ) -> f64 {
     let (y, s) = run(net, io);
     let dy = max_diff(&y.detach(), &expected_output(net, &io.y));

@@ -9,7 +9,7 @@
 //!
 //! ```toml
 //! [dependencies]
-//! bevy = { package = "wormnet-bevy", path = "…/bevy-facade" }
+//! bevy = { package = "wormnet-bevy", path = "…/bevy" }
 //! ```
 
 #![warn(missing_docs)]
