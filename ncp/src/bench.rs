@@ -1,5 +1,5 @@
 //! The NCP speed benchmark behind `wormnet bench ncp`: LTC and CfC on AutoNCP(19, 4) with 8
-//! inputs, sequences of 100, measured the same way as scripts/bench_ncps.py measures Python
+//! inputs, sequences of 100, measured the same way as scripts/dev/bench_ncps.py measures Python
 //! ncps, so the two can be run back to back and compared case by case.
 //!
 //! Modes: `forward` (no-grad sequence forward), `train` (forward + backward + Adam step on an

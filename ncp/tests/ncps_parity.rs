@@ -1,12 +1,12 @@
 //! Parity with ncps 1.0.1: the fixtures in tests/fixtures/ncps were produced by
-//! scripts/ncps_fixtures.py with the real package; these tests need no Python.
+//! scripts/dev/ncps_fixtures.py with the real package; these tests need no Python.
 //!
 //! For every case: load ncps's state_dict (safetensors), run the fixture input through the
 //! generic libtorch path, the no-grad CPU kernel and the training kernel, and compare output
 //! sequences and final states (max abs diff ≤ 1e-5). Then the other direction: our saved file
 //! has exactly ncps's keys and shapes and reloads to the same outputs. With
 //! `WORMNET_EXPORT_DIR` set, our own freshly initialised weights and outputs are written there
-//! for scripts/ncps_check_export.py to load into ncps with `strict=True`.
+//! for scripts/dev/ncps_check_export.py to load into ncps with `strict=True`.
 
 use std::path::{Path, PathBuf};
 
