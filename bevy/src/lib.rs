@@ -12,8 +12,6 @@
 //! bevy = { package = "wormnet-bevy", path = "…/bevy" }
 //! ```
 
-#![warn(missing_docs)]
-
 pub use bevy::*;
 /// Rapier's Bevy plugin and its types, as wormnet's envs step them.
 pub use bevy_rapier2d as rapier2d;

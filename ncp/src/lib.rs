@@ -32,8 +32,6 @@
 //! - [`net`]: [`CellNet`], which builds a cell from a config and picks the kernel or autograd.
 //! - [`bench`], [`runtime`]: speed figures, and what the loaded libtorch can do.
 
-#![warn(missing_docs)]
-
 pub mod bench;
 pub mod cells;
 pub mod config;
