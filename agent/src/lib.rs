@@ -16,8 +16,7 @@
 //! - [`imitation`]: behavioural cloning of an env's expert, the start before PPO.
 //! - [`eval`]: judging a policy; [`compare`]: judging many runs against each other.
 //! - [`inspect`]: the audit log, the neuron panel, plots, recording and the live window.
-
-#![warn(missing_docs)]
+//! - [`interrupt`]: the Ctrl-C/SIGTERM stop request that every long loop checks.
 
 pub mod checkpoint;
 pub mod compare;

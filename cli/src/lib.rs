@@ -15,9 +15,11 @@
 //!
 //! and it reaches every wormnet crate, and the versions of Bevy, rapier, tch, rand and toml
 //! they were built with, through the re-exports below — so its derives compile with this crate
-//! as its only wormnet dependency. Each subcommand is one module of [`commands`].
-
-#![warn(missing_docs)]
+//! as its only wormnet dependency.
+//!
+//! - [`commands`]: one module per subcommand, its arguments and the function that runs it.
+//! - [`options`]: `--option key=value` over a config's env options, and the check that they
+//!   keep the spaces the policy was trained on.
 
 pub mod commands;
 pub mod options;

@@ -1,11 +1,17 @@
 //! wormnet-envs: the environments wormnet ships, kept apart from the trainer so that a user's
 //! own environment crate needs only `wormnet-sim`.
 //!
-//! [`registry()`] maps names to constructors taking a TOML options table:
-//! `cartpole` and `pendulum` (Gymnasium's CartPole-v1 and Pendulum-v1, each with a
-//! `no_velocity` option) and `ball_slope` (a Bevy + Rapier test env).
-
-#![warn(missing_docs)]
+//! [`registry()`] maps names to constructors taking a TOML options table. It registers every
+//! env here, one module each:
+//! - [`cartpole`] (`cartpole`): Gymnasium's CartPole-v1 to the bit, with a `no_velocity`
+//!   option, the quick benchmark for recurrent policies.
+//! - [`pendulum`] (`pendulum`): Gymnasium's Pendulum-v1, a continuous action, with a
+//!   `no_velocity` option.
+//! - [`ball_slope`] (`ball_slope`): the smallest Bevy + Rapier env, the test of headless
+//!   stepping.
+//! - [`worm`] (`worm`): a swimming capsule chain, the planar C. elegans (MuJoCo's Swimmer).
+//! - [`vehicle`] (`vehicle`): lane keeping on procedural tracks with range sensors or a camera,
+//!   the NCP paper's task in 2D.
 
 pub mod ball_slope;
 pub mod cartpole;

@@ -1,5 +1,5 @@
 //! CartPole-v1 and Pendulum-v1 replay trajectories recorded from Gymnasium 1.4
-//! (scripts/gym_fixtures.py) and must match them to 1e-5.
+//! (scripts/dev/gym_fixtures.py) and must match them to 1e-5.
 
 use serde::Deserialize;
 use wormnet_envs::cartpole::{CartPole, CartPoleOptions};

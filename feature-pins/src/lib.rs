@@ -2,4 +2,3 @@
 //! the features that test-only dependencies would otherwise add only when testing — so that the
 //! README's train command and test command share one build of Bevy, rapier and tch (see
 //! Cargo.toml for the check that keeps it true).
-#![warn(missing_docs)]

@@ -1,5 +1,5 @@
 //! The NCP speed benchmark behind `wormnet bench ncp`: LTC and CfC on AutoNCP(19, 4) with 8
-//! inputs, sequences of 100, measured the same way as scripts/bench_ncps.py measures Python
+//! inputs, sequences of 100, measured the same way as scripts/dev/bench_ncps.py measures Python
 //! ncps, so the two can be run back to back and compared case by case.
 //!
 //! Modes: `forward` (no-grad sequence forward), `train` (forward + backward + Adam step on an
@@ -14,7 +14,7 @@ use tch::nn::OptimizerConfig;
 use tch::{nn, Device, Kind, Tensor};
 
 use crate::config::{CellKind, NcpConfig};
-use crate::net::{NcpNet, State};
+use crate::net::{CellNet, State};
 use crate::wiring::WiringConfig;
 
 /// One measured case.
@@ -109,7 +109,7 @@ pub fn run(options: &BenchOptions, mut report: impl FnMut(&BenchRow)) -> anyhow:
         };
         tch::manual_seed(0);
         let vs = nn::VarStore::new(Device::Cpu);
-        let net = NcpNet::new(&vs.root(), INPUTS as usize, &config(cell))?;
+        let net = CellNet::new(&vs.root(), INPUTS as usize, &config(cell))?;
         let mut opt = nn::Adam::default().build(&vs, 1e-3)?;
         let mut emit =
             |mode: &'static str, batch: i64, path: &'static str, (ms, reps): (f64, usize)| {
@@ -169,7 +169,7 @@ pub fn run(options: &BenchOptions, mut report: impl FnMut(&BenchRow)) -> anyhow:
 type Emit<'a> = dyn FnMut(&'static str, i64, &'static str, (f64, usize)) + 'a;
 
 /// The single-step cases of `net` (its kernel, and libtorch's generic step with `tch_too`).
-fn step_cases(net: &NcpNet, options: &BenchOptions, emit: &mut Emit) {
+fn step_cases(net: &CellNet, options: &BenchOptions, emit: &mut Emit) {
     for &b in &options.step_batches {
         let x = Tensor::randn([b, INPUTS], (Kind::Float, Device::Cpu));
         let dt = Tensor::ones([b, 1], (Kind::Float, Device::Cpu));

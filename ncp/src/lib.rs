@@ -8,10 +8,10 @@
 //!
 //! ```
 //! use wormnet_ncp::tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
-//! use wormnet_ncp::{NcpConfig, NcpNet};
+//! use wormnet_ncp::{CellNet, NcpConfig};
 //!
 //! let vs = nn::VarStore::new(Device::Cpu);
-//! let net = NcpNet::new(&vs.root(), 8, &NcpConfig::default())?; // LTC on AutoNCP(19, 4), 8 inputs
+//! let net = CellNet::new(&vs.root(), 8, &NcpConfig::default())?; // LTC on AutoNCP(19, 4), 8 inputs
 //! let x = Tensor::randn([32, 100, 8], (Kind::Float, Device::Cpu)); // (batch, time, features)
 //! let (y, _state) = net.forward_sequence(&x, None, None); // y: (32, 100, 4) motor neurons
 //! let mut adam = nn::Adam::default().build(&vs, 1e-3)?;
@@ -29,10 +29,8 @@
 //! - [`cells`]: LTC, CfC, wired CfC and the mixed-memory LSTM on libtorch autograd.
 //! - [`kernels`]: the hand-written CPU kernels and their shared plumbing (they know no cell).
 //! - [`config`]: the serde config of a network ([`NcpConfig`]).
-//! - [`net`]: [`NcpNet`], which builds a cell from a config and picks the kernel or autograd.
+//! - [`net`]: [`CellNet`], which builds a cell from a config and picks the kernel or autograd.
 //! - [`bench`], [`runtime`]: speed figures, and what the loaded libtorch can do.
-
-#![warn(missing_docs)]
 
 pub mod bench;
 pub mod cells;
@@ -45,7 +43,7 @@ pub mod wiring;
 
 pub use config::{CellKind, NcpConfig, NcpError};
 pub use interchange::{InterchangeError, NamedTensors};
-pub use net::{NcpNet, State, Tape};
+pub use net::{CellNet, State, Tape};
 pub use runtime::{parse_device, DeviceError, RuntimeInfo};
 pub use wiring::{NeuronType, Wiring, WiringConfig, WiringError};
 

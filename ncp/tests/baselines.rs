@@ -4,7 +4,7 @@
 use tch::{nn, Device, Kind, Tensor};
 use wormnet_ncp::cells::GruCell;
 use wormnet_ncp::wiring::WiringConfig;
-use wormnet_ncp::{CellKind, NcpConfig, NcpNet};
+use wormnet_ncp::{CellKind, CellNet, NcpConfig};
 
 const F: (Kind, Device) = (Kind::Float, Device::Cpu);
 
@@ -18,10 +18,10 @@ fn baseline(cell: CellKind) -> NcpConfig {
     }
 }
 
-fn build(config: &NcpConfig) -> (nn::VarStore, NcpNet) {
+fn build(config: &NcpConfig) -> (nn::VarStore, CellNet) {
     tch::manual_seed(7);
     let vs = nn::VarStore::new(Device::Cpu);
-    let net = NcpNet::new(&vs.root(), 8, config).unwrap();
+    let net = CellNet::new(&vs.root(), 8, config).unwrap();
     (vs, net)
 }
 
@@ -97,7 +97,7 @@ fn the_gru_follows_the_textbook_equations() {
 fn baseline_configs_name_what_is_missing_or_extra() {
     let err = |config: NcpConfig| {
         let vs = nn::VarStore::new(Device::Cpu);
-        NcpNet::new(&vs.root(), 8, &config)
+        CellNet::new(&vs.root(), 8, &config)
             .err()
             .expect("an invalid config")
             .to_string()

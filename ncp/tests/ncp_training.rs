@@ -6,7 +6,7 @@ use tch::nn::OptimizerConfig;
 use tch::{nn, Device, Kind, Tensor};
 use wormnet_ncp::cells::Mapping;
 use wormnet_ncp::wiring::WiringConfig;
-use wormnet_ncp::{CellKind, NcpConfig, NcpNet, State};
+use wormnet_ncp::{CellKind, CellNet, NcpConfig, State};
 
 const F: (Kind, Device) = (Kind::Float, Device::Cpu);
 
@@ -40,14 +40,14 @@ fn cfc_wired(mode: wormnet_ncp::cells::CfcMode) -> NcpConfig {
     }
 }
 
-fn build(config: &NcpConfig, seed: i64) -> (nn::VarStore, NcpNet) {
+fn build(config: &NcpConfig, seed: i64) -> (nn::VarStore, CellNet) {
     tch::manual_seed(seed);
     let vs = nn::VarStore::new(Device::Cpu);
-    let net = NcpNet::new(&vs.root(), 8, config).unwrap();
+    let net = CellNet::new(&vs.root(), 8, config).unwrap();
     (vs, net)
 }
 
-fn grads(net: &NcpNet) -> Vec<(String, Tensor)> {
+fn grads(net: &CellNet) -> Vec<(String, Tensor)> {
     net.named_tensors()
         .entries()
         .iter()
@@ -280,7 +280,7 @@ fn assert_parts_equal_the_whole(config: &NcpConfig, seed: i64, b: i64, parts: &[
 }
 
 /// (parameter key, mask key) pairs whose masked entries must stay silent.
-fn masked_pairs(net: &NcpNet) -> Vec<(Tensor, Tensor, String)> {
+fn masked_pairs(net: &CellNet) -> Vec<(Tensor, Tensor, String)> {
     let entries = net.named_tensors().entries();
     let find = |k: &str| {
         entries
@@ -537,7 +537,7 @@ fn bad_configs_are_errors() {
         },
     ];
     for c in bad {
-        assert!(NcpNet::new(&vs.root(), 8, &c).is_err(), "{c:?}");
+        assert!(CellNet::new(&vs.root(), 8, &c).is_err(), "{c:?}");
     }
     let toml_err = toml::from_str::<NcpConfig>("cell = \"ltc\"\nunfolds = 3\n");
     assert!(toml_err.is_err());
@@ -581,7 +581,7 @@ fn cuda_generic_path_matches_cpu_when_available() {
         let path = dir.path().join("w.safetensors");
         net.save_safetensors(&path).unwrap();
         let mut gpu_vs = nn::VarStore::new(Device::Cuda(0));
-        let gpu = NcpNet::new(&gpu_vs.root(), 8, &config).unwrap();
+        let gpu = CellNet::new(&gpu_vs.root(), 8, &config).unwrap();
         gpu.load_safetensors(&path).unwrap();
         gpu_vs.freeze();
         let x = Tensor::randn([4, 5, 8], F);

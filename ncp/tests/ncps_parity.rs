@@ -1,18 +1,18 @@
 //! Parity with ncps 1.0.1: the fixtures in tests/fixtures/ncps were produced by
-//! scripts/ncps_fixtures.py with the real package; these tests need no Python.
+//! scripts/dev/ncps_fixtures.py with the real package; these tests need no Python.
 //!
 //! For every case: load ncps's state_dict (safetensors), run the fixture input through the
 //! generic libtorch path, the no-grad CPU kernel and the training kernel, and compare output
 //! sequences and final states (max abs diff ≤ 1e-5). Then the other direction: our saved file
 //! has exactly ncps's keys and shapes and reloads to the same outputs. With
 //! `WORMNET_EXPORT_DIR` set, our own freshly initialised weights and outputs are written there
-//! for scripts/ncps_check_export.py to load into ncps with `strict=True`.
+//! for scripts/dev/ncps_check_export.py to load into ncps with `strict=True`.
 
 use std::path::{Path, PathBuf};
 
 use tch::{nn, Device, Kind, Tensor};
 use wormnet_ncp::wiring::{Wiring, WiringConfig};
-use wormnet_ncp::{NcpConfig, NcpNet, State};
+use wormnet_ncp::{CellNet, NcpConfig, State};
 
 const TOL: f64 = 1e-5;
 
@@ -82,25 +82,25 @@ fn load_io(name: &str) -> Io {
     }
 }
 
-fn build(case: &Case, seed: i64) -> (nn::VarStore, NcpNet) {
+fn build(case: &Case, seed: i64) -> (nn::VarStore, CellNet) {
     tch::manual_seed(seed);
     let vs = nn::VarStore::new(Device::Cpu);
-    let net = NcpNet::new(&vs.root(), case.input_size, &case.config).unwrap();
+    let net = CellNet::new(&vs.root(), case.input_size, &case.config).unwrap();
     (vs, net)
 }
 
 /// ncps returns the whole last layer of a single-layer wired CfC (quirk Q6); we return the
 /// motor neurons, its first `M` columns.
-fn expected_output(net: &NcpNet, y: &Tensor) -> Tensor {
+fn expected_output(net: &CellNet, y: &Tensor) -> Tensor {
     let m = net.output_size() as i64;
     y.narrow(2, 0, m)
 }
 
 fn compare(
     label: &str,
-    net: &NcpNet,
+    net: &CellNet,
     io: &Io,
-    run: impl Fn(&NcpNet, &Io) -> (Tensor, State),
+    run: impl Fn(&CellNet, &Io) -> (Tensor, State),
 ) -> f64 {
     let (y, s) = run(net, io);
     let dy = max_diff(&y.detach(), &expected_output(net, &io.y));

@@ -16,8 +16,6 @@
 //!   `render` feature, the Bevy window and offscreen renderer (wgpu; never compiled into
 //!   training builds).
 
-#![warn(missing_docs)]
-
 pub mod bench;
 pub mod bevy_env;
 pub mod env;

@@ -2,7 +2,7 @@
 //! and, by default, the actor's detached neuron state — or a second NCP with its own state.
 
 use tch::{nn, Tensor};
-use wormnet_ncp::NcpNet;
+use wormnet_ncp::CellNet;
 
 use super::config::{CriticConfig, CriticKind, PolicyError};
 
@@ -11,7 +11,7 @@ pub(super) enum Critic {
     /// A tanh MLP.
     Mlp(MlpCritic),
     /// A second NCP; its first motor neuron is the value.
-    Ncp(Box<NcpNet>),
+    Ncp(Box<CellNet>),
 }
 
 /// CleanRL's value network: a tanh MLP, here also on the actor's detached neuron state. It
@@ -59,7 +59,7 @@ impl Critic {
                 let ncp = config.ncp.as_ref().ok_or_else(|| {
                     PolicyError::Critic("kind = \"ncp\" needs a [policy.critic.ncp] table".into())
                 })?;
-                let net = NcpNet::new(path, obs_dim, ncp)
+                let net = CellNet::new(path, obs_dim, ncp)
                     .map_err(|e| PolicyError::Critic(e.to_string()))?;
                 Ok(Critic::Ncp(Box::new(net)))
             }

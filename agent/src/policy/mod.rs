@@ -19,7 +19,7 @@ mod replay;
 use std::collections::BTreeMap;
 
 use tch::{nn, Device, Kind, Tensor};
-use wormnet_ncp::{NcpNet, State, Tape};
+use wormnet_ncp::{CellNet, State, Tape};
 use wormnet_sim::{EnvSpec, Space};
 
 pub use action::ActionKind;
@@ -84,7 +84,7 @@ pub struct Policy {
     /// Owns every parameter (actor under `actor.`, critic under `critic.`, `log_std`).
     pub vs: nn::VarStore,
     /// The NCP actor.
-    pub actor: NcpNet,
+    pub actor: CellNet,
     critic: Critic,
     log_std: Option<Tensor>,
     /// How actions are drawn.
@@ -172,7 +172,7 @@ impl Policy {
         let encoder = build_encoder(&root, spec, config)?;
         let inputs = encoder.as_ref().map_or(obs_dim, Encoder::output_size);
         let actor =
-            NcpNet::new(&root.sub("actor"), inputs, &config.actor).map_err(PolicyError::Actor)?;
+            CellNet::new(&root.sub("actor"), inputs, &config.actor).map_err(PolicyError::Actor)?;
         let (action, needed, what) = action_kind(spec, config);
         if actor.output_size() != needed {
             return Err(PolicyError::Outputs {
@@ -494,7 +494,7 @@ impl Policy {
                 .map(|(_, t)| t.numel() as i64)
                 .sum()
         };
-        let net = |net: &NcpNet| {
+        let net = |net: &CellNet| {
             let kind = format!("{:?}", net.config().cell).to_lowercase();
             match net.wiring() {
                 Some(w) => format!(

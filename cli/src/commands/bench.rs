@@ -37,7 +37,7 @@ pub struct TrainBench {
     pub overrides: Vec<wormnet_agent::config::Override>,
 }
 
-/// Arguments of `wormnet bench ncp` (scripts/bench_ncps.py runs the same cases on Python ncps).
+/// Arguments of `wormnet bench ncp` (scripts/dev/bench_ncps.py runs the same cases on Python ncps).
 #[derive(Args)]
 pub struct NcpBench {
     /// libtorch intra-op threads (Python ncps reference numbers use 1).

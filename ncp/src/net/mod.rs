@@ -40,8 +40,9 @@ enum Cell {
     Mlp(MlpCell),
 }
 
-/// A built NCP network (ncps `LTC` or `CfC` module).
-pub struct NcpNet {
+/// A network of one recurrent cell of any kind: LTC, CfC, LSTM, GRU or MLP (the ncps `LTC` or
+/// `CfC` module for the first two).
+pub struct CellNet {
     cell: Cell,
     lstm: Option<LstmCell>,
     fc: Option<Dense>,
@@ -55,7 +56,7 @@ pub struct NcpNet {
     kernels: KernelCaches,
 }
 
-impl NcpNet {
+impl CellNet {
     /// Builds the network for `input_size` features with its variables under `path`
     /// (their ncps keys are relative to the module: `rnn_cell.…`, `lstm.…`, `fc.…`).
     pub fn new(path: &nn::Path, input_size: usize, config: &NcpConfig) -> Result<Self, NcpError> {

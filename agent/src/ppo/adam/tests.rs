@@ -189,7 +189,7 @@ fn the_kernels_see_a_host_step() {
     // The host loops write the parameters through their pointers, which leaves libtorch's
     // versions as they were: the kernels' cached parameters must be rebuilt all the same.
     use wormnet_ncp::wiring::WiringConfig;
-    use wormnet_ncp::{CellKind, NcpConfig, NcpNet};
+    use wormnet_ncp::{CellKind, CellNet, NcpConfig};
     for cell in [CellKind::Ltc, CellKind::Cfc] {
         let config = NcpConfig {
             cell,
@@ -202,11 +202,11 @@ fn the_kernels_see_a_host_step() {
             ..NcpConfig::default()
         };
         let vs = tch::nn::VarStore::new(tch::Device::Cpu);
-        let net = NcpNet::new(&vs.root(), 3, &config).unwrap();
+        let net = CellNet::new(&vs.root(), 3, &config).unwrap();
         let params = vs.trainable_variables();
         let mut adam = Adam::new(&params, 0.1, 1e-5);
         let x = Tensor::randn([2, 5, 3], (Kind::Float, tch::Device::Cpu));
-        let forward = |net: &NcpNet| tch::no_grad(|| net.forward_sequence(&x, None, None).0);
+        let forward = |net: &CellNet| tch::no_grad(|| net.forward_sequence(&x, None, None).0);
         let before = forward(&net);
         for _ in 0..2 {
             // Both steps run as host loops (the first binds the gradients first).
@@ -218,7 +218,7 @@ fn the_kernels_see_a_host_step() {
         let after = forward(&net);
         // A fresh net with the stepped values has nothing cached.
         let mut fresh_vs = tch::nn::VarStore::new(tch::Device::Cpu);
-        let fresh = NcpNet::new(&fresh_vs.root(), 3, &config).unwrap();
+        let fresh = CellNet::new(&fresh_vs.root(), 3, &config).unwrap();
         fresh_vs.copy(&vs).unwrap();
         assert!(!after.equal(&before), "{cell:?}: the step changed nothing");
         assert!(

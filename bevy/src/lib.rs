@@ -9,10 +9,8 @@
 //!
 //! ```toml
 //! [dependencies]
-//! bevy = { package = "wormnet-bevy", path = "…/bevy-facade" }
+//! bevy = { package = "wormnet-bevy", path = "…/bevy" }
 //! ```
-
-#![warn(missing_docs)]
 
 pub use bevy::*;
 /// Rapier's Bevy plugin and its types, as wormnet's envs step them.

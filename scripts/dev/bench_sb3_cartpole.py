@@ -4,7 +4,7 @@
 Prints training steps per second (rollout + update, no evaluation). One torch thread, like
 wormnet's default. Needs `scripts/setup --refs`.
 
-    python scripts/bench_sb3_cartpole.py --steps 16384 [--json]
+    python scripts/dev/bench_sb3_cartpole.py --steps 16384 [--json]
 """
 
 import argparse

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Checks the docs (README.md and docs/**/*.md) so they cannot rot.
 
-    python3 scripts/check_docs.py          every relative link and #anchor resolves (no build needed)
-    python3 scripts/check_docs.py --run    also: every `wormnet` flag in a shell block exists, and
-                                           every block marked runnable runs (needs the built binary)
+    python3 scripts/dev/check_docs.py          every relative link and #anchor resolves (no build needed)
+    python3 scripts/dev/check_docs.py --run    also: every `wormnet` flag in a shell block exists, and
+                                               every block marked runnable runs (needs the built binary)
 
 A runnable block is a ```sh fence right after a line `<!-- runnable -->`. The blocks of one page
 run in order, in one fresh temporary directory holding copies of configs/ and sweeps/ and a
@@ -21,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 MARKER = "<!-- runnable -->"
 FENCE = re.compile(r"^(\s*)(```+|~~~+)\s*([\w+-]*)")
 LINK = re.compile(r"!?\[(?:[^\[\]]|\[[^\]]*\])*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")

@@ -2,7 +2,7 @@
 """Gymnasium's CartPole-v1 in a SyncVectorEnv with random actions: the reference figure that
 `wormnet bench env cartpole` is compared with (same machine, same run).
 
-    ~/.cache/wormnet/venv/bin/python scripts/bench_gym_cartpole.py [--envs 16] [--seconds 5] [--json]
+    ~/.cache/wormnet/venv/bin/python scripts/dev/bench_gym_cartpole.py [--envs 16] [--seconds 5] [--json]
 """
 
 import argparse

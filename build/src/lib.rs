@@ -14,8 +14,6 @@
 //! depends on torch-sys directly, else `$LIBTORCH/lib`, else (with `LIBTORCH_USE_PYTORCH=1`,
 //! what `scripts/env.sh` sets) the `lib/` folder of the venv's `torch` package.
 
-#![warn(missing_docs)]
-
 use std::path::PathBuf;
 use std::process::Command;
 

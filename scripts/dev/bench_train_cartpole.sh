@@ -4,13 +4,13 @@
 # configs/cartpole.toml`, both with 8 envs x 32 steps per rollout and one torch thread.
 # Prints both figures (training steps/s = rollout + update, no evaluation) and their ratio, then
 # wormnet with run.update_threads=1.
-#   scripts/bench_train_cartpole.sh [STEPS]      (default 32768)
+#   scripts/dev/bench_train_cartpole.sh [STEPS]      (default 32768)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-"$here/setup" --refs
-source "$here/env.sh"
+"$here/../setup" --refs
+source "$here/../env.sh"
 cd "$WORMNET_ROOT"
-"$here/wormnet" info >/dev/null   # builds the binary the README commands build
+"$here/../wormnet" info >/dev/null   # builds the binary the README commands build
 steps="${1:-32768}"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT

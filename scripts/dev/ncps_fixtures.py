@@ -3,7 +3,7 @@
 
 Run with the project venv (it has torch 2.13.0 and ncps 1.0.1 from PyPI):
 
-    ~/.cache/wormnet/venv/bin/python scripts/ncps_fixtures.py
+    ~/.cache/wormnet/venv/bin/python scripts/dev/ncps_fixtures.py
 
 Writes into ncp/tests/fixtures/ncps/:
   cases.json                 one entry per model: our config (the Rust `NcpConfig` schema),
@@ -29,7 +29,7 @@ from ncps.torch import CfC, LTC
 from ncps.wirings import NCP, AutoNCP, FullyConnected, Random
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-OUT = os.path.join(HERE, "..", "ncp", "tests", "fixtures", "ncps")
+OUT = os.path.join(HERE, "..", "..", "ncp", "tests", "fixtures", "ncps")
 
 INPUT_SIZE = 8
 BATCH = 3

@@ -5,7 +5,7 @@ The Rust tests in envs/tests/gymnasium_fixtures.rs replay these files and must m
 they never run Python. Re-run this script (with the venv that has gymnasium 1.4) only to refresh the
 fixtures:
 
-    ~/.cache/wormnet/venv/bin/python scripts/gym_fixtures.py
+    ~/.cache/wormnet/venv/bin/python scripts/dev/gym_fixtures.py
 
 Gymnasium's reset draws the initial state from NumPy's PCG64, which the Rust envs do not replicate,
 so every fixture stores the float64 internal state right after `reset(seed=...)`; the Rust test
@@ -19,7 +19,7 @@ import pathlib
 import gymnasium as gym
 import numpy as np
 
-OUT = pathlib.Path(__file__).resolve().parent.parent / "envs" / "tests" / "fixtures"
+OUT = pathlib.Path(__file__).resolve().parent.parent.parent / "envs" / "tests" / "fixtures"
 
 
 def record_cartpole(seed, policy):

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Run `wormnet bench ncp` and scripts/bench_ncps.py back to back and print one table.
+"""Run `wormnet bench ncp` and scripts/dev/bench_ncps.py back to back and print one table.
 
-    ~/.cache/wormnet/venv/bin/python scripts/bench_ncp_compare.py [--seconds 1] [--threads 1]
+    ~/.cache/wormnet/venv/bin/python scripts/dev/bench_ncp_compare.py [--seconds 1] [--threads 1]
 
 Both sides use the same torch thread count. "speed-up" = ncps time / wormnet time on the path
 wormnet picks automatically (the CPU kernels of the LTC and the wired CfC); for `step` it is against the faster of
@@ -28,7 +28,7 @@ def main():
     ap.add_argument("--threads", default="1")
     args = ap.parse_args()
     common = ["--json", "--seconds", args.seconds, "--threads", args.threads]
-    rust = run([os.path.join(HERE, "wormnet"), "bench", "ncp"] + common)
+    rust = run([os.path.join(HERE, "..", "wormnet"), "bench", "ncp"] + common)
     py = run([sys.executable, os.path.join(HERE, "bench_ncps.py")] + common)
     keys = sorted({(r["model"], r["mode"], r["batch"]) for r in rust},
                   key=lambda k: (k[0] != "ltc", ["forward", "train", "step"].index(k[1]), k[2]))

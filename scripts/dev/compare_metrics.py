@@ -2,7 +2,7 @@
 """Compares two runs' metrics.csv cell by cell, ignoring the timing columns (SPS and
 every perf/* column): how a refactor shows that training is unchanged.
 
-    python3 scripts/compare_metrics.py runs/before/metrics.csv runs/after/metrics.csv
+    python3 scripts/dev/compare_metrics.py runs/before/metrics.csv runs/after/metrics.csv
 Exit 0 when every non-timing cell is equal, 1 otherwise (the first differences are printed).
 """
 import csv

@@ -6,14 +6,14 @@ as a circle, since the container owns it), no source file over 600 lines, and no
 outside the tests over 80 lines (from its `fn` line to its closing brace; `#[cfg(test)]`
 modules, tests.rs files and tests/ folders are skipped).
 
-    python3 scripts/check_layout.py        # prints the offenders, exit 1 if any
+    python3 scripts/dev/check_layout.py        # prints the offenders, exit 1 if any
 """
 import os
 import re
 import sys
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-CRATES = ["sim", "envs", "ncp", "agent", "cli", "build-support", "feature-pins", "bevy-facade",
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+CRATES = ["sim", "envs", "ncp", "agent", "cli", "build", "feature-pins", "bevy",
           "examples/lander"]
 MAX_LINES = 600
 MAX_FN_LINES = 80

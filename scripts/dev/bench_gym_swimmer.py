@@ -6,8 +6,8 @@ compared with (same machine, same run).
 Swimmer-v5 acts every 0.04 s of simulated time (MuJoCo timestep 0.01 s, frame skip 4); the worm's
 default `dt` is the same 0.04 s, so env steps per second compare simulated time per second too.
 
-    ~/.cache/wormnet/venv/bin/python scripts/bench_gym_swimmer.py [--seconds 5] [--json]
-    ~/.cache/wormnet/venv/bin/python scripts/bench_gym_swimmer.py --worm-bench "scripts/wormnet bench env worm --envs 1 --workers 0 --json"
+    ~/.cache/wormnet/venv/bin/python scripts/dev/bench_gym_swimmer.py [--seconds 5] [--json]
+    ~/.cache/wormnet/venv/bin/python scripts/dev/bench_gym_swimmer.py --worm-bench "scripts/wormnet bench env worm --envs 1 --workers 0 --json"
 
 With --worm-bench the given command (which must print the JSON of `wormnet bench env --json`)
 runs right after Swimmer, and both figures are printed side by side with their ratio.

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Python ncps==1.0.1 companion of `wormnet bench ncp`: the same cases, measured the same way.
 
-    ~/.cache/wormnet/venv/bin/python scripts/bench_ncps.py [--json] [--threads 1] [--seconds 1]
+    ~/.cache/wormnet/venv/bin/python scripts/dev/bench_ncps.py [--json] [--threads 1] [--seconds 1]
 
 Cases: LTC and CfC on AutoNCP(19, 4) with 8 inputs, sequence 100;
   forward  (no-grad sequence forward)             batch 1 / 32 / 256

@@ -3,7 +3,7 @@
 
     WORMNET_EXPORT_DIR=/tmp/wormnet-export scripts/cargo test --release -p wormnet-ncp \
         --test ncps_parity our_files_have_ncps_keys
-    ~/.cache/wormnet/venv/bin/python scripts/ncps_check_export.py /tmp/wormnet-export
+    ~/.cache/wormnet/venv/bin/python scripts/dev/ncps_check_export.py /tmp/wormnet-export
 
 For every fixture case: build the same ncps model, `load_state_dict(..., strict=True)` from the
 safetensors file wormnet wrote (its own freshly initialised weights), run the fixture input and
