@@ -12,7 +12,7 @@ Median of repeats after two warm-up calls, like the Rust side.
 
 To run both back to back and print the comparison table:
 
-    scripts/bench_ncp_compare [--seconds 1]
+    python3 scripts/dev/bench_ncp_compare.py [--seconds 1]
 """
 
 import argparse
