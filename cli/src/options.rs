@@ -2,8 +2,9 @@
 //! check that they leave the spaces the policy was trained on.
 
 use anyhow::{bail, Context, Result};
+use wormnet_agent::checkpoint::LoadedPolicy;
 use wormnet_agent::config::Override;
-use wormnet_sim::{EnvFactory, EnvSpec};
+use wormnet_sim::{EnvFactory, EnvSpec, Registry};
 
 /// Parses each `key=value` (a TOML value; a bare word is a string, as with `--set`) and lays
 /// them over `base`, in order.
@@ -48,4 +49,22 @@ pub fn check_spaces(factory: &EnvFactory, trained: &EnvSpec, options: &[String])
         }
     }
     Ok(())
+}
+
+/// The evaluation envs of a loaded policy: its run's evaluation options with the `--option`s
+/// laid over them, refused when they change the spaces the policy was trained on. Returns the
+/// factory and the options it builds envs with.
+pub fn eval_envs(
+    registry: &Registry,
+    loaded: &LoadedPolicy,
+    options: &[String],
+) -> Result<(EnvFactory, toml::Table)> {
+    let config = &loaded.sidecar.config;
+    let mut env_options = config.eval_env_options();
+    apply(&mut env_options, options)?;
+    let factory = registry
+        .factory(&config.env.name, env_options.clone())
+        .with_context(|| format!("{}: its [env] section", loaded.path.display()))?;
+    check_spaces(&factory, &loaded.sidecar.env_spec, options)?;
+    Ok((factory, env_options))
 }

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Args;
 use wormnet_agent::checkpoint::{append_line, load_checkpoint, save_json};
 use wormnet_agent::config::limits::MAX_EVAL_EPISODES;
@@ -57,12 +57,7 @@ pub fn run(args: EvalArgs, registry: &Registry) -> Result<()> {
     tch::set_num_threads(1);
     let loaded = load_checkpoint(&args.target, device)?;
     let config = &loaded.sidecar.config;
-    let mut options = config.eval_env_options();
-    crate::options::apply(&mut options, &args.options)?;
-    let factory = registry
-        .factory(&config.env.name, options.clone())
-        .with_context(|| format!("{}: its [env] section", loaded.path.display()))?;
-    crate::options::check_spaces(&factory, &loaded.sidecar.env_spec, &args.options)?;
+    let (factory, options) = crate::options::eval_envs(registry, &loaded, &args.options)?;
     // Sampled actions come from libtorch's generator: seed it, so `--seed` fixes the run.
     tch::manual_seed(derive_seed(args.seed, ACTION_STREAM) as i64);
     let summary = evaluate(

@@ -173,13 +173,8 @@ fn record_checkpoint(plan: &Plan, registry: &Registry) -> Result<(Vec<EpisodeFil
     tch::set_num_threads(1);
     let loaded = load(&args.target, registry)?;
     let config = &loaded.sidecar.config;
-    let mut env_options = config.eval_env_options();
-    crate::options::apply(&mut env_options, &args.options)?;
-    let factory = registry
-        .factory(&config.env.name, env_options)
-        .with_context(|| format!("{}: its [env] section", loaded.path.display()))?;
+    let (factory, _) = crate::options::eval_envs(registry, &loaded, &args.options)?;
     let spec = loaded.sidecar.env_spec.clone();
-    crate::options::check_spaces(&factory, &spec, &args.options)?;
     let mut meta = ReportMeta {
         title: args.target.display().to_string(),
         config: Some(config.to_toml()),

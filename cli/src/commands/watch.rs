@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::rc::Rc;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use clap::Args;
 use wormnet_agent::inspect::panel::NeuronPanel;
 use wormnet_agent::inspect::watch::LivePolicy;
@@ -61,14 +61,8 @@ pub fn run(args: WatchArgs, registry: &Registry) -> Result<()> {
     }
     tch::set_num_threads(1);
     let loaded = load(&args.target, registry)?;
-    let config = &loaded.sidecar.config;
-    let mut env_options = config.eval_env_options();
-    crate::options::apply(&mut env_options, &args.options)?;
-    let factory = registry
-        .factory(&config.env.name, env_options)
-        .with_context(|| format!("{}: its [env] section", loaded.path.display()))?;
+    let (factory, _) = crate::options::eval_envs(registry, &loaded, &args.options)?;
     let spec = &loaded.sidecar.env_spec;
-    crate::options::check_spaces(&factory, spec, &args.options)?;
     let policy = Rc::new(loaded.policy);
     let panel = Rc::new(NeuronPanel::for_policy(&policy, spec));
     let render = RenderConfig {
