@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 pub struct RunLock {
     _file: File,
     path: PathBuf,
-    /// Whether [`claim_new`] made the directory (so [`RunLock::abandon`] may remove it).
+    /// Whether [`claim_new`] made the directory (so [`NewRunGuard`] may remove it).
     created_dir: bool,
 }
 
@@ -167,27 +167,36 @@ fn refuse_used(dir: &Path, resume: Option<&str>) -> anyhow::Result<()> {
 
 /// Leaves a new run's directory as it was found when the run fails to start: armed when the
 /// directory is claimed, disarmed by [`NewRunGuard::keep`] once the run has started. Dropped
-/// armed (an error returned, a panic unwinding), it removes everything in the directory — it was
-/// empty when claimed, so all of it is this run's — and the directory too when the claim made
-/// it. A directory holding a checkpoint (a run's or its cloned policy's) is kept whole: nothing
-/// that could be resumed or fine-tuned is lost.
+/// armed (an error returned, a panic unwinding), it takes the directory's lock again — a
+/// directory another process has claimed meanwhile is left alone — and removes what a starting
+/// run writes there ([`written_by_a_run`]), and the directory too when the claim made it and
+/// nothing else is in it. A directory holding a checkpoint (a run's or its cloned policy's) is
+/// kept whole: nothing that could be resumed or fine-tuned is lost.
 pub struct NewRunGuard<'a> {
     dir: &'a Path,
     created_dir: bool,
+    lock: Option<RunLock>,
     armed: bool,
 }
 
 impl<'a> NewRunGuard<'a> {
-    /// Arms the guard for `dir`, claimed by [`claim_new`] with `lock`.
-    pub fn new(dir: &'a Path, lock: &RunLock) -> Self {
+    /// Arms the guard for `dir`, claimed by [`claim_new`]; it holds `lock` until
+    /// [`Self::take_lock`] hands it on.
+    pub fn new(dir: &'a Path, lock: RunLock) -> Self {
         NewRunGuard {
             dir,
             created_dir: lock.created_dir,
+            lock: Some(lock),
             armed: true,
         }
     }
 
-    /// The run started: keep the directory.
+    /// The lock, for whatever holds the run from now on (the guard takes it again to clean up).
+    pub fn take_lock(&mut self) -> Option<RunLock> {
+        self.lock.take()
+    }
+
+    /// The run started: keep the directory (and release the lock if the guard still holds it).
     pub fn keep(mut self) {
         self.armed = false;
     }
@@ -195,24 +204,25 @@ impl<'a> NewRunGuard<'a> {
 
 impl Drop for NewRunGuard<'_> {
     fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
         let dir = self.dir;
         let has_checkpoint = ["latest.json", "best.json", "imitation/latest.json"]
             .iter()
             .any(|f| dir.join(f).exists());
-        if has_checkpoint {
+        if !self.armed || has_checkpoint {
             return;
         }
-        if self.created_dir {
-            let _ = std::fs::remove_dir_all(dir);
+        // Taken again if handed on; busy: another process claimed the directory meanwhile.
+        let Some(lock) = self.lock.take().or_else(|| RunLock::acquire(dir).ok()) else {
             return;
-        }
+        };
         let Ok(entries) = std::fs::read_dir(dir) else {
             return;
         };
         for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name == LOCK_FILE || !written_by_a_run(&name) {
+                continue;
+            }
             let path = entry.path();
             let _ = if path.is_dir() {
                 std::fs::remove_dir_all(&path)
@@ -220,7 +230,30 @@ impl Drop for NewRunGuard<'_> {
                 std::fs::remove_file(&path)
             };
         }
+        // The lock file goes last, held: then the directory, if the claim made it and it is empty.
+        let _ = std::fs::remove_file(lock.path());
+        drop(lock);
+        if self.created_dir {
+            let _ = std::fs::remove_dir(dir);
+        }
     }
+}
+
+/// Whether `name` is one of the files a run writes into its directory before its first
+/// checkpoint (anything else there is someone else's and is never removed).
+fn written_by_a_run(name: &str) -> bool {
+    matches!(
+        name,
+        "config.toml" | "metrics.csv" | "imitation.csv" | "imitation" | "evals.jsonl"
+    ) || name.starts_with("events.out.tfevents.")
+        || name.ends_with(".safetensors")
+        || is_temporary(name)
+}
+
+/// `NAME.tmp-PID`: the temporary of an atomic write.
+fn is_temporary(name: &str) -> bool {
+    name.rsplit_once(".tmp-")
+        .is_some_and(|(_, pid)| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Removes what a killed process can leave behind in a run directory it was writing: temporary
@@ -231,7 +264,7 @@ pub fn remove_stale_temporaries(dir: &Path) {
         return;
     };
     for entry in entries.flatten() {
-        if entry.file_name().to_string_lossy().contains(".tmp-") {
+        if is_temporary(&entry.file_name().to_string_lossy()) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
@@ -283,34 +316,45 @@ mod tests {
     #[test]
     fn a_failed_new_run_leaves_nothing_but_a_checkpoint_is_kept() {
         let root = tempfile::tempdir().expect("tempdir");
+        let fail = |dir: &Path, files: &[&str]| {
+            let guard = NewRunGuard::new(dir, claim_new(dir, None).unwrap());
+            for f in files {
+                std::fs::write(dir.join(f), "x").unwrap();
+            }
+            drop(guard);
+        };
         let made = root.path().join("made");
-        let lock = claim_new(&made, None).unwrap();
-        let guard = NewRunGuard::new(&made, &lock);
-        std::fs::write(made.join("config.toml"), "x").unwrap();
-        drop(lock);
-        drop(guard);
+        fail(&made, &["config.toml", "metrics.csv"]);
         assert!(!made.exists(), "the directory the claim made is removed");
 
         let given = root.path().join("given");
         std::fs::create_dir(&given).unwrap();
-        let lock = claim_new(&given, None).unwrap();
-        let guard = NewRunGuard::new(&given, &lock);
-        std::fs::write(given.join("metrics.csv"), "x").unwrap();
-        drop((lock, guard));
+        fail(&given, &["metrics.csv", "latest.json.tmp-77"]);
         assert!(given.exists() && contents(&given).is_empty());
         assert!(!given.join(LOCK_FILE).exists());
 
+        // A file of someone else's that appeared after the claim is kept, and so its folder.
+        let shared = root.path().join("shared");
+        fail(&shared, &["config.toml", "notes.txt"]);
+        assert_eq!(contents(&shared), vec!["notes.txt".to_string()]);
+
         let kept = root.path().join("kept");
-        let lock = claim_new(&kept, None).unwrap();
-        let guard = NewRunGuard::new(&kept, &lock);
-        std::fs::write(kept.join("latest.json"), "{}").unwrap();
-        drop((lock, guard));
-        assert!(kept.join("latest.json").exists());
+        fail(&kept, &["config.toml", "latest.json"]);
+        assert!(kept.join("latest.json").exists() && kept.join("config.toml").exists());
+
+        // The lock handed on: the guard takes it again to clean up.
+        let handed = root.path().join("handed");
+        let mut guard = NewRunGuard::new(&handed, claim_new(&handed, None).unwrap());
+        drop(guard.take_lock());
+        drop(guard);
+        assert!(!handed.exists());
 
         let started = root.path().join("started");
-        let lock = claim_new(&started, None).unwrap();
-        NewRunGuard::new(&started, &lock).keep();
+        let mut guard = NewRunGuard::new(&started, claim_new(&started, None).unwrap());
+        let lock = guard.take_lock();
+        guard.keep();
         assert!(started.join(LOCK_FILE).exists());
+        drop(lock);
     }
 
     #[test]

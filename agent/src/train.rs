@@ -104,7 +104,8 @@ impl Trainer {
             imitation::check_env(&config, registry).context("imitation.before_ppo")?;
         }
         let lock = rundir::claim_new(run_dir, Some("wormnet train --resume"))?;
-        let guard = rundir::NewRunGuard::new(run_dir, &lock);
+        let mut guard = rundir::NewRunGuard::new(run_dir, lock);
+        let lock = guard.take_lock().context("the run directory's lock")?;
         let trainer = Self::start_new(config, run_dir, lock, registry)?;
         guard.keep();
         Ok(trainer)

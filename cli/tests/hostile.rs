@@ -94,7 +94,8 @@ fn run_names_and_used_directories_are_refused_without_a_trace() {
     let config = write_config(tmp.path(), 256, 0);
     let cwd = tmp.path().join("work");
     std::fs::create_dir(&cwd).unwrap();
-    for name in ["../../x", "/tmp/wormnet-escape"] {
+    let absolute = tmp.path().join("escape").display().to_string();
+    for name in ["../../x", absolute.as_str()] {
         let out = wormnet_in(
             &cwd,
             &[
@@ -107,7 +108,7 @@ fn run_names_and_used_directories_are_refused_without_a_trace() {
         );
         one_line_error(&out, &["run.name"]);
     }
-    assert!(!tmp.path().join("x").exists() && !Path::new("/tmp/wormnet-escape").exists());
+    assert!(!tmp.path().join("x").exists() && !Path::new(&absolute).exists());
     // A directory that holds someone's files: refused, and not even a lock file is left.
     let used = tmp.path().join("used");
     std::fs::create_dir(&used).unwrap();

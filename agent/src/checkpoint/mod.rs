@@ -306,18 +306,17 @@ pub fn load_checkpoint(target: &Path, device: Device) -> Result<LoadedPolicy> {
     // A run still training replaces its checkpoint: between reading the sidecar and its
     // tensors, the tensors it names may be superseded and deleted (the trainer writes the new
     // tensors, then the sidecar naming them, then deletes the old file). So while the named
-    // file is missing, or the sidecar has moved on to another, read again for up to a second.
-    let mut attempts = 0;
+    // file is missing, or the sidecar has moved on to another, read again for up to 3 s.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
     loop {
         let sidecar = load_sidecar(&path)?;
         let tensors = sidecar.tensors.clone();
         let dir = path.parent().unwrap_or(Path::new("."));
         match load_with_sidecar(&path, sidecar, device) {
             Err(e)
-                if attempts < 20
+                if std::time::Instant::now() < deadline
                     && (!dir.join(&tensors).exists() || sidecar_moved_on(&path, &tensors)) =>
             {
-                attempts += 1;
                 tracing::debug!(
                     "{} was replaced while being read ({e:#}); reading it again",
                     path.display()

@@ -418,13 +418,18 @@ impl TrainConfig {
                 format!("must lie in [-20, 20], got {log_std}"),
             ));
         }
-        for (section, value) in [
-            ("policy", toml::Value::try_from(&config.policy)),
-            ("ppo", toml::Value::try_from(&config.ppo)),
-            ("imitation", toml::Value::try_from(&config.imitation)),
-        ] {
-            let value = value.map_err(|e| (section.to_string(), e.to_string()))?;
-            limits::check_floats(&value, section)?;
+        // The config must be writable as TOML (into the run directory): a seed past 2^63 read
+        // from a JSON sidecar is not.
+        let value = toml::Value::try_from(config).map_err(|e| {
+            (
+                "config".to_string(),
+                format!("cannot be written as TOML ({e}); is a number past 2^63?"),
+            )
+        })?;
+        for section in ["policy", "ppo", "imitation"] {
+            if let Some(v) = value.get(section) {
+                limits::check_floats(v, section)?;
+            }
         }
         limits::check_ncp("policy.actor", &config.policy.actor)?;
         let critic = &config.policy.critic;
@@ -516,13 +521,16 @@ impl std::str::FromStr for Override {
     }
 }
 
-/// Whether `text` is written like an integer (sign, digits, underscores): such text is never
-/// meant as a string.
+/// Whether `text` is an integer too big for TOML's 64 bits (a bare word like `007` that TOML
+/// refuses for its leading zero stays a string).
 fn looks_numeric(text: &str) -> bool {
-    let digits = text.strip_prefix(['+', '-']).unwrap_or(text);
+    let digits = text
+        .strip_prefix(['+', '-'])
+        .unwrap_or(text)
+        .replace('_', "");
     !digits.is_empty()
-        && digits.starts_with(|c: char| c.is_ascii_digit())
-        && digits.chars().all(|c| c.is_ascii_digit() || c == '_')
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && text.replace('_', "").parse::<i64>().is_err()
 }
 
 impl Override {

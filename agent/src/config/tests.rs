@@ -175,9 +175,10 @@ fn a_number_too_big_for_64_bits_is_called_a_number() {
         e.contains("64 bits") && e.contains("run.total_steps"),
         "{e}"
     );
-    // Words stay strings.
+    // Words stay strings, also those TOML refuses as numbers.
     assert_eq!(
         set("run.device=cuda").value,
         toml::Value::String("cuda".into())
     );
+    assert_eq!(set("run.name=007").value, toml::Value::String("007".into()));
 }

@@ -143,9 +143,9 @@ pub fn imitate(
         .factory(&config.env.name, config.eval_env_options())
         .context("config [env] eval_options")?;
     let mut policy = initial_policy(&config, &spec, device)?;
-    let lock = rundir::claim_new(run_dir, None)?;
-    // A failure before the first checkpoint leaves the directory as it was found.
-    let guard = rundir::NewRunGuard::new(run_dir, &lock);
+    // A failure before the first checkpoint leaves the directory as it was found; the guard
+    // holds the directory's lock for the whole run.
+    let guard = rundir::NewRunGuard::new(run_dir, rundir::claim_new(run_dir, None)?);
     checkpoint::write_atomic(&run_dir.join("config.toml"), config.to_toml().as_bytes())?;
     let log = RoundLog::create(run_dir)?;
     let params = policy.parameters();
@@ -200,7 +200,6 @@ pub fn imitate(
         progress(&report);
     }
     guard.keep();
-    drop(lock);
     Ok(Completion::Finished)
 }
 
