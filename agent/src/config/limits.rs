@@ -7,6 +7,8 @@ use std::path::Component;
 
 use wormnet_ncp::{NcpConfig, WiringConfig};
 
+use crate::policy::EncoderConfig;
+
 /// Parallel envs of one run (weak scaling to thousands of envs stays well inside).
 pub const MAX_ENVS: usize = 65_536;
 /// Threads of any kind (env workers, libtorch's intra-op threads).
@@ -94,6 +96,20 @@ pub fn check_stack(field: &str, widths: &[usize]) -> Result<(), (String, String)
         }
     }
     Ok(())
+}
+
+/// A conv encoder's stacks and feature count.
+pub fn check_encoder(encoder: &EncoderConfig) -> Result<(), (String, String)> {
+    let EncoderConfig::Conv {
+        channels,
+        kernels,
+        strides,
+        features,
+    } = encoder;
+    check_stack("policy.encoder.channels", channels)?;
+    check_stack("policy.encoder.kernels", kernels)?;
+    check_stack("policy.encoder.strides", strides)?;
+    counts(&[("policy.encoder.features", *features, MAX_WIDTH)])
 }
 
 /// An NCP, LSTM, GRU or MLP config: widths, depth, unfolds and wiring size bounded.

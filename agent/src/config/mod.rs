@@ -437,17 +437,8 @@ impl TrainConfig {
         if let Some(ncp) = &critic.ncp {
             limits::check_ncp("policy.critic.ncp", ncp)?;
         }
-        if let Some(crate::policy::EncoderConfig::Conv {
-            channels,
-            kernels,
-            strides,
-            features,
-        }) = &config.policy.encoder
-        {
-            limits::check_stack("policy.encoder.channels", channels)?;
-            limits::check_stack("policy.encoder.kernels", kernels)?;
-            limits::check_stack("policy.encoder.strides", strides)?;
-            limits::counts(&[("policy.encoder.features", *features, limits::MAX_WIDTH)])?;
+        if let Some(encoder) = &config.policy.encoder {
+            limits::check_encoder(encoder)?;
         }
         Ok(())
     }
