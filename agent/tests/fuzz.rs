@@ -7,6 +7,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
 use wormnet_agent::checkpoint::load_checkpoint;
+use wormnet_agent::compare::runs::flatten;
 use wormnet_agent::config::{Override, TrainConfig};
 use wormnet_agent::train::Trainer;
 use wormnet_sim::rand::{Rng, SeedableRng};
@@ -49,21 +50,6 @@ const NOT_MUTATED: [&str; 1] = ["imitation.before_ppo"];
 
 fn configs_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs")
-}
-
-/// Every leaf of a TOML table as a dotted key.
-fn leaves(table: &toml::Table, prefix: &str, out: &mut Vec<String>) {
-    for (k, v) in table {
-        let key = if prefix.is_empty() {
-            k.clone()
-        } else {
-            format!("{prefix}.{k}")
-        };
-        match v {
-            toml::Value::Table(t) => leaves(t, &key, out),
-            _ => out.push(key),
-        }
-    }
 }
 
 fn hostile_value(rng: &mut ChaCha8Rng) -> &'static str {
@@ -183,8 +169,8 @@ fn mutated_configs_and_overrides_are_named_errors_or_sane_runs() {
         let path = configs_dir().join(format!("{name}.toml"));
         let text = std::fs::read_to_string(&path).unwrap();
         let table: toml::Table = toml::from_str(&text).unwrap();
-        let mut keys = Vec::new();
-        leaves(&table, "", &mut keys);
+        // Every leaf of the config as a dotted key (the sweep's config comparison has them).
+        let mut keys: Vec<String> = flatten(&text).into_keys().collect();
         keys.retain(|k| !NOT_MUTATED.contains(&k.as_str()));
         for kind in ["file", "set", "new key"] {
             let key = match kind {
