@@ -30,4 +30,5 @@ pub mod policy;
 pub mod ppo;
 pub mod rundir;
 pub mod seeds;
+pub mod threads;
 pub mod train;

@@ -67,11 +67,10 @@ pub mod names {
     /// Of the update: the actor's replay (forward, then a continuous policy's log-probabilities
     /// and entropies; a categorical policy's are part of the loss).
     pub const ACTOR_SECONDS: &str = "perf/actor_seconds";
-    /// The critic's half of the replay (values, value loss, backward); on a second thread,
-    /// beside the actor's, when the critic is an MLP without an encoder.
+    /// The critic's half of the replay (values, value loss, backward) on the trainer's shard.
     pub const CRITIC_SECONDS: &str = "perf/critic_seconds";
-    /// Of the update: the actor's thread waiting for the critic's half (0 when it runs inline).
-    pub const CRITIC_WAIT_SECONDS: &str = "perf/critic_wait_seconds";
+    /// Of the update: the trainer's thread waiting for the other update shards (0 with one).
+    pub const SHARD_WAIT_SECONDS: &str = "perf/shard_wait_seconds";
     /// Of the update: ratios, the policy loss and their statistics (for a categorical policy
     /// also its log-probabilities, entropies and the loss's gradient in the logits).
     pub const LOSS_SECONDS: &str = "perf/loss_seconds";
@@ -105,7 +104,7 @@ pub const COLUMNS: &[&str] = &[
     names::BATCHING_SECONDS,
     names::ACTOR_SECONDS,
     names::CRITIC_SECONDS,
-    names::CRITIC_WAIT_SECONDS,
+    names::SHARD_WAIT_SECONDS,
     names::LOSS_SECONDS,
     names::BACKWARD_SECONDS,
     names::OPTIMIZER_SECONDS,

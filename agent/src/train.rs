@@ -27,9 +27,10 @@ use crate::metrics::{names, MetricsWriter, Scalars, COLUMNS};
 use crate::policy::{ObsNormalizer, Policy, RewardScaler};
 use crate::ppo::adam::Adam;
 use crate::ppo::rollout::{self, Carry};
-use crate::ppo::update::{update, UpdateStats};
+use crate::ppo::update::{update, Shards, UpdateStats};
 use crate::rundir::{self, RunLock};
 use crate::seeds::{derive_seed, ENV_STREAM, SHUFFLE_STREAM, TORCH_STREAM};
+use crate::threads::{available_cores, ThreadBudget};
 
 pub use crate::interrupt::STOP;
 
@@ -41,6 +42,10 @@ pub struct Trainer {
     pub run_dir: PathBuf,
     /// The policy being trained.
     pub policy: Policy,
+    /// How the run's threads are split between env workers and update shards.
+    pub threads: ThreadBudget,
+    /// The update's threads beside the trainer's, each with a replica of the policy.
+    shards: Shards,
     params: Vec<(String, Tensor)>,
     adam: Adam,
     reward_scaler: Option<RewardScaler>,
@@ -114,11 +119,13 @@ impl Trainer {
     /// The part of [`Self::create`] after the directory is claimed (a failure here leaves the
     /// directory as it was found, through the caller's guard).
     fn start_new(
-        config: TrainConfig,
+        mut config: TrainConfig,
         run_dir: &Path,
         lock: RunLock,
         registry: &Registry,
     ) -> Result<Self> {
+        // The run's config says how many threads made its bits (absent: all the cores).
+        config.run.threads = Some(config.run.threads.unwrap_or_else(available_cores));
         checkpoint::write_atomic(&run_dir.join("config.toml"), config.to_toml().as_bytes())?;
         let mut init_from = config.run.init_from.clone();
         let mut imitation_seconds = 0.0;
@@ -216,7 +223,14 @@ impl Trainer {
         registry: &Registry,
         lock: RunLock,
     ) -> Result<Self> {
-        tch::set_num_threads(config.run.threads as i32);
+        let threads = ThreadBudget::plan(
+            config.run.threads,
+            available_cores(),
+            config.env.num_envs,
+            config.env.num_envs / config.ppo.minibatches.max(1),
+            config.env.workers,
+        );
+        tch::set_num_threads(threads.torch_threads as i32);
         let device = parse_device(&config.run.device)?;
         let factory = registry
             .factory(&config.env.name, config.env.options.clone())
@@ -224,13 +238,23 @@ impl Trainer {
         let eval_factory = registry
             .factory(&config.env.name, config.eval_env_options())
             .with_context(|| "config [env] eval_options".to_string())?;
-        let mut venv_config = VecEnvConfig::new(config.env.num_envs, config.env.workers);
+        let mut venv_config = VecEnvConfig::new(config.env.num_envs, threads.env_workers);
         venv_config.envs_per_app = config.env.envs_per_app;
         let venv = VecEnv::new(factory, venv_config)?;
         let spec = venv.spec().clone();
+        // Replicas before the seed: their weights are the policy's copied in at every use,
+        // and building them must not move the policy's random stream. A GPU runs every shard
+        // in one stream anyway: there the update is one shard.
+        let shards = if device == tch::Device::Cpu {
+            let replicas = (1..threads.update_shards)
+                .map(|_| Policy::new(&spec, &config.policy, device))
+                .collect::<Result<Vec<_>, _>>()?;
+            Shards::spawn(replicas)?
+        } else {
+            Shards::none()
+        };
         tch::manual_seed(derive_seed(config.run.seed, TORCH_STREAM) as i64);
         let mut policy = Policy::new(&spec, &config.policy, device)?;
-        policy.set_update_threads(config.run.update_threads);
         policy.set_obs_normalizer(
             config
                 .ppo
@@ -253,6 +277,8 @@ impl Trainer {
             config,
             run_dir: run_dir.to_path_buf(),
             policy,
+            threads,
+            shards,
             params,
             adam,
             reward_scaler,
@@ -412,6 +438,7 @@ impl Trainer {
             &rollout,
             cfg,
             shuffle_seed,
+            &self.shards,
         )?;
         stats.rollout_seconds = rollout_seconds;
         stats.update_seconds = update_started.elapsed().as_secs_f64();
@@ -509,7 +536,7 @@ fn update_scalars(stats: &UpdateStats, sps: f64, lr: f64, episodes: &[(f64, u32)
         (names::BATCHING_SECONDS, stats.batching_seconds),
         (names::ACTOR_SECONDS, stats.actor_seconds),
         (names::CRITIC_SECONDS, stats.critic_seconds),
-        (names::CRITIC_WAIT_SECONDS, stats.critic_wait_seconds),
+        (names::SHARD_WAIT_SECONDS, stats.shard_wait_seconds),
         (names::LOSS_SECONDS, stats.loss_seconds),
         (names::BACKWARD_SECONDS, stats.backward_seconds),
         (names::OPTIMIZER_SECONDS, stats.optimizer_seconds),

@@ -105,21 +105,23 @@ fn resumed_run_continues_exactly_like_the_uninterrupted_one() {
 }
 
 #[test]
-fn a_second_update_thread_leaves_the_run_unchanged_to_the_bit() {
-    // `run.update_threads = 2` moves the MLP critic's half of every minibatch to a second
-    // thread, beside the actor's. The run must be the same either way: every parameter, and
-    // every loss and gradient norm the updates logged.
+fn the_same_seed_and_thread_count_give_the_same_bits() {
+    // With 2 threads each minibatch is split over two update shards (on a machine with two
+    // cores); run twice, every parameter and every logged loss and gradient norm must agree to
+    // the bit, as they must on one thread.
     let _serial = serial();
-    for cell in ["ltc", "cfc"] {
+    let cores = wormnet_agent::threads::available_cores();
+    for (cell, threads) in [("ltc", 1), ("ltc", 2), ("cfc", 2)] {
         let mut runs = Vec::new();
-        for beside in [true, false] {
+        for _ in 0..2 {
             let dir = tempfile::tempdir().unwrap();
             let mut config = small_config(cell);
-            config.run.update_threads = if beside { 2 } else { 1 };
+            config.run.threads = Some(threads);
             let mut t = Trainer::create(config, dir.path(), &envs()).unwrap();
+            assert_eq!(t.threads.threads, threads.min(cores));
             let mut logged = Vec::new();
             t.run(Some(3), |_, s| {
-                assert_eq!(s.critic_beside, beside, "{cell}: where the critic ran");
+                assert_eq!(s.shards, t_shards(threads.min(cores)), "{cell}");
                 logged.push([
                     s.policy_loss,
                     s.value_loss,
@@ -132,8 +134,14 @@ fn a_second_update_thread_leaves_the_run_unchanged_to_the_bit() {
             runs.push((params(&t), logged));
         }
         assert_same_params(&runs[0].0, &runs[1].0);
-        assert_eq!(runs[0].1, runs[1].1, "{cell}: the logged losses differ");
+        assert_eq!(runs[0].1, runs[1].1, "{cell}, {threads} threads");
     }
+}
+
+/// Update shards of [`small_config`]'s minibatches at `threads` threads.
+fn t_shards(threads: usize) -> usize {
+    let config = small_config("ltc");
+    threads.min(config.env.num_envs / config.ppo.minibatches)
 }
 
 #[test]
@@ -147,7 +155,7 @@ fn bevy_envs_sharing_apps_leave_the_run_unchanged_to_the_bit() {
         let dir = tempfile::tempdir().unwrap();
         let mut config = small_config("ltc");
         config.env.name = "worm".into();
-        config.env.workers = 1;
+        config.env.workers = Some(1);
         config.env.envs_per_app = k;
         config.env.options = toml::from_str("max_episode_steps = 20").unwrap();
         config.policy.actor.wiring = Some(WiringConfig::AutoNcp {

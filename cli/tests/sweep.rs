@@ -179,10 +179,12 @@ fn local_and_ray_sweeps_train_identical_trials_and_report_them() {
     let trials = statuses(&local);
     assert_eq!(trials.len(), 6);
     assert!(trials.iter().all(|(_, s)| s == "finished"), "{trials:?}");
-    // Two trials at a time share the cores: neither takes a second one for its updates.
+    // Two trials at a time share the cores: each takes half of them.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     for (id, _) in &trials {
         let config = std::fs::read_to_string(local.join("trials").join(id).join("config.toml"));
-        assert!(config.unwrap().contains("update_threads = 1"), "trial {id}");
+        let half = format!("threads = {}\n", (cores / 2).max(1));
+        assert!(config.unwrap().contains(&half), "trial {id}: {half}");
     }
 
     let head = RayHead::start(2);
@@ -286,9 +288,10 @@ fn a_killed_sweep_finishes_only_the_missing_trials_on_a_rerun() {
         .map(|(id, _)| id)
         .collect();
     assert_eq!(finished, ["cell=ltc-s1"], "{before:?}");
-    // One trial at a time has the machine to itself: its updates get a second thread.
+    // One trial at a time has the machine to itself: it uses every core.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let config = std::fs::read_to_string(out_dir.join("trials/cell=ltc-s1/config.toml"));
-    assert!(config.unwrap().contains("update_threads = 2"));
+    assert!(config.unwrap().contains(&format!("threads = {cores}\n")));
     let s1_metrics = std::fs::read(out_dir.join("trials/cell=ltc-s1/metrics.csv")).unwrap();
     let s1_log = std::fs::read(out_dir.join("logs/cell=ltc-s1.log")).unwrap();
 

@@ -143,7 +143,7 @@ fn a_rerun_with_other_settings_names_the_changed_keys_and_changes_nothing() {
     let file = write_sweep(dir.path(), "[1, 2]", "\"ppo.learning_rate\" = 0.0003");
     let original = std::fs::read_to_string(&file).unwrap();
     let out_dir = dir.path().join("sweep");
-    // Two at a time: each trial's config records run.update_threads = 1.
+    // Two at a time: each trial's config records its share of the cores in run.threads.
     let out = sweep(&file, &out_dir, &["--parallel", "2"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let before = snapshot(&out_dir);
@@ -156,7 +156,7 @@ fn a_rerun_with_other_settings_names_the_changed_keys_and_changes_nothing() {
         err.contains("2 trials")
             && err.contains("ppo.learning_rate: 0.0003 -> 0.001")
             && err.contains("--out")
-            && !err.contains("update_threads"),
+            && !err.contains("threads"),
         "{err}"
     );
     assert_eq!(err.lines().count(), 1, "{err}");

@@ -3,7 +3,7 @@
 # sb3-contrib RecurrentPPO (RL Zoo's CartPoleNoVel settings, LSTM) and `wormnet train
 # configs/cartpole.toml`, both with 8 envs x 32 steps per rollout and one torch thread.
 # Prints both figures (training steps/s = rollout + update, no evaluation) and their ratio, then
-# wormnet with run.update_threads=1.
+# wormnet on one thread (--threads 1).
 #   scripts/dev/bench_train_cartpole.sh [STEPS]      (default 32768)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -16,13 +16,12 @@ tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 
 sb3=$(python "$here/bench_sb3_cartpole.py" --steps "$steps" --json)
-# sb3 runs on one thread (DummyVecEnv, one torch thread). wormnet steps its envs on a worker
-# thread and, by default, runs the critic's half of each update on a second thread; the last
-# line is wormnet with its updates on one thread (run.update_threads=1, envs still on a worker).
+# sb3 runs on one thread (DummyVecEnv, one torch thread). wormnet uses every core by default
+# (run.threads); the last line is wormnet on one thread (--threads 1).
 "$CARGO_TARGET_DIR/release/wormnet" train configs/cartpole.toml --total-steps "$steps" \
     --run-dir "$tmp/run" --quiet 2>/dev/null
 "$CARGO_TARGET_DIR/release/wormnet" train configs/cartpole.toml --total-steps "$steps" \
-    --run-dir "$tmp/one" --set run.update_threads=1 --quiet 2>/dev/null
+    --run-dir "$tmp/one" --threads 1 --quiet 2>/dev/null
 python - "$sb3" "$tmp/run/metrics.csv" "$tmp/one/metrics.csv" <<'PY'
 import csv, json, sys
 sb3 = json.loads(sys.argv[1])
@@ -35,5 +34,5 @@ base = sb3["steps_per_sec"]
 print(f"sb3-contrib RecurrentPPO   {base:8.0f} training steps/s  ({sb3['steps']} steps)")
 print(f"wormnet train (cartpole)   {ours:8.0f} training steps/s  ({steps} steps)")
 print(f"ratio                      {ours / base:8.1f}x")
-print(f"wormnet, update_threads=1  {alone:8.0f} training steps/s  = {alone / base:.1f}x")
+print(f"wormnet, --threads 1       {alone:8.0f} training steps/s  = {alone / base:.1f}x")
 PY

@@ -14,9 +14,6 @@ pub mod limits;
 fn default_num_envs() -> usize {
     8
 }
-fn default_workers() -> usize {
-    2
-}
 fn default_envs_per_app() -> usize {
     1
 }
@@ -30,9 +27,9 @@ pub struct EnvSection {
     /// Parallel envs N.
     #[serde(default = "default_num_envs")]
     pub num_envs: usize,
-    /// Worker threads stepping them.
-    #[serde(default = "default_workers")]
-    pub workers: usize,
+    /// Worker threads stepping them; absent, `run.threads` decides (and caps it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workers: Option<usize>,
     /// Envs sharing one Bevy `App` on a worker (one world each); the episodes, and so the run,
     /// are the same bit for bit whatever it is. Envs that are not Bevy envs ignore it, and so
     /// do the evaluation envs (an `App` each).
@@ -54,12 +51,6 @@ fn default_total_steps() -> u64 {
 }
 fn default_device() -> String {
     "cpu".into()
-}
-fn default_threads() -> usize {
-    1
-}
-fn default_update_threads() -> usize {
-    2
 }
 fn default_every() -> usize {
     10
@@ -84,14 +75,15 @@ pub struct RunSection {
     /// `cpu` or `cuda` (or `cuda:N`).
     #[serde(default = "default_device")]
     pub device: String,
-    /// libtorch intra-op threads; 1 is fastest for NCP-sized tensors and leaves cores to the envs.
-    #[serde(default = "default_threads")]
-    pub threads: usize,
-    /// Threads a PPO update runs on; 2 uses a second core: an MLP critic's half of each
-    /// minibatch (values, value loss, backward) runs beside the actor's. The run is the same
-    /// bit for bit. `wormnet sweep` sets 1 when its trials share the cores.
-    #[serde(default = "default_update_threads")]
-    pub update_threads: usize,
+    /// The cores the run uses: env workers and update shards together never have more busy
+    /// threads than this ([`crate::threads::ThreadBudget`]). Absent: every core this process
+    /// may use. More than the cores is capped at the cores. The same seed and thread count give
+    /// the same bits; another thread count sums the update's gradients in another order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads: Option<usize>,
+    /// Replaced by `threads`; kept only to say so.
+    #[serde(default, skip_serializing)]
+    pub update_threads: Option<toml::Value>,
     /// Write the `latest` checkpoint every this many updates. Envs are re-seeded at these
     /// boundaries, which is what makes a resumed run continue exactly like an uninterrupted one.
     #[serde(default = "default_every")]
@@ -333,7 +325,7 @@ impl TrainConfig {
         if self.env.num_envs == 0 {
             return Err(invalid("env.num_envs", "must be at least 1".into()));
         }
-        if self.env.workers == 0 {
+        if self.env.workers == Some(0) {
             return Err(invalid("env.workers", "must be at least 1".into()));
         }
         if self.env.envs_per_app == 0 {
@@ -342,13 +334,15 @@ impl TrainConfig {
         if self.run.total_steps == 0 {
             return Err(invalid("run.total_steps", "must be at least 1".into()));
         }
-        if self.run.threads == 0 {
+        if self.run.threads == Some(0) {
             return Err(invalid("run.threads", "must be at least 1".into()));
         }
-        if !(1..=2).contains(&self.run.update_threads) {
+        if self.run.update_threads.is_some() {
             return Err(invalid(
                 "run.update_threads",
-                format!("must be 1 or 2, got {}", self.run.update_threads),
+                "was replaced by run.threads (the cores the whole run uses; absent: all of \
+                 them): remove it"
+                    .into(),
             ));
         }
         if self.run.checkpoint_every == 0 {
@@ -375,9 +369,9 @@ impl TrainConfig {
         let run = &config.run;
         limits::counts(&[
             ("env.num_envs", env.num_envs, limits::MAX_ENVS),
-            ("env.workers", env.workers, limits::MAX_THREADS),
+            ("env.workers", env.workers.unwrap_or(1), limits::MAX_THREADS),
             ("env.envs_per_app", env.envs_per_app, limits::MAX_ENVS),
-            ("run.threads", run.threads, limits::MAX_THREADS),
+            ("run.threads", run.threads.unwrap_or(1), limits::MAX_THREADS),
             (
                 "run.eval_episodes",
                 run.eval_episodes,

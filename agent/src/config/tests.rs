@@ -89,32 +89,33 @@ fn invalid_minibatches_name_the_ppo_field() {
 }
 
 #[test]
-fn update_threads_are_one_or_two() {
-    for bad in [0, 3] {
-        let text = format!("{MINIMAL}\n[run]\nupdate_threads = {bad}\n");
+fn threads_default_to_the_machine_and_update_threads_is_named_as_replaced() {
+    let c = TrainConfig::parse(MINIMAL, Path::new("c.toml")).unwrap();
+    assert_eq!((c.run.threads, c.env.workers), (None, None));
+    let text = format!("{MINIMAL}\n[run]\nthreads = 3\n");
+    let c = TrainConfig::parse(&text, Path::new("c.toml")).unwrap();
+    assert_eq!(c.run.threads, Some(3));
+    // Written back as given, so a run's config says how many threads made its bits.
+    assert!(toml::to_string(&c).unwrap().contains("threads = 3"));
+    for (text, field) in [
+        (
+            format!("{MINIMAL}\n[run]\nupdate_threads = 2\n"),
+            "run.update_threads",
+        ),
+        (format!("{MINIMAL}\n[run]\nthreads = 0\n"), "run.threads"),
+    ] {
         let e = TrainConfig::parse(&text, Path::new("c.toml"))
             .unwrap_err()
             .to_string();
-        assert!(
-            e.contains("run.update_threads") && e.contains("1 or 2"),
-            "{e}"
-        );
+        assert!(e.contains(field), "{e}");
     }
-    let text = format!("{MINIMAL}\n[run]\nupdate_threads = 1\n");
-    assert_eq!(
-        TrainConfig::parse(&text, Path::new("c.toml"))
-            .unwrap()
-            .run
-            .update_threads,
-        1
-    );
-    assert_eq!(
-        TrainConfig::parse(MINIMAL, Path::new("c.toml"))
-            .unwrap()
-            .run
-            .update_threads,
-        2
-    );
+    let e = TrainConfig::parse(
+        &format!("{MINIMAL}\n[run]\nupdate_threads = 2\n"),
+        Path::new("c.toml"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("replaced by run.threads"), "{e}");
 }
 
 #[test]

@@ -111,7 +111,9 @@ impl RoundReport {
 /// The policy a cloning run starts from: the run's seeded initial weights and, with
 /// `ppo.norm_obs`, a fresh observation normaliser.
 fn initial_policy(config: &TrainConfig, spec: &EnvSpec, device: tch::Device) -> Result<Policy> {
-    tch::set_num_threads(config.run.threads as i32);
+    // One libtorch thread, as in PPO (`crate::threads`): the NCP's tensors are too small for
+    // more to pay.
+    tch::set_num_threads(1);
     tch::manual_seed(derive_seed(config.run.seed, TORCH_STREAM) as i64);
     let mut policy = Policy::new(spec, &config.policy, device)?;
     if config.ppo.norm_obs {

@@ -84,19 +84,6 @@ impl MlpCritic {
         }
         x.squeeze_dim(-1)
     }
-
-    /// A second handle on the same tensors (gradients land in the same `.grad`), to move to
-    /// another thread: a `Tensor` may be sent but not shared.
-    pub(super) fn shallow_clone(&self) -> MlpCritic {
-        let layers = self.layers.iter().map(|l| nn::Linear {
-            ws: l.ws.shallow_clone(),
-            bs: l.bs.as_ref().map(Tensor::shallow_clone),
-        });
-        MlpCritic {
-            layers: layers.collect(),
-            with_state: self.with_state,
-        }
-    }
 }
 
 /// A linear layer with orthogonal weights and zero bias (PPO detail C2).

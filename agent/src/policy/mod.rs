@@ -46,6 +46,18 @@ impl PolicyState {
         }
     }
 
+    /// A second handle on the same tensors.
+    pub fn shallow_clone(&self) -> PolicyState {
+        let clone = |s: &State| State {
+            h: s.h.shallow_clone(),
+            c: s.c.as_ref().map(Tensor::shallow_clone),
+        };
+        PolicyState {
+            actor: clone(&self.actor),
+            critic: self.critic.as_ref().map(clone),
+        }
+    }
+
     /// A detached copy, stored at the start of each rollout for the replay.
     pub fn detach(&self) -> PolicyState {
         PolicyState {
@@ -96,10 +108,6 @@ pub struct Policy {
     obs_norm: Option<ObsNormalizer>,
     /// What each motor output drives, by the env's action names.
     motor_names: Vec<String>,
-    /// Whether an MLP critic's half of a replay may run on a thread of its own.
-    critic_beside: bool,
-    /// That thread, started by the first replay that uses it.
-    critic_thread: std::cell::OnceCell<replay::CriticThread>,
 }
 
 /// The convolutional encoder `[policy.encoder]` asks for, if any: an error names the section
@@ -217,8 +225,6 @@ impl Policy {
             timespan,
             obs_norm: None,
             motor_names,
-            critic_beside: false,
-            critic_thread: std::cell::OnceCell::new(),
         })
     }
 

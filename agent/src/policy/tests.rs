@@ -114,22 +114,20 @@ fn replay_backward(p: &Policy, obs: &Tensor) -> f64 {
         state0: &state0,
         actor_h: &actor_h,
     };
-    let replayed = p
-        .replay(
-            &batch,
-            |value, tape| {
-                let loss = value.pow_tensor_scalar(2).sum(value.kind());
-                tape.backward(&loss);
-                loss.double_value(&[])
-            },
-            |ev, tape| {
-                let logp = ev.tensors().0;
-                let loss = logp.sum(logp.kind());
-                tape.backward(&loss);
-                loss.double_value(&[])
-            },
-        )
-        .unwrap();
+    let replayed = p.replay(
+        &batch,
+        |value, tape| {
+            let loss = value.pow_tensor_scalar(2).sum(value.kind());
+            tape.backward(&loss);
+            loss.double_value(&[])
+        },
+        |ev, tape| {
+            let logp = ev.tensors().0;
+            let loss = logp.sum(logp.kind());
+            tape.backward(&loss);
+            loss.double_value(&[])
+        },
+    );
     replayed.actor + replayed.critic
 }
 
@@ -289,32 +287,28 @@ impl Inputs {
 
 /// Replays `inputs` twice, each half backpropagating its own loss, then both losses summed and
 /// backpropagated once; asserts every parameter's gradient is the same to the bit (`to_bits`:
-/// −0 ≠ +0). Returns the gradients and whether the critic ran beside the actor.
+/// −0 ≠ +0). Returns the gradients.
 fn assert_two_passes_equal_one(
     p: &Policy,
     inputs: &Inputs,
     critic_loss: fn(&Tensor) -> Tensor,
     actor_loss: fn(&Evaluation) -> Tensor,
-) -> (Vec<(String, Vec<f32>)>, bool) {
+) -> Vec<(String, Vec<f32>)> {
     let batch = inputs.batch();
-    let split = p
-        .replay(
-            &batch,
-            move |v, tape| tape.backward(&critic_loss(&v)),
-            |ev, tape| tape.backward(&actor_loss(&ev)),
-        )
-        .unwrap();
+    p.replay(
+        &batch,
+        move |v, tape| tape.backward(&critic_loss(&v)),
+        |ev, tape| tape.backward(&actor_loss(&ev)),
+    );
     let two_passes = gradients(p);
     for (_, t) in p.parameters() {
         let _ = t.grad().zero_();
     }
-    let one = p
-        .replay(
-            &batch,
-            move |v, _| critic_loss(&v),
-            |ev, tape| (actor_loss(&ev), tape),
-        )
-        .unwrap();
+    let one = p.replay(
+        &batch,
+        move |v, _| critic_loss(&v),
+        |ev, tape| (actor_loss(&ev), tape),
+    );
     let (loss, tape) = one.actor;
     tape.backward(&(loss + one.critic));
     let bits = |g: &[f32]| g.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
@@ -325,18 +319,16 @@ fn assert_two_passes_equal_one(
             "{name}: two backward passes differ from one"
         );
     }
-    (two_passes, split.critic_beside)
+    two_passes
 }
 
 #[test]
-fn the_critic_beside_the_actor_gives_the_gradients_of_one_backward_pass() {
-    // An MLP critic without an encoder runs its half of the replay on the critic thread, and
-    // each half backpropagates its own loss. The parameters must get what one backward pass of
-    // the summed loss gives, to the bit: PPO's update relies on it for exact runs.
-    let mut p = policy(true, -2.0, 4.0);
-    p.set_update_threads(2);
+fn the_two_halves_give_the_gradients_of_one_backward_pass() {
+    // Each half backpropagates its own loss. The parameters must get what one backward pass
+    // of the summed loss gives, to the bit: PPO's update relies on it for exact runs.
+    let p = policy(true, -2.0, 4.0);
     let inputs = Inputs::new(&p, Tensor::randn([3, 7, 2], (Kind::Float, Device::Cpu)), 2);
-    let (grads, beside) = assert_two_passes_equal_one(
+    let grads = assert_two_passes_equal_one(
         &p,
         &inputs,
         |v| (v - 0.7).pow_tensor_scalar(2).mean(Kind::Float) * 0.25,
@@ -345,7 +337,6 @@ fn the_critic_beside_the_actor_gives_the_gradients_of_one_backward_pass() {
             -logp.mean(Kind::Float) - entropy.mean(Kind::Float) * 0.01
         },
     );
-    assert!(beside, "an MLP critic runs beside the actor");
     for prefix in ["actor.", "critic.", "log_std"] {
         let reached = grads
             .iter()
@@ -364,43 +355,12 @@ fn with_an_encoder_the_two_halves_give_the_gradients_of_one_backward_pass() {
     );
     let obs = Tensor::rand([2, 4, 2 * 8 * 12 + 2], (Kind::Float, Device::Cpu));
     let inputs = Inputs::new(&p, obs, 1);
-    let (grads, beside) = assert_two_passes_equal_one(
+    let grads = assert_two_passes_equal_one(
         &p,
         &inputs,
         |v| v.pow_tensor_scalar(2).mean(Kind::Float),
         |ev| -ev.tensors().0.mean(Kind::Float),
     );
-    assert!(!beside, "with an encoder the halves share one thread");
     let encoder = grads.iter().find(|(n, _)| n == "encoder.conv0.weight");
     assert!(encoder.is_some_and(|(_, g)| g.iter().any(|x| *x != 0.0)));
-}
-
-#[test]
-fn a_panic_on_the_critic_thread_reaches_the_caller_after_the_actor_half() {
-    let mut p = policy(true, -2.0, 4.0);
-    p.set_update_threads(2);
-    let inputs = Inputs::new(&p, Tensor::zeros([2, 3, 2], (Kind::Float, Device::Cpu)), 2);
-    let batch = inputs.batch();
-    let actor_ran = std::cell::Cell::new(false);
-    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        p.replay(
-            &batch,
-            |_, _| panic!("the critic's half failed"),
-            |_, _| actor_ran.set(true),
-        )
-    }));
-    let Err(payload) = caught else {
-        panic!("the critic's panic is resumed on the caller's thread");
-    };
-    assert_eq!(
-        payload.downcast_ref::<&str>(),
-        Some(&"the critic's half failed")
-    );
-    assert!(
-        actor_ran.get(),
-        "the actor's half ran before the caller waited"
-    );
-    // The thread survives its job's panic and serves the next replay.
-    let next = p.replay(&batch, |v, _| v.size(), |_, _| ()).unwrap();
-    assert_eq!(next.critic, vec![2, 3]);
 }

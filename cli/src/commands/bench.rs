@@ -35,6 +35,14 @@ pub struct TrainBench {
     /// Sets a config value by dotted key, as `wormnet train --set` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub overrides: Vec<wormnet_agent::config::Override>,
+    /// Thread counts to measure, e.g. `1,2,4,8` (run.threads; default: the config's, else all
+    /// cores); with several, a scaling table follows.
+    #[arg(long, value_delimiter = ',', value_name = "N,…")]
+    pub threads: Vec<usize>,
+    /// Weak scaling: `env.num_envs` = K × threads for each thread count (the config's
+    /// minibatch count is kept).
+    #[arg(long, value_name = "K")]
+    pub envs_per_thread: Option<usize>,
 }
 
 /// Arguments of `wormnet bench ncp` (scripts/dev/bench_ncps.py runs the same cases on Python ncps).
@@ -227,23 +235,64 @@ fn bench_env(args: EnvBench, registry: &Registry) -> Result<()> {
 }
 
 /// Trains `updates` updates (after a warm-up) of a config in a scratch run directory and
-/// prints where the time went; nothing is kept.
+/// prints where the time went, once per thread count; nothing is kept.
 fn bench_train(args: TrainBench, registry: &Registry) -> Result<()> {
     if args.updates == 0 {
         anyhow::bail!("--updates must be at least 1");
     }
-    let mut config = TrainConfig::load_with(&args.config, &args.overrides)?;
-    let batch = (config.env.num_envs * config.ppo.steps_per_rollout) as u64;
-    // A budget past the measured updates, so that no final evaluation is due.
-    config.run.total_steps = batch * (args.updates as u64 + 2);
-    config.run.eval_every = 0;
-    config.run.checkpoint_every = args.updates + 2;
-    // PPO's speed from whatever weights: no cloning of an expert before it.
-    config.imitation.before_ppo = false;
-    let scratch = std::env::temp_dir().join(format!("wormnet-bench-train-{}", std::process::id()));
-    let result = train_and_report(&args, &config, batch, &scratch, registry);
-    let _ = std::fs::remove_dir_all(&scratch);
-    result
+    if args.threads.contains(&0) || args.envs_per_thread == Some(0) {
+        anyhow::bail!("--threads and --envs-per-thread must be at least 1");
+    }
+    let base = TrainConfig::load_with(&args.config, &args.overrides)?;
+    let counts: Vec<Option<usize>> = if args.threads.is_empty() {
+        vec![base.run.threads]
+    } else {
+        args.threads.iter().map(|&t| Some(t)).collect()
+    };
+    let mut rows = Vec::new();
+    for threads in counts {
+        let mut config = base.clone();
+        config.run.threads = threads;
+        if let Some(k) = args.envs_per_thread {
+            config.env.num_envs = k * threads.unwrap_or(1);
+        }
+        config
+            .validate(&args.config)
+            .context("--threads / --envs-per-thread")?;
+        let batch = (config.env.num_envs * config.ppo.steps_per_rollout) as u64;
+        // A budget past the measured updates, so that no final evaluation is due.
+        config.run.total_steps = batch * (args.updates as u64 + 2);
+        config.run.eval_every = 0;
+        config.run.checkpoint_every = args.updates + 2;
+        // PPO's speed from whatever weights: no cloning of an expert before it.
+        config.imitation.before_ppo = false;
+        let scratch =
+            std::env::temp_dir().join(format!("wormnet-bench-train-{}", std::process::id()));
+        let result = train_and_report(&args, &config, batch, &scratch, registry);
+        let _ = std::fs::remove_dir_all(&scratch);
+        rows.push(result?);
+    }
+    if rows.len() > 1 {
+        print_scaling(&rows);
+    }
+    Ok(())
+}
+
+/// One measured thread count: (threads used, envs, training steps/s).
+type ScalingRow = (usize, usize, f64);
+
+/// The scaling table: each thread count's speed-up over the first row and its efficiency
+/// (speed-up ÷ thread ratio).
+fn print_scaling(rows: &[ScalingRow]) {
+    let (t0, _, sps0) = rows[0];
+    println!("threads   envs   training steps/s   speed-up   efficiency");
+    for &(t, envs, sps) in rows {
+        let speedup = sps / sps0;
+        println!(
+            "{t:>7} {envs:>6} {sps:>18.0} {speedup:>9.2}× {:>11.0} %",
+            100.0 * speedup * t0 as f64 / t as f64
+        );
+    }
 }
 
 /// Trains one warm-up update and the measured ones in `scratch`, then prints where the time
@@ -254,13 +303,14 @@ fn train_and_report(
     batch: u64,
     scratch: &Path,
     registry: &Registry,
-) -> Result<()> {
+) -> Result<ScalingRow> {
     let mut trainer = Trainer::create(config.clone(), scratch, registry)
         .with_context(|| format!("config {}", args.config.display()))?;
+    println!("{}", trainer.threads);
     trainer.run(Some(1), |_, _| {})?;
     let total = measure_updates(&mut trainer, args.updates)?;
-    print_breakdown(args, config, batch, &total);
-    Ok(())
+    let sps = print_breakdown(args, config, batch, &total);
+    Ok((trainer.threads.threads, config.env.num_envs, sps))
 }
 
 /// Trains `updates` updates, summing each part's seconds over them.
@@ -273,36 +323,35 @@ fn measure_updates(trainer: &mut Trainer, updates: usize) -> Result<UpdateStats>
             (&mut total.batching_seconds, s.batching_seconds),
             (&mut total.actor_seconds, s.actor_seconds),
             (&mut total.critic_seconds, s.critic_seconds),
-            (&mut total.critic_wait_seconds, s.critic_wait_seconds),
+            (&mut total.shard_wait_seconds, s.shard_wait_seconds),
             (&mut total.loss_seconds, s.loss_seconds),
             (&mut total.backward_seconds, s.backward_seconds),
             (&mut total.optimizer_seconds, s.optimizer_seconds),
         ] {
             *sum += x;
         }
-        total.critic_beside = s.critic_beside;
+        total.shards = s.shards;
     })?;
     Ok(total)
 }
 
-/// Prints the training speed and each part's milliseconds per update.
-fn print_breakdown(args: &TrainBench, config: &TrainConfig, batch: u64, total: &UpdateStats) {
+/// Prints the training speed and each part's milliseconds per update; returns the speed.
+fn print_breakdown(
+    args: &TrainBench,
+    config: &TrainConfig,
+    batch: u64,
+    total: &UpdateStats,
+) -> f64 {
     let n = args.updates as f64;
     let steps = batch as f64 * n;
     let train = total.rollout_seconds + total.update_seconds;
     let ms = |s: f64| 1e3 * s / n;
-    // The critic's half is part of the update's sum only when it ran inline.
-    let (critic_inline, critic_wait) = if total.critic_beside {
-        (0.0, total.critic_wait_seconds)
-    } else {
-        (total.critic_seconds, 0.0)
-    };
     // What no part measures: the replay's set-up, reading the losses and statistics.
     let rest = total.update_seconds
         - total.batching_seconds
         - total.actor_seconds
-        - critic_inline
-        - critic_wait
+        - total.critic_seconds
+        - total.shard_wait_seconds
         - total.loss_seconds
         - total.backward_seconds
         - total.optimizer_seconds;
@@ -325,30 +374,23 @@ fn print_breakdown(args: &TrainBench, config: &TrainConfig, batch: u64, total: &
         total.update_seconds,
         100.0 * total.update_seconds / train
     );
-    let critic = if total.critic_beside {
-        format!("waiting for the critic {:.1}", ms(critic_wait))
-    } else {
-        format!("critic {:.1}", ms(critic_inline))
-    };
     println!(
-        "per update: rollout {:.1} ms; update {:.1} ms = gae and batching {:.1} + actor {:.1} + {critic} + loss {:.1} + backward {:.1} + optimizer {:.1} + other {:.1}",
+        "per update: rollout {:.1} ms; update {:.1} ms = gae and batching {:.1} + actor {:.1} + critic {:.1} + loss {:.1} + backward {:.1} (the trainer's shard of {}) + waiting for the other shards {:.1} + optimizer {:.1} + other {:.1}",
         ms(total.rollout_seconds),
         ms(total.update_seconds),
         ms(total.batching_seconds),
         ms(total.actor_seconds),
+        ms(total.critic_seconds),
         ms(total.loss_seconds),
         ms(total.backward_seconds),
+        total.shards,
+        ms(total.shard_wait_seconds),
         ms(total.optimizer_seconds),
         ms(rest)
     );
-    if total.critic_beside {
-        println!(
-            "critic (values, value loss, backward) on a second thread beside the actor: {:.1} ms per update",
-            ms(total.critic_seconds)
-        );
-    }
     println!(
         "update per sample-step (epochs × envs × steps): {:.2} µs",
         1e6 * total.update_seconds / n / samples
     );
+    steps / train
 }

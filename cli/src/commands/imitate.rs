@@ -30,6 +30,9 @@ pub struct ImitateArgs {
     /// `--set imitation.rounds=2 --set policy.actor.cell=lstm`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub overrides: Vec<Override>,
+    /// Cores the run uses (overrides run.threads; default: all this process may use).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
 }
 
 /// Runs `wormnet imitate`.
@@ -40,6 +43,9 @@ pub fn run(args: ImitateArgs, registry: &Registry) -> Result<()> {
     }
     if let Some(device) = &args.device {
         config.run.device = device.clone();
+    }
+    if let Some(threads) = args.threads {
+        config.run.threads = Some(threads);
     }
     config.validate(&args.config)?;
     let run_dir = args.run_dir.clone().unwrap_or_else(|| {

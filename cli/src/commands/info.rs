@@ -21,6 +21,7 @@ pub fn run(args: InfoArgs, registry: &Registry) -> Result<()> {
     if args.json {
         let mut value = serde_json::to_value(&info)?;
         value["envs"] = serde_json::json!(registry.names());
+        value["cores"] = serde_json::json!(wormnet_agent::threads::available_cores());
         println!("{value}");
         return Ok(());
     }
@@ -48,8 +49,15 @@ pub fn run(args: InfoArgs, registry: &Registry) -> Result<()> {
         };
         println!("cuda            not available, training runs on the CPU ({why})");
     }
+    let cores = wormnet_agent::threads::available_cores();
+    let split = wormnet_agent::threads::ThreadBudget::plan(None, cores, 16, 16, None);
     println!(
-        "cpu threads     {} intra-op, {} inter-op (OMP_NUM_THREADS changes it)",
+        "run threads     {cores} cores this process may use (cgroup quota and affinity \
+         included): a run's default run.threads; e.g. 16 envs: {split}"
+    );
+    println!(
+        "libtorch        {} intra-op, {} inter-op threads by default (OMP_NUM_THREADS); \
+         training sets 1 on each of its threads",
         info.cpu_threads, info.interop_threads
     );
     println!(

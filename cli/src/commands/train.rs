@@ -32,6 +32,10 @@ pub struct TrainArgs {
     /// Overrides run.total_steps (also extends a resumed run).
     #[arg(long)]
     pub total_steps: Option<u64>,
+    /// Cores the run uses (overrides run.threads; default: all this process may use). Env
+    /// workers and update shards share them; more than the cores is capped at the cores.
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
     /// Start from this run's best (else latest) policy instead of fresh weights (sets
     /// run.init_from): fine-tuning, e.g. PPO after `wormnet imitate`.
     #[arg(long, value_name = "RUN_DIR")]
@@ -65,12 +69,12 @@ pub fn run(args: TrainArgs, registry: &Registry) -> Result<()> {
     )?;
     let total = trainer.config.run.total_steps;
     eprintln!(
-        "wormnet train: env {} ({} envs, {} workers), {} on {}, run dir {}",
+        "wormnet train: env {} ({} envs), {} on {}, {}; run dir {}",
         trainer.config.env.name,
         trainer.config.env.num_envs,
-        trainer.config.env.workers,
         total,
         trainer.config.run.device,
+        trainer.threads,
         trainer.run_dir.display()
     );
     eprintln!("{}", trainer.policy.describe());
@@ -220,6 +224,9 @@ fn apply_overrides(config: &mut TrainConfig, args: &TrainArgs) {
     }
     if let Some(total) = args.total_steps {
         config.run.total_steps = total;
+    }
+    if let Some(threads) = args.threads {
+        config.run.threads = Some(threads);
     }
 }
 

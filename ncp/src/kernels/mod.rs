@@ -21,6 +21,7 @@ pub mod ltc;
 pub mod math;
 pub mod plumbing;
 
+pub use lanes::LANES;
 pub use math::{fast_exp, sigmoid};
 pub use plumbing::{
     forward_sequence, forward_sequence_train, parameters_written, step, to_tensor, values,

@@ -23,7 +23,7 @@ mod memory;
 mod stats;
 
 pub(crate) use memory::{host_f32, host_slice, host_slice_mut};
-pub(crate) use stats::{grad_norm, ratio_stats};
+pub(crate) use stats::{grad_norm, mean_and_std, ratio_stats};
 
 #[cfg(test)]
 mod tests;

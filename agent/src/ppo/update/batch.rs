@@ -7,6 +7,7 @@ use tch::{Device, Tensor};
 use crate::policy::{PolicyState, ReplayBatch};
 use crate::ppo::config::PpoConfig;
 use crate::ppo::gae::{gae, GaeInput};
+use crate::ppo::host::{host_f32, host_slice, mean_and_std};
 use crate::ppo::rollout::Rollout;
 
 /// One rollout, stacked env-major on the policy's device.
@@ -33,7 +34,7 @@ pub(super) struct Minibatch {
     pub old_values: Tensor,
     /// The rollout's log-probabilities of the taken actions, `(B, T)`.
     pub old_logp: Tensor,
-    /// GAE advantages, `(B, T)`, not normalised.
+    /// GAE advantages, `(B, T)`, normalised over the whole minibatch where `ppo.norm_adv` asks.
     pub advantages: Tensor,
     obs: Tensor,
     actions: Tensor,
@@ -82,15 +83,55 @@ impl<'a> Batch<'a> {
         })
     }
 
-    /// The rows of the envs `envs`.
-    pub fn minibatch(&self, envs: &[i64]) -> Minibatch {
+    /// The minibatch of the envs `envs` split into `count` shards of whole envs (sizes
+    /// differing by at most one), each with its share of the samples. With `norm_adv` the
+    /// advantages are normalised over the whole minibatch first (CleanRL's
+    /// `(A − mean) / (std + 1e-8)`, unbiased std), so the shards' losses add up to its loss.
+    pub fn shards(&self, envs: &[i64], count: usize, norm_adv: bool) -> Vec<(Minibatch, f64)> {
+        let (shift, scale) = if norm_adv {
+            let idx = Tensor::from_slice(envs).to_device(self.device);
+            let adv = self.advantages.index_select(0, &idx);
+            let (mean, std) = if host_f32(&adv, adv.numel()) {
+                // SAFETY: `adv` passed host_f32 and is this function's own tensor.
+                mean_and_std(unsafe { host_slice(&adv) })
+            } else {
+                (
+                    adv.mean(tch::Kind::Float).double_value(&[]),
+                    adv.std(true).double_value(&[]),
+                )
+            };
+            (mean, std + 1e-8)
+        } else {
+            (0.0, 1.0)
+        };
+        let count = count.clamp(1, envs.len().max(1));
+        let (base, extra) = (envs.len() / count, envs.len() % count);
+        let mut first = 0;
+        (0..count)
+            .map(|k| {
+                let len = base + usize::from(k < extra);
+                let part = &envs[first..first + len];
+                first += len;
+                let weight = len as f64 / envs.len() as f64;
+                (self.minibatch(part, shift, scale), weight)
+            })
+            .collect()
+    }
+
+    /// The rows of the envs `envs`, advantages as `(A − shift) / scale`.
+    fn minibatch(&self, envs: &[i64], shift: f64, scale: f64) -> Minibatch {
         let idx = Tensor::from_slice(envs).to_device(self.device);
         let rows = |t: &Tensor| t.index_select(0, &idx);
+        let advantages = rows(&self.advantages);
         Minibatch {
             returns: rows(&self.returns),
             old_values: rows(&self.old_values),
             old_logp: rows(&self.old_logp),
-            advantages: rows(&self.advantages),
+            advantages: if (shift, scale) == (0.0, 1.0) {
+                advantages
+            } else {
+                (advantages - shift) / scale
+            },
             obs: rows(&self.obs),
             actions: rows(&self.actions),
             starts: rows(&self.starts),
@@ -113,6 +154,21 @@ impl<'a> Batch<'a> {
 }
 
 impl Minibatch {
+    /// A second handle on the same rows (for the thread running the other half of a shard).
+    pub fn shallow_clone(&self) -> Minibatch {
+        Minibatch {
+            returns: self.returns.shallow_clone(),
+            old_values: self.old_values.shallow_clone(),
+            old_logp: self.old_logp.shallow_clone(),
+            advantages: self.advantages.shallow_clone(),
+            obs: self.obs.shallow_clone(),
+            actions: self.actions.shallow_clone(),
+            starts: self.starts.shallow_clone(),
+            actor_h: self.actor_h.shallow_clone(),
+            state0: self.state0.shallow_clone(),
+        }
+    }
+
     /// What the policy's replay reads.
     pub fn replay(&self) -> ReplayBatch<'_> {
         ReplayBatch {

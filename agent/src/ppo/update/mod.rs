@@ -1,11 +1,10 @@
 //! The PPO update, as CleanRL writes it: advantages by GAE, then `epochs` passes over
 //! minibatches of whole environments, each replayed through the recurrent policy from the
-//! rollout's start state with the same episode-start resets ([`batch`]), and the loss —
-//! clipped surrogate, entropy bonus, (clipped) value loss — in [`Step::run`]. A
-//! categorical policy on the CPU takes the actor's half of that loss, and its gradient in the
-//! logits, from the host loops of [`crate::ppo::host`], which compute the same formulas
-//! (`ppo.host_loops = false`: libtorch's operations throughout). The phases' wall times are
-//! added up by [`timed`], out of the loss's way.
+//! rollout's start state with the same episode-start resets ([`batch`]). Each minibatch is
+//! split into shards of its envs, one per update thread ([`shards`]); each shard's loss —
+//! clipped surrogate, entropy bonus, (clipped) value loss — is in [`loss`], and the shards'
+//! gradients are added in a fixed order before one clipped Adam step ([`Step::run`]). The
+//! phases' wall times are added up by [`timed`], out of the loss's way.
 
 use std::time::Instant;
 
@@ -13,18 +12,20 @@ use anyhow::{bail, Result};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use tch::{Kind, Tensor};
-use wormnet_ncp::Tape;
+use tch::Tensor;
 
 use super::adam::Adam;
 use super::config::PpoConfig;
-use super::host::{self, categorical};
 use super::rollout::Rollout;
-use crate::policy::{Evaluation, Policy};
+use crate::policy::Policy;
 
 mod batch;
+mod loss;
+mod shards;
 
-use batch::{Batch, Minibatch};
+use batch::Batch;
+use loss::{ActorTerms, Half, ShardLoss};
+pub use shards::Shards;
 
 /// Statistics of one PPO update, logged under CleanRL's names.
 #[derive(Clone, Debug, Default)]
@@ -54,28 +55,31 @@ pub struct UpdateStats {
     pub update_seconds: f64,
     /// Of the update: GAE, stacking the rollout's tensors, and selecting each minibatch's rows.
     pub batching_seconds: f64,
-    /// Of the update: replaying the actor over the minibatches (its forward pass, then, for a
-    /// continuous policy, the log-probabilities and entropies of the taken actions).
+    /// Of the update: replaying the actor over the trainer's shard of each minibatch (its
+    /// forward pass, then, for a continuous policy, the log-probabilities and entropies of the
+    /// taken actions).
     pub actor_seconds: f64,
-    /// The critic's half of the replay: its values, the value loss and their backward. With
-    /// `critic_beside` it ran on a second thread, beside the actor's half, and is no part of
-    /// the update's sum; `critic_wait_seconds` is.
+    /// Of the update: the critic's half of the trainer's shard (values, value loss, backward).
     pub critic_seconds: f64,
-    /// Whether the critic's half ran beside the actor's (an MLP critic without an encoder).
-    pub critic_beside: bool,
-    /// Of the update: the actor's thread waiting for the critic's half to finish.
-    pub critic_wait_seconds: f64,
+    /// Threads each minibatch was split over.
+    pub shards: usize,
+    /// Of the update: the trainer's thread waiting for the other shards to finish.
+    pub shard_wait_seconds: f64,
     /// Of the update: ratios, the policy loss and their statistics (for a categorical policy
-    /// also its log-probabilities, entropies and the loss's gradient in the logits).
+    /// also its log-probabilities, entropies and the loss's gradient in the logits), on the
+    /// trainer's shard.
     pub loss_seconds: f64,
-    /// Of the update: the actor's backpropagation (autograd and the kernels' backward).
+    /// Of the update: the actor's backpropagation (autograd and the kernels' backward) on
+    /// the trainer's shard.
     pub backward_seconds: f64,
-    /// Of the update: zeroing gradients, clipping their norm, Adam and weight constraints.
+    /// Of the update: zeroing gradients, adding the shards' gradients, clipping their norm,
+    /// Adam and weight constraints.
     pub optimizer_seconds: f64,
 }
 
 /// Runs the PPO epochs on `rollout`: `params` are the policy's trainable tensors in Adam's
-/// order, `shuffle_seed` seeds the minibatch order.
+/// (`Policy::parameters`) order, `shuffle_seed` seeds the minibatch order, and `shards` are
+/// the threads each minibatch is split over beside this one.
 pub fn update(
     policy: &Policy,
     params: &[Tensor],
@@ -83,8 +87,12 @@ pub fn update(
     rollout: &Rollout,
     cfg: &PpoConfig,
     shuffle_seed: u64,
+    shards: &Shards,
 ) -> Result<UpdateStats> {
-    let mut stats = UpdateStats::default();
+    let mut stats = UpdateStats {
+        shards: shards.count(),
+        ..UpdateStats::default()
+    };
     adam.host_loops = cfg.host_loops;
     let data = timed(&mut stats.batching_seconds, || {
         Batch::new(rollout, cfg, policy.device())
@@ -102,9 +110,13 @@ pub fn update(
                 policy,
                 params,
                 cfg,
+                shards,
                 first: count == 0,
             };
             let losses = step.run(adam, &data, envs, &mut stats)?;
+            if let Some(d) = losses.actor.max_ratio_deviation {
+                stats.first_ratio_deviation = d;
+            }
             stats.add(&losses);
             epoch_kl += losses.actor.approx_kl;
             count += 1;
@@ -131,32 +143,19 @@ struct Losses {
     grad_norm: f64,
 }
 
-/// The actor's half of the loss on one minibatch, and the ratio's statistics.
-struct ActorTerms {
-    /// `pg_loss − ent_coef · entropy`.
-    loss: f64,
-    pg_loss: f64,
-    entropy: f64,
-    old_approx_kl: f64,
-    approx_kl: f64,
-    clipfrac: f64,
-    /// `max |ratio − 1|`, where asked for (the first minibatch).
-    max_ratio_deviation: Option<f64>,
-}
-
 /// What a gradient step on one minibatch reads.
 struct Step<'a> {
     policy: &'a Policy,
     params: &'a [Tensor],
     cfg: &'a PpoConfig,
+    shards: &'a Shards,
     /// Whether this is the update's first minibatch (its ratios are 1 up to rounding).
     first: bool,
 }
 
 impl Step<'_> {
-    /// One gradient step on the minibatch of the envs `envs`: the loss
-    /// `pg_loss − ent_coef · entropy + vf_coef · v_loss`, its backward pass (each half of the
-    /// replay backpropagates its own terms, see `Policy::replay`), the clipped Adam step.
+    /// One gradient step on the minibatch of the envs `envs`: its shards' backward passes
+    /// (their gradients added in shard order), then the clipped Adam step.
     fn run(
         &self,
         adam: &mut Adam,
@@ -166,16 +165,32 @@ impl Step<'_> {
     ) -> Result<Losses> {
         let cfg = self.cfg;
         timed(&mut stats.optimizer_seconds, || adam.zero_grad(self.params));
-        let mb = timed(&mut stats.batching_seconds, || data.minibatch(envs));
-        let value_side = value_loss(&mb, cfg);
-        let replayed = self.policy.replay(&mb.replay(), value_side, |ev, tape| {
-            self.actor_loss(ev, tape, &mb, stats)
+        let apart = self.policy.halves_apart() && self.policy.device() == tch::Device::Cpu;
+        let (count, halves) = self.shards.layout(envs.len(), apart);
+        let parts = timed(&mut stats.batching_seconds, || {
+            let shards = data.shards(envs, count, cfg.norm_adv).into_iter();
+            if !halves {
+                return shards.map(|(mb, w)| (mb, w, Half::Both)).collect();
+            }
+            let pairs =
+                shards.map(|(mb, w)| [(mb.shallow_clone(), w, Half::Actor), (mb, w, Half::Critic)]);
+            pairs.flatten().collect::<Vec<_>>()
+        });
+        let (shards, wait) = timed(&mut stats.optimizer_seconds, || {
+            self.shards
+                .backward(self.policy, self.params, parts, cfg, self.first)
         })?;
-        stats.actor_seconds += replayed.actor_seconds;
-        stats.critic_seconds += replayed.critic_seconds;
-        stats.critic_wait_seconds += replayed.wait_seconds;
-        stats.critic_beside = replayed.critic_beside;
-        let (actor, value_loss) = (replayed.actor, replayed.critic.double_value(&[]));
+        stats.shard_wait_seconds += wait;
+        stats.optimizer_seconds -= wait;
+        if let Some(own) = shards.first() {
+            stats.actor_seconds += own.times.actor;
+            stats.critic_seconds += own.times.critic;
+            stats.loss_seconds += own.times.loss;
+            stats.backward_seconds += own.times.backward;
+            let own_work = own.times.actor + own.times.critic + own.times.loss;
+            stats.optimizer_seconds -= own_work + own.times.backward;
+        }
+        let (actor, value_loss) = combine(&shards, self.first);
         // Checked in f32, as the losses are: beyond f32's range the run has diverged.
         let loss = (actor.loss + value_loss * cfg.vf_coef) as f32;
         if !loss.is_finite() {
@@ -196,146 +211,30 @@ impl Step<'_> {
             grad_norm,
         })
     }
+}
 
-    /// The actor's terms — clipped surrogate and entropy bonus — and their backward pass:
-    /// from the host loops for a categorical policy on the CPU, else as libtorch operations.
-    fn actor_loss(
-        &self,
-        ev: Evaluation,
-        tape: Tape,
-        mb: &Minibatch,
-        stats: &mut UpdateStats,
-    ) -> ActorTerms {
-        let started = Instant::now();
-        let (terms, loss) = match self.host_categorical(&ev, mb) {
-            Some(host) => host,
-            None => tensor_actor_loss(&ev, mb, self.cfg, self.first),
+/// The minibatch's losses from its shards': each mean weighted by the shard's share of the
+/// samples; the largest ratio deviation where asked for (`first`).
+fn combine(shards: &[ShardLoss], first: bool) -> (ActorTerms, f64) {
+    let mut actor = ActorTerms::default();
+    let mut value_loss = 0.0;
+    for s in shards {
+        let w = s.weight;
+        value_loss += w * s.value_loss.unwrap_or(0.0);
+        let Some(a) = &s.actor else {
+            continue;
         };
-        stats.loss_seconds += started.elapsed().as_secs_f64();
-        timed(&mut stats.backward_seconds, || tape.backward(&loss));
-        if let Some(deviation) = terms.max_ratio_deviation.filter(|_| self.first) {
-            stats.first_ratio_deviation = deviation;
+        actor.loss += w * a.loss;
+        actor.pg_loss += w * a.pg_loss;
+        actor.entropy += w * a.entropy;
+        actor.old_approx_kl += w * a.old_approx_kl;
+        actor.approx_kl += w * a.approx_kl;
+        actor.clipfrac += w * a.clipfrac;
+        if let Some(d) = a.max_ratio_deviation.filter(|_| first) {
+            actor.max_ratio_deviation = Some(actor.max_ratio_deviation.unwrap_or(0.0).max(d));
         }
-        terms
     }
-
-    /// A categorical policy's actor terms from the host loops ([`categorical`]; ~40 libtorch
-    /// operations fewer), and the surrogate `Σ logits · ∂loss/∂logits` to backpropagate;
-    /// `None` where they do not apply or are turned off.
-    fn host_categorical(&self, ev: &Evaluation, mb: &Minibatch) -> Option<(ActorTerms, Tensor)> {
-        let Evaluation::Logits { logits, actions } = ev else {
-            return None;
-        };
-        if !self.cfg.host_loops {
-            return None;
-        }
-        let settings = categorical::LossSettings {
-            clip_coef: self.cfg.clip_coef,
-            ent_coef: self.cfg.ent_coef,
-            norm_adv: self.cfg.norm_adv,
-        };
-        let loss =
-            categorical::categorical_loss(logits, actions, &mb.old_logp, &mb.advantages, settings)?;
-        let terms = ActorTerms {
-            loss: loss.actor_loss,
-            pg_loss: loss.pg_loss,
-            entropy: loss.entropy,
-            old_approx_kl: loss.old_approx_kl,
-            approx_kl: loss.approx_kl,
-            clipfrac: loss.clipfrac,
-            max_ratio_deviation: Some(loss.max_ratio_deviation),
-        };
-        Some((terms, categorical::surrogate(logits, &loss.grad)))
-    }
-}
-
-/// The actor's terms as CleanRL writes them, and the loss to backpropagate.
-fn tensor_actor_loss(
-    ev: &Evaluation,
-    mb: &Minibatch,
-    cfg: &PpoConfig,
-    first: bool,
-) -> (ActorTerms, Tensor) {
-    let (logp, entropy) = ev.tensors();
-    let logratio = &logp - &mb.old_logp;
-    let ratio = logratio.exp();
-    let [old_approx_kl, approx_kl, clipfrac] = ratio_stats(&logratio, &ratio, cfg);
-    let max_ratio_deviation =
-        first.then(|| tch::no_grad(|| (&ratio - 1.0).abs().max().double_value(&[])));
-    let adv = &mb.advantages;
-    let adv = if cfg.norm_adv {
-        (adv - adv.mean(Kind::Float)) / (adv.std(true) + 1e-8)
-    } else {
-        adv.shallow_clone()
-    };
-    let pg_loss1 = -&adv * &ratio;
-    let pg_loss2 = -&adv * ratio.clamp(1.0 - cfg.clip_coef, 1.0 + cfg.clip_coef);
-    let pg_loss = pg_loss1.max_other(&pg_loss2).mean(Kind::Float);
-    let entropy = entropy.mean(Kind::Float);
-    let loss = &pg_loss - &entropy * cfg.ent_coef;
-    let value = |t: &Tensor| t.double_value(&[]);
-    let terms = ActorTerms {
-        loss: value(&loss),
-        pg_loss: value(&pg_loss),
-        entropy: value(&entropy),
-        old_approx_kl,
-        approx_kl,
-        clipfrac,
-        max_ratio_deviation,
-    };
-    (terms, loss)
-}
-
-/// The critic's half: CleanRL's value loss `½ mean (V − R)²`, with `clip_vloss` the larger of
-/// it and the loss of `V` clipped to `old_V ± clip_coef`; it backpropagates
-/// `vf_coef · v_loss` and returns `v_loss`. It may run on the critic's thread.
-fn value_loss(
-    mb: &Minibatch,
-    cfg: &PpoConfig,
-) -> impl FnOnce(Tensor, Tape) -> Tensor + Send + 'static {
-    let (returns, old_values) = (mb.returns.shallow_clone(), mb.old_values.shallow_clone());
-    let (clip_vloss, clip_coef, vf_coef) = (cfg.clip_vloss, cfg.clip_coef, cfg.vf_coef);
-    move |value, tape| {
-        let v_loss = if clip_vloss {
-            let unclipped = (&value - &returns).pow_tensor_scalar(2);
-            let clipped = &old_values + (&value - &old_values).clamp(-clip_coef, clip_coef);
-            let clipped = (clipped - &returns).pow_tensor_scalar(2);
-            unclipped.max_other(&clipped).mean(Kind::Float) * 0.5
-        } else {
-            (&value - &returns).pow_tensor_scalar(2).mean(Kind::Float) * 0.5
-        };
-        tape.backward(&(&v_loss * vf_coef));
-        v_loss
-    }
-}
-
-/// The ratio's diagnostics, as CleanRL logs them: `old_approx_kl` (the mean of `-logratio`),
-/// `approx_kl` (the mean of `(ratio - 1) - logratio`) and `clipfrac` (the share of samples with
-/// `|ratio - 1| > clip_coef`). On the CPU they come from host loops
-/// ([`host::ratio_stats`]): a dozen operations and three reads fewer per minibatch.
-fn ratio_stats(logratio: &Tensor, ratio: &Tensor, cfg: &PpoConfig) -> [f64; 3] {
-    cfg.host_loops
-        .then(|| host::ratio_stats(logratio, ratio, cfg.clip_coef))
-        .flatten()
-        .unwrap_or_else(|| tensor_ratio_stats(logratio, ratio, cfg.clip_coef))
-}
-
-/// [`ratio_stats`] as libtorch operations.
-fn tensor_ratio_stats(logratio: &Tensor, ratio: &Tensor, clip_coef: f64) -> [f64; 3] {
-    tch::no_grad(|| {
-        [
-            (-logratio).mean(Kind::Float).double_value(&[]),
-            ((ratio - 1.0) - logratio)
-                .mean(Kind::Float)
-                .double_value(&[]),
-            (ratio - 1.0)
-                .abs()
-                .gt(clip_coef)
-                .to_kind(Kind::Float)
-                .mean(Kind::Float)
-                .double_value(&[]),
-        ]
-    })
+    (actor, value_loss)
 }
 
 impl UpdateStats {

@@ -40,8 +40,13 @@ fn policy(spec: &EnvSpec, outputs: usize) -> Policy {
 /// A rollout of the policy on random observations and rewards, env 0's episode ending
 /// halfway (so the replay resets its state there).
 fn rollout(policy: &Policy) -> Rollout {
-    let n = ENVS as usize;
-    let mut state = policy.initial_state(ENVS);
+    rollout_of(policy, ENVS)
+}
+
+/// [`rollout`] of `envs` envs.
+fn rollout_of(policy: &Policy, envs: i64) -> Rollout {
+    let n = envs as usize;
+    let mut state = policy.initial_state(envs);
     let mut r = Rollout {
         state0: state.detach(),
         obs: Vec::new(),
@@ -59,12 +64,12 @@ fn rollout(policy: &Policy) -> Rollout {
     };
     let mut starts = vec![true; n];
     for t in 0..STEPS {
-        let obs = Tensor::randn([ENVS, 2], (Kind::Float, Device::Cpu));
+        let obs = Tensor::randn([envs, 2], (Kind::Float, Device::Cpu));
         let act = policy.act(&obs, &state, false);
         let done: Vec<bool> = (0..n).map(|i| i == 0 && t == STEPS / 2).collect();
         r.obs.push(obs);
         r.starts.push(Tensor::from_slice(&starts));
-        r.actions.push(act.action.reshape([ENVS, -1]));
+        r.actions.push(act.action.reshape([envs, -1]));
         r.actor_h.push(act.state.actor.h.detach());
         r.logp.push(act.logp);
         r.values.push(act.value);
@@ -75,7 +80,7 @@ fn rollout(policy: &Policy) -> Rollout {
         starts = done;
     }
     let last = policy.value(
-        &Tensor::randn([ENVS, 2], (Kind::Float, Device::Cpu)),
+        &Tensor::randn([envs, 2], (Kind::Float, Device::Cpu)),
         &state,
     );
     r.last_values = Vec::<f32>::try_from(last).unwrap();
@@ -91,6 +96,17 @@ struct Outcome {
 
 /// One update of `policy` on `rollout` from the parameters `init`, with or without host loops.
 fn run(policy: &Policy, init: &[Tensor], rollout: &Rollout, host_loops: bool) -> Outcome {
+    run_on(policy, init, rollout, host_loops, &Shards::none())
+}
+
+/// [`run`] with each minibatch split over `shards`.
+fn run_on(
+    policy: &Policy,
+    init: &[Tensor],
+    rollout: &Rollout,
+    host_loops: bool,
+    shards: &Shards,
+) -> Outcome {
     let params: Vec<Tensor> = policy.parameters().into_iter().map(|(_, t)| t).collect();
     tch::no_grad(|| {
         for (p, v) in params.iter().zip(init) {
@@ -106,7 +122,15 @@ fn run(policy: &Policy, init: &[Tensor], rollout: &Rollout, host_loops: bool) ->
         host_loops,
         ..PpoConfig::default()
     };
-    let stats = update(policy, &params, &mut adam, rollout, &cfg, 9).unwrap();
+    let cfg = PpoConfig {
+        minibatches: if rollout.last_values.len() > ENVS as usize {
+            1
+        } else {
+            cfg.minibatches
+        },
+        ..cfg
+    };
+    let stats = update(policy, &params, &mut adam, rollout, &cfg, 9, shards).unwrap();
     let flat = |t: &Tensor| Vec::<f32>::try_from(t.reshape([-1])).unwrap();
     Outcome {
         stats,
@@ -205,4 +229,75 @@ fn host_loops_and_libtorchs_operations_give_the_same_update_to_float_rounding() 
             assert_eq!(again.params, first.params, "{name} host_loops {host_loops}");
         }
     }
+}
+
+#[test]
+fn sharded_updates_equal_the_unsharded_one_to_float_rounding_and_repeat_to_the_bit() {
+    // Each minibatch (2 of the 4 envs) split over 2 threads, each shard on a replica of the
+    // policy: the same update as on one thread, up to the order in which the gradients'
+    // terms are added; and the same bits every time at that thread count.
+    let cases = [
+        ("categorical", spec(Space::discrete(3).unwrap(), 1), 3),
+        (
+            "gaussian",
+            spec(Space::bounded(vec![-1.0], vec![1.0]).unwrap(), 1),
+            1,
+        ),
+    ];
+    for (name, spec, outputs) in cases {
+        let policy = policy(&spec, outputs);
+        let init: Vec<Tensor> = policy
+            .parameters()
+            .iter()
+            .map(|(_, t)| t.detach().copy())
+            .collect();
+        let rollout = rollout(&policy);
+        let one = run(&policy, &init, &rollout, true);
+        let two_threads = Shards::spawn(vec![self::policy(&spec, outputs)]).unwrap();
+        assert_eq!(two_threads.count(), 2);
+        let two = run_on(&policy, &init, &rollout, true, &two_threads);
+        assert_eq!(two.stats.shards, 2);
+        for ((what, a), (_, b)) in figures(&one.stats).into_iter().zip(figures(&two.stats)) {
+            assert!(
+                (a - b).abs() <= 1e-5 * b.abs().max(0.1),
+                "{name} {what}: one thread {a} vs two {b}"
+            );
+        }
+        assert_close(&one.params, &two.params, 1e-5, &format!("{name} parameter"));
+        assert_close(&one.grads, &two.grads, 1e-4, &format!("{name} gradient"));
+        // Every parameter got a gradient from both shards (none is left at zero).
+        assert!(
+            two.grads.iter().all(|g| g.iter().any(|x| *x != 0.0)),
+            "{name}"
+        );
+        let again = run_on(&policy, &init, &rollout, true, &two_threads);
+        assert_eq!(again.params, two.params, "{name}: two threads, run twice");
+        assert_eq!(again.grads, two.grads, "{name}: two threads, run twice");
+    }
+}
+
+#[test]
+fn a_minibatch_of_full_lanes_splits_actor_and_critic_and_keeps_every_bit() {
+    // 16 envs in one minibatch on 2 threads: they fill the kernels' lanes, so the minibatch
+    // is not split by envs; its actor's half runs on one thread and its MLP critic's on the
+    // other. Each parameter gets its gradient from one thread, so the update
+    // is the one-thread update to the bit.
+    let spec = spec(Space::discrete(2).unwrap(), 1);
+    let policy = policy(&spec, 2);
+    let init: Vec<Tensor> = policy
+        .parameters()
+        .iter()
+        .map(|(_, t)| t.detach().copy())
+        .collect();
+    let rollout = rollout_of(&policy, 16);
+    let two_threads = Shards::spawn(vec![self::policy(&spec, 2)]).unwrap();
+    assert_eq!(two_threads.layout(16, true), (1, true));
+    assert_eq!(two_threads.layout(8, true), (1, true));
+    assert_eq!(two_threads.layout(16, false), (2, false));
+    assert_eq!(two_threads.layout(4, true), (2, false));
+    let one = run(&policy, &init, &rollout, true);
+    let two = run_on(&policy, &init, &rollout, true, &two_threads);
+    assert_eq!(one.params, two.params);
+    let bits = |o: &Outcome| figures(&o.stats).map(|(_, v)| v.to_bits());
+    assert_eq!(bits(&one), bits(&two));
 }

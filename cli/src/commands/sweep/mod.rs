@@ -90,11 +90,14 @@ pub fn run(args: SweepArgs) -> Result<()> {
         .parallel
         .or(sweep.parallel)
         .unwrap_or_else(|| (cores() / threads).max(1));
-    // A trial's second update thread (run.update_threads = 2) takes a second core: worth it
-    // only to a trial that has the machine alone. Two cartpole trainings at once on 2 cores
-    // ran 8 % slower each with it. So a trial started with others gets 1, unless the sweep
-    // itself sets it. The runs are the same either way, bit for bit.
+    // Trials started side by side share the cores: each gets `run.threads` = its share of
+    // them (the cores ÷ trials at once), unless the sweep itself sets it; a trial alone on the
+    // machine uses every core. A run's bits depend on its thread count, its statistics not.
     let alone = matches!(args.executor, Executor::Local) && parallel == 1 && args.trial.is_none();
+    let share = (!alone).then(|| match args.executor {
+        Executor::Local => (cores() / parallel).max(1),
+        _ => 1,
+    });
     if args.dry_run {
         for (t, p) in &plan {
             println!(
@@ -102,7 +105,7 @@ pub fn run(args: SweepArgs) -> Result<()> {
                 t.id,
                 p,
                 binary_name(),
-                trial_args(t, &dir.join("trials").join(&t.id), alone).join(" ")
+                trial_args(t, &dir.join("trials").join(&t.id), share).join(" ")
             );
         }
         return Ok(());
@@ -110,7 +113,7 @@ pub fn run(args: SweepArgs) -> Result<()> {
     let (_lock, dir) = prepare_dir(&args, &dir)?;
     let binary = std::env::current_exe().context("cannot find the wormnet binary")?;
 
-    let (status, jobs) = schedule(&plan, &dir, alone)?;
+    let (status, jobs) = schedule(&plan, &dir, share)?;
     super::train::install_ctrl_c("stopping the trials (each saves its latest checkpoint)…")?;
     announce(&plan, &dir, args.executor, parallel, jobs.len());
     let keep_manifest = args.trial.is_none();
@@ -158,7 +161,7 @@ fn resolve_trials(
     let mut resolved = Vec::with_capacity(trials.len());
     for t in &trials {
         let config = t.resolved()?;
-        threads = threads.max(config.env.workers.max(config.run.threads));
+        threads = threads.max(config.run.threads.unwrap_or(1));
         resolved.push(config);
     }
     let count = trials.len();
@@ -335,7 +338,7 @@ impl Tracker<'_> {
 fn schedule(
     plan: &[(Trial, Progress)],
     dir: &Path,
-    alone: bool,
+    share: Option<usize>,
 ) -> Result<(BTreeMap<String, TrialStatus>, Vec<Job>)> {
     let mut status: BTreeMap<String, TrialStatus> = BTreeMap::new();
     let mut jobs = Vec::new();
@@ -346,13 +349,13 @@ fn schedule(
             Progress::Finished => {
                 status.insert(
                     trial.id.clone(),
-                    TrialStatus::new(trial, &run_dir, alone, "finished"),
+                    TrialStatus::new(trial, &run_dir, share, "finished"),
                 );
                 continue;
             }
             Progress::Unreadable(why) => {
                 eprintln!("trial {}: kept as it is, not trained: {why}", trial.id);
-                let mut s = TrialStatus::new(trial, &run_dir, alone, UNREADABLE);
+                let mut s = TrialStatus::new(trial, &run_dir, share, UNREADABLE);
                 s.error = Some(why.clone());
                 status.insert(trial.id.clone(), s);
                 continue;
@@ -381,7 +384,7 @@ fn schedule(
                     std::fs::remove_dir_all(&run_dir)
                         .with_context(|| format!("cannot clear {}", run_dir.display()))?;
                 }
-                trial_args(trial, &run_dir, alone)
+                trial_args(trial, &run_dir, share)
             }
         };
         if log.exists() {
@@ -389,7 +392,7 @@ fn schedule(
         }
         status.insert(
             trial.id.clone(),
-            TrialStatus::new(trial, &run_dir, alone, "pending"),
+            TrialStatus::new(trial, &run_dir, share, "pending"),
         );
         jobs.push(Job {
             id: trial.id.clone(),
@@ -514,12 +517,13 @@ fn counts(status: &BTreeMap<String, TrialStatus>) -> String {
 }
 
 /// The `wormnet` arguments that start `trial` fresh in `run_dir`: its own, plus
-/// `run.update_threads=1` unless it runs `alone` on the machine or the sweep sets that field.
-fn trial_args(trial: &Trial, run_dir: &Path, alone: bool) -> Vec<String> {
+/// `run.threads` = `share` (its share of the cores; None: alone on the machine, all of them)
+/// unless the sweep sets that field.
+fn trial_args(trial: &Trial, run_dir: &Path, share: Option<usize>) -> Vec<String> {
     let mut args = trial.fresh_args(run_dir);
-    let threads_key = ["run", "update_threads"];
-    if !alone && !trial.overrides.iter().any(|o| o.key == threads_key) {
-        args.extend(["--set".into(), "run.update_threads=1".into()]);
+    let threads_key = ["run", "threads"];
+    if let Some(share) = share.filter(|_| !trial.overrides.iter().any(|o| o.key == threads_key)) {
+        args.extend(["--set".into(), format!("run.threads={share}")]);
     }
     args
 }
@@ -534,10 +538,10 @@ struct TrialStatus {
 }
 
 impl TrialStatus {
-    fn new(trial: &Trial, run_dir: &Path, alone: bool, status: &str) -> Self {
+    fn new(trial: &Trial, run_dir: &Path, share: Option<usize>, status: &str) -> Self {
         Self {
             id: trial.id.clone(),
-            command: trial_args(trial, run_dir, alone),
+            command: trial_args(trial, run_dir, share),
             run_dir: run_dir.to_path_buf(),
             status: status.into(),
             error: None,

@@ -172,9 +172,10 @@ pub fn progress(run_dir: &Path) -> Progress {
 }
 
 /// Fields a trial may differ in from its sweep's resolved config without changing what it
-/// learns: the update threads (the run is the same bit for bit; the sweep picks 1 or 2 by
-/// how many trials share the machine).
-const SAME_RESULTS: &[&str] = &["run.update_threads"];
+/// learns: its threads and env workers (the sweep picks them by how many trials share the
+/// machine; another thread count sums gradients in another order, which moves the last
+/// bits, not the statistics).
+const SAME_RESULTS: &[&str] = &["run.threads", "env.workers"];
 
 /// The dotted keys where `trained` (an existing trial's config) differs from `wanted` (the
 /// sweep file's resolved config for it), each as `key: old -> new`.
@@ -398,12 +399,12 @@ set = { "ppo.epochs" = 2 }
         wiring = { kind = \"auto_ncp\", units = 8, output_size = 2 }\n";
 
     #[test]
-    fn changed_settings_are_named_key_by_key_but_update_threads_are_not() {
+    fn changed_settings_are_named_key_by_key_but_threads_are_not() {
         let config = |extra: &str| {
             TrainConfig::parse(&format!("{CONFIG}{extra}"), Path::new("c.toml")).unwrap()
         };
-        let old = config("[ppo]\nlearning_rate = 0.0003\n[run]\nupdate_threads = 1\n");
-        let new = config("[ppo]\nlearning_rate = 0.001\n[run]\nupdate_threads = 2\n");
+        let old = config("[ppo]\nlearning_rate = 0.0003\n[run]\nthreads = 1\n");
+        let new = config("[ppo]\nlearning_rate = 0.001\n[run]\nthreads = 2\n");
         assert_eq!(
             config_changes(&old, &new),
             ["ppo.learning_rate: 0.0003 -> 0.001"]
