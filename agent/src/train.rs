@@ -34,6 +34,24 @@ use crate::threads::{available_cores, ThreadBudget};
 
 pub use crate::interrupt::STOP;
 
+/// The update's threads beside the trainer's, each with a replica of the policy (whose weights
+/// are the policy's, copied in at every use). A GPU runs every shard in one stream anyway:
+/// there the update is one shard.
+fn update_shards(
+    threads: &ThreadBudget,
+    spec: &EnvSpec,
+    config: &TrainConfig,
+    device: tch::Device,
+) -> Result<Shards> {
+    if device != tch::Device::Cpu {
+        return Ok(Shards::none());
+    }
+    let replicas = (1..threads.update_shards)
+        .map(|_| Policy::new(spec, &config.policy, device))
+        .collect::<Result<Vec<_>, _>>()?;
+    Shards::spawn(replicas)
+}
+
 /// A training run in progress.
 pub struct Trainer {
     /// The run's resolved config.
@@ -242,17 +260,8 @@ impl Trainer {
         venv_config.envs_per_app = config.env.envs_per_app;
         let venv = VecEnv::new(factory, venv_config)?;
         let spec = venv.spec().clone();
-        // Replicas before the seed: their weights are the policy's copied in at every use,
-        // and building them must not move the policy's random stream. A GPU runs every shard
-        // in one stream anyway: there the update is one shard.
-        let shards = if device == tch::Device::Cpu {
-            let replicas = (1..threads.update_shards)
-                .map(|_| Policy::new(&spec, &config.policy, device))
-                .collect::<Result<Vec<_>, _>>()?;
-            Shards::spawn(replicas)?
-        } else {
-            Shards::none()
-        };
+        // Before the seed: building the replicas must not move the policy's random stream.
+        let shards = update_shards(&threads, &spec, &config, device)?;
         tch::manual_seed(derive_seed(config.run.seed, TORCH_STREAM) as i64);
         let mut policy = Policy::new(&spec, &config.policy, device)?;
         policy.set_obs_normalizer(
