@@ -242,7 +242,8 @@ pub fn write_steps_csv(rollout: &Rollout, path: &Path) -> Result<()> {
 
 /// The attribution log as CSV, a long table: `step,kind,source,target,delta_v`, one row per
 /// synapse (`kind` = `synapse`, source a neuron), sensory synapse (`sensory`, source an
-/// observation) and leak (`leak`, source `leak`) per step. `delta_v` is the change of the
+/// observation), gap junction (`gap`, source the junction's other end; two rows per junction)
+/// and leak (`leak`, source `leak`) per step. `delta_v` is the change of the
 /// target's potential that source caused in that step; a target's rows of one step add up to
 /// its change of potential (`steps.csv`'s neuron column, this step's value minus the previous
 /// step's, or minus 0 at the episode start).
@@ -273,6 +274,14 @@ pub fn write_attribution_csv(
                 "{t},sensory,{},{},{dv}",
                 name(observation_names, input),
                 name(neuron_names, dst)
+            );
+        }
+        for &(other, j, dv) in &a.gaps {
+            let _ = writeln!(
+                out,
+                "{t},gap,{},{},{dv}",
+                name(neuron_names, other),
+                name(neuron_names, j)
             );
         }
         for (j, dv) in a.leak.iter().enumerate() {

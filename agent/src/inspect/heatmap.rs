@@ -312,7 +312,7 @@ fn traces<DB: DrawingBackend>(
 }
 
 /// What pushed the motor neurons, step by step: for each motor neuron, one row per input
-/// (presynaptic neuron, sensory input, its leak) with the change of potential it caused, all
+/// (presynaptic neuron, sensory input, gap junction, its leak) with the change of potential it caused, all
 /// rows on one colour scale (the largest contribution of the episode is full colour). `names`
 /// are the neurons by id, `inputs` the observation names.
 pub fn attribution_heatmap(
@@ -351,6 +351,15 @@ pub fn attribution_heatmap(
                     name: format!("obs {}", name(inputs, src)),
                     layer: target.clone(),
                     values: series(&|a| a.sensory[k].2),
+                });
+            }
+        }
+        for (k, &(src, dst, _)) in first.gaps.iter().enumerate() {
+            if dst == j {
+                rows.push(Row {
+                    name: format!("gap {}", name(names, src)),
+                    layer: target.clone(),
+                    values: series(&|a| a.gaps[k].2),
                 });
             }
         }

@@ -46,7 +46,8 @@ pub(super) fn invalid<T>(msg: impl Into<String>) -> Result<T, WiringError> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NeuronType {
-    /// An input feature (not a state neuron; sensory ids are a separate index space).
+    /// An input feature; in a circuit file also a state neuron the inputs feed (the worm's
+    /// touch receptors PLM, ALM, …).
     Sensory,
     /// First hidden layer, fed by sensory neurons.
     Inter,
@@ -300,6 +301,9 @@ pub(super) enum Generator {
     Ncp(NcpParams),
     /// Loaded from a file: the sensory synapses (if any) are part of the data.
     Custom,
+    /// A circuit whose inputs are not listed: `build` connects every input to every neuron of
+    /// role sensory (excitatory), the circuit's own synapses untouched.
+    Circuit,
 }
 
 /// numpy's `np.round` (banker's rounding) followed by `int()`.

@@ -201,6 +201,24 @@ impl Wiring {
                 }
             }
             Generator::Custom => {}
+            Generator::Circuit => {
+                if let Some(s) = inputs {
+                    let sensory: Vec<usize> = (0..n)
+                        .filter(|&j| self.neuron_types[j] == NeuronType::Sensory)
+                        .collect();
+                    if sensory.is_empty() {
+                        return invalid(
+                            "the circuit has no neuron of role sensory for its inputs to feed",
+                        );
+                    }
+                    self.sensory_adjacency = vec![0; s * n];
+                    for i in 0..s {
+                        for &j in &sensory {
+                            self.sensory_adjacency[i * n + j] = 1;
+                        }
+                    }
+                }
+            }
         }
         Ok(())
     }

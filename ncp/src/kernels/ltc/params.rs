@@ -63,6 +63,59 @@ impl Synapses {
     }
 }
 
+/// Gap junctions gathered: the two ends and the conductance (positivity applied) of each, and
+/// each neuron's total junction conductance (what the junctions add to its denominator).
+#[derive(Default)]
+pub(super) struct Gaps {
+    pub(super) a: Vec<usize>,
+    pub(super) b: Vec<usize>,
+    pub(super) raw_w: Vec<f32>,
+    pub(super) w: Vec<f32>,
+}
+
+impl Gaps {
+    /// Adds every junction's current into both ends for one sample's potentials `v`:
+    /// `num[a] += g·v[b]`, `den[a] += g` and the same the other way, in junction order.
+    #[inline(always)]
+    pub(super) fn sums(&self, v: &[f32], num: &mut [f32], den: &mut [f32]) {
+        for k in 0..self.a.len() {
+            let (a, b, g) = (self.a[k], self.b[k], self.w[k]);
+            num[a] += g * v[b];
+            den[a] += g;
+            num[b] += g * v[a];
+            den[b] += g;
+        }
+    }
+
+    /// Adds every junction's conductance into both ends' denominators, as [`Gaps::sums`] does.
+    #[inline(always)]
+    pub(super) fn dens(&self, den: &mut [f32]) {
+        for k in 0..self.a.len() {
+            let (a, b, g) = (self.a[k], self.b[k], self.w[k]);
+            den[a] += g;
+            den[b] += g;
+        }
+    }
+
+    /// One sample's backward through [`Gaps::sums`] at the potentials `v`, from the gradients
+    /// of the sums `g_num`, `g_den`: accumulates each conductance's gradient into `acc` and adds
+    /// into the potentials' gradient `g_v`.
+    #[inline(always)]
+    pub(super) fn backward(
+        &self,
+        [v, g_num, g_den]: [&[f32]; 3],
+        acc: &mut [f32],
+        g_v: &mut [f32],
+    ) {
+        for k in 0..self.a.len() {
+            let (a, b, g) = (self.a[k], self.b[k], self.w[k]);
+            acc[k] += g_num[a] * v[b] + g_den[a] + g_num[b] * v[a] + g_den[b];
+            g_v[b] += g * g_num[a];
+            g_v[a] += g * g_num[b];
+        }
+    }
+}
+
 /// An LTC cell's parameters in kernel form (positivity applied, synapses gathered).
 pub struct LtcKernel {
     pub(super) n: usize,
@@ -73,6 +126,7 @@ pub struct LtcKernel {
     pub(super) implicit: bool,
     pub(super) syn: Synapses,
     pub(super) sens: Synapses,
+    pub(super) gaps: Gaps,
     pub(super) raw_gleak: Vec<f32>,
     pub(super) gleak: Vec<f32>,
     pub(super) vleak: Vec<f32>,
@@ -103,6 +157,8 @@ pub struct LtcSpec {
     pub synapses: Vec<(usize, usize, i8)>,
     /// Sensory synapses `(input, dst, polarity)`.
     pub sensory_synapses: Vec<(usize, usize, i8)>,
+    /// Gap junctions `(a, b)`, in the order of the `GAP_W` values.
+    pub gap_junctions: Vec<(usize, usize)>,
     /// The raw parameter values indexed by [`param`]; None for a mapping the cell lacks.
     /// This is also the order of [`Gradients::params`].
     pub values: [Option<Vec<f32>>; param::COUNT],
@@ -140,8 +196,10 @@ pub mod param {
     pub const OUTPUT_W: usize = 13;
     /// Output shift (M).
     pub const OUTPUT_B: usize = 14;
+    /// Gap-junction conductances (G); None for a wiring without junctions.
+    pub const GAP_W: usize = 15;
     /// Number of parameters.
-    pub const COUNT: usize = 15;
+    pub const COUNT: usize = 16;
 }
 
 impl LtcKernel {
@@ -157,6 +215,7 @@ impl LtcKernel {
             implicit,
             synapses,
             sensory_synapses,
+            gap_junctions,
             values,
         } = spec;
         let get = |k: usize| values[k].clone().unwrap_or_default();
@@ -191,6 +250,13 @@ impl LtcKernel {
         };
         let raw_gleak = get(GLEAK);
         let raw_cm = get(CM);
+        let raw_gap = get(GAP_W);
+        let gaps = Gaps {
+            a: gap_junctions.iter().map(|g| g.0).collect(),
+            b: gap_junctions.iter().map(|g| g.1).collect(),
+            w: pos(raw_gap.clone()),
+            raw_w: raw_gap,
+        };
         Self {
             n,
             s,
@@ -200,6 +266,7 @@ impl LtcKernel {
             implicit,
             syn,
             sens,
+            gaps,
             gleak: pos(raw_gleak.clone()),
             raw_gleak,
             vleak: get(VLEAK),
@@ -276,6 +343,7 @@ pub(super) struct Grads {
     pub(super) input_b: Vec<f32>,
     pub(super) output_w: Vec<f32>,
     pub(super) output_b: Vec<f32>,
+    pub(super) gap_w: Vec<f32>,
     pub(super) x: Vec<f32>,
     pub(super) h0: Vec<f32>,
 }
@@ -302,6 +370,7 @@ impl Grads {
             input_b: z(s),
             output_w: z(m),
             output_b: z(m),
+            gap_w: z(p.gaps.a.len()),
             x: z(l * s),
             h0: z(n),
         }
@@ -349,6 +418,7 @@ pub(super) fn test_kernel_and_run(b: usize) -> (LtcKernel, super::super::plumbin
         Some(vec_of(s, 0.5, 0.0)),
         Some(vec_of(m, 0.5, 1.0)),
         Some(vec_of(m, 0.5, 0.0)),
+        Some(vec_of(4, 0.5, 0.0)),
     ];
     let kernel = LtcKernel::new(LtcSpec {
         n,
@@ -359,6 +429,7 @@ pub(super) fn test_kernel_and_run(b: usize) -> (LtcKernel, super::super::plumbin
         implicit: true,
         synapses,
         sensory_synapses,
+        gap_junctions: vec![(0, 3), (2, 7), (3, 9), (1, 8)],
         values,
     });
     let run = super::super::plumbing::Run {
