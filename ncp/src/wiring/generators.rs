@@ -61,6 +61,21 @@ impl Wiring {
                 *seed,
             )?)?,
             WiringConfig::File { path } => return Self::load(path),
+            WiringConfig::Bnn {
+                path,
+                names,
+                sensory,
+                command,
+                motor,
+            } => Self::load_bnn(path, names, [sensory, command, motor])?,
+            WiringConfig::Connectome {
+                path,
+                keep,
+                sensory,
+                command,
+                motor,
+                inhibitory,
+            } => Self::load_connectome(path, keep, [sensory, command, motor], inhibitory)?,
         };
         w.config = Some(config.clone());
         Ok(w)

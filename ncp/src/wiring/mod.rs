@@ -16,6 +16,7 @@ mod config;
 mod file;
 mod generators;
 mod graph;
+mod import;
 pub mod numpy_rng;
 pub mod picture;
 #[cfg(test)]
@@ -25,3 +26,4 @@ pub use circuit::{assign_roles, CircuitFile, CircuitNeuron, CircuitSynapse, Syna
 pub use config::{auto_ncp_params, NcpParams, NeuronType, WiringConfig, WiringError, MAX_NEURONS};
 pub use file::WiringFile;
 pub use graph::Wiring;
+pub use import::{parse_bnn, Roles};
