@@ -140,6 +140,17 @@ impl Auditor {
     pub fn neuron_labels(&self) -> Vec<String> {
         self.policy.neuron_labels()
     }
+
+    /// The role of each neuron in state order (`sensory`, `inter`, `command`, `motor`), what
+    /// the heatmaps group by (the names of a circuit's neurons say nothing of their roles).
+    pub fn neuron_roles(&self) -> Vec<String> {
+        self.policy
+            .actor
+            .state_neuron_types()
+            .into_iter()
+            .map(|t| t.as_str().to_string())
+            .collect()
+    }
 }
 
 /// Records one episode (at most `max_steps` steps) of `env` from `seed` with `auditor`; every
@@ -161,6 +172,7 @@ pub fn record_episode(
         }
     })?;
     rollout.internal_names = Some(labels);
+    rollout.internal_roles = Some(auditor.neuron_roles());
     Ok(rollout)
 }
 

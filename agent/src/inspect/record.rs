@@ -401,7 +401,7 @@ impl Session<'_> {
             )?;
             heatmap::attribution_heatmap(
                 auditor.attributions(),
-                &names,
+                (&names, &auditor.neuron_roles()),
                 &inputs,
                 &spec.name,
                 &dir.join("attribution.png"),
