@@ -321,8 +321,8 @@ fn traces<DB: DrawingBackend>(
 }
 
 /// What pushed the motor neurons, step by step: for each motor neuron, one row per input
-/// (presynaptic neuron, sensory input, gap junction, its leak) with the change of potential it caused, all
-/// rows on one colour scale (the largest contribution of the episode is full colour). `names`
+/// (presynaptic neuron, sensory input, gap junction, its leak) with the change of potential it
+/// caused, all rows on one colour scale (the largest contribution of the episode is full colour). `names`
 /// and `roles` are the neurons' by id, `inputs` the observation names.
 pub fn attribution_heatmap(
     attributions: &[StepAttribution],
@@ -346,31 +346,27 @@ pub fn attribution_heatmap(
         let Some(first) = attributions.first() else {
             break;
         };
-        for (k, &(src, dst, _)) in first.synapses.iter().enumerate() {
-            if dst == j {
-                rows.push(Row {
-                    name: name(names, src),
-                    layer: target.clone(),
-                    values: series(&|a| a.synapses[k].2),
-                });
-            }
-        }
-        for (k, &(src, dst, _)) in first.sensory.iter().enumerate() {
-            if dst == j {
-                rows.push(Row {
-                    name: format!("obs {}", name(inputs, src)),
-                    layer: target.clone(),
-                    values: series(&|a| a.sensory[k].2),
-                });
-            }
-        }
-        for (k, &(src, dst, _)) in first.gaps.iter().enumerate() {
-            if dst == j {
-                rows.push(Row {
-                    name: format!("gap {}", name(names, src)),
-                    layer: target.clone(),
-                    values: series(&|a| a.gaps[k].2),
-                });
+        type Pick = for<'a> fn(&'a StepAttribution) -> &'a [(usize, usize, f32)];
+        let kinds: [(Pick, &dyn Fn(usize) -> String); 3] = [
+            (|a: &StepAttribution| &a.synapses[..], &|src| {
+                name(names, src)
+            }),
+            (|a: &StepAttribution| &a.sensory[..], &|src| {
+                format!("obs {}", name(inputs, src))
+            }),
+            (|a: &StepAttribution| &a.gaps[..], &|src| {
+                format!("gap {}", name(names, src))
+            }),
+        ];
+        for (pick, label) in kinds {
+            for (k, &(src, dst, _)) in pick(first).iter().enumerate() {
+                if dst == j {
+                    rows.push(Row {
+                        name: label(src),
+                        layer: target.clone(),
+                        values: series(&|a| pick(a)[k].2),
+                    });
+                }
             }
         }
         rows.push(Row {

@@ -175,14 +175,7 @@ fn unfold_backward<const AVX: bool>(
             *dn += w * sgm;
         }
     }
-    let g = &p.gaps;
-    for k in 0..g.a.len() {
-        let (a, b, w) = (g.a[k] * bn, g.b[k] * bn, g.w[k]);
-        for bi in 0..bn {
-            sums.den[a + bi] += w;
-            sums.den[b + bi] += w;
-        }
-    }
+    super::gaps::batch_dens(&p.gaps, bn, &mut sums.den);
     for j in 0..n {
         let row = j * bn..(j + 1) * bn;
         let (gl, vl) = (p.gleak[j], p.vleak[j]);
@@ -207,36 +200,13 @@ fn unfold_backward<const AVX: bool>(
         [&mut acc.erev, &mut acc.w, &mut acc.sigma, &mut acc.mu],
         gv_prev,
     );
-    gaps_backward(
-        p,
+    super::gaps::batch_backward(
+        &p.gaps,
         bn,
         [v, &sums.g_num, &sums.g_den],
         &mut acc.gap_w,
         gv_prev,
     );
-}
-
-/// The gap junctions' backward for every sample (`[row][B]`), as
-/// [`super::params::Gaps::backward`] does it per sample: from the potentials before the unfold
-/// `v` and the gradients of the sums, into the conductances' accumulators and `gv_prev`.
-#[inline(always)]
-fn gaps_backward(
-    p: &LtcKernel,
-    bn: usize,
-    [v, g_num, g_den]: [&[f32]; 3],
-    acc: &mut [f32],
-    gv_prev: &mut [f32],
-) {
-    let q = &p.gaps;
-    for k in 0..q.a.len() {
-        let (a, b, g) = (q.a[k] * bn, q.b[k] * bn, q.w[k]);
-        for bi in 0..bn {
-            let (gna, gnb) = (g_num[a + bi], g_num[b + bi]);
-            acc[k * bn + bi] += gna * v[b + bi] + g_den[a + bi] + gnb * v[a + bi] + g_den[b + bi];
-            gv_prev[b + bi] += g * gna;
-            gv_prev[a + bi] += g * gnb;
-        }
-    }
 }
 
 /// The sensory synapses' backward at step `t` (held over its unfolds: their sigmoids and

@@ -83,7 +83,7 @@ fn forward_body(
                 &mut tr.sigmoids[start..]
             });
             synapse_sums(&p.syn, &v, bn, &mut num, &mut den, false, sigmoids);
-            gap_sums(p, &v, bn, &mut num, &mut den);
+            super::gaps::batch_sums(&p.gaps, &v, bn, &mut num, &mut den);
             solver_step(p, &leak, bn, [&v, &cm_t, &num, &den], &mut next);
             std::mem::swap(&mut v, &mut next);
             if let Some(tr) = trace.as_deref_mut() {
@@ -152,22 +152,6 @@ fn solver_step(
             .zip(&den[r_])
         {
             *o = (c * vj + lk + nm) / (c + gl + dn);
-        }
-    }
-}
-
-/// Adds every gap junction's current into both ends for all samples (`[n][B]`), per sample in
-/// the order of [`super::params::Gaps::sums`]: `num[a] += g·v[b]`, `den[a] += g`, and back.
-#[inline(always)]
-pub(super) fn gap_sums(p: &LtcKernel, v: &[f32], bn: usize, num: &mut [f32], den: &mut [f32]) {
-    let q = &p.gaps;
-    for k in 0..q.a.len() {
-        let (a, b, g) = (q.a[k] * bn, q.b[k] * bn, q.w[k]);
-        for bi in 0..bn {
-            num[a + bi] += g * v[b + bi];
-            den[a + bi] += g;
-            num[b + bi] += g * v[a + bi];
-            den[b + bi] += g;
         }
     }
 }

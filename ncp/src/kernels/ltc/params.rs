@@ -2,6 +2,7 @@
 //! lists so the loops touch only the wiring's synapses.
 
 use super::super::math::sigmoid;
+use super::gaps::Gaps;
 
 /// torch's softplus (beta 1, threshold 20).
 pub(super) fn softplus(x: f32) -> f32 {
@@ -59,59 +60,6 @@ impl Synapses {
             mu: pick(mu),
             erev: pick(erev),
             flat,
-        }
-    }
-}
-
-/// Gap junctions gathered: the two ends and the conductance (positivity applied) of each, and
-/// each neuron's total junction conductance (what the junctions add to its denominator).
-#[derive(Default)]
-pub(super) struct Gaps {
-    pub(super) a: Vec<usize>,
-    pub(super) b: Vec<usize>,
-    pub(super) raw_w: Vec<f32>,
-    pub(super) w: Vec<f32>,
-}
-
-impl Gaps {
-    /// Adds every junction's current into both ends for one sample's potentials `v`:
-    /// `num[a] += g·v[b]`, `den[a] += g` and the same the other way, in junction order.
-    #[inline(always)]
-    pub(super) fn sums(&self, v: &[f32], num: &mut [f32], den: &mut [f32]) {
-        for k in 0..self.a.len() {
-            let (a, b, g) = (self.a[k], self.b[k], self.w[k]);
-            num[a] += g * v[b];
-            den[a] += g;
-            num[b] += g * v[a];
-            den[b] += g;
-        }
-    }
-
-    /// Adds every junction's conductance into both ends' denominators, as [`Gaps::sums`] does.
-    #[inline(always)]
-    pub(super) fn dens(&self, den: &mut [f32]) {
-        for k in 0..self.a.len() {
-            let (a, b, g) = (self.a[k], self.b[k], self.w[k]);
-            den[a] += g;
-            den[b] += g;
-        }
-    }
-
-    /// One sample's backward through [`Gaps::sums`] at the potentials `v`, from the gradients
-    /// of the sums `g_num`, `g_den`: accumulates each conductance's gradient into `acc` and adds
-    /// into the potentials' gradient `g_v`.
-    #[inline(always)]
-    pub(super) fn backward(
-        &self,
-        [v, g_num, g_den]: [&[f32]; 3],
-        acc: &mut [f32],
-        g_v: &mut [f32],
-    ) {
-        for k in 0..self.a.len() {
-            let (a, b, g) = (self.a[k], self.b[k], self.w[k]);
-            acc[k] += g_num[a] * v[b] + g_den[a] + g_num[b] * v[a] + g_den[b];
-            g_v[b] += g * g_num[a];
-            g_v[a] += g * g_num[b];
         }
     }
 }
