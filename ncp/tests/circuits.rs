@@ -208,3 +208,38 @@ fn bad_circuits_are_errors_that_say_what_is_wrong() {
         "{err}"
     );
 }
+
+#[test]
+fn the_picture_names_the_neurons_and_draws_the_gap_junctions() {
+    use wormnet_ncp::wiring::picture::{self, PictureOptions};
+    let w = Wiring::load(shipped("tw.toml"))
+        .expect("tw.toml")
+        .built(2)
+        .expect("built");
+    let options = PictureOptions {
+        labels: true,
+        // An env's action names do not rename a circuit's own motor neurons.
+        motor_names: strings(&["push_right", "push_left"]),
+        ..PictureOptions::default()
+    };
+    let text = picture::svg(&w, &options);
+    assert_eq!(text.matches("class=\"gap\"").count(), 2);
+    assert!(text.contains("gap junction"));
+    for name in TW {
+        assert!(
+            text.contains(&format!(">{name}<")),
+            "{name} is not labelled"
+        );
+    }
+    assert!(!text.contains("push_right"));
+    // The generated wirings draw no junctions and keep their legend.
+    let plain = picture::svg(
+        &Wiring::auto_ncp(19, 4, 0.5, 1)
+            .expect("w")
+            .built(3)
+            .expect("b"),
+        &options,
+    );
+    assert!(!plain.contains("gap"));
+    assert!(plain.contains("push_right"));
+}

@@ -15,6 +15,7 @@ use wormnet_sim::Env;
 
 use crate::policy::{Policy, PolicyState};
 use wormnet_ncp::kernels::ltc::{LtcKernel, StepAttribution};
+use wormnet_ncp::NeuronType;
 
 /// What the policy did on one step, with the state that made it do so.
 #[derive(Clone, Debug, PartialEq)]
@@ -151,6 +152,27 @@ impl Auditor {
             .map(|t| t.as_str().to_string())
             .collect()
     }
+}
+
+/// The role of neuron `k`, labelled `name`: its recorded role (`roles`, as
+/// [`Auditor::neuron_roles`] writes them) or, where none was recorded, the role its generated
+/// label starts with (`motor_steering`, `command_3`; anything else inter). The one place a
+/// neuron's role is read back from a recording: a circuit's names (`AVA`) say nothing of it.
+pub fn neuron_role(roles: Option<&[String]>, k: usize, name: &str) -> NeuronType {
+    const ROLES: [NeuronType; 4] = [
+        NeuronType::Sensory,
+        NeuronType::Inter,
+        NeuronType::Command,
+        NeuronType::Motor,
+    ];
+    let recorded = roles.and_then(|r| r.get(k));
+    if let Some(role) = recorded.and_then(|r| ROLES.into_iter().find(|t| t.as_str() == r)) {
+        return role;
+    }
+    [NeuronType::Motor, NeuronType::Command]
+        .into_iter()
+        .find(|t| name.starts_with(t.as_str()))
+        .unwrap_or(NeuronType::Inter)
 }
 
 /// Records one episode (at most `max_steps` steps) of `env` from `seed` with `auditor`; every

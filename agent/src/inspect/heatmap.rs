@@ -12,7 +12,7 @@ use plotters::prelude::*;
 use wormnet_ncp::kernels::ltc::StepAttribution;
 use wormnet_sim::rollout::Rollout;
 
-use super::audit::acted_observations;
+use super::audit::{acted_observations, neuron_role};
 use super::plot::{register_font, save_rgb, PALETTE};
 
 /// Width of the row labels, in pixels; the trace charts use the same left edge.
@@ -37,19 +37,9 @@ struct Row {
     values: Vec<f32>,
 }
 
-/// The layer of neuron `k`: its recorded role, or for a rollout that recorded none, from its
-/// label (`inter_3`, `command_0`, `motor_steering`).
+/// The layer of neuron `k` (see [`neuron_role`]).
 fn layer_of(roles: Option<&[String]>, k: usize, name: &str) -> &'static str {
-    const LAYERS: [&str; 4] = ["sensory", "inter", "command", "motor"];
-    if let Some(role) = roles.and_then(|r| r.get(k)) {
-        if let Some(layer) = LAYERS.into_iter().find(|l| l == role) {
-            return layer;
-        }
-    }
-    ["motor", "command", "inter"]
-        .into_iter()
-        .find(|l| name.starts_with(l))
-        .unwrap_or("inter")
+    neuron_role(roles, k, name).as_str()
 }
 
 /// Each observation component over the episode, by name (what the policy acted on; an

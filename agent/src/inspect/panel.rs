@@ -11,6 +11,7 @@ use wormnet_sim::frame::Rgba;
 use wormnet_sim::render::{LabelSide, PanelEdge, PanelLayout, PanelNode, PanelState};
 use wormnet_sim::EnvSpec;
 
+use crate::inspect::audit::neuron_role;
 use crate::policy::Policy;
 
 fn role_color(kind: NeuronType) -> Rgba {
@@ -31,6 +32,8 @@ pub struct NeuronPanel {
     synapses: Option<Synapses>,
     /// A name per node (observation names, then neuron labels), for the contributor list.
     names: Vec<String>,
+    /// The role of each node (the inputs sensory).
+    roles: Vec<NeuronType>,
 }
 
 /// An LTC's synapses as the panel draws them: each synapse's current into its target,
@@ -181,6 +184,7 @@ impl NeuronPanel {
             edges,
             synapses,
             names,
+            roles: picture.nodes.iter().map(|n| n.kind).collect(),
         }
     }
 
@@ -195,18 +199,15 @@ impl NeuronPanel {
     ) -> NeuronPanel {
         let sensory = inputs.len();
         let role = |i: usize| -> NeuronType {
-            types.get(i).copied().unwrap_or_else(|| {
-                let n = names[i].as_str();
-                if n.starts_with("motor") {
-                    NeuronType::Motor
-                } else if n.starts_with("command") {
-                    NeuronType::Command
-                } else {
-                    NeuronType::Inter
-                }
-            })
+            (types.get(i).copied()).unwrap_or_else(|| neuron_role(None, i, &names[i]))
         };
-        let order = [NeuronType::Inter, NeuronType::Command, NeuronType::Motor];
+        // A circuit's sensory neurons get a column of their own, after the inputs.
+        let order = [
+            NeuronType::Sensory,
+            NeuronType::Inter,
+            NeuronType::Command,
+            NeuronType::Motor,
+        ];
         let mut nodes: Vec<PanelNode> = (0..sensory)
             .map(|i| PanelNode {
                 position: [0.0, i as f32 - (sensory as f32 - 1.0) / 2.0],
@@ -216,6 +217,7 @@ impl NeuronPanel {
             })
             .collect();
         let mut column = vec![None; sensory];
+        let mut roles = vec![NeuronType::Sensory; sensory];
         let mut x = 0.0;
         for kind in order {
             let members: Vec<usize> = (0..names.len()).filter(|&i| role(i) == kind).collect();
@@ -243,6 +245,7 @@ impl NeuronPanel {
                     role_color: role_color(kind),
                 });
                 column.push(Some(i));
+                roles.push(kind);
             }
         }
         NeuronPanel {
@@ -256,6 +259,7 @@ impl NeuronPanel {
             edges: Vec::new(),
             synapses: None,
             names: Vec::new(),
+            roles,
         }
     }
 
@@ -346,7 +350,7 @@ impl NeuronPanel {
         let mut parts = Vec::new();
         for target in self.sensory..self.layout.nodes.len() {
             let name = self.names.get(target).map(String::as_str).unwrap_or("");
-            if !name.starts_with("motor") {
+            if self.roles.get(target) != Some(&NeuronType::Motor) {
                 continue;
             }
             let mut inputs: Vec<(usize, f32)> = self

@@ -7,11 +7,14 @@
 //! The page opens from disk with no server and no network: its data is embedded as JSON and
 //! drawn by a few lines of plain JavaScript on canvases; the frames are the PNGs beside it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
+use wormnet_ncp::NeuronType;
+
+use super::audit::neuron_role;
 
 /// What the page says about the run besides the episodes.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -135,6 +138,26 @@ fn frame_paths(dir: &Path, rel: &Path) -> Vec<String> {
 /// `attribution.csv` (none when the file is missing).
 fn motor_contributions(dir: &Path, steps: usize) -> Vec<BTreeMap<String, Vec<(String, f64)>>> {
     let mut contributions = vec![BTreeMap::new(); steps];
+    // The roles recorded beside the log (rollout.json) tell the motor neurons; without them,
+    // their generated labels do.
+    let recorded = wormnet_sim::rollout::Rollout::load(&dir.join("rollout.json")).ok();
+    let motors: Option<HashSet<String>> = recorded.and_then(|r| {
+        let roles = r.internal_roles.as_deref();
+        let names = r.internal_names?;
+        let motor = |(k, n): &(usize, &String)| neuron_role(roles, *k, n) == NeuronType::Motor;
+        Some(
+            names
+                .iter()
+                .enumerate()
+                .filter(motor)
+                .map(|(_, n)| n.clone())
+                .collect(),
+        )
+    });
+    let is_motor = |name: &str| match &motors {
+        Some(m) => m.contains(name),
+        None => neuron_role(None, 0, name) == NeuronType::Motor,
+    };
     if let Ok(text) = std::fs::read_to_string(dir.join("attribution.csv")) {
         let mut per: BTreeMap<(usize, String), Vec<(String, f64)>> = BTreeMap::new();
         for line in text.lines().skip(1) {
@@ -146,9 +169,10 @@ fn motor_contributions(dir: &Path, steps: usize) -> Vec<BTreeMap<String, Vec<(St
             ) else {
                 continue;
             };
-            if target.starts_with("motor") {
+            if is_motor(target) {
                 let source = match c.get(1) {
                     Some(&"sensory") => format!("obs {}", c.get(2).unwrap_or(&"")),
+                    Some(&"gap") => format!("gap {}", c.get(2).unwrap_or(&"")),
                     _ => c.get(2).unwrap_or(&"").to_string(),
                 };
                 per.entry((t, target.to_string()))

@@ -89,10 +89,14 @@ pub fn run(args: WiringArgs, registry: &Registry) -> Result<()> {
     size_inputs(&mut wiring, inputs, path)?;
     picture::write(&wiring, &options, &args.out)?;
     println!(
-        "{}: {} neurons, {} synapses, {} sensory synapses -> {}",
+        "{}: {} neurons, {} synapses{}, {} sensory synapses -> {}",
         path.display(),
         wiring.units(),
         wiring.synapse_count(),
+        match wiring.gap_junction_count() {
+            0 => String::new(),
+            g => format!(", {g} gap junctions"),
+        },
         wiring.sensory_synapse_count(),
         args.out.display()
     );
