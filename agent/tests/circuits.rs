@@ -1,7 +1,7 @@
 //! The worm's own circuits train through the ordinary config path: a wiring cut from the
 //! shipped connectome table (the tap-withdrawal neurons, chemical synapses and gap junctions
 //! as the table says) builds, trains with PPO on cartpole — its junctions' conductances
-//! learning too — and its checkpoint loads back with the neurons' names.
+//! learning too — and its checkpoint loads back with the neurons' names and roles.
 
 use std::path::Path;
 
@@ -76,4 +76,11 @@ fn a_connectome_cut_trains_through_the_config_path() {
     let loaded = load_checkpoint(&dir.path().join("latest.json"), tch::Device::Cpu)
         .expect("checkpoint loads");
     assert_eq!(loaded.policy.neuron_labels()[..2], ["AVA", "AVB"]);
+    // `wormnet ablate` knocks the neurons out by name, grouped by their roles.
+    let knockouts = wormnet_agent::inspect::ablation::knockouts(&loaded.policy).expect("ltc");
+    let of = |name: &str| knockouts.iter().find(|k| k.name == name).expect(name);
+    assert_eq!(of("AVA").layer, "motor");
+    assert_eq!(of("PLM").layer, "sensory");
+    assert_eq!(of("DVA").layer, "command");
+    assert_eq!(of("sensory").neurons.len(), 4);
 }

@@ -217,17 +217,19 @@ pub fn acted_observations(rollout: &Rollout) -> Vec<&[f32]> {
 }
 
 fn csv_name(prefix: &str, name: &str) -> String {
-    let clean: String = name
-        .chars()
-        .map(|c| {
-            if c == ',' || c == '\n' || c == '"' {
-                '_'
-            } else {
-                c
-            }
-        })
-        .collect();
-    format!("{prefix}/{clean}")
+    format!("{prefix}/{}", csv_clean(name))
+}
+
+/// A name as one CSV cell, the same in every log: `,`, newlines and `"` become `_`.
+fn csv_clean(name: &str) -> String {
+    let clean = |c: char| {
+        if matches!(c, ',' | '\n' | '"') {
+            '_'
+        } else {
+            c
+        }
+    };
+    name.chars().map(clean).collect()
 }
 
 /// The per-step log as CSV: `step, time, obs/<name>… (what the policy saw; an image's pixels
@@ -287,11 +289,8 @@ pub fn write_attribution_csv(
     observation_names: &[String],
     path: &Path,
 ) -> Result<()> {
-    let name = |names: &[String], i: usize| {
-        names
-            .get(i)
-            .map_or_else(|| i.to_string(), |n| n.replace(',', "_"))
-    };
+    let name =
+        |names: &[String], i: usize| names.get(i).map_or_else(|| i.to_string(), |n| csv_clean(n));
     let mut out = String::from("step,kind,source,target,delta_v\n");
     for (t, a) in attributions.iter().enumerate() {
         for &(src, dst, dv) in &a.synapses {
