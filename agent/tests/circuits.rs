@@ -84,3 +84,41 @@ fn a_connectome_cut_trains_through_the_config_path() {
     assert_eq!(of("DVA").layer, "command");
     assert_eq!(of("sensory").neurons.len(), 4);
 }
+
+/// The live panel of a policy on the tap-withdrawal circuit: its neurons by name, the two gap
+/// junctions drawn as edges of their own (polarity 0) whose activity is the junction's current.
+#[test]
+fn the_panel_draws_the_named_circuit_and_its_gap_junctions() {
+    use wormnet_agent::inspect::panel::NeuronPanel;
+    use wormnet_agent::policy::{Policy, PolicyConfig};
+    let spec = wormnet_envs::registry()
+        .make("cartpole", &toml::Table::new())
+        .expect("cartpole")
+        .spec()
+        .clone();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/wirings/tw.toml");
+    let config: PolicyConfig = toml::from_str(&format!(
+        "[actor]\ncell = \"ltc\"\nwiring = {{ kind = \"file\", path = \"{path}\" }}\n"
+    ))
+    .expect("policy config");
+    let policy = Policy::new(&spec, &config, tch::Device::Cpu).expect("policy");
+    let panel = NeuronPanel::for_policy(&policy, &spec);
+    let layout = panel.layout();
+    let labels: Vec<&str> = layout.nodes.iter().map(|n| n.label.as_str()).collect();
+    assert!(
+        labels.contains(&"FWD") && labels.contains(&"PLM"),
+        "{labels:?}"
+    );
+    let gaps: Vec<usize> = (0..layout.edges.len())
+        .filter(|&k| layout.edges[k].polarity == 0)
+        .collect();
+    assert_eq!(gaps.len(), 2);
+    let n = policy.actor.state_size();
+    let s = spec.obs_dim();
+    // Equal potentials: no junction current; different ones: some.
+    let level = panel.state(&vec![0.0; s], &vec![0.5; n]);
+    assert!(gaps.iter().all(|&k| level.edge_activity[k] == 0.0));
+    let ramp: Vec<f32> = (0..n).map(|i| i as f32 * 0.2 - 1.0).collect();
+    let tilted = panel.state(&vec![0.0; s], &ramp);
+    assert!(gaps.iter().all(|&k| tilted.edge_activity[k] > 0.0));
+}

@@ -269,6 +269,21 @@ impl LtcKernel {
     }
 }
 
+impl LtcKernel {
+    /// Each gap junction's current for one sample's potentials `v (N)`: `(a, b, g·(v_a − v_b))`,
+    /// the current into `b` (and its negative into `a`), in the wiring's junction order.
+    pub fn gap_currents(&self, v: &[f32]) -> Vec<SynapseActivity> {
+        let q = &self.gaps;
+        (0..q.a.len())
+            .map(|k| {
+                let (a, b) = (q.a[k], q.b[k]);
+                let (va, vb) = (v.get(a).copied(), v.get(b).copied());
+                (a, b, q.w[k] * (va.unwrap_or(0.0) - vb.unwrap_or(0.0)))
+            })
+            .collect()
+    }
+}
+
 /// `(source, destination, activity)` of one synapse.
 pub type SynapseActivity = (usize, usize, f32);
 
