@@ -312,8 +312,8 @@ fn traces<DB: DrawingBackend>(
 
 /// What pushed the motor neurons, step by step: for each motor neuron, one row per input
 /// (presynaptic neuron, sensory input, gap junction, its leak) with the change of potential it
-/// caused, all rows on one colour scale (the largest contribution of the episode is full colour). `names`
-/// and `roles` are the neurons' by id, `inputs` the observation names.
+/// caused, all rows on one colour scale (the largest contribution of the episode is full
+/// colour). `names` and `roles` are the neurons' by id, `inputs` the observation names.
 pub fn attribution_heatmap(
     attributions: &[StepAttribution],
     (names, roles): (&[String], &[String]),

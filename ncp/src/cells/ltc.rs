@@ -8,7 +8,8 @@
 //! `cm_t = f(cm)·unfolds/Δt`, `a = f(w)·σ(sigma·(v_src − mu))·mask` recomputed per unfold,
 //! sensory terms once per call. A gap junction `g` between `a` and `b` adds `g·v_b` to `a`'s
 //! numerator and `g` to its denominator (and the same the other way): the current
-//! `g·(v_b − v_a)`, its `−g·v_a` part implicit like the synapses' `−a·v`. `Δt` is a scalar or one value per sample `(B, 1)`.
+//! `g·(v_b − v_a)`, its `−g·v_a` part implicit like the synapses' `−a·v`. `Δt` is a scalar or
+//! one value per sample `(B, 1)`.
 
 use serde::{Deserialize, Serialize};
 use tch::{nn, Kind, Tensor};
@@ -40,8 +41,8 @@ pub struct LtcOptions {
     pub ode_unfolds: usize,
     /// Added to the denominator.
     pub epsilon: f64,
-    /// Softplus on `w, sensory_w, cm, gleak, gap_w` at every use (true), or clamp after each optimizer
-    /// step via [`LtcCell::apply_weight_constraints`] (false).
+    /// Softplus on `w, sensory_w, cm, gleak, gap_w` at every use (true), or clamp after each
+    /// optimizer step via [`LtcCell::apply_weight_constraints`] (false).
     pub implicit_constraints: bool,
 }
 

@@ -6,8 +6,8 @@
 //! neuron is the sum of its synaptic currents `a·(erev − v')` and its leak current, over its
 //! capacitance `cm_t`. A gap junction `g` between `a` and `b` adds `g·(v_b − v_a')` to `a`
 //! (and the same the other way), its `g·v_b` in the numerator, its `g` in the denominator.
-//! Summed over the step's unfolds, the contributions add up to the step's
-//! change of potential exactly (to float rounding).
+//! Summed over the step's unfolds, the contributions add up to the step's change of potential
+//! exactly (to float rounding).
 
 use super::super::math::sigmoid;
 use super::params::LtcKernel;
