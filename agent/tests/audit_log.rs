@@ -13,15 +13,31 @@ fn policy_for(env: &str) -> (Policy, wormnet_sim::EnvSpec) {
         .expect("env")
         .spec()
         .clone();
-    let config: PolicyConfig = toml::from_str(&format!(
-        r#"
-        [actor]
-        cell = "ltc"
-        wiring = {{ kind = "auto_ncp", units = 12, output_size = {}, seed = 5 }}
-        "#,
+    let wiring = format!(
+        "{{ kind = \"auto_ncp\", units = 12, output_size = {}, seed = 5 }}",
         spec.action_dim()
-    ))
-    .expect("policy config");
+    );
+    policy_with(env, &wiring)
+}
+
+/// The shipped tap-withdrawal circuit (11 named neurons, 2 gap junctions): its motor neurons
+/// FWD and REV are cartpole's two action logits.
+fn tw_circuit() -> String {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/wirings/tw.bnn");
+    format!(
+        r#"{{ kind = "bnn", path = "{path}", names = ["PVD", "PLM", "AVA", "AVD", "PVC", "AVB", "AVM", "ALM", "DVA", "FWD", "REV"], sensory = ["PVD", "PLM", "AVM", "ALM"], command = ["AVA", "AVD", "PVC", "AVB"], motor = ["FWD", "REV"] }}"#
+    )
+}
+
+fn policy_with(env: &str, wiring: &str) -> (Policy, wormnet_sim::EnvSpec) {
+    let spec = wormnet_envs::registry()
+        .make(env, &toml::Table::new())
+        .expect("env")
+        .spec()
+        .clone();
+    let config: PolicyConfig =
+        toml::from_str(&format!("[actor]\ncell = \"ltc\"\nwiring = {wiring}\n"))
+            .expect("policy config");
     tch::manual_seed(11);
     (
         Policy::new(&spec, &config, Device::Cpu).expect("policy"),
@@ -85,16 +101,30 @@ fn csv_neuron_columns_equal_a_replay_through_the_ncp() {
 }
 
 /// The attribution log explains the potentials exactly: for every step and neuron, the
-/// recorded contributions of its synapses, sensory synapses and leak add up to the change of
-/// its recorded potential in `steps.csv`.
+/// recorded contributions of its synapses, sensory synapses, gap junctions and leak add up to
+/// the change of its recorded potential in `steps.csv` — for a generated NCP and for the
+/// tap-withdrawal circuit with its gap junctions and named neurons.
 #[test]
 fn ltc_contributions_add_up_to_the_recorded_change_of_potential() {
     let (policy, _) = policy_for("vehicle");
+    contributions_add_up(policy, "vehicle", &["leak", "sensory", "synapse"], 10);
+    let (policy, _) = policy_with("cartpole", &tw_circuit());
+    assert_eq!(policy.neuron_labels()[..2], ["FWD", "REV"]);
+    // An untrained policy drops the pole within about ten steps.
+    contributions_add_up(
+        policy,
+        "cartpole",
+        &["gap", "leak", "sensory", "synapse"],
+        6,
+    );
+}
+
+fn contributions_add_up(policy: Policy, env_name: &str, expected_kinds: &[&str], min_steps: usize) {
     let policy = Rc::new(policy);
     let mut auditor = Auditor::new(policy.clone(), true);
     let env = wormnet_envs::registry()
-        .make("vehicle", &toml::Table::new())
-        .expect("vehicle");
+        .make(env_name, &toml::Table::new())
+        .expect("env");
     let rollout =
         audit::record_episode(env, toml::Table::new(), 4, 40, &mut auditor).expect("record");
     let dir = tempfile::tempdir().expect("tempdir");
@@ -109,7 +139,7 @@ fn ltc_contributions_add_up_to_the_recorded_change_of_potential() {
     .expect("attribution.csv");
     let (names, rows) = audit::read_neuron_columns(&steps_csv).expect("read steps");
     let t_len = rows.len();
-    assert!(t_len >= 10);
+    assert!(t_len >= min_steps, "{env_name}: only {t_len} steps");
     // Sum the log's contributions per (step, target).
     let text = std::fs::read_to_string(&attribution_csv).expect("read attribution");
     let mut sums = vec![vec![0f64; names.len()]; t_len];
@@ -124,10 +154,7 @@ fn ltc_contributions_add_up_to_the_recorded_change_of_potential() {
         sums[t][j] += cells[4].parse::<f64>().unwrap();
         kinds.insert(cells[1].to_string());
     }
-    assert_eq!(
-        kinds.into_iter().collect::<Vec<_>>(),
-        ["leak", "sensory", "synapse"]
-    );
+    assert_eq!(kinds.into_iter().collect::<Vec<_>>(), expected_kinds);
     let mut worst = 0.0f64;
     for t in 0..t_len {
         for j in 0..names.len() {

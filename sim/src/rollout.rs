@@ -45,6 +45,10 @@ pub struct Rollout {
     pub seed: u64,
     /// Names of the `internals` components (e.g. neuron names), if any.
     pub internal_names: Option<Vec<String>>,
+    /// The group of each `internals` component, if known (a neuron's role: `sensory`,
+    /// `inter`, `command`, `motor`): what the heatmaps group rows by, whatever the names.
+    #[serde(default)]
+    pub internal_roles: Option<Vec<String>>,
     /// Observation returned by `reset`.
     pub initial_observation: Vec<f32>,
     /// Scene after `reset`.
@@ -141,6 +145,7 @@ impl Rollout {
             options,
             seed,
             internal_names: None,
+            internal_roles: None,
             initial_observation,
             initial_frame,
             steps,

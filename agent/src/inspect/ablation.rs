@@ -20,7 +20,8 @@ use crate::policy::Policy;
 pub struct Knockout {
     /// The neuron's label, or the layer's name.
     pub name: String,
-    /// The layer (`inter`, `command`, `motor`), or `layer` for a whole-layer knockout.
+    /// The layer (`sensory` for a circuit's sensory neurons, `inter`, `command`, `motor`), or
+    /// `layer` for a whole-layer knockout.
     pub layer: String,
     /// Neuron ids knocked out.
     pub neurons: Vec<usize>,
@@ -53,25 +54,20 @@ pub fn knockouts(policy: &Policy) -> Result<Vec<Knockout>> {
         );
     }
     let labels = policy.neuron_labels();
-    let layer = |name: &str| {
-        ["motor", "command", "inter"]
-            .into_iter()
-            .find(|l| name.starts_with(l))
-            .unwrap_or("inter")
-    };
+    // By role, not by label: a circuit's neurons are named `AVA`, `FWD`, ….
+    let roles = policy.actor.state_neuron_types();
+    let layer = |id: usize| roles.get(id).map_or("inter", |r| r.as_str());
     let mut out: Vec<Knockout> = labels
         .iter()
         .enumerate()
         .map(|(id, name)| Knockout {
             name: name.clone(),
-            layer: layer(name).to_string(),
+            layer: layer(id).to_string(),
             neurons: vec![id],
         })
         .collect();
-    for group in ["inter", "command", "motor"] {
-        let neurons: Vec<usize> = (0..labels.len())
-            .filter(|&id| layer(&labels[id]) == group)
-            .collect();
+    for group in ["sensory", "inter", "command", "motor"] {
+        let neurons: Vec<usize> = (0..labels.len()).filter(|&id| layer(id) == group).collect();
         if !neurons.is_empty() {
             out.push(Knockout {
                 name: group.to_string(),

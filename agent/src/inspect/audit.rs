@@ -15,6 +15,7 @@ use wormnet_sim::Env;
 
 use crate::policy::{Policy, PolicyState};
 use wormnet_ncp::kernels::ltc::{LtcKernel, StepAttribution};
+use wormnet_ncp::NeuronType;
 
 /// What the policy did on one step, with the state that made it do so.
 #[derive(Clone, Debug, PartialEq)]
@@ -140,6 +141,38 @@ impl Auditor {
     pub fn neuron_labels(&self) -> Vec<String> {
         self.policy.neuron_labels()
     }
+
+    /// The role of each neuron in state order (`sensory`, `inter`, `command`, `motor`), what
+    /// the heatmaps group by (the names of a circuit's neurons say nothing of their roles).
+    pub fn neuron_roles(&self) -> Vec<String> {
+        self.policy
+            .actor
+            .state_neuron_types()
+            .into_iter()
+            .map(|t| t.as_str().to_string())
+            .collect()
+    }
+}
+
+/// The role of neuron `k`, labelled `name`: its recorded role (`roles`, as
+/// [`Auditor::neuron_roles`] writes them) or, where none was recorded, the role its generated
+/// label starts with (`motor_steering`, `command_3`; anything else inter). The one place a
+/// neuron's role is read back from a recording: a circuit's names (`AVA`) say nothing of it.
+pub fn neuron_role(roles: Option<&[String]>, k: usize, name: &str) -> NeuronType {
+    const ROLES: [NeuronType; 4] = [
+        NeuronType::Sensory,
+        NeuronType::Inter,
+        NeuronType::Command,
+        NeuronType::Motor,
+    ];
+    let recorded = roles.and_then(|r| r.get(k));
+    if let Some(role) = recorded.and_then(|r| ROLES.into_iter().find(|t| t.as_str() == r)) {
+        return role;
+    }
+    [NeuronType::Motor, NeuronType::Command]
+        .into_iter()
+        .find(|t| name.starts_with(t.as_str()))
+        .unwrap_or(NeuronType::Inter)
 }
 
 /// Records one episode (at most `max_steps` steps) of `env` from `seed` with `auditor`; every
@@ -161,6 +194,7 @@ pub fn record_episode(
         }
     })?;
     rollout.internal_names = Some(labels);
+    rollout.internal_roles = Some(auditor.neuron_roles());
     Ok(rollout)
 }
 
@@ -183,17 +217,19 @@ pub fn acted_observations(rollout: &Rollout) -> Vec<&[f32]> {
 }
 
 fn csv_name(prefix: &str, name: &str) -> String {
-    let clean: String = name
-        .chars()
-        .map(|c| {
-            if c == ',' || c == '\n' || c == '"' {
-                '_'
-            } else {
-                c
-            }
-        })
-        .collect();
-    format!("{prefix}/{clean}")
+    format!("{prefix}/{}", csv_clean(name))
+}
+
+/// A name as one CSV cell, the same in every log: `,`, newlines and `"` become `_`.
+fn csv_clean(name: &str) -> String {
+    let clean = |c: char| {
+        if matches!(c, ',' | '\n' | '"') {
+            '_'
+        } else {
+            c
+        }
+    };
+    name.chars().map(clean).collect()
 }
 
 /// The per-step log as CSV: `step, time, obs/<name>… (what the policy saw; an image's pixels
@@ -242,7 +278,8 @@ pub fn write_steps_csv(rollout: &Rollout, path: &Path) -> Result<()> {
 
 /// The attribution log as CSV, a long table: `step,kind,source,target,delta_v`, one row per
 /// synapse (`kind` = `synapse`, source a neuron), sensory synapse (`sensory`, source an
-/// observation) and leak (`leak`, source `leak`) per step. `delta_v` is the change of the
+/// observation), gap junction (`gap`, source the junction's other end; two rows per junction)
+/// and leak (`leak`, source `leak`) per step. `delta_v` is the change of the
 /// target's potential that source caused in that step; a target's rows of one step add up to
 /// its change of potential (`steps.csv`'s neuron column, this step's value minus the previous
 /// step's, or minus 0 at the episode start).
@@ -252,11 +289,8 @@ pub fn write_attribution_csv(
     observation_names: &[String],
     path: &Path,
 ) -> Result<()> {
-    let name = |names: &[String], i: usize| {
-        names
-            .get(i)
-            .map_or_else(|| i.to_string(), |n| n.replace(',', "_"))
-    };
+    let name =
+        |names: &[String], i: usize| names.get(i).map_or_else(|| i.to_string(), |n| csv_clean(n));
     let mut out = String::from("step,kind,source,target,delta_v\n");
     for (t, a) in attributions.iter().enumerate() {
         for &(src, dst, dv) in &a.synapses {
@@ -273,6 +307,14 @@ pub fn write_attribution_csv(
                 "{t},sensory,{},{},{dv}",
                 name(observation_names, input),
                 name(neuron_names, dst)
+            );
+        }
+        for &(other, j, dv) in &a.gaps {
+            let _ = writeln!(
+                out,
+                "{t},gap,{},{},{dv}",
+                name(neuron_names, other),
+                name(neuron_names, j)
             );
         }
         for (j, dv) in a.leak.iter().enumerate() {

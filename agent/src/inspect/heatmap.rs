@@ -12,7 +12,7 @@ use plotters::prelude::*;
 use wormnet_ncp::kernels::ltc::StepAttribution;
 use wormnet_sim::rollout::Rollout;
 
-use super::audit::acted_observations;
+use super::audit::{acted_observations, neuron_role};
 use super::plot::{register_font, save_rgb, PALETTE};
 
 /// Width of the row labels, in pixels; the trace charts use the same left edge.
@@ -37,12 +37,9 @@ struct Row {
     values: Vec<f32>,
 }
 
-/// The layer of a neuron from its label (`inter_3`, `command_0`, `motor_steering`).
-fn layer_of(name: &str) -> &'static str {
-    ["motor", "command", "inter"]
-        .into_iter()
-        .find(|l| name.starts_with(l))
-        .unwrap_or("inter")
+/// The layer of neuron `k` (see [`neuron_role`]).
+fn layer_of(roles: Option<&[String]>, k: usize, name: &str) -> &'static str {
+    neuron_role(roles, k, name).as_str()
 }
 
 /// Each observation component over the episode, by name (what the policy acted on; an
@@ -103,9 +100,11 @@ fn rows(rollout: &Rollout) -> Vec<Row> {
         })
         .collect();
     let names = rollout.internal_names.clone().unwrap_or_default();
-    for layer in ["inter", "command", "motor"] {
+    let roles = rollout.internal_roles.as_deref();
+    // A circuit's sensory neurons are drawn with the inputs that feed them.
+    for layer in ["sensory", "inter", "command", "motor"] {
         for (k, name) in names.iter().enumerate() {
-            if layer_of(name) != layer {
+            if layer_of(roles, k, name) != layer {
                 continue;
             }
             let values = rollout
@@ -312,12 +311,12 @@ fn traces<DB: DrawingBackend>(
 }
 
 /// What pushed the motor neurons, step by step: for each motor neuron, one row per input
-/// (presynaptic neuron, sensory input, its leak) with the change of potential it caused, all
-/// rows on one colour scale (the largest contribution of the episode is full colour). `names`
-/// are the neurons by id, `inputs` the observation names.
+/// (presynaptic neuron, sensory input, gap junction, its leak) with the change of potential it
+/// caused, all rows on one colour scale (the largest contribution of the episode is full
+/// colour). `names` and `roles` are the neurons' by id, `inputs` the observation names.
 pub fn attribution_heatmap(
     attributions: &[StepAttribution],
-    names: &[String],
+    (names, roles): (&[String], &[String]),
     inputs: &[String],
     title: &str,
     out: &Path,
@@ -326,8 +325,9 @@ pub fn attribution_heatmap(
     let steps = attributions.len().max(1);
     let name = |v: &[String], i: usize| v.get(i).cloned().unwrap_or_else(|| i.to_string());
     let mut rows: Vec<Row> = Vec::new();
+    let is_motor = |j: usize| layer_of(Some(roles), j, &names[j]) == "motor";
     for (j, target) in names.iter().enumerate() {
-        if !target.starts_with("motor") {
+        if !is_motor(j) {
             continue;
         }
         let series = |pick: &dyn Fn(&StepAttribution) -> f32| -> Vec<f32> {
@@ -336,22 +336,27 @@ pub fn attribution_heatmap(
         let Some(first) = attributions.first() else {
             break;
         };
-        for (k, &(src, dst, _)) in first.synapses.iter().enumerate() {
-            if dst == j {
-                rows.push(Row {
-                    name: name(names, src),
-                    layer: target.clone(),
-                    values: series(&|a| a.synapses[k].2),
-                });
-            }
-        }
-        for (k, &(src, dst, _)) in first.sensory.iter().enumerate() {
-            if dst == j {
-                rows.push(Row {
-                    name: format!("obs {}", name(inputs, src)),
-                    layer: target.clone(),
-                    values: series(&|a| a.sensory[k].2),
-                });
+        type Pick = for<'a> fn(&'a StepAttribution) -> &'a [(usize, usize, f32)];
+        let kinds: [(Pick, &dyn Fn(usize) -> String); 3] = [
+            (|a: &StepAttribution| &a.synapses[..], &|src| {
+                name(names, src)
+            }),
+            (|a: &StepAttribution| &a.sensory[..], &|src| {
+                format!("obs {}", name(inputs, src))
+            }),
+            (|a: &StepAttribution| &a.gaps[..], &|src| {
+                format!("gap {}", name(names, src))
+            }),
+        ];
+        for (pick, label) in kinds {
+            for (k, &(src, dst, _)) in pick(first).iter().enumerate() {
+                if dst == j {
+                    rows.push(Row {
+                        name: label(src),
+                        layer: target.clone(),
+                        values: series(&|a| pick(a)[k].2),
+                    });
+                }
             }
         }
         rows.push(Row {
@@ -371,7 +376,7 @@ pub fn attribution_heatmap(
     }
     let row_h = (700 / rows.len().max(1) as u32).clamp(8, 18);
     let top = 40;
-    let groups = names.iter().filter(|n| n.starts_with("motor")).count() as u32;
+    let groups = (0..names.len()).filter(|&j| is_motor(j)).count() as u32;
     let height = top + row_h * rows.len() as u32 + groups * (6 + GROUP_LINE as u32) + 20;
     let mut buffer = vec![255u8; (WIDTH * height * 3) as usize];
     {
@@ -465,9 +470,14 @@ mod tests {
 
     #[test]
     fn layers_come_from_the_labels() {
-        assert_eq!(layer_of("motor_steering"), "motor");
-        assert_eq!(layer_of("command_3"), "command");
-        assert_eq!(layer_of("inter_0"), "inter");
+        assert_eq!(layer_of(None, 0, "motor_steering"), "motor");
+        assert_eq!(layer_of(None, 0, "command_3"), "command");
+        assert_eq!(layer_of(None, 0, "inter_0"), "inter");
+        // A circuit's names say nothing of the roles: the recorded roles decide.
+        let roles = ["motor", "sensory", "command"].map(String::from);
+        assert_eq!(layer_of(Some(&roles), 0, "FWD"), "motor");
+        assert_eq!(layer_of(Some(&roles), 1, "PLM"), "sensory");
+        assert_eq!(layer_of(Some(&roles), 2, "AVA"), "command");
         assert_eq!(diverging(1.0), RGBColor(200, 30, 40));
         assert_eq!(diverging(0.0), RGBColor(255, 255, 255));
     }

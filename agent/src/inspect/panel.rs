@@ -11,6 +11,7 @@ use wormnet_sim::frame::Rgba;
 use wormnet_sim::render::{LabelSide, PanelEdge, PanelLayout, PanelNode, PanelState};
 use wormnet_sim::EnvSpec;
 
+use crate::inspect::audit::neuron_role;
 use crate::policy::Policy;
 
 fn role_color(kind: NeuronType) -> Rgba {
@@ -26,20 +27,32 @@ pub struct NeuronPanel {
     sensory: usize,
     /// Node index → state column (None for sensory nodes).
     column: Vec<Option<usize>>,
-    /// Per edge: `(presynaptic node, postsynaptic node, is sensory)`.
+    /// Per edge: `(presynaptic node, postsynaptic node, is a gap junction)`; the junctions
+    /// (symmetric: either node may be the one pushed) come after the synapses.
     edges: Vec<(usize, usize, bool)>,
     synapses: Option<Synapses>,
     /// A name per node (observation names, then neuron labels), for the contributor list.
     names: Vec<String>,
+    /// The role of each node (the inputs sensory).
+    roles: Vec<NeuronType>,
 }
 
 /// An LTC's synapses as the panel draws them: each synapse's current into its target,
-/// `a·(erev − v_target)` from the kernel, relative to the largest of the step (line width and
-/// opacity), and for each panel edge its place in the kernel's synapse lists.
+/// `a·(erev − v_target)` from the kernel (a gap junction's `g·(v_from − v_to)`), relative to
+/// the largest of the step (line width and opacity), and for each panel edge its place in the
+/// kernel's lists.
 struct Synapses {
     kernel: Arc<LtcKernel>,
-    /// Panel edge → (sensory?, index in the kernel's internal or sensory list).
-    slot: Vec<Option<(bool, usize)>>,
+    /// Panel edge → its place in the kernel's lists.
+    slot: Vec<Option<Slot>>,
+}
+
+/// Where a panel edge's current is in the kernel's lists, by index.
+#[derive(Clone, Copy)]
+enum Slot {
+    Sensory(usize),
+    Internal(usize),
+    Gap(usize),
 }
 
 /// The picture's nodes as the panel draws them: sensory and motor neurons labelled (sensory
@@ -65,7 +78,7 @@ fn panel_nodes(picture: &Layout) -> Vec<PanelNode> {
 }
 
 /// For each picture edge, its place in the LTC kernel's sensory or internal synapse list.
-fn synapse_slots(picture: &Layout, wiring: &Wiring, sensory: usize) -> Vec<Option<(bool, usize)>> {
+fn synapse_slots(picture: &Layout, wiring: &Wiring, sensory: usize) -> Vec<Option<Slot>> {
     let (internal, sensory_list) = (wiring.synapses(), wiring.sensory_synapses());
     picture
         .edges
@@ -76,15 +89,16 @@ fn synapse_slots(picture: &Layout, wiring: &Wiring, sensory: usize) -> Vec<Optio
                 sensory_list
                     .iter()
                     .position(|&(s, d, _)| (s, d) == key)
-                    .map(|k| (true, k))
+                    .map(Slot::Sensory)
             } else {
                 let key = (e.from - sensory, e.to - sensory);
                 internal
                     .iter()
                     .position(|&(s, d, _)| (s, d) == key)
-                    .map(|k| (false, k))
+                    .map(Slot::Internal)
             }
         })
+        .chain((0..picture.gaps.len()).map(|k| Some(Slot::Gap(k))))
         .collect()
 }
 
@@ -147,10 +161,8 @@ impl NeuronPanel {
                     .and_then(|id| column_of_id.get(id).copied().flatten())
             })
             .collect();
-        let edges = picture
-            .edges
-            .iter()
-            .map(|e| (e.from, e.to, e.from < sensory))
+        let edges = (picture.edges.iter().map(|e| (e.from, e.to, false)))
+            .chain(picture.gaps.iter().map(|&(a, b)| (a, b, true)))
             .collect();
         let synapses = net.ltc_kernel().map(|kernel| Synapses {
             kernel,
@@ -166,14 +178,10 @@ impl NeuronPanel {
                     wiring.sensory_synapse_count()
                 ),
                 nodes,
-                edges: picture
-                    .edges
-                    .iter()
-                    .map(|e| PanelEdge {
-                        from: e.from,
-                        to: e.to,
-                        polarity: e.polarity,
-                    })
+                edges: (picture.edges.iter())
+                    .map(|e| (e.from, e.to, e.polarity))
+                    .chain(picture.gaps.iter().map(|&(a, b)| (a, b, 0)))
+                    .map(|(from, to, polarity)| PanelEdge { from, to, polarity })
                     .collect(),
             },
             sensory,
@@ -181,6 +189,7 @@ impl NeuronPanel {
             edges,
             synapses,
             names,
+            roles: picture.nodes.iter().map(|n| n.kind).collect(),
         }
     }
 
@@ -195,18 +204,15 @@ impl NeuronPanel {
     ) -> NeuronPanel {
         let sensory = inputs.len();
         let role = |i: usize| -> NeuronType {
-            types.get(i).copied().unwrap_or_else(|| {
-                let n = names[i].as_str();
-                if n.starts_with("motor") {
-                    NeuronType::Motor
-                } else if n.starts_with("command") {
-                    NeuronType::Command
-                } else {
-                    NeuronType::Inter
-                }
-            })
+            (types.get(i).copied()).unwrap_or_else(|| neuron_role(None, i, &names[i]))
         };
-        let order = [NeuronType::Inter, NeuronType::Command, NeuronType::Motor];
+        // A circuit's sensory neurons get a column of their own, after the inputs.
+        let order = [
+            NeuronType::Sensory,
+            NeuronType::Inter,
+            NeuronType::Command,
+            NeuronType::Motor,
+        ];
         let mut nodes: Vec<PanelNode> = (0..sensory)
             .map(|i| PanelNode {
                 position: [0.0, i as f32 - (sensory as f32 - 1.0) / 2.0],
@@ -216,6 +222,7 @@ impl NeuronPanel {
             })
             .collect();
         let mut column = vec![None; sensory];
+        let mut roles = vec![NeuronType::Sensory; sensory];
         let mut x = 0.0;
         for kind in order {
             let members: Vec<usize> = (0..names.len()).filter(|&i| role(i) == kind).collect();
@@ -243,6 +250,7 @@ impl NeuronPanel {
                     role_color: role_color(kind),
                 });
                 column.push(Some(i));
+                roles.push(kind);
             }
         }
         NeuronPanel {
@@ -256,6 +264,7 @@ impl NeuronPanel {
             edges: Vec::new(),
             synapses: None,
             names: Vec::new(),
+            roles,
         }
     }
 
@@ -321,11 +330,13 @@ impl NeuronPanel {
             return Vec::new();
         };
         let (internal, sensory) = s.kernel.synapse_currents(neurons, input);
+        let gaps = s.kernel.gap_currents(neurons);
         s.slot
             .iter()
             .map(|slot| match slot {
-                Some((true, i)) => sensory.get(*i).map(|c| c.2),
-                Some((false, i)) => internal.get(*i).map(|c| c.2),
+                Some(Slot::Sensory(i)) => sensory.get(*i).map(|c| c.2),
+                Some(Slot::Internal(i)) => internal.get(*i).map(|c| c.2),
+                Some(Slot::Gap(i)) => gaps.get(*i).map(|c| c.2),
                 None => None,
             })
             .collect()
@@ -346,15 +357,21 @@ impl NeuronPanel {
         let mut parts = Vec::new();
         for target in self.sensory..self.layout.nodes.len() {
             let name = self.names.get(target).map(String::as_str).unwrap_or("");
-            if !name.starts_with("motor") {
+            if self.roles.get(target) != Some(&NeuronType::Motor) {
                 continue;
             }
-            let mut inputs: Vec<(usize, f32)> = self
-                .edges
-                .iter()
-                .enumerate()
-                .filter(|(_, e)| e.1 == target)
-                .filter_map(|(k, e)| currents.get(k).copied().flatten().map(|c| (e.0, c)))
+            // A junction pushes both ends: its other end into this one, either way round.
+            let into = |&(from, to, gap): &(usize, usize, bool), c: f32| {
+                if to == target {
+                    Some((from, c))
+                } else if gap && from == target {
+                    Some((to, -c))
+                } else {
+                    None
+                }
+            };
+            let mut inputs: Vec<(usize, f32)> = (self.edges.iter().enumerate())
+                .filter_map(|(k, e)| into(e, currents.get(k).copied().flatten()?))
                 .collect();
             inputs.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
             let list: Vec<String> = inputs

@@ -8,9 +8,10 @@ use std::sync::Once;
 use anyhow::{anyhow, bail, Context, Result};
 use plotters::prelude::*;
 use plotters::style::FontStyle;
+use wormnet_ncp::NeuronType;
 use wormnet_sim::rollout::Rollout;
 
-use crate::inspect::audit::acted_observations;
+use crate::inspect::audit::{acted_observations, neuron_role};
 use crate::metrics::names;
 
 /// DejaVu Sans (Bitstream Vera licence, see assets/DejaVuSans-LICENSE).
@@ -259,22 +260,6 @@ pub fn learning_curves(run_dir: &Path, out: &Path) -> Result<()> {
 pub fn activity_traces(rollout: &Rollout, out: &Path) -> Result<()> {
     let steps = &rollout.steps;
     let x = |t: usize| t as f64;
-    let names = rollout.internal_names.clone().unwrap_or_default();
-    let neuron_series: Vec<(String, Vec<(f64, f64)>)> = names
-        .iter()
-        .enumerate()
-        .map(|(k, name)| {
-            let points = steps
-                .iter()
-                .enumerate()
-                .filter_map(|(t, s)| Some((x(t), f64::from(*s.internals.as_ref()?.get(k)?))))
-                .collect();
-            (name.clone(), points)
-        })
-        .collect();
-    let (motor, other): (Vec<_>, Vec<_>) = neuron_series
-        .into_iter()
-        .partition(|(n, _)| n.starts_with("motor"));
     let by_index = |names: &[String], get: &dyn Fn(usize, usize) -> Option<f32>| {
         names
             .iter()
@@ -287,6 +272,14 @@ pub fn activity_traces(rollout: &Rollout, out: &Path) -> Result<()> {
             })
             .collect::<Vec<_>>()
     };
+    let names = rollout.internal_names.clone().unwrap_or_default();
+    let neurons = by_index(&names, &|t, k| steps[t].internals.as_ref()?.get(k).copied());
+    // Motor neurons by role (the names of a circuit's neurons say nothing of it), in order.
+    let roles = rollout.internal_roles.as_deref();
+    let mut is_motor =
+        (0..names.len()).map(|k| neuron_role(roles, k, &names[k]) == NeuronType::Motor);
+    let (motor, other): (Vec<_>, Vec<_>) =
+        (neurons.into_iter()).partition(|_| is_motor.next() == Some(true));
     let observations = acted_observations(rollout);
     let spec = &rollout.spec;
     let actions = by_index(&spec.action_names, &|t, k| steps[t].action.get(k).copied());

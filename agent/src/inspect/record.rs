@@ -401,7 +401,7 @@ impl Session<'_> {
             )?;
             heatmap::attribution_heatmap(
                 auditor.attributions(),
-                &names,
+                (&names, &auditor.neuron_roles()),
                 &inputs,
                 &spec.name,
                 &dir.join("attribution.png"),
@@ -480,7 +480,11 @@ pub fn record_rollout_file(
         } else {
             spec.observation_names.clone()
         };
-        NeuronPanel::from_names(spec, &inputs, names, &[])
+        let roles = rollout.internal_roles.as_deref();
+        let types: Vec<_> = (names.iter().enumerate())
+            .map(|(k, name)| audit::neuron_role(roles, k, name))
+            .collect();
+        NeuronPanel::from_names(spec, &inputs, names, &types)
     });
     let mut renderer = renderer_for(panel.as_ref(), options)?;
     let dir = out.join("episode_000");

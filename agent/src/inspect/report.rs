@@ -7,11 +7,14 @@
 //! The page opens from disk with no server and no network: its data is embedded as JSON and
 //! drawn by a few lines of plain JavaScript on canvases; the frames are the PNGs beside it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
+use wormnet_ncp::NeuronType;
+
+use super::audit::neuron_role;
 
 /// What the page says about the run besides the episodes.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -37,6 +40,8 @@ struct Episode {
     observations: Vec<String>,
     actions: Vec<String>,
     neurons: Vec<String>,
+    /// The role of each neuron (`sensory`, `inter`, `command`, `motor`): the heatmap's rows.
+    roles: Vec<&'static str>,
     /// `[step][column]` of each kind.
     obs: Vec<Vec<f64>>,
     act: Vec<Vec<f64>>,
@@ -76,6 +81,7 @@ fn episode(dir: &Path, base: &Path) -> Result<Episode> {
         observations: obs_cols.iter().map(|c| c.1.clone()).collect(),
         actions: act_cols.iter().map(|c| c.1.clone()).collect(),
         neurons: neuron_cols.iter().map(|c| c.1.clone()).collect(),
+        roles: Vec::new(),
         obs: Vec::new(),
         act: Vec::new(),
         act_names: act_cols.iter().map(|c| c.1.clone()).collect(),
@@ -109,7 +115,13 @@ fn episode(dir: &Path, base: &Path) -> Result<Episode> {
     if dir.join("saliency.png").exists() {
         e.saliency = Some(format!("{}/saliency.png", rel.display()));
     }
-    e.contributions = motor_contributions(dir, e.obs.len());
+    let roles = neuron_roles(dir, &e.neurons);
+    let motors: HashSet<&str> = (e.neurons.iter().zip(&roles))
+        .filter(|(_, r)| **r == NeuronType::Motor)
+        .map(|(n, _)| n.as_str())
+        .collect();
+    e.contributions = motor_contributions(dir, e.obs.len(), &motors);
+    e.roles = roles.iter().map(|r| r.as_str()).collect();
     Ok(e)
 }
 
@@ -131,9 +143,35 @@ fn frame_paths(dir: &Path, rel: &Path) -> Vec<String> {
         .collect()
 }
 
-/// Per step of `steps`: for each motor neuron, its three largest inputs `(source, Δv)` from
-/// `attribution.csv` (none when the file is missing).
-fn motor_contributions(dir: &Path, steps: usize) -> Vec<BTreeMap<String, Vec<(String, f64)>>> {
+/// The role of each of `neurons` (the step log's neuron columns): as recorded beside the log
+/// in `rollout.json`, else read from its label (see [`neuron_role`]).
+fn neuron_roles(dir: &Path, neurons: &[String]) -> Vec<NeuronType> {
+    let recorded = wormnet_sim::rollout::Rollout::load(&dir.join("rollout.json")).ok();
+    let by_name: HashMap<String, NeuronType> = recorded
+        .and_then(|r| {
+            let roles = r.internal_roles.as_deref();
+            let names = r.internal_names.as_ref()?;
+            let role = |(k, n): (usize, &String)| (n.clone(), neuron_role(roles, k, n));
+            Some(names.iter().enumerate().map(role).collect())
+        })
+        .unwrap_or_default();
+    (neurons.iter())
+        .map(|n| {
+            by_name
+                .get(n)
+                .copied()
+                .unwrap_or_else(|| neuron_role(None, 0, n))
+        })
+        .collect()
+}
+
+/// Per step of `steps`: for each motor neuron (named in `motors`), its three largest inputs
+/// `(source, Δv)` from `attribution.csv` (none when the file is missing).
+fn motor_contributions(
+    dir: &Path,
+    steps: usize,
+    motors: &HashSet<&str>,
+) -> Vec<BTreeMap<String, Vec<(String, f64)>>> {
     let mut contributions = vec![BTreeMap::new(); steps];
     if let Ok(text) = std::fs::read_to_string(dir.join("attribution.csv")) {
         let mut per: BTreeMap<(usize, String), Vec<(String, f64)>> = BTreeMap::new();
@@ -146,9 +184,10 @@ fn motor_contributions(dir: &Path, steps: usize) -> Vec<BTreeMap<String, Vec<(St
             ) else {
                 continue;
             };
-            if target.starts_with("motor") {
+            if motors.contains(target) {
                 let source = match c.get(1) {
                     Some(&"sensory") => format!("obs {}", c.get(2).unwrap_or(&"")),
+                    Some(&"gap") => format!("gap {}", c.get(2).unwrap_or(&"")),
                     _ => c.get(2).unwrap_or(&"").to_string(),
                 };
                 per.entry((t, target.to_string()))

@@ -504,9 +504,13 @@ impl Policy {
             let kind = format!("{:?}", net.config().cell).to_lowercase();
             match net.wiring() {
                 Some(w) => format!(
-                    "{kind} NCP, {} neurons, {} synapses",
+                    "{kind} NCP, {} neurons, {} synapses{}",
                     w.units(),
-                    w.synapse_count() + w.sensory_synapse_count()
+                    w.synapse_count() + w.sensory_synapse_count(),
+                    match w.gap_junction_count() {
+                        0 => String::new(),
+                        g => format!(", {g} gap junctions"),
+                    }
                 ),
                 None => format!("{kind} of {} units", net.state_size()),
             }

@@ -39,6 +39,13 @@ pub struct WiringArgs {
 /// Runs `wormnet wiring`.
 pub fn run(args: WiringArgs, registry: &Registry) -> Result<()> {
     let path = &args.input;
+    if path.extension().is_some_and(|e| e == "bnn") {
+        bail!(
+            "{}: a .bnn file names no neurons; draw it through a wiring config of kind \"bnn\" \
+             that names them (docs/config.md#wiring-files)",
+            path.display()
+        );
+    }
     let value = read_value(path)?;
     let mut options = PictureOptions {
         labels: args.labels,
@@ -89,10 +96,14 @@ pub fn run(args: WiringArgs, registry: &Registry) -> Result<()> {
     size_inputs(&mut wiring, inputs, path)?;
     picture::write(&wiring, &options, &args.out)?;
     println!(
-        "{}: {} neurons, {} synapses, {} sensory synapses -> {}",
+        "{}: {} neurons, {} synapses{}, {} sensory synapses -> {}",
         path.display(),
         wiring.units(),
         wiring.synapse_count(),
+        match wiring.gap_junction_count() {
+            0 => String::new(),
+            g => format!(", {g} gap junctions"),
+        },
         wiring.sensory_synapse_count(),
         args.out.display()
     );

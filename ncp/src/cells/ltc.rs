@@ -6,7 +6,10 @@
 //! Per call, with `f` = softplus (implicit constraints) or identity (explicit):
 //! `v ← (cm_t·v + f(gleak)·vleak + Σ a·erev + Σ sa·serev) / (cm_t + f(gleak) + Σ a + Σ sa + ε)`,
 //! `cm_t = f(cm)·unfolds/Δt`, `a = f(w)·σ(sigma·(v_src − mu))·mask` recomputed per unfold,
-//! sensory terms once per call. `Δt` is a scalar or one value per sample `(B, 1)`.
+//! sensory terms once per call. A gap junction `g` between `a` and `b` adds `g·v_b` to `a`'s
+//! numerator and `g` to its denominator (and the same the other way): the current
+//! `g·(v_b − v_a)`, its `−g·v_a` part implicit like the synapses' `−a·v`. `Δt` is a scalar or
+//! one value per sample `(B, 1)`.
 
 use serde::{Deserialize, Serialize};
 use tch::{nn, Kind, Tensor};
@@ -38,8 +41,8 @@ pub struct LtcOptions {
     pub ode_unfolds: usize,
     /// Added to the denominator.
     pub epsilon: f64,
-    /// Softplus on `w, sensory_w, cm, gleak` at every use (true), or clamp after each optimizer
-    /// step via [`LtcCell::apply_weight_constraints`] (false).
+    /// Softplus on `w, sensory_w, cm, gleak, gap_w` at every use (true), or clamp after each
+    /// optimizer step via [`LtcCell::apply_weight_constraints`] (false).
     pub implicit_constraints: bool,
 }
 
@@ -91,6 +94,11 @@ pub struct LtcCell {
     pub output_w: Option<Tensor>,
     /// Output shift (M), affine only.
     pub output_b: Option<Tensor>,
+    /// Gap-junction conductances (G), one per junction of the wiring (in its order); None
+    /// for a wiring without junctions, which then has exactly ncps's parameters.
+    pub gap_w: Option<Tensor>,
+    /// Flat indices `a·N + b` and `b·N + a` of each junction in the `(N, N)` conductance matrix.
+    gap_index: Option<(Tensor, Tensor)>,
     /// Solver options.
     pub options: LtcOptions,
     wiring: Wiring,
@@ -148,6 +156,20 @@ impl LtcCell {
             scale(options.output_mapping).then(|| v("output_w", Tensor::ones([m], FLOAT)));
         let output_b = (options.output_mapping == Mapping::Affine)
             .then(|| v("output_b", Tensor::zeros([m], FLOAT)));
+        // Created last, so that the other parameters draw the same initial values as ncps.
+        let gaps = wiring.gap_junctions();
+        let gap_w =
+            (!gaps.is_empty()).then(|| v("gap_w", uniform(&[gaps.len() as i64], 0.001, 1.0)));
+        let gap_index = (!gaps.is_empty()).then(|| {
+            let flat = |f: &dyn Fn(&(usize, usize)) -> i64| {
+                let idx: Vec<i64> = gaps.iter().map(f).collect();
+                Tensor::from_slice(&idx).to_device(path.device())
+            };
+            (
+                flat(&|&(a, b)| (a as i64) * n + b as i64),
+                flat(&|&(a, b)| (b as i64) * n + a as i64),
+            )
+        });
         Self {
             gleak,
             vleak,
@@ -166,6 +188,8 @@ impl LtcCell {
             input_b,
             output_w,
             output_b,
+            gap_w,
+            gap_index,
             options,
             wiring: wiring.clone(),
         }
@@ -216,12 +240,18 @@ impl LtcCell {
         let w = self.positive(&self.w);
         let gleak = self.positive(&self.gleak);
         let leak = &gleak * &self.vleak;
+        let gaps = self.gap_matrix();
         let mut v = state.shallow_clone();
         for _ in 0..self.options.ode_unfolds {
             let act =
                 &w * (&self.sigma * (v.unsqueeze(-1) - &self.mu)).sigmoid() * &self.sparsity_mask;
             let num = (&act * &self.erev).sum_dim_intlist(1, false, act.kind()) + &snum;
             let den = act.sum_dim_intlist(1, false, act.kind()) + &sden;
+            // Gap junctions: `g·(v_other − v)` into both ends, the `−g·v` part implicit.
+            let (num, den) = match &gaps {
+                Some((g, g_den)) => (num + v.matmul(g), den + g_den),
+                None => (num, den),
+            };
             let numerator = &cm_t * &v + &leak + num;
             let denominator = &cm_t + &gleak + den;
             v = numerator / (denominator + self.options.epsilon);
@@ -229,14 +259,32 @@ impl LtcCell {
         (self.map_outputs(&v), v)
     }
 
-    /// Explicit-constraint mode: clamps `w, sensory_w, cm, gleak` at 0 (call after each
+    /// The gap junctions' symmetric `(N, N)` conductance matrix (positivity applied) and its
+    /// column sums `(N)`, each neuron's total junction conductance; None without junctions.
+    fn gap_matrix(&self) -> Option<(Tensor, Tensor)> {
+        let (gap_w, (ab, ba)) = (self.gap_w.as_ref()?, self.gap_index.as_ref()?);
+        let n = self.wiring.units() as i64;
+        let g = self.positive(gap_w);
+        let flat = Tensor::zeros([n * n], (g.kind(), g.device()))
+            .index_add(0, ab, &g)
+            .index_add(0, ba, &g);
+        let matrix = flat.view([n, n]);
+        let total = matrix.sum_dim_intlist(0, false, g.kind());
+        Some((matrix, total))
+    }
+
+    /// Explicit-constraint mode: clamps `w, sensory_w, cm, gleak, gap_w` at 0 (call after each
     /// optimizer step). A no-op with implicit (softplus) constraints, as in ncps.
     pub fn apply_weight_constraints(&self) {
         if self.options.implicit_constraints {
             return;
         }
         tch::no_grad(|| {
-            for t in [&self.w, &self.sensory_w, &self.cm, &self.gleak] {
+            let gap = self.gap_w.iter();
+            for t in [&self.w, &self.sensory_w, &self.cm, &self.gleak]
+                .into_iter()
+                .chain(gap)
+            {
                 let mut t = t.shallow_clone();
                 let _ = t.clamp_min_(0.0);
             }

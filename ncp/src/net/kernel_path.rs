@@ -119,6 +119,7 @@ fn ltc_tensors(cell: &LtcCell) -> Vec<Option<&Tensor>> {
     v[param::INPUT_B] = cell.input_b.as_ref();
     v[param::OUTPUT_W] = cell.output_w.as_ref();
     v[param::OUTPUT_B] = cell.output_b.as_ref();
+    v[param::GAP_W] = cell.gap_w.as_ref();
     v
 }
 
@@ -134,6 +135,7 @@ fn ltc_kernel(cell: &LtcCell) -> LtcKernel {
         implicit: cell.options.implicit_constraints,
         synapses: wiring.synapses(),
         sensory_synapses: wiring.sensory_synapses(),
+        gap_junctions: wiring.gap_junctions().to_vec(),
         values: std::array::from_fn(|k| tensors[k].map(values)),
     })
 }

@@ -503,6 +503,9 @@ fn build_cell(
             if backbone_set {
                 return bad("a wired CfC has no backbone (backbone_* must be unset)");
             }
+            if w.gap_junction_count() > 0 {
+                return bad("gap junctions need the LTC cell (cell = \"ltc\"); a CfC has none");
+            }
             let cell = WiredCfcCell::new(cell_path, "rnn_cell.", w, config.mode, named);
             Ok((Cell::Wired(cell), w.units(), w.output_dim()))
         }

@@ -46,7 +46,8 @@ pub(super) fn invalid<T>(msg: impl Into<String>) -> Result<T, WiringError> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NeuronType {
-    /// An input feature (not a state neuron; sensory ids are a separate index space).
+    /// An input feature; in a circuit file also a state neuron the inputs feed (the worm's
+    /// touch receptors PLM, ALM, …).
     Sensory,
     /// First hidden layer, fed by sensory neurons.
     Inter,
@@ -149,10 +150,43 @@ pub enum WiringConfig {
         #[serde(default = "seed_22222")]
         seed: u64,
     },
-    /// A wiring file (JSON or TOML, the [`Wiring`] serde form).
+    /// A wiring file (JSON or TOML: the [`Wiring`] serde form or a circuit of named neurons).
     File {
         /// Path of the file.
         path: PathBuf,
+    },
+    /// A `.bnn` circuit file of the worm-level-control experiments, its neurons named here.
+    Bnn {
+        /// Path of the file.
+        path: PathBuf,
+        /// Neuron names, by the file's indices.
+        names: Vec<String>,
+        /// Neurons the inputs feed.
+        #[serde(default)]
+        sensory: Vec<String>,
+        /// Command neurons (the rest are inter neurons).
+        #[serde(default)]
+        command: Vec<String>,
+        /// Motor neurons: the outputs, in the order of `names`.
+        motor: Vec<String>,
+    },
+    /// A cut of a connectome edge list (`pre post type synapses`, the OpenWorm c302 tables).
+    Connectome {
+        /// Path of the table.
+        path: PathBuf,
+        /// The neurons to keep (merged names such as `AVA` take both sides `AVAL`, `AVAR`).
+        keep: Vec<String>,
+        /// Neurons the inputs feed.
+        #[serde(default)]
+        sensory: Vec<String>,
+        /// Command neurons (the rest are inter neurons).
+        #[serde(default)]
+        command: Vec<String>,
+        /// Motor neurons: the outputs, in the order of `keep`.
+        motor: Vec<String>,
+        /// Neurons whose chemical synapses are inhibitory (the rest excitatory).
+        #[serde(default)]
+        inhibitory: Vec<String>,
     },
 }
 
@@ -177,6 +211,8 @@ impl WiringConfig {
                     .saturating_add(*command_neurons)
                     .saturating_add(*motor_neurons),
             ),
+            WiringConfig::Bnn { names, .. } => Some(names.len()),
+            WiringConfig::Connectome { keep, .. } => Some(keep.len()),
             WiringConfig::File { .. } => None,
         }
     }
@@ -300,6 +336,9 @@ pub(super) enum Generator {
     Ncp(NcpParams),
     /// Loaded from a file: the sensory synapses (if any) are part of the data.
     Custom,
+    /// A circuit whose inputs are not listed: `build` connects every input to every neuron of
+    /// role sensory (excitatory), the circuit's own synapses untouched.
+    Circuit,
 }
 
 /// numpy's `np.round` (banker's rounding) followed by `int()`.

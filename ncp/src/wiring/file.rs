@@ -1,10 +1,12 @@
-//! Wiring files: explicit synapse lists in JSON or TOML, readable and editable by hand, so any
-//! adjacency (a connectome, a hand-made circuit) can drive a cell.
+//! Wiring files: explicit synapse lists in JSON or TOML (by id, or as a circuit of named
+//! neurons), readable and editable by hand, so any adjacency (a connectome, a hand-made
+//! circuit) can drive a cell.
 
 use std::path::Path;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::circuit::CircuitFile;
 use super::config::{invalid, Generator, NeuronType, WiringConfig, WiringError};
 use super::graph::Wiring;
 
@@ -16,10 +18,13 @@ impl Wiring {
             path: path.to_path_buf(),
             source,
         })?;
-        let parsed: Result<Self, String> = if path.extension().is_some_and(|e| e == "json") {
-            serde_json::from_str(&text).map_err(|e| e.to_string())
-        } else {
-            toml::from_str(&text).map_err(|e| e.to_string())
+        let parsed: Result<Self, String> = match path.extension().and_then(|e| e.to_str()) {
+            Some("json") => serde_json::from_str(&text).map_err(|e| e.to_string()),
+            Some("bnn") => Err(
+                "a .bnn file names no neurons: use a wiring of kind \"bnn\" with its `names`"
+                    .to_string(),
+            ),
+            _ => from_toml(&text),
         };
         parsed.map_err(|message| WiringError::Parse {
             path: path.to_path_buf(),
@@ -43,6 +48,21 @@ impl Wiring {
             path: path.to_path_buf(),
             source,
         })
+    }
+}
+
+/// A TOML wiring file: the circuit form (`[[neuron]]` tables) or the id form.
+fn from_toml(text: &str) -> Result<Wiring, String> {
+    let table: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
+    if table.contains_key("neuron") {
+        let circuit: CircuitFile = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| e.to_string())?;
+        circuit.to_wiring().map_err(|e| e.to_string())
+    } else {
+        toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| e.to_string())
     }
 }
 
@@ -72,6 +92,12 @@ pub struct WiringFile {
     /// The config it was generated from, if any (informational).
     #[serde(default)]
     pub generated_from: Option<WiringConfig>,
+    /// The neurons' own names by id (`AVA`, …); absent: generated from the roles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub names: Option<Vec<String>>,
+    /// Gap junctions `[a, b]` (electrical, symmetric), ids below `units`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gap_junctions: Vec<(usize, usize)>,
 }
 
 impl From<Wiring> for WiringFile {
@@ -85,6 +111,8 @@ impl From<Wiring> for WiringFile {
             synapses: w.synapses(),
             sensory_synapses: w.sensory_synapses(),
             generated_from: w.config.clone(),
+            names: w.names.clone(),
+            gap_junctions: w.gap_junctions.clone(),
         }
     }
 }
@@ -102,8 +130,10 @@ impl TryFrom<WiringFile> for Wiring {
                     types.len()
                 ));
             }
-            if types.contains(&NeuronType::Sensory) {
-                return invalid("neuron_types: sensory is not a state neuron type");
+            // Sensory neurons of a circuit that lists no inputs: building connects each input
+            // to each of them (the worm's touch receptors).
+            if types.contains(&NeuronType::Sensory) && f.sensory_synapses.is_empty() {
+                w.generator = Generator::Circuit;
             }
             w.neuron_types = types;
         }
@@ -148,6 +178,10 @@ impl TryFrom<WiringFile> for Wiring {
             }
             _ => {}
         }
+        if let Some(names) = f.names {
+            w.set_names(names)?;
+        }
+        w.set_gap_junctions(&f.gap_junctions)?;
         w.config = f.generated_from;
         Ok(w)
     }

@@ -61,6 +61,21 @@ impl Wiring {
                 *seed,
             )?)?,
             WiringConfig::File { path } => return Self::load(path),
+            WiringConfig::Bnn {
+                path,
+                names,
+                sensory,
+                command,
+                motor,
+            } => Self::load_bnn(path, names, [sensory, command, motor])?,
+            WiringConfig::Connectome {
+                path,
+                keep,
+                sensory,
+                command,
+                motor,
+                inhibitory,
+            } => Self::load_connectome(path, keep, [sensory, command, motor], inhibitory)?,
         };
         w.config = Some(config.clone());
         Ok(w)
@@ -201,6 +216,24 @@ impl Wiring {
                 }
             }
             Generator::Custom => {}
+            Generator::Circuit => {
+                if let Some(s) = inputs {
+                    let sensory: Vec<usize> = (0..n)
+                        .filter(|&j| self.neuron_types[j] == NeuronType::Sensory)
+                        .collect();
+                    if sensory.is_empty() {
+                        return invalid(
+                            "the circuit has no neuron of role sensory for its inputs to feed",
+                        );
+                    }
+                    self.sensory_adjacency = vec![0; s * n];
+                    for i in 0..s {
+                        for &j in &sensory {
+                            self.sensory_adjacency[i * n + j] = 1;
+                        }
+                    }
+                }
+            }
         }
         Ok(())
     }

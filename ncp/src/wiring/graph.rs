@@ -16,6 +16,10 @@ pub struct Wiring {
     pub(super) layers: Vec<Vec<usize>>,
     pub(super) generator: Generator,
     pub(super) config: Option<WiringConfig>,
+    /// Neuron names by id (None: generated from the roles, `inter_0`, …).
+    pub(super) names: Option<Vec<String>>,
+    /// Gap junctions `(a, b)`, `a < b`, sorted.
+    pub(super) gap_junctions: Vec<(usize, usize)>,
 }
 
 /// Constructors shared by the generators and the file format, and what cells read.
@@ -57,6 +61,8 @@ impl Wiring {
             layers: vec![(0..units).collect()],
             generator,
             config: None,
+            names: None,
+            gap_junctions: Vec::new(),
         })
     }
 
@@ -115,8 +121,13 @@ impl Wiring {
     pub fn neuron_types(&self) -> &[NeuronType] {
         &self.neuron_types
     }
-    /// Display names: `motor_0`, `command_0`, `inter_0`, … numbered within each type.
+    /// Display names, the one source of every neuron label (panel, logs, heatmap, ablation,
+    /// report): the wiring's own names (`AVA`, …) where it has them, else `motor_0`,
+    /// `command_0`, `inter_0`, … numbered within each type.
     pub fn neuron_names(&self) -> Vec<String> {
+        if let Some(names) = &self.names {
+            return names.clone();
+        }
         let mut counts = std::collections::HashMap::new();
         self.neuron_types
             .iter()
@@ -126,6 +137,23 @@ impl Wiring {
                 format!("{}_{}", t.as_str(), *k - 1)
             })
             .collect()
+    }
+    /// Whether the neurons carry their own names (a circuit file) rather than generated ones.
+    pub fn has_own_names(&self) -> bool {
+        self.names.is_some()
+    }
+    /// The id of the neuron named `name` (own names or generated ones).
+    pub fn neuron_id(&self, name: &str) -> Option<usize> {
+        self.neuron_names().iter().position(|n| n == name)
+    }
+    /// Gap junctions (electrical synapses) as unordered pairs `(a, b)` with `a < b`, sorted:
+    /// each carries a symmetric current `g·(v_a − v_b)`, fixed by the wiring like a synapse.
+    pub fn gap_junctions(&self) -> &[(usize, usize)] {
+        &self.gap_junctions
+    }
+    /// Number of gap junctions.
+    pub fn gap_junction_count(&self) -> usize {
+        self.gap_junctions.len()
     }
     /// Layers in processing order (NCP: inter, command, motor), as neuron ids; the wired CfC
     /// runs one cell per layer.
@@ -139,6 +167,61 @@ impl Wiring {
     /// Sensory synapses as `(input, dst, polarity)`, row-major.
     pub fn sensory_synapses(&self) -> Vec<(usize, usize, i8)> {
         edges(&self.sensory_adjacency, self.units)
+    }
+}
+
+impl Wiring {
+    /// Sets the gap junctions from `pairs`, checked: ids below `N`, no neuron joined to itself,
+    /// no pair twice (in either order).
+    pub(super) fn set_gap_junctions(
+        &mut self,
+        pairs: &[(usize, usize)],
+    ) -> Result<(), WiringError> {
+        let n = self.units;
+        let mut out: Vec<(usize, usize)> = Vec::with_capacity(pairs.len());
+        for &(a, b) in pairs {
+            if a >= n || b >= n || a == b {
+                return invalid(format!(
+                    "gap junction [{a}, {b}]: ids must be below {n} and differ"
+                ));
+            }
+            out.push((a.min(b), a.max(b)));
+        }
+        out.sort_unstable();
+        if let Some(w) = out.windows(2).find(|w| w[0] == w[1]) {
+            return invalid(format!(
+                "gap junction [{}, {}] is listed twice",
+                w[0].0, w[0].1
+            ));
+        }
+        self.gap_junctions = out;
+        Ok(())
+    }
+
+    /// Sets the neurons' own names, checked: one per neuron, unique, made of letters, digits,
+    /// `_`, `.` or `-` (they become CSV columns and HTML labels).
+    pub(super) fn set_names(&mut self, names: Vec<String>) -> Result<(), WiringError> {
+        if names.len() != self.units {
+            return invalid(format!(
+                "names has {} entries for {} neurons",
+                names.len(),
+                self.units
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for name in &names {
+            let ok = |c: char| c.is_ascii_alphanumeric() || "_.-".contains(c);
+            if name.is_empty() || !name.chars().all(ok) {
+                return invalid(format!(
+                    "neuron name {name:?}: use letters, digits, '_', '.' or '-'"
+                ));
+            }
+            if !seen.insert(name.as_str()) {
+                return invalid(format!("neuron name {name:?} is used twice"));
+            }
+        }
+        self.names = Some(names);
+        Ok(())
     }
 }
 

@@ -11,15 +11,19 @@
 //! Unlike ncps, [`Wiring::build`] is idempotent: building twice with the same input size
 //! changes nothing (ncps silently adds a second set of synapses).
 
+mod circuit;
 mod config;
 mod file;
 mod generators;
 mod graph;
+mod import;
 pub mod numpy_rng;
 pub mod picture;
 #[cfg(test)]
 mod tests;
 
+pub use circuit::{assign_roles, CircuitFile, CircuitNeuron, CircuitSynapse, SynapseKind};
 pub use config::{auto_ncp_params, NcpParams, NeuronType, WiringConfig, WiringError, MAX_NEURONS};
 pub use file::WiringFile;
 pub use graph::Wiring;
+pub use import::{parse_bnn, Roles};

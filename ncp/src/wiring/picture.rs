@@ -1,12 +1,13 @@
 //! Pictures of a wiring: neurons in columns by layer (sensory, inter, command, motor), synapses
-//! as arrows coloured by polarity (excitatory green, inhibitory red, ncps's colours). SVG is
+//! as arrows coloured by polarity (excitatory green, inhibitory red, ncps's colours), gap
+//! junctions as dashed grey lines. SVG is
 //! written as text (with optional labels); PNG is rasterised with tiny-skia from the same
 //! layout (shapes only: no font is needed, so it works on any machine).
 
 use std::path::Path;
 
 use thiserror::Error;
-use tiny_skia::{Color, FillRule, Paint, PathBuilder, Pixmap, Stroke, Transform};
+use tiny_skia::{Color, FillRule, Paint, PathBuilder, Pixmap, Stroke, StrokeDash, Transform};
 
 use super::config::NeuronType;
 use super::graph::Wiring;
@@ -75,6 +76,8 @@ pub struct Layout {
     pub nodes: Vec<Node>,
     /// Sensory and internal synapses.
     pub edges: Vec<Edge>,
+    /// Gap junctions as node index pairs (drawn dashed, without arrowheads).
+    pub gaps: Vec<(usize, usize)>,
 }
 
 const RADIUS: f32 = 9.0;
@@ -83,6 +86,7 @@ const ROW_GAP: f32 = 30.0;
 const MARGIN: f32 = 60.0;
 const EXCITATORY: (u8, u8, u8) = (0x2c, 0xa0, 0x2c);
 const INHIBITORY: (u8, u8, u8) = (0xd6, 0x27, 0x28);
+const GAP: (u8, u8, u8) = (0x55, 0x55, 0x55);
 
 /// A neuron role's colour (ncps's palette), shared with the live neuron panel.
 pub fn colour(kind: NeuronType) -> (u8, u8, u8) {
@@ -98,8 +102,40 @@ fn hex((r, g, b): (u8, u8, u8)) -> String {
     format!("#{r:02x}{g:02x}{b:02x}")
 }
 
-/// Places the neurons: one column per type present, in the order sensory, inter, command,
-/// motor; neurons of a column evenly spaced and vertically centred.
+/// The picture's nodes, unplaced: the inputs (named by `options`), then one per neuron id.
+fn nodes(wiring: &Wiring, options: &PictureOptions) -> Vec<Node> {
+    let s = wiring.input_dim().unwrap_or(0);
+    let node = |kind, label| Node {
+        x: 0.0,
+        y: 0.0,
+        kind,
+        label,
+    };
+    let inputs = (0..s).map(|i| {
+        let name = options.sensory_names.get(i).cloned();
+        node(NeuronType::Sensory, name.unwrap_or_else(|| format!("s{i}")))
+    });
+    let neurons = wiring
+        .neuron_names()
+        .into_iter()
+        .enumerate()
+        .map(|(id, name)| {
+            let kind = wiring.neuron_type(id);
+            let label = match options.motor_names.get(id) {
+                // A circuit's own names (`FWD`) stand; generated ones give way to the actions'.
+                Some(motor) if kind == NeuronType::Motor && !wiring.has_own_names() => {
+                    motor.clone()
+                }
+                _ => name,
+            };
+            node(kind, label)
+        });
+    inputs.chain(neurons).collect()
+}
+
+/// Places the neurons: the inputs in the first column, then one column per type present, in
+/// the order sensory (a circuit's sensory neurons), inter, command, motor; neurons of a
+/// column evenly spaced and vertically centred.
 pub fn layout(wiring: &Wiring, options: &PictureOptions) -> Layout {
     let s = wiring.input_dim().unwrap_or(0);
     let order = [
@@ -108,47 +144,21 @@ pub fn layout(wiring: &Wiring, options: &PictureOptions) -> Layout {
         NeuronType::Command,
         NeuronType::Motor,
     ];
-    let mut columns: Vec<(NeuronType, Vec<usize>)> = Vec::new(); // node indices
-    let mut nodes: Vec<Node> = Vec::new();
-    let names = wiring.neuron_names();
-    for i in 0..s {
-        let label = options
-            .sensory_names
-            .get(i)
-            .cloned()
-            .unwrap_or_else(|| format!("s{i}"));
-        nodes.push(Node {
-            x: 0.0,
-            y: 0.0,
-            kind: NeuronType::Sensory,
-            label,
-        });
-    }
-    for (id, name) in names.iter().enumerate() {
-        let kind = wiring.neuron_type(id);
-        let label = match options.motor_names.get(id) {
-            Some(motor) if kind == NeuronType::Motor => motor.clone(),
-            _ => name.clone(),
-        };
-        nodes.push(Node {
-            x: 0.0,
-            y: 0.0,
-            kind,
-            label,
-        });
-    }
+    let mut nodes = nodes(wiring, options);
+    // Node indices per column.
+    let mut columns: Vec<Vec<usize>> = vec![(0..s).collect()];
     for kind in order {
-        let members: Vec<usize> = (0..nodes.len())
-            .filter(|&k| nodes[k].kind == kind)
-            .collect();
-        if !members.is_empty() {
-            columns.push((kind, members));
-        }
+        columns.push(
+            (s..nodes.len())
+                .filter(|&k| nodes[k].kind == kind)
+                .collect(),
+        );
     }
-    let tallest = columns.iter().map(|c| c.1.len()).max().unwrap_or(1) as f32;
+    columns.retain(|c| !c.is_empty());
+    let tallest = columns.iter().map(Vec::len).max().unwrap_or(1) as f32;
     let height = 2.0 * MARGIN + (tallest - 1.0).max(0.0) * ROW_GAP + 40.0;
     let width = 2.0 * MARGIN + (columns.len().max(1) - 1) as f32 * COLUMN_GAP + 80.0;
-    for (c, (_, members)) in columns.iter().enumerate() {
+    for (c, members) in columns.iter().enumerate() {
         let span = (members.len() as f32 - 1.0) * ROW_GAP;
         let top = (height - span) / 2.0 + 10.0;
         for (r, &k) in members.iter().enumerate() {
@@ -171,17 +181,24 @@ pub fn layout(wiring: &Wiring, options: &PictureOptions) -> Layout {
             polarity: p,
         });
     }
+    let gaps = (wiring.gap_junctions().iter())
+        .map(|&(a, b)| (s + a, s + b))
+        .collect();
     Layout {
         width,
         height,
         nodes,
         edges,
+        gaps,
     }
 }
 
+/// A quadratic curve: `(start, control, end)`.
+type Curve = ((f32, f32), (f32, f32), (f32, f32));
+
 /// The drawable path of an edge: a straight line between columns, an arc within a column,
 /// a small loop for a self-synapse. Returns `(start, control, end)` of a quadratic curve.
-fn edge_curve(l: &Layout, e: &Edge) -> ((f32, f32), (f32, f32), (f32, f32)) {
+fn edge_curve(l: &Layout, e: &Edge) -> Curve {
     let a = &l.nodes[e.from];
     let b = &l.nodes[e.to];
     if e.from == e.to {
@@ -206,6 +223,20 @@ fn edge_curve(l: &Layout, e: &Edge) -> ((f32, f32), (f32, f32), (f32, f32)) {
     let p0 = (a.x + ux * RADIUS, a.y + uy * RADIUS);
     let p2 = (b.x - ux * (RADIUS + 2.0), b.y - uy * (RADIUS + 2.0));
     (p0, ((p0.0 + p2.0) / 2.0, (p0.1 + p2.1) / 2.0), p2)
+}
+
+/// The curves of the gap junctions (as [`edge_curve`] draws a synapse, without its head).
+fn gap_curves(l: &Layout) -> Vec<Curve> {
+    (l.gaps.iter())
+        .map(|&(from, to)| {
+            let e = Edge {
+                from,
+                to,
+                polarity: 0,
+            };
+            edge_curve(l, &e)
+        })
+        .collect()
 }
 
 /// The arrowhead triangle at the end of a curve.
@@ -254,6 +285,18 @@ pub fn svg(wiring: &Wiring, options: &PictureOptions) -> String {
             "<g class=\"{kind}\"><path d=\"M{:.1},{:.1} Q{:.1},{:.1} {:.1},{:.1}\" stroke=\"{col}\"/><polygon points=\"{:.1},{:.1} {:.1},{:.1} {:.1},{:.1}\" fill=\"{col}\" stroke=\"none\"/></g>\n",
             p0.0, p0.1, c.0, c.1, p2.0, p2.1,
             head[0].0, head[0].1, head[1].0, head[1].1, head[2].0, head[2].1
+        ));
+    }
+    if !l.gaps.is_empty() {
+        out.push_str(&format!(
+            "</g>\n<g id=\"gap-junctions\" fill=\"none\" stroke=\"{}\" stroke-width=\"1.6\" stroke-dasharray=\"4 3\">\n",
+            hex(GAP)
+        ));
+    }
+    for (p0, c, p2) in gap_curves(&l) {
+        out.push_str(&format!(
+            "<path class=\"gap\" d=\"M{:.1},{:.1} Q{:.1},{:.1} {:.1},{:.1}\"/>\n",
+            p0.0, p0.1, c.0, c.1, p2.0, p2.1
         ));
     }
     out.push_str("</g>\n<g id=\"neurons\" stroke=\"#333\" stroke-width=\"1\">\n");
@@ -324,6 +367,9 @@ fn legend(out: &mut String, l: &Layout) {
     }
     item("excitatory", hex(EXCITATORY), false);
     item("inhibitory", hex(INHIBITORY), false);
+    if !l.gaps.is_empty() {
+        item("gap junction (dashed)", hex(GAP), false);
+    }
 }
 
 fn escape(s: &str) -> String {
@@ -374,6 +420,19 @@ pub fn png(wiring: &Wiring, options: &PictureOptions) -> Result<Vec<u8>, String>
         pb.close();
         if let Some(path) = pb.finish() {
             pixmap.fill_path(&path, &paint(col, 220), FillRule::Winding, t, None);
+        }
+    }
+    let dashed = Stroke {
+        width: 1.6,
+        dash: StrokeDash::new(vec![4.0, 3.0], 0.0),
+        ..Stroke::default()
+    };
+    for (p0, c, p2) in gap_curves(&l) {
+        let mut pb = PathBuilder::new();
+        pb.move_to(p0.0, p0.1);
+        pb.quad_to(c.0, c.1, p2.0, p2.1);
+        if let Some(path) = pb.finish() {
+            pixmap.stroke_path(&path, &paint(GAP, 220), &dashed, t, None);
         }
     }
     for n in &l.nodes {

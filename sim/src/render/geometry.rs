@@ -15,6 +15,7 @@ pub const LABEL_MARGIN_LEFT: f32 = 104.0;
 pub const LABEL_MARGIN_RIGHT: f32 = 84.0;
 const EXCITATORY: [u8; 3] = [0x2c, 0xc0, 0x2c];
 const INHIBITORY: [u8; 3] = [0xf0, 0x40, 0x40];
+const GAP: [u8; 3] = [0xa0, 0xa0, 0xa0];
 
 /// An axis-aligned rectangle in picture pixels (origin top left, y down).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -470,10 +471,10 @@ pub fn panel_mesh(layout: &PanelLayout, state: Option<&PanelState>, regions: &Re
             .filter(|v| v.is_finite())
             .unwrap_or(0.0)
             .clamp(0.0, 1.0);
-        let rgb = if e.polarity < 0 {
-            INHIBITORY
-        } else {
-            EXCITATORY
+        let rgb = match e.polarity {
+            0 => GAP,
+            p if p < 0 => INHIBITORY,
+            _ => EXCITATORY,
         };
         let alpha = (0.10 + 0.85 * activity) * 255.0;
         let color = linear(Rgba([rgb[0], rgb[1], rgb[2], alpha.round() as u8]));

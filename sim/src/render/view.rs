@@ -63,7 +63,7 @@ pub struct PanelEdge {
     pub from: usize,
     /// Postsynaptic node.
     pub to: usize,
-    /// +1 excitatory, −1 inhibitory.
+    /// +1 excitatory, −1 inhibitory, 0 a gap junction (drawn grey).
     pub polarity: i8,
 }
 

@@ -4,8 +4,10 @@
 //! Each unfold solves `(cm_t + gleak + ε + Σ a)·v' = cm_t·v + gleak·vleak + Σ a·erev`, which is
 //! `cm_t·(v' − v) = gleak·(vleak − v') − ε·v' + Σ a·(erev − v')`: the potential change of a
 //! neuron is the sum of its synaptic currents `a·(erev − v')` and its leak current, over its
-//! capacitance `cm_t`. Summed over the step's unfolds, the contributions add up to the step's
-//! change of potential exactly (to float rounding).
+//! capacitance `cm_t`. A gap junction `g` between `a` and `b` adds `g·(v_b − v_a')` to `a`
+//! (and the same the other way), its `g·v_b` in the numerator, its `g` in the denominator.
+//! Summed over the step's unfolds, the contributions add up to the step's change of potential
+//! exactly (to float rounding).
 
 use super::super::math::sigmoid;
 use super::params::LtcKernel;
@@ -24,6 +26,9 @@ pub struct StepAttribution {
     pub sensory: Vec<(usize, usize, f32)>,
     /// Potential change of each neuron's leak (toward `vleak`) `(N)`.
     pub leak: Vec<f32>,
+    /// Potential change each gap junction caused, `(other end, neuron, Δv)`: two entries per
+    /// junction `(a, b)` of the wiring, in its order, first into `b`, then into `a`.
+    pub gaps: Vec<(usize, usize, f32)>,
 }
 
 impl LtcKernel {
@@ -44,6 +49,7 @@ impl LtcKernel {
         let mut syn_dv = vec![0f32; self.syn.src.len()];
         let mut sens_dv = vec![0f32; q.src.len()];
         let mut leak_dv = vec![0f32; n];
+        let mut gap_dv = vec![0f32; 2 * self.gaps.a.len()];
         let p = &self.syn;
         for _ in 0..u_n {
             let a: Vec<f32> = (0..p.src.len())
@@ -59,6 +65,7 @@ impl LtcKernel {
                 num[p.dst[k]] += a[k] * p.erev[k];
                 den[p.dst[k]] += a[k];
             }
+            self.gaps.sums(&v, &mut num, &mut den);
             let next: Vec<f32> = (0..n)
                 .map(|j| (cm_t[j] * v[j] + num[j]) / (cm_t[j] + den[j]))
                 .collect();
@@ -69,6 +76,12 @@ impl LtcKernel {
             for k in 0..q.src.len() {
                 let j = q.dst[k];
                 sens_dv[k] += sens_a[k] * (q.erev[k] - next[j]) / cm_t[j];
+            }
+            let g = &self.gaps;
+            for k in 0..g.a.len() {
+                let (ja, jb, w) = (g.a[k], g.b[k], g.w[k]);
+                gap_dv[2 * k] += w * (v[ja] - next[jb]) / cm_t[jb];
+                gap_dv[2 * k + 1] += w * (v[jb] - next[ja]) / cm_t[ja];
             }
             for j in 0..n {
                 leak_dv[j] +=
@@ -86,6 +99,12 @@ impl LtcKernel {
                 .map(|k| (q.src[k], q.dst[k], sens_dv[k]))
                 .collect(),
             leak: leak_dv,
+            gaps: (0..self.gaps.a.len())
+                .flat_map(|k| {
+                    let (a, b) = (self.gaps.a[k], self.gaps.b[k]);
+                    [(a, b, gap_dv[2 * k]), (b, a, gap_dv[2 * k + 1])]
+                })
+                .collect(),
         }
     }
 }

@@ -175,6 +175,7 @@ fn unfold_backward<const AVX: bool>(
             *dn += w * sgm;
         }
     }
+    super::gaps::batch_dens(&p.gaps, bn, &mut sums.den);
     for j in 0..n {
         let row = j * bn..(j + 1) * bn;
         let (gl, vl) = (p.gleak[j], p.vleak[j]);
@@ -197,6 +198,13 @@ fn unfold_backward<const AVX: bool>(
         bn,
         [sig, v, &sums.g_num, &sums.g_den],
         [&mut acc.erev, &mut acc.w, &mut acc.sigma, &mut acc.mu],
+        gv_prev,
+    );
+    super::gaps::batch_backward(
+        &p.gaps,
+        bn,
+        [v, &sums.g_num, &sums.g_den],
+        &mut acc.gap_w,
         gv_prev,
     );
 }
@@ -290,6 +298,7 @@ pub(super) fn finish(p: &LtcKernel, bn: usize, acc: Grads) -> Gradients {
         input_b: reduce(&acc.input_b),
         output_w: reduce(&acc.output_w),
         output_b: reduce(&acc.output_b),
+        gap_w: reduce(&acc.gap_w),
         x: acc.x,
         h0: g_h0,
     };
@@ -305,10 +314,13 @@ pub(super) fn finish(p: &LtcKernel, bn: usize, acc: Grads) -> Gradients {
         let f = p.sens.flat[k];
         g.s_w[f] = chain(p.sens.raw_w[k], g.s_w[f]);
     }
+    for (gw, &raw) in g.gap_w.iter_mut().zip(&p.gaps.raw_w) {
+        *gw = chain(raw, *gw);
+    }
     Gradients {
         params: vec![
             g.gleak, g.vleak, g.cm, g.sigma, g.mu, g.w, g.erev, g.s_sigma, g.s_mu, g.s_w, g.s_erev,
-            g.input_w, g.input_b, g.output_w, g.output_b,
+            g.input_w, g.input_b, g.output_w, g.output_b, g.gap_w,
         ],
         x: g.x,
         h0: g.h0,

@@ -83,6 +83,7 @@ fn forward_body(
                 &mut tr.sigmoids[start..]
             });
             synapse_sums(&p.syn, &v, bn, &mut num, &mut den, false, sigmoids);
+            super::gaps::batch_sums(&p.gaps, &v, bn, &mut num, &mut den);
             solver_step(p, &leak, bn, [&v, &cm_t, &num, &den], &mut next);
             std::mem::swap(&mut v, &mut next);
             if let Some(tr) = trace.as_deref_mut() {

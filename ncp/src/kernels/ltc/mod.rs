@@ -11,6 +11,7 @@ use super::plumbing::{Gradients, Kernel, Run};
 mod attribution;
 mod backward;
 mod forward;
+mod gaps;
 mod params;
 mod sample;
 mod trace;

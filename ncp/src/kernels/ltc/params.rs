@@ -2,6 +2,7 @@
 //! lists so the loops touch only the wiring's synapses.
 
 use super::super::math::sigmoid;
+use super::gaps::Gaps;
 
 /// torch's softplus (beta 1, threshold 20).
 pub(super) fn softplus(x: f32) -> f32 {
@@ -73,6 +74,7 @@ pub struct LtcKernel {
     pub(super) implicit: bool,
     pub(super) syn: Synapses,
     pub(super) sens: Synapses,
+    pub(super) gaps: Gaps,
     pub(super) raw_gleak: Vec<f32>,
     pub(super) gleak: Vec<f32>,
     pub(super) vleak: Vec<f32>,
@@ -103,6 +105,8 @@ pub struct LtcSpec {
     pub synapses: Vec<(usize, usize, i8)>,
     /// Sensory synapses `(input, dst, polarity)`.
     pub sensory_synapses: Vec<(usize, usize, i8)>,
+    /// Gap junctions `(a, b)`, in the order of the `GAP_W` values.
+    pub gap_junctions: Vec<(usize, usize)>,
     /// The raw parameter values indexed by [`param`]; None for a mapping the cell lacks.
     /// This is also the order of [`Gradients::params`].
     pub values: [Option<Vec<f32>>; param::COUNT],
@@ -140,8 +144,10 @@ pub mod param {
     pub const OUTPUT_W: usize = 13;
     /// Output shift (M).
     pub const OUTPUT_B: usize = 14;
+    /// Gap-junction conductances (G); None for a wiring without junctions.
+    pub const GAP_W: usize = 15;
     /// Number of parameters.
-    pub const COUNT: usize = 15;
+    pub const COUNT: usize = 16;
 }
 
 impl LtcKernel {
@@ -157,6 +163,7 @@ impl LtcKernel {
             implicit,
             synapses,
             sensory_synapses,
+            gap_junctions,
             values,
         } = spec;
         let get = |k: usize| values[k].clone().unwrap_or_default();
@@ -191,6 +198,13 @@ impl LtcKernel {
         };
         let raw_gleak = get(GLEAK);
         let raw_cm = get(CM);
+        let raw_gap = get(GAP_W);
+        let gaps = Gaps {
+            a: gap_junctions.iter().map(|g| g.0).collect(),
+            b: gap_junctions.iter().map(|g| g.1).collect(),
+            w: pos(raw_gap.clone()),
+            raw_w: raw_gap,
+        };
         Self {
             n,
             s,
@@ -200,6 +214,7 @@ impl LtcKernel {
             implicit,
             syn,
             sens,
+            gaps,
             gleak: pos(raw_gleak.clone()),
             raw_gleak,
             vleak: get(VLEAK),
@@ -254,6 +269,21 @@ impl LtcKernel {
     }
 }
 
+impl LtcKernel {
+    /// Each gap junction's current for one sample's potentials `v (N)`: `(a, b, g·(v_a − v_b))`,
+    /// the current into `b` (and its negative into `a`), in the wiring's junction order.
+    pub fn gap_currents(&self, v: &[f32]) -> Vec<SynapseActivity> {
+        let q = &self.gaps;
+        (0..q.a.len())
+            .map(|k| {
+                let (a, b) = (q.a[k], q.b[k]);
+                let (va, vb) = (v.get(a).copied(), v.get(b).copied());
+                (a, b, q.w[k] * (va.unwrap_or(0.0) - vb.unwrap_or(0.0)))
+            })
+            .collect()
+    }
+}
+
 /// `(source, destination, activity)` of one synapse.
 pub type SynapseActivity = (usize, usize, f32);
 
@@ -276,6 +306,7 @@ pub(super) struct Grads {
     pub(super) input_b: Vec<f32>,
     pub(super) output_w: Vec<f32>,
     pub(super) output_b: Vec<f32>,
+    pub(super) gap_w: Vec<f32>,
     pub(super) x: Vec<f32>,
     pub(super) h0: Vec<f32>,
 }
@@ -302,6 +333,7 @@ impl Grads {
             input_b: z(s),
             output_w: z(m),
             output_b: z(m),
+            gap_w: z(p.gaps.a.len()),
             x: z(l * s),
             h0: z(n),
         }
@@ -349,6 +381,7 @@ pub(super) fn test_kernel_and_run(b: usize) -> (LtcKernel, super::super::plumbin
         Some(vec_of(s, 0.5, 0.0)),
         Some(vec_of(m, 0.5, 1.0)),
         Some(vec_of(m, 0.5, 0.0)),
+        Some(vec_of(4, 0.5, 0.0)),
     ];
     let kernel = LtcKernel::new(LtcSpec {
         n,
@@ -359,6 +392,7 @@ pub(super) fn test_kernel_and_run(b: usize) -> (LtcKernel, super::super::plumbin
         implicit: true,
         synapses,
         sensory_synapses,
+        gap_junctions: vec![(0, 3), (2, 7), (3, 9), (1, 8)],
         values,
     });
     let run = super::super::plumbing::Run {

@@ -122,6 +122,7 @@ pub(super) fn forward(
                 num.copy_from_slice(&inputs.snum);
                 den.copy_from_slice(&inputs.sden);
                 syn.sums(&p.syn, &v, &mut num, &mut den);
+                p.gaps.sums(&v, &mut num, &mut den);
                 if let Some(tr) = trace.as_deref_mut() {
                     tr.sigmoids.extend_from_slice(&syn.sig);
                 }
@@ -298,6 +299,7 @@ struct NeuronGrads {
     input_b: Vec<f32>,
     output_w: Vec<f32>,
     output_b: Vec<f32>,
+    gap_w: Vec<f32>,
 }
 
 impl NeuronGrads {
@@ -311,6 +313,7 @@ impl NeuronGrads {
             input_b: vec![0f32; s],
             output_w: vec![0f32; m],
             output_b: vec![0f32; m],
+            gap_w: vec![0f32; p.gaps.a.len()],
         }
     }
 
@@ -322,7 +325,7 @@ impl NeuronGrads {
     }
 
     /// Every buffer, in the order [`NeuronGrads::store`] writes them.
-    fn rows(&mut self) -> [&mut Vec<f32>; 7] {
+    fn rows(&mut self) -> [&mut Vec<f32>; 8] {
         [
             &mut self.gleak,
             &mut self.vleak,
@@ -331,6 +334,7 @@ impl NeuronGrads {
             &mut self.input_b,
             &mut self.output_w,
             &mut self.output_b,
+            &mut self.gap_w,
         ]
     }
 
@@ -369,6 +373,7 @@ impl NeuronGrads {
             &mut out.input_b,
             &mut out.output_w,
             &mut out.output_b,
+            &mut out.gap_w,
         ];
         for (dst, src) in dsts.into_iter().zip(self.rows()) {
             for (row, &g) in src.iter().enumerate() {
@@ -382,10 +387,11 @@ impl NeuronGrads {
 }
 
 /// An unfold's rows for its backward: each synapse's presynaptic value `pre` from the states
-/// `v`, and the neurons' denominators `den` again, from the sensory sums `sden` and the
-/// sigmoids `sig` the forward pass kept.
+/// `v`, and the neurons' denominators `den` again, from the sensory sums `sden`, the sigmoids
+/// `sig` the forward pass kept and the gap junctions.
 #[inline(always)]
-fn unfold_rows(q: &Synapses, [v, sig, sden]: [&[f32]; 3], pre: &mut [f32], den: &mut [f32]) {
+fn unfold_rows(p: &LtcKernel, [v, sig, sden]: [&[f32]; 3], pre: &mut [f32], den: &mut [f32]) {
+    let q = &p.syn;
     for (pre, &i) in pre.iter_mut().zip(&q.src) {
         *pre = v[i];
     }
@@ -393,6 +399,7 @@ fn unfold_rows(q: &Synapses, [v, sig, sden]: [&[f32]; 3], pre: &mut [f32], den: 
     for (k, &j) in q.dst.iter().enumerate() {
         den[j] += q.w[k] * sig[k];
     }
+    p.gaps.dens(den);
 }
 
 /// The backward pass (see [`super::backward::backward`]) one sample at a time, returning the
@@ -432,7 +439,7 @@ pub(super) fn backward(p: &LtcKernel, r: &Run, trace: &Trace, gy: &[f32], gh: &[
                 let v = &tr[base + u * n..base + (u + 1) * n];
                 let v_new = &tr[base + (u + 1) * n..base + (u + 2) * n];
                 let sig = &sample_sigmoids[(t * u_n + u) * kn..(t * u_n + u + 1) * kn];
-                unfold_rows(&p.syn, [v, sig, &inputs.sden], &mut syn.pre, &mut den);
+                unfold_rows(p, [v, sig, &inputs.sden], &mut syn.pre, &mut den);
                 neuron_terms(
                     (p, inv_dt),
                     [&inputs.cm_t, &den, &gv, v, v_new],
@@ -446,6 +453,8 @@ pub(super) fn backward(p: &LtcKernel, r: &Run, trace: &Trace, gy: &[f32], gh: &[
                     ],
                 );
                 g_syn.backward(&p.syn, [sig, &syn.pre], &g_num, &g_den, &mut gv_prev);
+                p.gaps
+                    .backward([v, &g_num, &g_den], &mut acc.gap_w, &mut gv_prev);
                 std::mem::swap(&mut gv, &mut gv_prev);
             }
             // Sensory synapses (held over the step's unfolds), from this step's sigmoids.

@@ -1,0 +1,124 @@
+//! The worm's own circuits train through the ordinary config path: a wiring cut from the
+//! shipped connectome table (the tap-withdrawal neurons, chemical synapses and gap junctions
+//! as the table says) builds, trains with PPO on cartpole — its junctions' conductances
+//! learning too — and its checkpoint loads back with the neurons' names and roles.
+
+use std::path::Path;
+
+use wormnet_agent::checkpoint::load_checkpoint;
+use wormnet_agent::config::TrainConfig;
+use wormnet_agent::train::{Outcome, Trainer};
+
+fn connectome_config() -> TrainConfig {
+    let table = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../configs/wirings/c302_tw_excerpt.tsv"
+    );
+    let text = format!(
+        r#"
+[env]
+name = "cartpole"
+num_envs = 4
+workers = 1
+[policy]
+timespan = 1.0
+[policy.actor]
+cell = "ltc"
+wiring = {{ kind = "connectome", path = "{table}", keep = ["PVD", "PLM", "AVA", "AVD", "PVC", "AVB", "AVM", "ALM", "DVA"], sensory = ["PLM", "AVM", "ALM", "PVD"], command = ["AVD", "PVC", "DVA"], motor = ["AVA", "AVB"] }}
+[ppo]
+steps_per_rollout = 16
+epochs = 2
+minibatches = 2
+learning_rate = 1e-2
+[run]
+seed = 3
+total_steps = 640
+threads = 1
+checkpoint_every = 2
+eval_every = 0
+eval_episodes = 2
+"#
+    );
+    TrainConfig::parse(&text, Path::new("connectome.toml")).expect("config parses")
+}
+
+#[test]
+fn a_connectome_cut_trains_through_the_config_path() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let registry = wormnet_envs::registry();
+    let mut trainer = Trainer::create(connectome_config(), dir.path(), &registry).expect("create");
+    let gap_w = |t: &Trainer| {
+        t.policy
+            .parameters()
+            .into_iter()
+            .find(|(name, _)| name.ends_with("gap_w"))
+            .map(|(_, t)| t.copy())
+            .expect("the actor has gap-junction conductances")
+    };
+    let before = gap_w(&trainer);
+    assert_eq!(before.size(), [6], "six junctions among the kept neurons");
+    assert_eq!(
+        trainer.policy.neuron_labels()[..3],
+        ["AVA", "AVB", "PVD"],
+        "named neurons, motor first"
+    );
+    assert_eq!(
+        trainer.run(Some(2), |_, _| {}).expect("train"),
+        Outcome::UpdateLimit
+    );
+    let after = gap_w(&trainer);
+    assert!(
+        after.isfinite().all().int64_value(&[]) == 1,
+        "conductances went non-finite: {after:?}"
+    );
+    assert!(!after.equal(&before), "the junctions did not learn");
+    drop(trainer);
+    let loaded = load_checkpoint(&dir.path().join("latest.json"), tch::Device::Cpu)
+        .expect("checkpoint loads");
+    assert_eq!(loaded.policy.neuron_labels()[..2], ["AVA", "AVB"]);
+    // `wormnet ablate` knocks the neurons out by name, grouped by their roles.
+    let knockouts = wormnet_agent::inspect::ablation::knockouts(&loaded.policy).expect("ltc");
+    let of = |name: &str| knockouts.iter().find(|k| k.name == name).expect(name);
+    assert_eq!(of("AVA").layer, "motor");
+    assert_eq!(of("PLM").layer, "sensory");
+    assert_eq!(of("DVA").layer, "command");
+    assert_eq!(of("sensory").neurons.len(), 4);
+}
+
+/// The live panel of a policy on the tap-withdrawal circuit: its neurons by name, the two gap
+/// junctions drawn as edges of their own (polarity 0) whose activity is the junction's current.
+#[test]
+fn the_panel_draws_the_named_circuit_and_its_gap_junctions() {
+    use wormnet_agent::inspect::panel::NeuronPanel;
+    use wormnet_agent::policy::{Policy, PolicyConfig};
+    let spec = wormnet_envs::registry()
+        .make("cartpole", &toml::Table::new())
+        .expect("cartpole")
+        .spec()
+        .clone();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/wirings/tw.toml");
+    let config: PolicyConfig = toml::from_str(&format!(
+        "[actor]\ncell = \"ltc\"\nwiring = {{ kind = \"file\", path = \"{path}\" }}\n"
+    ))
+    .expect("policy config");
+    let policy = Policy::new(&spec, &config, tch::Device::Cpu).expect("policy");
+    let panel = NeuronPanel::for_policy(&policy, &spec);
+    let layout = panel.layout();
+    let labels: Vec<&str> = layout.nodes.iter().map(|n| n.label.as_str()).collect();
+    assert!(
+        labels.contains(&"FWD") && labels.contains(&"PLM"),
+        "{labels:?}"
+    );
+    let gaps: Vec<usize> = (0..layout.edges.len())
+        .filter(|&k| layout.edges[k].polarity == 0)
+        .collect();
+    assert_eq!(gaps.len(), 2);
+    let n = policy.actor.state_size();
+    let s = spec.obs_dim();
+    // Equal potentials: no junction current; different ones: some.
+    let level = panel.state(&vec![0.0; s], &vec![0.5; n]);
+    assert!(gaps.iter().all(|&k| level.edge_activity[k] == 0.0));
+    let ramp: Vec<f32> = (0..n).map(|i| i as f32 * 0.2 - 1.0).collect();
+    let tilted = panel.state(&vec![0.0; s], &ramp);
+    assert!(gaps.iter().all(|&k| tilted.edge_activity[k] > 0.0));
+}
