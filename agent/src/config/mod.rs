@@ -372,6 +372,17 @@ impl TrainConfig {
             ("env.workers", env.workers.unwrap_or(1), limits::MAX_THREADS),
             ("env.envs_per_app", env.envs_per_app, limits::MAX_ENVS),
             ("run.threads", run.threads.unwrap_or(1), limits::MAX_THREADS),
+            // Updates between checkpoints or evaluations: never more than the steps.
+            (
+                "run.checkpoint_every",
+                run.checkpoint_every,
+                limits::MAX_TOTAL_STEPS as usize,
+            ),
+            (
+                "run.eval_every",
+                run.eval_every,
+                limits::MAX_TOTAL_STEPS as usize,
+            ),
             (
                 "run.eval_episodes",
                 run.eval_episodes,
