@@ -367,22 +367,15 @@ impl TrainConfig {
         let config = self;
         let env = &config.env;
         let run = &config.run;
+        let every = limits::MAX_TOTAL_STEPS as usize;
         limits::counts(&[
             ("env.num_envs", env.num_envs, limits::MAX_ENVS),
             ("env.workers", env.workers.unwrap_or(1), limits::MAX_THREADS),
             ("env.envs_per_app", env.envs_per_app, limits::MAX_ENVS),
             ("run.threads", run.threads.unwrap_or(1), limits::MAX_THREADS),
             // Updates between checkpoints or evaluations: never more than the steps.
-            (
-                "run.checkpoint_every",
-                run.checkpoint_every,
-                limits::MAX_TOTAL_STEPS as usize,
-            ),
-            (
-                "run.eval_every",
-                run.eval_every,
-                limits::MAX_TOTAL_STEPS as usize,
-            ),
+            ("run.checkpoint_every", run.checkpoint_every, every),
+            ("run.eval_every", run.eval_every, every),
             (
                 "run.eval_episodes",
                 run.eval_episodes,
