@@ -233,7 +233,7 @@ fn bench_train_breaks_the_update_into_its_parts_and_keeps_nothing() {
         "{text}"
     );
     // The update's parts are measured inside it: they add up to no more than the whole, up to
-    // the rounding of seven figures to 0.1 ms each.
+    // the rounding of eight figures to 0.1 ms each.
     let line = text
         .lines()
         .find(|l| l.starts_with("per update:"))
@@ -251,20 +251,21 @@ fn bench_train_breaks_the_update_into_its_parts_and_keeps_nothing() {
         "critic",
         "loss",
         "backward",
+        "wait",
         "optimizer",
     ]
     .iter()
     .map(|p| ms(p))
     .sum();
-    assert!(parts > 0.0 && parts <= ms("; update") + 0.35, "{line}");
+    assert!(parts > 0.0 && parts <= ms("; update") + 0.4, "{line}");
     // With what no part measures, they make up the whole (each figure rounded to 0.1 ms).
     assert!(
         (parts + ms("other") - ms("; update")).abs() <= 0.5,
         "{line}"
     );
-    // The config's MLP critic runs beside the actor; its time is reported on its own line.
+    // The run's threads and how they were split come first.
     assert!(
-        text.contains("critic (values, value loss, backward) on a second thread beside the actor"),
+        text.contains("env worker") && text.contains("update shard"),
         "{text}"
     );
     assert!(

@@ -375,7 +375,7 @@ fn print_breakdown(
         100.0 * total.update_seconds / train
     );
     println!(
-        "per update: rollout {:.1} ms; update {:.1} ms = gae and batching {:.1} + actor {:.1} + critic {:.1} + loss {:.1} + backward {:.1} (the trainer's shard of {}) + waiting for the other shards {:.1} + optimizer {:.1} + other {:.1}",
+        "per update: rollout {:.1} ms; update {:.1} ms = gae and batching {:.1} + actor {:.1} + critic {:.1} + loss {:.1} + backward {:.1} (the trainer's shard of {}) + shard wait {:.1} + optimizer {:.1} + other {:.1}",
         ms(total.rollout_seconds),
         ms(total.update_seconds),
         ms(total.batching_seconds),
