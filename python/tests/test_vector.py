@@ -1,0 +1,106 @@
+"""`make_vec` against Gymnasium's own vector env over the single envs: same batches, same
+auto-reset (SAME_STEP), same infos layout; and the GIL is released while the envs step."""
+
+import threading
+import time
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import data_equivalence
+from gymnasium.vector import AutoresetMode, SyncVectorEnv
+from gymnasium.vector.utils import batch_space
+
+import wormnet
+
+
+@pytest.mark.parametrize(
+    "name,options,steps",
+    [("cartpole", {}, 300), ("pendulum", {"no_velocity": True}, 250), ("worm", {}, 60), ("vehicle", {}, 60)],
+)
+def test_make_vec_matches_gymnasiums_sync_vector_env(name, options, steps):
+    n = 4
+    ours = wormnet.make_vec(name, num_envs=n, workers=2, **options)
+    theirs = SyncVectorEnv(
+        [lambda: wormnet.make(name, **options) for _ in range(n)],
+        autoreset_mode=AutoresetMode.SAME_STEP,
+    )
+    assert ours.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
+    assert ours.single_observation_space == theirs.single_observation_space
+    assert ours.single_action_space == theirs.single_action_space
+    assert ours.observation_space == batch_space(ours.single_observation_space, n)
+    assert ours.action_space == batch_space(ours.single_action_space, n)
+    a, _ = ours.reset(seed=11)
+    b, _ = theirs.reset(seed=11)
+    assert data_equivalence(a, b, exact=True)
+    assert a in ours.observation_space
+    ours.action_space.seed(3)
+    finished = 0
+    for _ in range(steps):
+        action = ours.action_space.sample()
+        got = ours.step(action)
+        want = theirs.step(action)
+        for x, y in zip(got[:4], want[:4]):
+            assert data_equivalence(x, y, exact=True)
+        done = got[2] | got[3]
+        if done.any():
+            finished += int(done.sum())
+            info, ref = got[4], want[4]
+            np.testing.assert_array_equal(info["_final_obs"], ref["_final_obs"])
+            for i in np.flatnonzero(done):
+                np.testing.assert_array_equal(info["final_obs"][i], ref["final_obs"][i])
+            assert np.all(info["_episode"] == done)
+        else:
+            assert got[4] == {}
+    if name == "cartpole":
+        assert finished > 0, "no episode ended: the auto-reset went unchecked"
+    ours.close()
+    theirs.close()
+
+
+def test_episode_statistics_and_reproducible_seeds():
+    envs = wormnet.make_vec("cartpole", num_envs=8, workers=2)
+    obs1, _ = envs.reset(seed=[3, 4, 5, 6, 7, 8, 9, 10])
+    lengths = np.zeros(8, dtype=np.int64)
+    returns = []
+    for _ in range(200):
+        _, reward, term, trunc, info = envs.step(np.ones(8, dtype=np.int64))
+        lengths += 1
+        for i in np.flatnonzero(term | trunc):
+            assert info["episode"]["l"][i] == lengths[i]
+            returns.append(info["episode"]["r"][i])
+            lengths[i] = 0
+    assert returns and all(r == float(int(r)) for r in returns)  # CartPole pays 1 per step
+    obs2, _ = envs.reset(seed=3)
+    np.testing.assert_array_equal(obs1, obs2)
+    with pytest.raises(ValueError, match="seeds env i with seed \\+ i"):
+        envs.reset(seed=[1, 1, 1, 1, 1, 1, 1, 1])
+
+
+def test_the_gil_is_released_while_the_envs_step():
+    # A Python thread records the time every millisecond while the main thread steps a batch
+    # of Bevy envs. Both take their timestamps holding the GIL, so a tick strictly inside a
+    # step's [start, end] means Python ran during that step: only if the step released the GIL.
+    envs = wormnet.make_vec("worm", num_envs=16, workers=1)
+    envs.reset(seed=0)
+    actions = np.zeros((16, 5), dtype=np.float32)
+    ticks, spans = [], []
+    stop = threading.Event()
+
+    def tick():
+        while not stop.is_set():
+            time.sleep(0.001)
+            ticks.append(time.perf_counter())
+
+    thread = threading.Thread(target=tick)
+    thread.start()
+    try:
+        for _ in range(100):
+            start = time.perf_counter()
+            envs.step(actions)
+            spans.append((start, time.perf_counter()))
+    finally:
+        stop.set()
+        thread.join()
+    inside = sum(1 for t in ticks for a, b in spans if a < t < b)
+    assert inside > 0, f"no tick inside {len(spans)} steps ({len(ticks)} ticks)"

@@ -1,0 +1,132 @@
+"""N wormnet envs on Rust worker threads as a ``gymnasium.vector.VectorEnv``."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Sequence
+
+import numpy as np
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from wormnet._spec import Spec, native_module as _native_module
+
+
+def _base_seed(seed: int | Sequence[int] | None, num_envs: int) -> int | None:
+    """wormnet seeds env ``i`` with ``seed + i``, as Gymnasium's vector envs do with an int."""
+    if seed is None or isinstance(seed, (int, np.integer)):
+        return None if seed is None else int(seed)
+    seeds = list(seed)
+    if len(seeds) == num_envs and all(s == seeds[0] + i for i, s in enumerate(seeds)):
+        return int(seeds[0])
+    raise ValueError(
+        f"reset(seed=...): a wormnet vector env seeds env i with seed + i; give an int "
+        f"(or the list [s, s + 1, ..., s + {num_envs - 1}]), got {seeds!r}"
+    )
+
+
+class WormnetVectorEnv(VectorEnv):
+    """``num_envs`` envs stepped in Rust on ``workers`` threads, the GIL released meanwhile.
+
+    Auto-reset is Gymnasium's ``SAME_STEP``: when an env's episode ends, ``step`` returns the
+    next episode's first observation, with the last one in ``infos["final_obs"]`` (masked by
+    ``infos["_final_obs"]``). Episodes that end also report ``infos["episode"]`` (``r``: return,
+    ``l``: length, masked by ``infos["_episode"]``), as ``RecordEpisodeStatistics`` does.
+    """
+
+    metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
+
+    def __init__(
+        self,
+        name: str,
+        num_envs: int,
+        workers: int | None = None,
+        envs_per_app: int = 1,
+        native_module: Any = None,
+        **options: Any,
+    ):
+        native_module = _native_module(native_module)
+        if workers is None:
+            workers = min(num_envs, os.cpu_count() or 1)
+        self._native = native_module.NativeVecEnv(
+            name, options, num_envs, workers, envs_per_app
+        )
+        self._spec = Spec(self._native.spec_json())
+        self.name = name
+        self.options = dict(options)
+        self.num_envs = num_envs
+        self.workers = self._native.num_workers()
+        self.single_observation_space = self._spec.observation_space
+        self.single_action_space = self._spec.action_space
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self.render_mode = None
+        self.metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
+        od = self._spec.obs_dim
+        self._layout = (num_envs * od, num_envs * od * 4, num_envs * (od + 1) * 4)
+
+    @property
+    def observation_names(self) -> list[str]:
+        """One name per observation component."""
+        return self._spec.observation_names
+
+    @property
+    def action_names(self) -> list[str]:
+        """One name per action component."""
+        return self._spec.action_names
+
+    def reset(
+        self,
+        *,
+        seed: int | Sequence[int] | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        base = _base_seed(seed, self.num_envs)
+        super().reset(seed=base)
+        if options:
+            raise ValueError(
+                f"env `{self.name}`: reset takes no options (got {sorted(options)}); "
+                "env options are given to make_vec()"
+            )
+        obs = np.frombuffer(self._native.reset(base), dtype=np.float32)
+        return obs.reshape(self.num_envs, self._spec.obs_dim), {}
+
+    def step(
+        self, actions: Any
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        n = self.num_envs
+        buffer, final, episodes = self._native.step(
+            np.asarray(actions, dtype=np.float32).tobytes()
+        )
+        count, rewards_at, flags_at = self._layout
+        obs = np.frombuffer(buffer, dtype=np.float32, count=count).reshape(n, -1)
+        rewards = np.frombuffer(buffer, dtype=np.float32, count=n, offset=rewards_at)
+        flags = np.frombuffer(buffer, dtype=np.bool_, count=2 * n, offset=flags_at)
+        terminated, truncated = flags[:n], flags[n:]
+        infos = {} if final is None else self._final_infos(final, terminated | truncated, episodes)
+        return obs, rewards.astype(np.float64), terminated, truncated, infos
+
+    def _final_infos(self, final: bytearray, done: np.ndarray, episodes: list) -> dict[str, Any]:
+        """What Gymnasium's ``SAME_STEP`` vector envs (and ``RecordEpisodeStatistics``) put in
+        ``infos`` for the envs that finished, laid out as its ``_add_info`` lays it out."""
+        n = self.num_envs
+        final_obs = np.frombuffer(final, dtype=np.float32).reshape(n, -1)
+        rows = np.full(n, None, dtype=object)
+        for i in np.flatnonzero(done):
+            rows[i] = final_obs[i]
+        infos: dict[str, Any] = {
+            "final_obs": rows,
+            "_final_obs": done,
+            "final_info": {},
+            "_final_info": done.copy(),
+        }
+        if episodes:
+            r, length, mask = np.zeros(n), np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.bool_)
+            for index, episode_return, steps, _ in episodes:
+                r[index], length[index], mask[index] = episode_return, steps, True
+            infos["episode"] = {"r": r, "_r": mask, "l": length, "_l": mask.copy()}
+            infos["_episode"] = mask.copy()
+        return infos
+
+    def close_extras(self, **kwargs: Any) -> None:
+        self._native.close()
