@@ -78,18 +78,20 @@ def test_episode_statistics_and_reproducible_seeds():
 
 
 def test_the_gil_is_released_while_the_envs_step():
-    # A Python thread records the time every millisecond while the main thread steps a batch
-    # of Bevy envs. Both take their timestamps holding the GIL, so a tick strictly inside a
-    # step's [start, end] means Python ran during that step: only if the step released the GIL.
-    envs = wormnet.make_vec("worm", num_envs=16, workers=1)
+    # A Python thread records the time every half millisecond while the main thread steps a
+    # batch of Bevy envs (the native call alone). Both take their timestamps holding the GIL,
+    # so a tick strictly inside a step's [start, end] means Python ran during that step: only
+    # possible if the step released the GIL (or, rarely, if the GIL changed hands in the few
+    # bytecodes around the call, hence a count rather than a single tick).
+    envs = wormnet.make_vec("worm", num_envs=32, workers=1)
     envs.reset(seed=0)
-    actions = np.zeros((16, 5), dtype=np.float32)
+    native, actions = envs._native, np.zeros((32, 5), dtype=np.float32).tobytes()
     ticks, spans = [], []
     stop = threading.Event()
 
     def tick():
         while not stop.is_set():
-            time.sleep(0.001)
+            time.sleep(0.0005)
             ticks.append(time.perf_counter())
 
     thread = threading.Thread(target=tick)
@@ -97,10 +99,11 @@ def test_the_gil_is_released_while_the_envs_step():
     try:
         for _ in range(100):
             start = time.perf_counter()
-            envs.step(actions)
+            native.step(actions)
             spans.append((start, time.perf_counter()))
     finally:
         stop.set()
         thread.join()
-    inside = sum(1 for t in ticks for a, b in spans if a < t < b)
-    assert inside > 0, f"no tick inside {len(spans)} steps ({len(ticks)} ticks)"
+    busy = sum(1 for a, b in spans if any(a < t < b for t in ticks))
+    print(f"{busy} of {len(spans)} steps saw Python run ({len(ticks)} ticks)")
+    assert busy >= 20, f"only {busy} of {len(spans)} steps saw Python run"

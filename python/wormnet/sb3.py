@@ -62,4 +62,8 @@ class WormnetSB3VecEnv(VecEnv):
         raise AttributeError(f"wormnet's SB3 VecEnv has no per-env method {method_name!r}")
 
     def env_is_wrapped(self, wrapper_class: type, indices: Any = None) -> list[bool]:
-        return [False] * len(self._get_indices(indices))
+        # Finished episodes report `episode` (r, l) as SB3's Monitor does, so its evaluation
+        # reads true returns whatever wrappers sit above.
+        from stable_baselines3.common.monitor import Monitor
+
+        return [wrapper_class is Monitor] * len(self._get_indices(indices))
