@@ -19,9 +19,6 @@ pub struct NativeVecEnv {
     row: Vec<f32>,
 }
 
-/// One finished episode: (env index, return, length, terminated).
-type Episode = (usize, f64, u32, bool);
-
 impl NativeVecEnv {
     fn envs(&mut self) -> PyResult<&mut VecEnv> {
         self.envs
@@ -114,20 +111,16 @@ impl NativeVecEnv {
     }
 
     /// Steps every env with the float32 bytes of `actions` (`[N, action_dim]`). Returns one
-    /// `bytearray` laid out as observations (float32 `[N, obs_dim]`), rewards (float32 `[N]`),
-    /// terminated and truncated (one byte each per env); the final observations (float32
-    /// `[N, obs_dim]`, rows of finished envs valid) when an env finished, else `None`; and
-    /// the episodes that ended.
-    #[allow(clippy::type_complexity)]
+    /// `bytearray` laid out as rewards (float64 `[N]`), observations (float32 `[N, obs_dim]`),
+    /// terminated and truncated (one byte each per env); and when an env finished, another
+    /// laid out as the episodes' returns (float64 `[N]`) and lengths (int64 `[N]`), valid in
+    /// the rows of finished envs, then the final observations (float32 `[N, obs_dim]`); else
+    /// `None`.
     fn step<'py>(
         &mut self,
         py: Python<'py>,
         actions: &[u8],
-    ) -> PyResult<(
-        Bound<'py, PyByteArray>,
-        Option<Bound<'py, PyByteArray>>,
-        Vec<Episode>,
-    )> {
+    ) -> PyResult<(Bound<'py, PyByteArray>, Option<Bound<'py, PyByteArray>>)> {
         let expected = self.envs()?.num_envs() * self.row.len();
         // Any length: VecEnv::step names a wrong one as the CLI does, before any env steps.
         self.actions.resize(actions.len() / 4, 0.0);
@@ -144,30 +137,36 @@ impl NativeVecEnv {
             .map_err(vec_env_error)?;
         let out = envs.last_step();
         let (n, od) = (out.rewards.len(), out.obs.len() / out.rewards.len().max(1));
-        let (obs_end, rew_end) = (n * od * 4, n * od * 4 + n * 4);
-        let buffer = PyByteArray::new_with(py, rew_end + 2 * n, |b| {
-            write_f32(out.obs, &mut b[..obs_end]);
-            write_f32(out.rewards, &mut b[obs_end..rew_end]);
+        // Rewards first as float64 (what Gymnasium's vector envs return, and 8-byte aligned).
+        let (obs_at, flags_at) = (n * 8, n * 8 + n * od * 4);
+        let buffer = PyByteArray::new_with(py, flags_at + 2 * n, |b| {
+            for (c, r) in b[..obs_at].chunks_exact_mut(8).zip(out.rewards) {
+                c.copy_from_slice(&f64::from(*r).to_ne_bytes());
+            }
+            write_f32(out.obs, &mut b[obs_at..flags_at]);
             for i in 0..n {
-                b[rew_end + i] = u8::from(out.terminated[i]);
-                b[rew_end + n + i] = u8::from(out.truncated[i]);
+                b[flags_at + i] = u8::from(out.terminated[i]);
+                b[flags_at + n + i] = u8::from(out.truncated[i]);
             }
             Ok(())
         })?;
-        let final_obs = if (0..n).any(|i| out.done(i)) {
-            Some(PyByteArray::new_with(py, n * od * 4, |b| {
-                write_f32(out.final_obs, b);
+        let finals = if (0..n).any(|i| out.done(i)) {
+            // Each finished episode's return (f64) and length (i64) in its env's row, then the
+            // final observations: the infos' arrays, with no Python loop over episodes.
+            let (lengths_at, obs_at) = (n * 8, n * 16);
+            Some(PyByteArray::new_with(py, obs_at + n * od * 4, |b| {
+                write_f32(out.final_obs, &mut b[obs_at..]);
+                for e in out.episodes {
+                    let (r, l) = (e.env_index * 8, lengths_at + e.env_index * 8);
+                    b[r..r + 8].copy_from_slice(&e.episode_return.to_ne_bytes());
+                    b[l..l + 8].copy_from_slice(&i64::from(e.length).to_ne_bytes());
+                }
                 Ok(())
             })?)
         } else {
             None
         };
-        let episodes = out
-            .episodes
-            .iter()
-            .map(|e| (e.env_index, e.episode_return, e.length, e.terminated))
-            .collect();
-        Ok((buffer, final_obs, episodes))
+        Ok((buffer, finals))
     }
 
     /// Stops the workers (their envs are dropped on their own threads); later calls fail.

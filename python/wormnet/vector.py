@@ -63,7 +63,8 @@ class WormnetVectorEnv(VectorEnv):
         self.render_mode = None
         self.metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
         od = self._spec.obs_dim
-        self._layout = (num_envs * od, num_envs * od * 4, num_envs * (od + 1) * 4)
+        # The native step's layout: rewards (float64), observations (float32), flags (bytes).
+        self._layout = (num_envs * od, num_envs * 8, num_envs * (8 + od * 4))
 
     @property
     def observation_names(self) -> list[str]:
@@ -95,38 +96,35 @@ class WormnetVectorEnv(VectorEnv):
         self, actions: Any
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         n = self.num_envs
-        buffer, final, episodes = self._native.step(
+        buffer, final = self._native.step(
             np.asarray(actions, dtype=np.float32).tobytes()
         )
-        count, rewards_at, flags_at = self._layout
-        obs = np.frombuffer(buffer, dtype=np.float32, count=count).reshape(n, -1)
-        rewards = np.frombuffer(buffer, dtype=np.float32, count=n, offset=rewards_at)
+        count, obs_at, flags_at = self._layout
+        rewards = np.frombuffer(buffer, dtype=np.float64, count=n)
+        obs = np.frombuffer(buffer, dtype=np.float32, count=count, offset=obs_at).reshape(n, -1)
         flags = np.frombuffer(buffer, dtype=np.bool_, count=2 * n, offset=flags_at)
         terminated, truncated = flags[:n], flags[n:]
-        infos = {} if final is None else self._final_infos(final, terminated | truncated, episodes)
-        return obs, rewards.astype(np.float64), terminated, truncated, infos
+        infos = {} if final is None else self._final_infos(final, terminated | truncated)
+        return obs, rewards, terminated, truncated, infos
 
-    def _final_infos(self, final: bytearray, done: np.ndarray, episodes: list) -> dict[str, Any]:
+    def _final_infos(self, final: bytearray, done: np.ndarray) -> dict[str, Any]:
         """What Gymnasium's ``SAME_STEP`` vector envs (and ``RecordEpisodeStatistics``) put in
         ``infos`` for the envs that finished, laid out as its ``_add_info`` lays it out."""
         n = self.num_envs
-        final_obs = np.frombuffer(final, dtype=np.float32).reshape(n, -1)
-        rows = np.full(n, None, dtype=object)
-        for i in np.flatnonzero(done):
+        returns = np.frombuffer(final, dtype=np.float64, count=n)
+        lengths = np.frombuffer(final, dtype=np.int64, count=n, offset=n * 8)
+        final_obs = np.frombuffer(final, dtype=np.float32, offset=n * 16).reshape(n, -1)
+        rows = np.empty(n, dtype=object)
+        for i in np.flatnonzero(done).tolist():
             rows[i] = final_obs[i]
-        infos: dict[str, Any] = {
+        return {
             "final_obs": rows,
             "_final_obs": done,
             "final_info": {},
-            "_final_info": done.copy(),
+            "_final_info": done,
+            "episode": {"r": returns, "_r": done, "l": lengths, "_l": done},
+            "_episode": done,
         }
-        if episodes:
-            r, length, mask = np.zeros(n), np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.bool_)
-            for index, episode_return, steps, _ in episodes:
-                r[index], length[index], mask[index] = episode_return, steps, True
-            infos["episode"] = {"r": r, "_r": mask, "l": length, "_l": mask.copy()}
-            infos["_episode"] = mask.copy()
-        return infos
 
     def close_extras(self, **kwargs: Any) -> None:
         self._native.close()
