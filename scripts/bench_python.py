@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """wormnet's envs from Python against Gymnasium's, side by side on this machine (issue 31):
 
-- `wormnet.make_vec("cartpole", 16)` against Gymnasium's `SyncVectorEnv` of 16 `CartPole-v1`;
+- `wormnet.make_vec("cartpole", 16)` against Gymnasium's `SyncVectorEnv` of 16 `CartPole-v1`,
+  each with the same `copy` setting (True, Gymnasium's default, then False);
 - the worm (`wormnet.make("worm")`, one env on the calling thread, and `make_vec("worm", 16)`)
   against MuJoCo's `Swimmer-v5` (one env; both act every 0.04 s of simulated time).
 
@@ -67,23 +68,32 @@ def main():
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
     s, workers = args.seconds, sorted({1, args.workers})
-    sync = gym.vector.SyncVectorEnv([lambda: gym.make("CartPole-v1") for _ in range(16)])
-    rows = [("Gymnasium SyncVectorEnv(16 x CartPole-v1)", "cartpole", vector_rate(sync, s))]
-    for w in workers:
-        envs = wormnet.make_vec("cartpole", num_envs=16, workers=w)
-        rows.append((f"wormnet.make_vec('cartpole', 16, workers={w})", "cartpole", vector_rate(envs, s)))
-    rows.append(("MuJoCo Swimmer-v5, one env", "worm", single_rate(gym.make("Swimmer-v5"), s)))
+    rows, reference = [], {}
+    # Like for like: wormnet's `copy` setting against SyncVectorEnv's (copy=False returns the
+    # same observations array every step; rewards and flags are copies either way).
+    for copy in (True, False):
+        sync = gym.vector.SyncVectorEnv(
+            [lambda: gym.make("CartPole-v1") for _ in range(16)], copy=copy
+        )
+        kind = f"cartpole copy={copy}"
+        reference[kind] = vector_rate(sync, s)
+        rows.append((f"Gymnasium SyncVectorEnv(16 x CartPole-v1, copy={copy})", kind, reference[kind]))
+        for w in workers:
+            envs = wormnet.make_vec("cartpole", num_envs=16, workers=w, copy=copy)
+            label = f"wormnet.make_vec('cartpole', 16, workers={w}, copy={copy})"
+            rows.append((label, kind, vector_rate(envs, s)))
+    reference["worm"] = single_rate(gym.make("Swimmer-v5"), s)
+    rows.append(("MuJoCo Swimmer-v5, one env", "worm", reference["worm"]))
     rows.append(("wormnet.make('worm'), one env", "worm", single_rate(wormnet.make("worm"), s)))
     for w in workers:
         envs = wormnet.make_vec("worm", num_envs=16, workers=w)
         rows.append((f"wormnet.make_vec('worm', 16, workers={w})", "worm", vector_rate(envs, s)))
-    reference = {"cartpole": rows[0][2], "worm": rows[1 + len(workers)][2]}
     if args.json:
         print(json.dumps({label: {"steps_per_sec": sps, "ratio": sps / reference[kind]}
                           for label, kind, sps in rows}))
         return
     for label, kind, sps in rows:
-        print(f"{label:<45} {sps:>12,.0f} env steps/s  {sps / reference[kind]:5.1f}x")
+        print(f"{label:<58} {sps:>12,.0f} env steps/s  {sps / reference[kind]:5.1f}x")
 
 
 if __name__ == "__main__":

@@ -107,3 +107,47 @@ def test_the_gil_is_released_while_the_envs_step():
     busy = sum(1 for a, b in spans if any(a < t < b for t in ticks))
     print(f"{busy} of {len(spans)} steps saw Python run ({len(ticks)} ticks)")
     assert busy >= 20, f"only {busy} of {len(spans)} steps saw Python run"
+
+
+@pytest.mark.parametrize("copy", [True, False])
+def test_copy_option_as_gymnasiums_and_infos_outlive_later_steps(copy):
+    # Rust writes every step into the same numpy buffers: with copy=False the observations
+    # array is the same object every step (as SyncVectorEnv(copy=False) returns its own), with
+    # copy=True each step's is its own; rewards, flags and infos never alias later steps.
+    n = 4
+    ours = wormnet.make_vec("cartpole", num_envs=n, workers=1, copy=copy)
+    theirs = SyncVectorEnv(
+        [lambda: wormnet.make("cartpole") for _ in range(n)],
+        autoreset_mode=AutoresetMode.SAME_STEP,
+        copy=copy,
+    )
+    a, _ = ours.reset(seed=5)
+    b, _ = theirs.reset(seed=5)
+    assert data_equivalence(a, b, exact=True)
+    ours.action_space.seed(1)
+    kept = []
+    for _ in range(120):
+        action = ours.action_space.sample()
+        got, want = ours.step(action), theirs.step(action)
+        for x, y in zip(got[:4], want[:4]):
+            assert data_equivalence(x, y, exact=True)
+        kept.append((got, want, [x.copy() for x in want[:4]]))
+    assert (kept[0][0][0] is kept[-1][0][0]) == (kept[0][1][0] is kept[-1][1][0]) == (not copy)
+    finished = 0
+    for got, want, values in kept:
+        # The rewards and flags returned earlier still hold their step's values.
+        for x, y in zip(got[1:4], values[1:4]):
+            np.testing.assert_array_equal(x, y)
+        if copy:
+            np.testing.assert_array_equal(got[0], values[0])
+        info = got[4]
+        for i in np.flatnonzero(values[2] | values[3]):
+            finished += 1
+            np.testing.assert_array_equal(info["final_obs"][i], want[4]["final_obs"][i])
+            assert info["episode"]["l"][i] > 0
+        for key in ("r", "l"):
+            if info:
+                assert np.all(info["episode"][key][~info["_episode"]] == 0)
+    assert finished > 0
+    ours.close()
+    theirs.close()

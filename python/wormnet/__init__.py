@@ -60,13 +60,15 @@ def make_vec(
     workers: int | None = None,
     envs_per_app: int = 1,
     api: str = "gymnasium",
+    copy: bool = True,
     **options: Any,
 ) -> Any:
     """``num_envs`` envs stepped in Rust on ``workers`` threads (default: one per core, at most
     ``num_envs``), Bevy envs ``envs_per_app`` to an ``App``.
 
     ``api="gymnasium"`` gives a ``gymnasium.vector.VectorEnv`` (``SAME_STEP`` auto-reset);
-    ``api="sb3"`` the same envs as a Stable-Baselines3 ``VecEnv``.
+    ``api="sb3"`` the same envs as a Stable-Baselines3 ``VecEnv``. ``copy=False`` returns the
+    same observations array every step, as Gymnasium's ``SyncVectorEnv(copy=False)`` does.
     """
     envs = WormnetVectorEnv(
         name,
@@ -74,6 +76,7 @@ def make_vec(
         workers=workers,
         envs_per_app=envs_per_app,
         native_module=_module_for(name),
+        copy=copy,
         **options,
     )
     if api == "gymnasium":

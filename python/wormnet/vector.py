@@ -31,7 +31,14 @@ class WormnetVectorEnv(VectorEnv):
     Auto-reset is Gymnasium's ``SAME_STEP``: when an env's episode ends, ``step`` returns the
     next episode's first observation, with the last one in ``infos["final_obs"]`` (masked by
     ``infos["_final_obs"]``). Episodes that end also report ``infos["episode"]`` (``r``: return,
-    ``l``: length, masked by ``infos["_episode"]``), as ``RecordEpisodeStatistics`` does.
+    ``l``: length, masked by ``infos["_episode"]``), as ``RecordEpisodeStatistics`` does; a
+    step where no episode ended returns an empty ``infos``.
+
+    Rust writes every step's outputs in place into numpy arrays allocated once. With
+    ``copy=True`` (the default, as for Gymnasium's ``SyncVectorEnv``) ``reset`` and ``step``
+    return copies of the observations; with ``copy=False`` they return the same observations
+    array every time, overwritten by the next step. Rewards and flags are copies either way,
+    as Gymnasium's are.
     """
 
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
@@ -43,6 +50,7 @@ class WormnetVectorEnv(VectorEnv):
         workers: int | None = None,
         envs_per_app: int = 1,
         native_module: Any = None,
+        copy: bool = True,
         **options: Any,
     ):
         native_module = _native_module(native_module)
@@ -62,9 +70,16 @@ class WormnetVectorEnv(VectorEnv):
         self.action_space = batch_space(self.single_action_space, num_envs)
         self.render_mode = None
         self.metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
-        od = self._spec.obs_dim
-        # The native step's layout: rewards (float64), observations (float32), flags (bytes).
-        self._layout = (num_envs * od, num_envs * 8, num_envs * (8 + od * 4))
+        self.copy = copy
+        n, od = num_envs, self._spec.obs_dim
+        out, finals = self._native.buffers()  # written in place by every step (see vector.rs)
+        self._rewards = np.frombuffer(out, dtype=np.float64, count=n)
+        self._obs = np.frombuffer(out, dtype=np.float32, count=n * od, offset=n * 8).reshape(n, od)
+        flags = np.frombuffer(out, dtype=np.bool_, count=2 * n, offset=n * (8 + od * 4))
+        self._terminated, self._truncated = flags[:n], flags[n:]
+        self._returns = np.frombuffer(finals, dtype=np.float64, count=n)
+        self._lengths = np.frombuffer(finals, dtype=np.int64, count=n, offset=n * 8)
+        self._final_obs = np.frombuffer(finals, dtype=np.float32, offset=n * 16).reshape(n, od)
 
     @property
     def observation_names(self) -> list[str]:
@@ -89,40 +104,35 @@ class WormnetVectorEnv(VectorEnv):
                 f"env `{self.name}`: reset takes no options (got {sorted(options)}); "
                 "env options are given to make_vec()"
             )
-        obs = np.frombuffer(self._native.reset(base), dtype=np.float32)
-        return obs.reshape(self.num_envs, self._spec.obs_dim), {}
+        self._native.reset(base)
+        return (self._obs.copy() if self.copy else self._obs), {}
 
     def step(
         self, actions: Any
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        n = self.num_envs
-        buffer, final = self._native.step(
-            np.asarray(actions, dtype=np.float32).tobytes()
+        finished = self._native.step(np.asarray(actions, dtype=np.float32).tobytes())
+        return (
+            self._obs.copy() if self.copy else self._obs,
+            self._rewards.copy(),
+            self._terminated.copy(),
+            self._truncated.copy(),
+            {} if finished is None else self._final_infos(finished),
         )
-        count, obs_at, flags_at = self._layout
-        rewards = np.frombuffer(buffer, dtype=np.float64, count=n)
-        obs = np.frombuffer(buffer, dtype=np.float32, count=count, offset=obs_at).reshape(n, -1)
-        flags = np.frombuffer(buffer, dtype=np.bool_, count=2 * n, offset=flags_at)
-        terminated, truncated = flags[:n], flags[n:]
-        infos = {} if final is None else self._final_infos(final, terminated | truncated)
-        return obs, rewards, terminated, truncated, infos
 
-    def _final_infos(self, final: bytearray, done: np.ndarray) -> dict[str, Any]:
+    def _final_infos(self, finished: list[int]) -> dict[str, Any]:
         """What Gymnasium's ``SAME_STEP`` vector envs (and ``RecordEpisodeStatistics``) put in
         ``infos`` for the envs that finished, laid out as its ``_add_info`` lays it out."""
-        n = self.num_envs
-        returns = np.frombuffer(final, dtype=np.float64, count=n)
-        lengths = np.frombuffer(final, dtype=np.int64, count=n, offset=n * 8)
-        final_obs = np.frombuffer(final, dtype=np.float32, offset=n * 16).reshape(n, -1)
-        rows = np.empty(n, dtype=object)
-        for i in np.flatnonzero(done).tolist():
+        done = self._terminated | self._truncated
+        final_obs = self._final_obs.copy()
+        rows = np.empty(self.num_envs, dtype=object)
+        for i in finished:
             rows[i] = final_obs[i]
         return {
             "final_obs": rows,
             "_final_obs": done,
             "final_info": {},
             "_final_info": done,
-            "episode": {"r": returns, "_r": done, "l": lengths, "_l": done},
+            "episode": {"r": self._returns.copy(), "_r": done, "l": self._lengths.copy(), "_l": done},
             "_episode": done,
         }
 
