@@ -32,6 +32,21 @@ impl NativeVecEnv {
             .ok_or_else(|| PyRuntimeError::new_err("wormnet vector env: used after close()"))
     }
 
+    /// Fails if a caller resized the buffers of [`Self::buffers`] (possible only once no
+    /// numpy view holds them), so the writes never index outside them.
+    fn check_buffers(&mut self, py: Python<'_>) -> PyResult<()> {
+        let envs = self.envs()?;
+        let (n, od) = (envs.num_envs(), envs.obs_dim());
+        if self.out.bind(py).len() != n * (8 + od * 4 + 2)
+            || self.finals.bind(py).len() != n * (16 + od * 4)
+        {
+            return Err(PyRuntimeError::new_err(
+                "wormnet vector env: its output buffers were resized",
+            ));
+        }
+        Ok(())
+    }
+
     /// Every row checked against the action space before any env steps, so a bad action
     /// leaves the batch where it was; the message is the one the env's own check gives.
     fn check_actions(&mut self) -> PyResult<()> {
@@ -114,7 +129,7 @@ impl NativeVecEnv {
     /// observations are written into the outputs' buffer.
     #[pyo3(signature = (seed=None))]
     fn reset(&mut self, py: Python<'_>, seed: Option<u64>) -> PyResult<()> {
-        self.envs()?;
+        self.check_buffers(py)?;
         let (Some(envs), out) = (self.envs.as_mut(), &self.out) else {
             return Ok(());
         };
@@ -136,6 +151,7 @@ impl NativeVecEnv {
         py: Python<'py>,
         actions: &[u8],
     ) -> PyResult<Option<Bound<'py, PyList>>> {
+        self.check_buffers(py)?;
         let expected = self.envs()?.num_envs() * self.row.len();
         // Any length: VecEnv::step names a wrong one as the CLI does, before any env steps.
         self.actions.resize(actions.len() / 4, 0.0);

@@ -77,3 +77,14 @@ def test_closed_vector_env_says_so():
     envs.close()
     with pytest.raises(RuntimeError, match="used after close"):
         envs.step(np.zeros(2))
+
+
+def test_resized_vector_buffers_are_an_error_not_a_panic():
+    # Only the private native object can reach its buffers; once no numpy view holds them a
+    # caller could resize them, and the next step must say so instead of writing past them.
+    native = wormnet.make_vec("cartpole", num_envs=2, workers=1)._native
+    native.reset(0)
+    out, _ = native.buffers()
+    del out[-1]
+    with pytest.raises(RuntimeError, match="output buffers were resized"):
+        native.step(np.zeros(2, dtype=np.float32).tobytes())
