@@ -102,22 +102,10 @@ pub fn main(registry: Registry) -> ExitCode {
     }
 }
 
-/// An error and its causes on one line, `outer: inner: …`, as anyhow's `{:#}` prints them, but
-/// with each cause said once: a message that already ends with its cause's text (`cannot write
-/// X: No space left on device`) is not followed by that text again.
+/// An error and its causes on one line (see [`wormnet_sim::env::one_line`], which the Python
+/// bindings share so that both say the same words).
 pub fn one_line(e: &anyhow::Error) -> String {
-    let mut line = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        if line.ends_with(&text) {
-            continue;
-        }
-        if !line.is_empty() {
-            line.push_str(": ");
-        }
-        line.push_str(&text);
-    }
-    line
+    wormnet_sim::env::one_line(e.as_ref())
 }
 
 /// Parses `args` (the program name first, as `std::env::args_os`) and runs the subcommand over

@@ -276,6 +276,26 @@ pub fn parse_options<T: DeserializeOwned>(env: &str, options: &toml::Table) -> R
     })
 }
 
+/// An error and its causes on one line, `outer: inner: …`, as anyhow's `{:#}` prints them, but
+/// with each cause said once: a message that already ends with its cause's text (`cannot write
+/// X: No space left on device`) is not followed by that text again. The CLI and the Python
+/// bindings print errors through it, so both say the same words.
+pub fn one_line(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = String::new();
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        let text = e.to_string();
+        if !line.ends_with(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+        cause = e.source();
+    }
+    line
+}
+
 /// The largest magnitude any numeric env option may have: far beyond every physical use
 /// (masses in kg, lengths in m, gains), so `1e30` is an error rather than an overflow mid-run.
 pub const MAX_OPTION_MAGNITUDE: f32 = 1e6;
