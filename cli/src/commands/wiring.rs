@@ -64,7 +64,7 @@ pub fn run(args: WiringArgs, registry: &Registry) -> Result<()> {
             .clone()
             .try_into()
             .with_context(|| format!("{}: [policy.actor] is invalid", path.display()))?;
-        let Some(wiring) = actor
+        let Some(mut wiring) = actor
             .wiring()
             .with_context(|| format!("{}: [policy.actor]", path.display()))?
         else {
@@ -80,9 +80,16 @@ pub fn run(args: WiringArgs, registry: &Registry) -> Result<()> {
                     path.display()
                 )
             })?;
-            options.sensory_names = spec.observation_names.clone();
             options.motor_names = spec.action_names.clone();
-            inputs = inputs.or(Some(spec.obs_dim()));
+            // Built as the policy builds it: sensor pairs feed their own neurons.
+            if let Some((built, names)) = actor
+                .built_wiring(spec.obs_dim(), &spec.observation_names)
+                .with_context(|| format!("{}: [policy.actor]", path.display()))?
+            {
+                options.sensory_names = names;
+                inputs = built.input_dim();
+                wiring = built;
+            }
         }
         wiring
     } else if value.get("kind").is_some() {
