@@ -81,14 +81,11 @@ pub fn run(args: WiringArgs, registry: &Registry) -> Result<()> {
                 )
             })?;
             options.motor_names = spec.action_names.clone();
-            // Built as the policy builds it: sensor pairs feed their own neurons.
-            if let Some((built, names)) = actor
-                .built_wiring(spec.obs_dim(), &spec.observation_names)
-                .with_context(|| format!("{}: [policy.actor]", path.display()))?
-            {
-                options.sensory_names = names;
-                inputs = built.input_dim();
-                wiring = built;
+            // Built as the policy builds it (sensor pairs feed their own neurons).
+            let built = actor.built_wiring(spec.obs_dim(), &spec.observation_names);
+            let built = built.with_context(|| format!("{}: [policy.actor]", path.display()))?;
+            if let Some((built, names)) = built {
+                (options.sensory_names, inputs, wiring) = (names, built.input_dim(), built);
             }
         }
         wiring
