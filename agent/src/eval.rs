@@ -20,10 +20,12 @@ pub struct EvalSummary {
     pub mean_return: f64,
     /// Standard deviation of the return over episodes.
     pub std_return: f64,
-    /// Fraction of episodes that succeeded — ended by the time limit rather than by failure —
-    /// for envs where that is success ([`EnvSpec::survival_is_success`]); None elsewhere.
+    /// Fraction of episodes that succeeded, for envs that define success: a goal task's own
+    /// judgement ([`Env::success`], the mountain car at its flag) or survival to the time limit
+    /// ([`EnvSpec::survival_is_success`]); None elsewhere.
     ///
     /// [`EnvSpec::survival_is_success`]: wormnet_sim::EnvSpec::survival_is_success
+    /// [`Env::success`]: wormnet_sim::Env::success
     pub success_rate: Option<f64>,
     /// Mean episode length in steps.
     pub mean_length: f64,
@@ -70,7 +72,7 @@ pub fn evaluate(
 ) -> Result<EvalSummary> {
     let n = options.num_envs.clamp(1, options.episodes.max(1));
     let mut venv = VecEnv::new(factory, VecEnvConfig::new(n, 1))?;
-    let defines_success = venv.spec().survival_is_success;
+    let mut defines_success = venv.spec().survival_is_success;
     let obs_dim = venv.obs_dim();
     let mut quota: Vec<usize> = (0..n)
         .map(|i| options.episodes / n + usize::from(i < options.episodes % n))
@@ -102,7 +104,8 @@ pub fn evaluate(
                 quota[ep.env_index] -= 1;
                 returns.push(ep.episode_return);
                 lengths.push(f64::from(ep.length));
-                successes += usize::from(!ep.terminated);
+                defines_success |= ep.success.is_some();
+                successes += usize::from(ep.success == Some(true));
             }
         }
         let done: Vec<bool> = (0..n).map(|i| view.done(i)).collect();

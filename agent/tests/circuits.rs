@@ -1,7 +1,8 @@
 //! The worm's own circuits train through the ordinary config path: a wiring cut from the
 //! shipped connectome table (the tap-withdrawal neurons, chemical synapses and gap junctions
 //! as the table says) builds, trains with PPO on cartpole — its junctions' conductances
-//! learning too — and its checkpoint loads back with the neurons' names and roles.
+//! learning too — and its checkpoint loads back with the neurons' names and roles; the shipped
+//! TW cartpole config (sensor and motor pairs, a continuous force) trains and evaluates.
 
 use std::path::Path;
 
@@ -121,4 +122,51 @@ fn the_panel_draws_the_named_circuit_and_its_gap_junctions() {
     let ramp: Vec<f32> = (0..n).map(|i| i as f32 * 0.2 - 1.0).collect();
     let tilted = panel.state(&vec![0.0; s], &ramp);
     assert!(gaps.iter().all(|&k| tilted.edge_activity[k] > 0.0));
+}
+
+/// The shipped `tw_cartpole.toml`, shortened: the TW circuit with its sensor pairs (pole angle →
+/// PLM/AVM, cart position → ALM/PVD) and the force FWD − REV, on the continuous cartpole.
+#[test]
+fn the_tw_cartpole_config_trains_with_its_sensor_and_motor_pairs() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let text = std::fs::read_to_string(format!("{root}/configs/tw_cartpole.toml"))
+        .expect("shipped config")
+        .replace("\"configs/wirings/", &format!("\"{root}/configs/wirings/"));
+    let overrides = [
+        "run.total_steps=256",
+        "env.num_envs=4",
+        "ppo.steps_per_rollout=16",
+    ]
+    .map(|o| o.parse().expect("override"));
+    let config = TrainConfig::parse_with(&text, Path::new("tw_cartpole.toml"), &overrides)
+        .expect("config parses");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let registry = wormnet_envs::registry();
+    let mut trainer = Trainer::create(config, dir.path(), &registry).expect("create");
+    let spec = registry
+        .make("cartpole", &trainer.config.env.options)
+        .expect("env")
+        .spec()
+        .clone();
+    assert_eq!(trainer.policy.action_dim(), 1, "one force");
+    assert_eq!(
+        trainer.policy.sensory_names(&spec),
+        [
+            "pole_angle+",
+            "pole_angle-",
+            "cart_position+",
+            "cart_position-"
+        ]
+    );
+    let fed = trainer.policy.sensory_input(&[0.5, -0.06]);
+    let want = [0.0, 0.5, 0.5, 0.0];
+    assert!(
+        fed.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-6),
+        "{fed:?}"
+    );
+    trainer.run(Some(2), |_, _| {}).expect("train");
+    let summary = trainer.evaluate_now().expect("eval");
+    assert!(summary.success_rate.is_some(), "survival is success");
+    let knockouts = wormnet_agent::inspect::ablation::knockouts(&trainer.policy).expect("ltc");
+    assert!(knockouts.iter().any(|k| k.name == "PLM"));
 }

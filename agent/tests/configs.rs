@@ -9,7 +9,10 @@ use wormnet_agent::policy::Policy;
 
 #[test]
 fn every_shipped_config_builds_its_env_and_policy() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+    // Shipped configs name wiring files from the repository root, where they are run.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    std::env::set_current_dir(&root).unwrap();
+    let dir = root.join("configs");
     let mut seen = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();

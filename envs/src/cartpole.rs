@@ -1,9 +1,11 @@
 //! CartPole-v1 with Gymnasium's exact dynamics (float64 Euler integration, float32
-//! observations), plus a `no_velocity` variant for recurrent policies.
+//! observations), plus a `no_velocity` variant for recurrent policies and a `continuous` force
+//! (the worm-level-control experiments' pendulum balancing).
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Deserialize;
+use wormnet_sim::env::check_option_ranges;
 use wormnet_sim::frame::{Geometry, Overlay, Polyline, Pose, Rgba, Shape};
 use wormnet_sim::{parse_options, Env, EnvError, EnvSpec, Frame, Space, Step};
 
@@ -19,11 +21,26 @@ const TAU: f64 = 0.02;
 const X_THRESHOLD: f64 = 2.4;
 
 /// Options accepted in the env's TOML table.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CartPoleOptions {
     /// Hide the cart and pole velocities (observation = cart position, pole angle).
     pub no_velocity: bool,
+    /// A continuous force: the action is one number in [−1, 1], the force `action · force`
+    /// (Gymnasium's discrete push is ±force).
+    pub continuous: bool,
+    /// The largest force on the cart, N (Gymnasium: 10).
+    pub force: f64,
+}
+
+impl Default for CartPoleOptions {
+    fn default() -> Self {
+        CartPoleOptions {
+            no_velocity: false,
+            continuous: false,
+            force: FORCE_MAG,
+        }
+    }
 }
 
 /// The classic cart-pole balancing task (Gymnasium CartPole-v1: 500-step limit, reward 1 per
@@ -65,15 +82,27 @@ impl CartPole {
                 ],
             )
         };
+        let action_space = match options.continuous {
+            true => Space::Box {
+                low: vec![-1.0],
+                high: vec![1.0],
+            },
+            false => Space::Discrete { n: 2 },
+        };
         let spec = EnvSpec {
             name: NAME.to_string(),
             observation_space: Space::Box { low, high },
-            action_space: Space::Discrete { n: 2 },
+            action_space,
             dt: TAU as f32,
             max_episode_steps: Some(500),
             observation_names: names.into_iter().map(String::from).collect(),
-            action_names: vec!["push_right".to_string()],
-            clip_actions: false,
+            action_names: vec![if options.continuous {
+                "force"
+            } else {
+                "push_right"
+            }
+            .into()],
+            clip_actions: options.continuous,
             survival_is_success: true,
             image: None,
         };
@@ -89,7 +118,9 @@ impl CartPole {
 
     /// Builds from a TOML options table (unknown options are an error).
     pub fn from_options(options: &toml::Table) -> Result<Self, EnvError> {
-        Ok(CartPole::new(parse_options(NAME, options)?))
+        let options: CartPoleOptions = parse_options(NAME, options)?;
+        check_option_ranges(NAME, &[("force", options.force as f32)], &[])?;
+        Ok(CartPole::new(options))
     }
 
     /// The float64 state `[x, x_dot, theta, theta_dot]`.
@@ -133,10 +164,10 @@ impl Env for CartPole {
     fn step(&mut self, action: &[f32], obs: &mut [f32]) -> Step {
         let [x, x_dot, theta, theta_dot] = self.state;
         self.last_action = action[0];
-        let force = if action[0] == 1.0 {
-            FORCE_MAG
-        } else {
-            -FORCE_MAG
+        let force = match self.options.continuous {
+            true => f64::from(action[0].clamp(-1.0, 1.0)) * self.options.force,
+            false if action[0] == 1.0 => self.options.force,
+            false => -self.options.force,
         };
         let total_mass = MASS_POLE + MASS_CART;
         let polemass_length = MASS_POLE * HALF_LENGTH;

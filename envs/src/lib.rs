@@ -3,10 +3,12 @@
 //!
 //! [`registry()`] maps names to constructors taking a TOML options table. It registers every
 //! env here, one module each:
-//! - [`cartpole`] (`cartpole`): Gymnasium's CartPole-v1 to the bit, with a `no_velocity`
-//!   option, the quick benchmark for recurrent policies.
+//! - [`cartpole`] (`cartpole`): Gymnasium's CartPole-v1 to the bit, with `no_velocity` and
+//!   `continuous` (force) options, the quick benchmark for recurrent policies.
 //! - [`pendulum`] (`pendulum`): Gymnasium's Pendulum-v1, a continuous action, with a
 //!   `no_velocity` option.
+//! - [`mountaincar`] (`mountaincar`): Gymnasium's MountainCarContinuous-v0, a goal task that
+//!   reports success when the car reaches its flag.
 //! - [`ball_slope`] (`ball_slope`): the smallest Bevy + Rapier env, the test of headless
 //!   stepping.
 //! - [`worm`] (`worm`): a swimming capsule chain, the planar C. elegans (MuJoCo's Swimmer).
@@ -15,6 +17,7 @@
 
 pub mod ball_slope;
 pub mod cartpole;
+pub mod mountaincar;
 pub mod pendulum;
 pub mod vehicle;
 pub mod worm;
@@ -27,16 +30,21 @@ type Constructor = fn(&toml::Table) -> Result<Box<dyn Env>, EnvError>;
 /// envs are registered by their plugins, so several can share one `App` (`env.envs_per_app`).
 pub fn registry() -> Registry {
     let mut registry = Registry::new();
-    let plain: [(&str, &str, Constructor); 2] = [
+    let plain: [(&str, &str, Constructor); 3] = [
         (
             cartpole::NAME,
-            "Gymnasium CartPole-v1 (options: no_velocity)",
+            "Gymnasium CartPole-v1 (options: no_velocity, continuous, force)",
             |o| Ok(Box::new(cartpole::CartPole::from_options(o)?)),
         ),
         (
             pendulum::NAME,
             "Gymnasium Pendulum-v1 (options: no_velocity)",
             |o| Ok(Box::new(pendulum::Pendulum::from_options(o)?)),
+        ),
+        (
+            mountaincar::NAME,
+            "Gymnasium MountainCarContinuous-v0, success at the flag",
+            |o| Ok(Box::new(mountaincar::MountainCar::from_options(o)?)),
         ),
     ];
     let mut results = Vec::new();

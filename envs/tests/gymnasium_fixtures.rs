@@ -1,10 +1,11 @@
-//! CartPole-v1 and Pendulum-v1 replay trajectories recorded from Gymnasium 1.4
-//! (scripts/dev/gym_fixtures.py) and must match them to 1e-5.
+//! CartPole-v1, Pendulum-v1 and MountainCarContinuous-v0 replay trajectories recorded from
+//! Gymnasium 1.4 (scripts/dev/gym_fixtures.py) and must match them to 1e-5.
 
 use serde::Deserialize;
 use wormnet_envs::cartpole::{CartPole, CartPoleOptions};
+use wormnet_envs::mountaincar::{MountainCar, MountainCarOptions};
 use wormnet_envs::pendulum::{Pendulum, PendulumOptions};
-use wormnet_sim::{Env, EpisodeDriver};
+use wormnet_sim::{Env, EpisodeDriver, EpisodeStats, Space};
 
 #[derive(Deserialize)]
 struct Fixture {
@@ -116,7 +117,10 @@ fn pendulum_matches_gymnasium_including_its_torque_clipping() {
 fn no_velocity_variants_hide_exactly_the_velocities() {
     let fixture = load("cartpole.json");
     let traj = &fixture.trajectories[1];
-    let mut env = CartPole::new(CartPoleOptions { no_velocity: true });
+    let mut env = CartPole::new(CartPoleOptions {
+        no_velocity: true,
+        ..CartPoleOptions::default()
+    });
     assert_eq!(
         env.spec().observation_names,
         ["cart_position", "pole_angle"]
@@ -180,4 +184,110 @@ fn resets_are_seeded_and_within_gymnasium_ranges() {
         let [th, thdot] = p.state();
         assert!(th.abs() <= std::f64::consts::PI && thdot.abs() <= 1.0);
     }
+}
+
+#[test]
+fn mountaincar_matches_gymnasium_including_its_force_clipping() {
+    let fixture = load("mountaincar.json");
+    let trajs = &fixture.trajectories;
+    assert!(
+        trajs.iter().any(|t| t.steps.len() == 999),
+        "a time-limit case"
+    );
+    assert!(
+        trajs.iter().any(|t| t.steps.last().unwrap().terminated),
+        "a flag reached"
+    );
+    assert!(
+        trajs
+            .iter()
+            .any(|t| t.steps.iter().any(|s| s.action[0].abs() > 1.0)),
+        "fixtures exercise out-of-range forces"
+    );
+    for traj in trajs {
+        let mut env = MountainCar::new(MountainCarOptions::default());
+        let mut obs = vec![0.0; 2];
+        env.set_state([traj.initial_state[0], traj.initial_state[1]], &mut obs);
+        replay(&mut env, traj, &obs);
+    }
+}
+
+/// Runs one episode through the driver with `policy(obs)`, returning its statistics.
+fn episode(env: Box<dyn Env>, seed: u64, policy: impl Fn(&[f32]) -> f32) -> EpisodeStats {
+    let mut obs = vec![0.0; env.spec().obs_dim()];
+    let mut driver = EpisodeDriver::new(env, 0);
+    driver.reset(Some(seed), &mut obs).unwrap();
+    loop {
+        let tr = driver.step(&[policy(&obs)], &mut obs).unwrap();
+        if let Some(stats) = tr.episode {
+            return stats;
+        }
+    }
+}
+
+#[test]
+fn goal_and_survival_tasks_judge_success_at_the_episode_end() {
+    let car = || Box::new(MountainCar::new(MountainCarOptions::default()));
+    let pump = episode(car(), 3, |o| if o[1] >= 0.0 { 1.0 } else { -1.0 });
+    assert!(pump.terminated && pump.length < 999, "{pump:?}");
+    assert_eq!(pump.success, Some(true));
+    let idle = episode(car(), 3, |_| 0.0);
+    assert_eq!((idle.length, idle.success), (999, Some(false)));
+    // Survival tasks keep their meaning; an env without success reports none.
+    let pole = || Box::new(CartPole::new(CartPoleOptions::default()));
+    let fallen = episode(pole(), 1, |_| 1.0);
+    assert_eq!((fallen.terminated, fallen.success), (true, Some(false)));
+    let swing = episode(
+        Box::new(Pendulum::new(PendulumOptions::default())),
+        1,
+        |_| 0.0,
+    );
+    assert_eq!(swing.success, None);
+}
+
+#[test]
+fn continuous_cartpole_is_gymnasiums_with_a_scaled_force() {
+    let fixture = load("cartpole.json");
+    let traj = &fixture.trajectories[1];
+    let options = CartPoleOptions {
+        no_velocity: true,
+        continuous: true,
+        force: 10.0,
+    };
+    let mut env = CartPole::new(options.clone());
+    assert_eq!(
+        env.spec().action_space,
+        Space::Box {
+            low: vec![-1.0],
+            high: vec![1.0]
+        }
+    );
+    let mut obs = vec![0.0; 2];
+    let s = &traj.initial_state;
+    env.set_state([s[0], s[1], s[2], s[3]], &mut obs);
+    for st in &traj.steps {
+        // Discrete 1 pushes right with the full force: the continuous +1.
+        env.step(&[2.0 * st.action[0] - 1.0], &mut obs);
+        close(&obs, &[st.observation[0], st.observation[2]], "continuous");
+    }
+    // Half the force for half the action: the same as a discrete cart of force 5.
+    let mut half = CartPole::new(options);
+    let mut weak = CartPole::new(CartPoleOptions {
+        force: 5.0,
+        ..CartPoleOptions::default()
+    });
+    let (mut a, mut b) = (vec![0.0; 2], vec![0.0; 4]);
+    half.set_state([0.0, 0.0, 0.01, 0.0], &mut a);
+    weak.set_state([0.0, 0.0, 0.01, 0.0], &mut b);
+    for _ in 0..20 {
+        half.step(&[-0.5], &mut a);
+        weak.step(&[0.0], &mut b);
+    }
+    assert_eq!(half.state(), weak.state());
+    let err = wormnet_envs::registry()
+        .make("cartpole", &"force = -1.0".parse::<toml::Table>().unwrap())
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("force"), "{err}");
 }

@@ -8,6 +8,35 @@ use crate::cells::{Activation, CfcMode, Mapping};
 use crate::interchange::InterchangeError;
 use crate::wiring::{Wiring, WiringConfig, WiringError};
 
+fn one() -> f64 {
+    1.0
+}
+
+/// One input component feeding a pair of sensory neurons (`[[policy.actor.sensors]]`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SensorPair {
+    /// Index of the input (observation) component it reads.
+    pub input: usize,
+    /// Neuron fed `max(x, 0) / range`.
+    pub positive: String,
+    /// Neuron fed `max(−x, 0) / range`.
+    pub negative: String,
+    /// The input's scale: `x = ±range` drives a neuron with 1.
+    #[serde(default = "one")]
+    pub range: f64,
+}
+
+/// One output as the difference of two motor neurons (`[[policy.actor.motors]]`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MotorPair {
+    /// Motor neuron counted positive (FWD).
+    pub positive: String,
+    /// Motor neuron counted negative (REV).
+    pub negative: String,
+}
+
 /// Which continuous-time cell.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -92,6 +121,14 @@ pub struct NcpConfig {
     /// CfC output projection `Linear(output → proj_size)` (key `fc`).
     #[serde(default)]
     pub proj_size: Option<usize>,
+    /// Sensor neuron pairs: input components each driving two named sensory neurons (their
+    /// positive and negative parts); empty: every input feeds the wiring's own way.
+    #[serde(default)]
+    pub sensors: Vec<SensorPair>,
+    /// Motor neuron pairs: each output is one named motor neuron minus another (FWD − REV);
+    /// empty: the motor neurons are the outputs.
+    #[serde(default)]
+    pub motors: Vec<MotorPair>,
 }
 
 impl Default for NcpConfig {
@@ -117,6 +154,8 @@ impl Default for NcpConfig {
             backbone_layers: None,
             backbone_dropout: None,
             proj_size: None,
+            sensors: Vec::new(),
+            motors: Vec::new(),
         }
     }
 }

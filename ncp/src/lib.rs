@@ -41,7 +41,7 @@ pub mod net;
 pub mod runtime;
 pub mod wiring;
 
-pub use config::{CellKind, NcpConfig, NcpError};
+pub use config::{CellKind, MotorPair, NcpConfig, NcpError, SensorPair};
 pub use interchange::{InterchangeError, NamedTensors};
 pub use net::{CellNet, State, Tape};
 pub use runtime::{parse_device, DeviceError, RuntimeInfo};

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Record Gymnasium CartPole-v1 and Pendulum-v1 trajectories for fixed seeds and action sequences.
+"""Record Gymnasium CartPole-v1, Pendulum-v1 and MountainCarContinuous-v0 trajectories for fixed seeds and action sequences.
 
 The Rust tests in envs/tests/gymnasium_fixtures.rs replay these files and must match them to 1e-5;
 they never run Python. Re-run this script (with the venv that has gymnasium 1.4) only to refresh the
@@ -92,12 +92,49 @@ def record_pendulum(seed, policy):
     }
 
 
+def record_mountaincar(seed, policy):
+    env = gym.make("MountainCarContinuous-v0")
+    obs, _ = env.reset(seed=seed)
+    state = [float(v) for v in env.unwrapped.state]
+    rng = np.random.default_rng(seed + 3000)
+    steps = []
+    for t in range(1100):
+        if policy == "random":
+            # Deliberately includes forces outside [-1, 1]: Gymnasium clips them inside step().
+            action = np.array([rng.uniform(-1.5, 1.5)], dtype=np.float32)
+        else:
+            # Energy pumping: push along the velocity (reaches the flag); in-range values.
+            action = np.array([0.9 if obs[1] >= 0 else -0.9], dtype=np.float32)
+        obs, reward, terminated, truncated, _ = env.step(action)
+        steps.append(
+            {
+                "action": [float(action[0])],
+                "observation": [float(v) for v in obs],
+                "reward": float(reward),
+                "terminated": bool(terminated),
+                "truncated": bool(truncated),
+            }
+        )
+        if terminated or truncated:
+            break
+    return {
+        "env": "MountainCarContinuous-v0",
+        "seed": seed,
+        "policy": policy,
+        "initial_state": state,
+        "initial_observation": [float(v) for v in np.array(state, dtype=np.float32)],
+        "steps": steps,
+    }
+
+
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
     cartpole = [record_cartpole(s, p) for s in (0, 1, 42) for p in ("random", "balance")]
     pendulum = [record_pendulum(s, p) for s in (0, 7, 123) for p in ("random", "swing")]
+    mountaincar = [record_mountaincar(s, p) for s in (0, 5, 99) for p in ("random", "pump")]
     meta = {"gymnasium": gym.__version__, "numpy": np.__version__}
-    for name, trajs in (("cartpole.json", cartpole), ("pendulum.json", pendulum)):
+    files = (("cartpole.json", cartpole), ("pendulum.json", pendulum), ("mountaincar.json", mountaincar))
+    for name, trajs in files:
         path = OUT / name
         path.write_text(json.dumps({"recorded_with": meta, "trajectories": trajs}, indent=None) + "\n")
         lengths = [len(t["steps"]) for t in trajs]

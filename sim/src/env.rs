@@ -28,7 +28,8 @@ pub struct EnvSpec {
     pub clip_actions: bool,
     /// Whether an episode that ends without `terminated` counts as a success (cartpole
     /// balanced to the time limit, the vehicle's completed lap). Envs without such a notion
-    /// (pendulum, the worm) leave it false and report no success rate.
+    /// (pendulum, the worm) leave it false and report no success rate; a goal task leaves it
+    /// false and judges its episodes itself ([`Env::success`]).
     #[serde(default)]
     pub survival_is_success: bool,
     /// Where the observation begins with an image: its shape. The first `C·H·W` components
@@ -235,6 +236,13 @@ pub trait Env {
     fn expert_action(&self, action: &mut [f32]) -> bool {
         let _ = action;
         false
+    }
+
+    /// Whether the episode that has just ended reached its goal — a goal task's success (the
+    /// mountain car at its flag), asked once at the episode's end. None: the env does not
+    /// judge; then [`EnvSpec::survival_is_success`] decides, or there is no success.
+    fn success(&self) -> Option<bool> {
+        None
     }
 }
 

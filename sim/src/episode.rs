@@ -19,6 +19,10 @@ pub struct EpisodeStats {
     pub length: u32,
     /// Whether it ended by termination (as opposed to truncation only).
     pub terminated: bool,
+    /// Whether it succeeded: the env's own judgement ([`Env::success`]), else survival to the
+    /// time limit where the spec says that is success; None where the env defines no success.
+    #[serde(default)]
+    pub success: Option<bool>,
 }
 
 /// What went wrong inside one env; always wrapped in a [`Fault`] that names the env.
@@ -246,6 +250,10 @@ impl EpisodeDriver {
                 episode_return: self.episode_return,
                 length: self.elapsed,
                 terminated: step.terminated,
+                success: self
+                    .env
+                    .success()
+                    .or(self.spec.survival_is_success.then_some(!step.terminated)),
             })
         } else {
             None

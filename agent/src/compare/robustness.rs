@@ -27,7 +27,7 @@ pub fn noise_sweep(
 ) -> Result<(bool, Vec<(f32, f64)>)> {
     let loaded = load_checkpoint(run_dir, Device::Cpu)?;
     let config = &loaded.sidecar.config;
-    let success = loaded.sidecar.env_spec.survival_is_success;
+    let mut success = loaded.sidecar.env_spec.survival_is_success;
     let mut out = Vec::with_capacity(sigmas.len());
     for &sigma in sigmas {
         let factory = registry
@@ -45,6 +45,7 @@ pub fn noise_sweep(
                 num_envs: config.env.num_envs,
             },
         )?;
+        success |= summary.success_rate.is_some();
         out.push((sigma, summary.success_rate.unwrap_or(summary.mean_return)));
     }
     Ok((success, out))

@@ -274,27 +274,30 @@ impl Policy {
             .collect()
     }
 
-    /// Names of what the actor's sensory neurons read: the observation's components, or the
-    /// encoder's features (`feature_0`, …) when a conv encoder reads an image.
+    /// Names of what the actor's sensory neurons read: the observation's components (with
+    /// sensor pairs their parts, `theta+`, `theta-`), or the encoder's features (`feature_0`, …)
+    /// when a conv encoder reads an image.
     pub fn sensory_names(&self, spec: &EnvSpec) -> Vec<String> {
-        match &self.encoder {
+        let names = match &self.encoder {
             Some(e) => (0..e.output_size())
                 .map(|k| format!("feature_{k}"))
                 .collect(),
             None => spec.observation_names.clone(),
-        }
+        };
+        self.actor.sensory_names(&names)
     }
 
     /// What the actor's sensory neurons read for one normalised observation: the observation
     /// itself, or the encoder's features of it.
     pub fn sensory_input(&self, input: &[f32]) -> Vec<f32> {
-        let Some(encoder) = &self.encoder else {
-            return input.to_vec();
-        };
         let x = Tensor::from_slice(input)
             .reshape([1, input.len() as i64])
             .to_device(self.device());
-        let features = tch::no_grad(|| encoder.forward(&x));
+        let features = match &self.encoder {
+            Some(encoder) => tch::no_grad(|| encoder.forward(&x)),
+            None => x,
+        };
+        let features = self.actor.sense(&features);
         Vec::<f32>::try_from(features.to_device(Device::Cpu).reshape([-1]))
             .expect("encoder features are a float tensor")
     }

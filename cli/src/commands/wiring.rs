@@ -64,7 +64,7 @@ pub fn run(args: WiringArgs, registry: &Registry) -> Result<()> {
             .clone()
             .try_into()
             .with_context(|| format!("{}: [policy.actor] is invalid", path.display()))?;
-        let Some(wiring) = actor
+        let Some(mut wiring) = actor
             .wiring()
             .with_context(|| format!("{}: [policy.actor]", path.display()))?
         else {
@@ -80,9 +80,13 @@ pub fn run(args: WiringArgs, registry: &Registry) -> Result<()> {
                     path.display()
                 )
             })?;
-            options.sensory_names = spec.observation_names.clone();
             options.motor_names = spec.action_names.clone();
-            inputs = inputs.or(Some(spec.obs_dim()));
+            // Built as the policy builds it (sensor pairs feed their own neurons).
+            let built = actor.built_wiring(spec.obs_dim(), &spec.observation_names);
+            let built = built.with_context(|| format!("{}: [policy.actor]", path.display()))?;
+            if let Some((built, names)) = built {
+                (options.sensory_names, inputs, wiring) = (names, built.input_dim(), built);
+            }
         }
         wiring
     } else if value.get("kind").is_some() {

@@ -4,7 +4,9 @@
 //! hand-written CPU kernels where they apply (LTC and wired CfC on the CPU), libtorch autograd
 //! elsewhere, with the same results either way.
 
+mod build;
 mod kernel_path;
+mod pairs;
 mod state;
 mod tape;
 
@@ -13,15 +15,14 @@ use std::sync::Arc;
 
 use tch::{nn, Device, Kind, Tensor};
 
-use crate::cells::{
-    CfcCell, CfcHeads, CfcOptions, Dense, GruCell, LstmCell, LtcCell, LtcOptions, MlpCell,
-    WiredCfcCell,
-};
-use crate::config::{CellKind, NcpConfig, NcpError};
+use crate::cells::{CfcHeads, Dense, LstmCell, LtcCell};
+use crate::config::{NcpConfig, NcpError};
 use crate::interchange::NamedTensors;
 use crate::kernels::ltc::LtcKernel;
 use crate::wiring::{NeuronType, Wiring};
+use build::{build_cell, Cell};
 use kernel_path::{KernelCaches, KernelCell};
+use pairs::Pairs;
 pub use state::State;
 pub use tape::Tape;
 
@@ -29,15 +30,6 @@ enum Prepared {
     None,
     Cfc(CfcHeads),
     Wired(Vec<CfcHeads>),
-}
-
-enum Cell {
-    Ltc(LtcCell),
-    Cfc(CfcCell),
-    Wired(WiredCfcCell),
-    Lstm(LstmCell),
-    Gru(GruCell),
-    Mlp(MlpCell),
 }
 
 /// A network of one recurrent cell of any kind: LTC, CfC, LSTM, GRU or MLP (the ncps `LTC` or
@@ -54,6 +46,8 @@ pub struct CellNet {
     output_size: usize,
     training: bool,
     kernels: KernelCaches,
+    /// Sensor and motor neuron pairs around the cell, if configured.
+    pairs: Option<Pairs>,
 }
 
 impl CellNet {
@@ -66,17 +60,31 @@ impl CellNet {
         }
         let mut named = NamedTensors::default();
         let cell_path = path.sub("rnn_cell");
-        let wiring = match config.wiring()? {
-            Some(w) => Some(w.built(input_size)?),
-            None => None,
+        let unbuilt = config.wiring()?;
+        let pairs = Pairs::resolve(
+            &config.sensors,
+            &config.motors,
+            unbuilt.as_ref(),
+            input_size,
+        )?;
+        let wiring = match (unbuilt, &pairs) {
+            (Some(w), Some(p)) => Some(p.build(&w, input_size)?),
+            (Some(w), None) => Some(w.built(input_size)?),
+            (None, _) => None,
         };
+        let features = pairs.as_ref().and_then(Pairs::features);
+        let cell_inputs = features.unwrap_or(input_size);
         let (cell, state_size, output_size) =
-            build_cell(&cell_path, input_size, config, wiring.as_ref(), &mut named)?;
+            build_cell(&cell_path, cell_inputs, config, wiring.as_ref(), &mut named)?;
+        let outputs = pairs.as_ref().and_then(Pairs::outputs);
+        if outputs.is_some() && config.proj_size.is_some() {
+            return bad("give motors or proj_size, not both");
+        }
         let lstm = config.mixed_memory.then(|| {
             LstmCell::new(
                 &path.sub("lstm"),
                 "lstm.",
-                input_size,
+                cell_inputs,
                 state_size,
                 &mut named,
             )
@@ -103,9 +111,10 @@ impl CellNet {
             wiring,
             input_size,
             state_size,
-            output_size: config.proj_size.unwrap_or(output_size),
+            output_size: outputs.or(config.proj_size).unwrap_or(output_size),
             training: false,
             kernels: KernelCaches::default(),
+            pairs,
         })
     }
 
@@ -280,11 +289,7 @@ impl CellNet {
             (Cell::Wired(cell), _) => cell.step(x, &h, ts, self.training),
             (Cell::Lstm(_) | Cell::Gru(_) | Cell::Mlp(_), _) => unreachable!("stepped above"),
         };
-        let out = match &self.fc {
-            Some(fc) => fc.forward(&out, None),
-            None => out,
-        };
-        (out, State { h, c })
+        (self.project(out), State { h, c })
     }
 
     /// Whether the hand-written CPU kernel computes this network (LTC or wired CfC without
@@ -309,9 +314,27 @@ impl CellNet {
 
     /// The output projection `fc`, if configured.
     fn project(&self, y: Tensor) -> Tensor {
-        match &self.fc {
-            Some(fc) => fc.forward(&y, None),
-            None => y,
+        match (&self.fc, &self.pairs) {
+            (Some(fc), _) => fc.forward(&y, None),
+            (None, Some(pairs)) => pairs.act(y),
+            (None, None) => y,
+        }
+    }
+
+    /// Inputs `(…, S)` as the cell reads them: the sensor pairs' features, or themselves.
+    pub fn sense(&self, x: &Tensor) -> Tensor {
+        match &self.pairs {
+            Some(pairs) => pairs.sense(x),
+            None => x.shallow_clone(),
+        }
+    }
+
+    /// Names of what the cell's inputs are, from the names of the network's inputs: with
+    /// sensor pairs `theta+`, `theta-` per pair, else the names themselves.
+    pub fn sensory_names(&self, names: &[String]) -> Vec<String> {
+        match &self.pairs {
+            Some(pairs) => pairs.feature_names(names),
+            None => names.to_vec(),
         }
     }
 
@@ -325,6 +348,7 @@ impl CellNet {
         h0: Option<&State>,
         timespans: Option<&Tensor>,
     ) -> (Tensor, State) {
+        let x = &self.sense(x);
         if let Some(cell) = self.no_grad_kernel_cell(x) {
             let (h0, ts) = self.kernel_inputs(x, h0, timespans);
             let (y, h) = self.kernels.forward_sequence(cell, x, &h0, ts.as_ref());
@@ -395,6 +419,7 @@ impl CellNet {
         timespans: Option<&Tensor>,
     ) -> (Tensor, Tensor, State) {
         tch::no_grad(|| {
+            let x = &self.sense(x);
             let mut states = Vec::new();
             let (y, last) = self.forward_generic_states(x, h0, timespans, None, Some(&mut states));
             (y, Tensor::stack(&states, 1), last)
@@ -407,6 +432,27 @@ impl CellNet {
     /// kernel, whose backward runs when the returned [`Tape`] does:
     /// call [`Tape::backward`] with the loss instead of `loss.backward()`.
     pub fn forward_sequence_train(
+        &self,
+        x: &Tensor,
+        h0: Option<&State>,
+        timespans: Option<&Tensor>,
+        starts: Option<&Tensor>,
+    ) -> (Tensor, State, Tape) {
+        // With sensor pairs and an input that needs its gradient (saliency, an encoder), the
+        // cell reads a leaf whose gradient the tape carries back through the pairs.
+        let sensed = self.sense(x);
+        let leaf = (self.pairs.is_some() && x.requires_grad())
+            .then(|| sensed.detach().set_requires_grad(true));
+        let (y, s, tape) =
+            self.train_sensed(leaf.as_ref().unwrap_or(&sensed), h0, timespans, starts);
+        match &leaf {
+            Some(leaf) => (y, s, tape.with_upstream(leaf, &sensed)),
+            None => (y, s, tape),
+        }
+    }
+
+    /// [`Self::forward_sequence_train`] on the inputs as the cell reads them.
+    fn train_sensed(
         &self,
         x: &Tensor,
         h0: Option<&State>,
@@ -429,6 +475,7 @@ impl CellNet {
     /// on the CPU.
     pub fn step(&self, x: &Tensor, state: &State, dt: &Tensor) -> (Tensor, State) {
         tch::no_grad(|| {
+            let x = &self.sense(x);
             if let Some(cell) = self.kernel_cell(x) {
                 let (y, h) = self.kernels.step(cell, x, &state.h, dt);
                 return (self.project(y), State { h, c: None });
@@ -464,128 +511,8 @@ impl CellNet {
 
     /// One step through the generic libtorch path (for checking the kernel against it).
     pub fn step_generic(&self, x: &Tensor, state: &State, dt: &Tensor) -> (Tensor, State) {
-        self.cell_step(x, state, dt)
+        self.cell_step(&self.sense(x), state, dt)
     }
-}
-
-/// The recurrent cell `config` names, on `wiring` where it has one: the cell, its state size
-/// and its output size; an error names an option that does not fit the cell.
-fn build_cell(
-    cell_path: &nn::Path,
-    input_size: usize,
-    config: &NcpConfig,
-    wiring: Option<&Wiring>,
-    named: &mut NamedTensors,
-) -> Result<(Cell, usize, usize), NcpError> {
-    let bad = |m: &str| Err(NcpError::Config(m.to_string()));
-    let backbone_set = config.backbone_units.is_some()
-        || config.backbone_layers.is_some()
-        || config.backbone_dropout.is_some();
-    match (config.cell, wiring) {
-        (CellKind::Ltc, Some(w)) => {
-            if config.proj_size.is_some() || backbone_set {
-                return bad("an LTC has no proj_size or backbone");
-            }
-            if config.ode_unfolds == 0 {
-                return bad("ode_unfolds must be at least 1");
-            }
-            let options = LtcOptions {
-                input_mapping: config.input_mapping,
-                output_mapping: config.output_mapping,
-                ode_unfolds: config.ode_unfolds,
-                epsilon: config.epsilon,
-                implicit_constraints: config.implicit_constraints,
-            };
-            let cell = LtcCell::new(cell_path, "rnn_cell.", w, options, named);
-            Ok((Cell::Ltc(cell), w.units(), w.output_dim()))
-        }
-        (CellKind::Cfc, Some(w)) => {
-            if backbone_set {
-                return bad("a wired CfC has no backbone (backbone_* must be unset)");
-            }
-            if w.gap_junction_count() > 0 {
-                return bad("gap junctions need the LTC cell (cell = \"ltc\"); a CfC has none");
-            }
-            let cell = WiredCfcCell::new(cell_path, "rnn_cell.", w, config.mode, named);
-            Ok((Cell::Wired(cell), w.units(), w.output_dim()))
-        }
-        (CellKind::Cfc, None) => unwired_cfc(cell_path, input_size, config, named),
-        (CellKind::Lstm | CellKind::Gru | CellKind::Mlp, None) => {
-            baseline_cell(cell_path, input_size, config, named)
-        }
-        (CellKind::Ltc, None) => bad("an LTC needs a wiring or units"),
-        (_, Some(_)) => bad("a baseline cell (lstm, gru, mlp) has no wiring"),
-    }
-}
-
-/// A CfC without a wiring: `units` fully connected neurons behind a backbone.
-fn unwired_cfc(
-    path: &nn::Path,
-    input_size: usize,
-    config: &NcpConfig,
-    named: &mut NamedTensors,
-) -> Result<(Cell, usize, usize), NcpError> {
-    let bad = |m: &str| Err(NcpError::Config(m.to_string()));
-    let units = config.units.unwrap_or(0);
-    if units == 0 {
-        return bad("units must be at least 1");
-    }
-    let options = CfcOptions {
-        mode: config.mode,
-        activation: config.activation,
-        backbone_units: config.backbone_units.unwrap_or(128),
-        backbone_layers: config.backbone_layers.unwrap_or(1),
-        backbone_dropout: config.backbone_dropout.unwrap_or(0.0),
-    };
-    if options.backbone_layers > 0 && options.backbone_units == 0 {
-        return bad("backbone_units must be at least 1");
-    }
-    if !(0.0..1.0).contains(&options.backbone_dropout) {
-        return bad("backbone_dropout must be in [0, 1)");
-    }
-    let cell = CfcCell::new(path, "rnn_cell.", input_size, units, options, None, named);
-    Ok((Cell::Cfc(cell), units, units))
-}
-
-/// Builds a baseline cell (LSTM, GRU, MLP) of `units` from `config`, checking the fields a
-/// baseline reads (`units`, `proj_size`, the MLP's `backbone_layers`) and refusing the rest.
-fn baseline_cell(
-    path: &nn::Path,
-    input_size: usize,
-    config: &NcpConfig,
-    named: &mut NamedTensors,
-) -> Result<(Cell, usize, usize), NcpError> {
-    let bad = |m: &str| Err(NcpError::Config(m.to_string()));
-    let units = config.units.unwrap_or(0);
-    if units == 0 {
-        return bad("units must be at least 1");
-    }
-    if config.proj_size.is_none() {
-        return bad("a baseline cell (lstm, gru, mlp) needs `proj_size`: its number of outputs");
-    }
-    if config.mixed_memory || config.backbone_units.is_some() || config.backbone_dropout.is_some() {
-        return bad("a baseline cell has no mixed_memory, backbone_units or backbone_dropout");
-    }
-    let cell = match config.cell {
-        CellKind::Lstm => Cell::Lstm(LstmCell::new(path, "rnn_cell.", input_size, units, named)),
-        CellKind::Gru => Cell::Gru(GruCell::new(path, "rnn_cell.", input_size, units, named)),
-        CellKind::Mlp => {
-            let layers = config.backbone_layers.unwrap_or(2);
-            if layers == 0 {
-                return bad("an MLP needs backbone_layers of at least 1");
-            }
-            Cell::Mlp(MlpCell::new(
-                path,
-                "rnn_cell.",
-                input_size,
-                units,
-                layers,
-                named,
-            ))
-        }
-        CellKind::Ltc | CellKind::Cfc => unreachable!("not a baseline"),
-    };
-    Ok((cell, units, units))
 }
 
 /// Whether libtorch autograd is currently recording.

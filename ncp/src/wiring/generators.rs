@@ -334,6 +334,24 @@ impl Wiring {
         Ok(())
     }
 
+    /// A built copy whose input `i` feeds only neuron `targets[i]` (excitatory), whatever
+    /// the generator: the sensor pairs of a circuit (`x⁺ → PLM`, `x⁻ → AVM`).
+    pub fn built_onto(&self, targets: &[usize]) -> Result<Self, WiringError> {
+        let n = self.units;
+        if targets.is_empty() || targets.iter().any(|&j| j >= n) {
+            return invalid(format!(
+                "sensory targets {targets:?}: need at least one, each below {n}"
+            ));
+        }
+        let mut w = self.clone();
+        w.sensory_adjacency = vec![0; targets.len() * n];
+        for (i, &j) in targets.iter().enumerate() {
+            w.sensory_adjacency[i * n + j] = 1;
+        }
+        w.input_dim = Some(targets.len());
+        Ok(w)
+    }
+
     /// A built copy, leaving `self` untouched (handy for reusing one wiring in several cells).
     pub fn built(&self, input_dim: usize) -> Result<Self, WiringError> {
         let mut w = self.clone();
