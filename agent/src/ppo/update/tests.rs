@@ -170,23 +170,32 @@ fn assert_close(ours: &[Vec<f32>], theirs: &[Vec<f32>], tol: f32, what: &str) {
     }
 }
 
-#[test]
-fn host_loops_and_libtorchs_operations_give_the_same_update_to_float_rounding() {
-    let cases = [
+/// The policies the update is tested on: (name, env spec, motor outputs).
+fn cases() -> [(&'static str, EnvSpec, usize); 2] {
+    [
         ("categorical", spec(Space::discrete(3).unwrap(), 1), 3),
         (
             "gaussian",
             spec(Space::bounded(vec![-1.0], vec![1.0]).unwrap(), 1),
             1,
         ),
-    ];
-    for (name, spec, outputs) in cases {
+    ]
+}
+
+/// A copy of the policy's parameters, to start each update from.
+fn snapshot(policy: &Policy) -> Vec<Tensor> {
+    policy
+        .parameters()
+        .iter()
+        .map(|(_, t)| t.detach().copy())
+        .collect()
+}
+
+#[test]
+fn host_loops_and_libtorchs_operations_give_the_same_update_to_float_rounding() {
+    for (name, spec, outputs) in cases() {
         let policy = policy(&spec, outputs);
-        let init: Vec<Tensor> = policy
-            .parameters()
-            .iter()
-            .map(|(_, t)| t.detach().copy())
-            .collect();
+        let init = snapshot(&policy);
         let rollout = rollout(&policy);
         let host = run(&policy, &init, &rollout, true);
         let torch = run(&policy, &init, &rollout, false);
@@ -236,21 +245,9 @@ fn sharded_updates_equal_the_unsharded_one_to_float_rounding_and_repeat_to_the_b
     // Each minibatch (2 of the 4 envs) split over 2 threads, each shard on a replica of the
     // policy: the same update as on one thread, up to the order in which the gradients'
     // terms are added; and the same bits every time at that thread count.
-    let cases = [
-        ("categorical", spec(Space::discrete(3).unwrap(), 1), 3),
-        (
-            "gaussian",
-            spec(Space::bounded(vec![-1.0], vec![1.0]).unwrap(), 1),
-            1,
-        ),
-    ];
-    for (name, spec, outputs) in cases {
+    for (name, spec, outputs) in cases() {
         let policy = policy(&spec, outputs);
-        let init: Vec<Tensor> = policy
-            .parameters()
-            .iter()
-            .map(|(_, t)| t.detach().copy())
-            .collect();
+        let init = snapshot(&policy);
         let rollout = rollout(&policy);
         let one = run(&policy, &init, &rollout, true);
         let two_threads = Shards::spawn(vec![self::policy(&spec, outputs)]).unwrap();
@@ -284,11 +281,7 @@ fn a_minibatch_of_full_lanes_splits_actor_and_critic_and_keeps_every_bit() {
     // is the one-thread update to the bit.
     let spec = spec(Space::discrete(2).unwrap(), 1);
     let policy = policy(&spec, 2);
-    let init: Vec<Tensor> = policy
-        .parameters()
-        .iter()
-        .map(|(_, t)| t.detach().copy())
-        .collect();
+    let init = snapshot(&policy);
     let rollout = rollout_of(&policy, 16);
     let two_threads = Shards::spawn(vec![self::policy(&spec, 2)]).unwrap();
     assert_eq!(two_threads.layout(16, true), (1, true));
