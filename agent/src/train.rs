@@ -144,6 +144,7 @@ impl Trainer {
     ) -> Result<Self> {
         // The run's config says how many threads made its bits (absent: all the cores).
         config.run.threads = Some(config.run.threads.unwrap_or_else(available_cores));
+        config.policy.embed_circuits()?;
         checkpoint::write_atomic(&run_dir.join("config.toml"), config.to_toml().as_bytes())?;
         let mut init_from = config.run.init_from.clone();
         let mut imitation_seconds = 0.0;

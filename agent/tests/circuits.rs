@@ -1,7 +1,8 @@
 //! The worm's own circuits train through the ordinary config path: a wiring cut from the
 //! shipped connectome table (the tap-withdrawal neurons, chemical synapses and gap junctions
 //! as the table says) builds, trains with PPO on cartpole — its junctions' conductances
-//! learning too — and its checkpoint loads back with the neurons' names and roles; the shipped
+//! learning too — and its checkpoint loads back with the neurons' names and roles, the table
+//! gone (the run keeps the circuit in its config); the shipped
 //! TW cartpole config (sensor and motor pairs, a continuous force) trains and evaluates.
 
 use std::path::Path;
@@ -10,11 +11,9 @@ use wormnet_agent::checkpoint::load_checkpoint;
 use wormnet_agent::config::TrainConfig;
 use wormnet_agent::train::{Outcome, Trainer};
 
-fn connectome_config() -> TrainConfig {
-    let table = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../configs/wirings/c302_tw_excerpt.tsv"
-    );
+/// The connectome-cut config reading the table at `table`.
+fn connectome_config(table: &Path) -> TrainConfig {
+    let table = table.display();
     let text = format!(
         r#"
 [env]
@@ -46,8 +45,18 @@ eval_episodes = 2
 #[test]
 fn a_connectome_cut_trains_through_the_config_path() {
     let dir = tempfile::tempdir().expect("tempdir");
+    // A copy of the shipped table, removed once training began: the run keeps its circuit.
+    let data = tempfile::tempdir().expect("tempdir");
+    let table = data.path().join("c302_tw_excerpt.tsv");
+    let shipped = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../configs/wirings/c302_tw_excerpt.tsv"
+    );
+    std::fs::copy(shipped, &table).expect("copy the table");
     let registry = wormnet_envs::registry();
-    let mut trainer = Trainer::create(connectome_config(), dir.path(), &registry).expect("create");
+    let mut trainer =
+        Trainer::create(connectome_config(&table), dir.path(), &registry).expect("create");
+    std::fs::remove_file(&table).expect("remove the table");
     let gap_w = |t: &Trainer| {
         t.policy
             .parameters()
@@ -74,8 +83,13 @@ fn a_connectome_cut_trains_through_the_config_path() {
     );
     assert!(!after.equal(&before), "the junctions did not learn");
     drop(trainer);
+    let saved = std::fs::read_to_string(dir.path().join("config.toml")).expect("config.toml");
+    assert!(
+        saved.contains("kind = \"circuit\"") && saved.contains("c302_tw_excerpt.tsv, as read"),
+        "the run's config holds the circuit itself:\n{saved}"
+    );
     let loaded = load_checkpoint(&dir.path().join("latest.json"), tch::Device::Cpu)
-        .expect("checkpoint loads");
+        .expect("checkpoint loads without the table");
     assert_eq!(loaded.policy.neuron_labels()[..2], ["AVA", "AVB"]);
     // `wormnet ablate` knocks the neurons out by name, grouped by their roles.
     let knockouts = wormnet_agent::inspect::ablation::knockouts(&loaded.policy).expect("ltc");

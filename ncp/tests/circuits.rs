@@ -243,3 +243,61 @@ fn the_picture_names_the_neurons_and_draws_the_gap_junctions() {
     assert!(!plain.contains("gap"));
     assert!(plain.contains("push_right"));
 }
+
+/// A run keeps a file's circuit in its config: the embedded form rebuilds the same wiring
+/// (ids, names, roles, synapses, junctions, and the same sensory synapses once built), needs
+/// no file, and generated wirings are left as they are.
+#[test]
+fn an_embedded_circuit_is_the_same_wiring_without_its_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let copy = dir.path().join("tw.bnn");
+    std::fs::copy(shipped("tw.bnn"), &copy).expect("copy");
+    let WiringConfig::Bnn {
+        names,
+        sensory,
+        command,
+        motor,
+        ..
+    } = tw_bnn()
+    else {
+        unreachable!("tw_bnn is a bnn config")
+    };
+    let config = WiringConfig::Bnn {
+        path: copy.clone(),
+        names,
+        sensory,
+        command,
+        motor,
+    };
+    let original = Wiring::from_config(&config).expect("tw.bnn");
+    let embedded = config.embedded().expect("reads").expect("a circuit");
+    std::fs::remove_file(&copy).expect("remove");
+    assert!(matches!(embedded, WiringConfig::Circuit { .. }));
+    let rebuilt = Wiring::from_config(&embedded).expect("no file needed");
+    assert_eq!(rebuilt.neuron_names(), original.neuron_names());
+    assert_eq!(rebuilt.neuron_types(), original.neuron_types());
+    assert_eq!(rebuilt.typed_synapses(), original.typed_synapses());
+    assert_eq!(rebuilt.gap_junctions(), original.gap_junctions());
+    let (a, b) = (
+        original.built(4).expect("built"),
+        rebuilt.built(4).expect("built"),
+    );
+    assert_eq!(a.sensory_synapse_count(), b.sensory_synapse_count());
+    assert_eq!(a.typed_synapses(), b.typed_synapses());
+    // Through TOML, as a run's config.toml holds it.
+    let text = toml::to_string(&embedded).expect("serialises");
+    let back: WiringConfig = toml::from_str(&text).expect("parses");
+    assert_eq!(back, embedded);
+    assert_eq!(
+        embedded.embedded().expect("no file"),
+        None,
+        "already embedded"
+    );
+    let generated = WiringConfig::AutoNcp {
+        units: 8,
+        output_size: 2,
+        sparsity_level: 0.5,
+        seed: 1,
+    };
+    assert_eq!(generated.embedded().expect("generated"), None);
+}

@@ -129,7 +129,7 @@ fn initial_policy(config: &TrainConfig, spec: &EnvSpec, device: tch::Device) -> 
 /// of every finished round. Ctrl-C ([`STOP`]) ends it after the current epoch with `latest`
 /// saved.
 pub fn imitate(
-    config: TrainConfig,
+    mut config: TrainConfig,
     run_dir: &Path,
     registry: &Registry,
     mut progress: impl FnMut(&RoundReport),
@@ -148,6 +148,7 @@ pub fn imitate(
     // A failure before the first checkpoint leaves the directory as it was found; the guard
     // holds the directory's lock for the whole run.
     let guard = rundir::NewRunGuard::new(run_dir, rundir::claim_new(run_dir, None)?);
+    config.policy.embed_circuits()?;
     checkpoint::write_atomic(&run_dir.join("config.toml"), config.to_toml().as_bytes())?;
     let log = RoundLog::create(run_dir)?;
     let params = policy.parameters();

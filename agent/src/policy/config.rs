@@ -138,3 +138,29 @@ pub enum PolicyError {
     #[error("policy.timespan must be positive and finite, got {0}")]
     Timespan(f32),
 }
+
+impl PolicyConfig {
+    /// Writes the circuits that the actor's and critic's wirings read from files into this
+    /// config ([`WiringConfig::embedded`]): a run keeps them in its `config.toml` and
+    /// checkpoints, so its directory alone rebuilds the policy, from any directory and after
+    /// the file changes.
+    ///
+    /// [`WiringConfig::embedded`]: wormnet_ncp::wiring::WiringConfig::embedded
+    pub fn embed_circuits(&mut self) -> anyhow::Result<()> {
+        let nets = [
+            ("policy.actor.wiring", Some(&mut self.actor)),
+            ("policy.critic.ncp.wiring", self.critic.ncp.as_mut()),
+        ];
+        for (field, net) in nets {
+            let Some(net) = net else { continue };
+            let Some(wiring) = &net.wiring else { continue };
+            let embedded = wiring
+                .embedded()
+                .map_err(|e| anyhow::anyhow!("{field}: {e}"))?;
+            if let Some(embedded) = embedded {
+                net.wiring = Some(embedded);
+            }
+        }
+        Ok(())
+    }
+}

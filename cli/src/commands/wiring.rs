@@ -27,7 +27,7 @@ pub struct WiringArgs {
     /// experiment config, the file's own for a wiring file.
     #[arg(long)]
     pub inputs: Option<usize>,
-    /// Write neuron names beside the neurons (SVG).
+    /// Write neuron names beside the neurons (SVG); always on for a circuit with its own names.
     #[arg(long)]
     pub labels: bool,
     /// Also write the built wiring as a wiring file (`.json` or `.toml`), loadable as
@@ -98,6 +98,8 @@ pub fn run(args: WiringArgs, registry: &Registry) -> Result<()> {
         Wiring::load(path)?
     };
     size_inputs(&mut wiring, inputs, path)?;
+    // A circuit's own names (AVA, FWD) are what it is read by: drawn without being asked.
+    options.labels |= wiring.has_own_names();
     picture::write(&wiring, &options, &args.out)?;
     println!(
         "{}: {} neurons, {} synapses{}, {} sensory synapses -> {}",

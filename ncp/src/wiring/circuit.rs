@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::config::{invalid, Generator, NeuronType, WiringError};
+use super::config::{invalid, Generator, NeuronType, WiringConfig, WiringError};
 use super::graph::Wiring;
 
 /// What a connection between two neurons is.
@@ -204,5 +204,43 @@ impl Wiring {
             .iter()
             .map(|&(a, b)| (a, b, SynapseKind::Gap));
         chemical.chain(gaps).collect()
+    }
+}
+
+impl WiringConfig {
+    /// This wiring with the circuit its file holds written into the config (kind `circuit`),
+    /// so that a run's config rebuilds it without the file; None for a wiring that reads no
+    /// file (generators rebuild from their seeds) or whose file is not a circuit of named
+    /// neurons.
+    pub fn embedded(&self) -> Result<Option<WiringConfig>, WiringError> {
+        let path = match self {
+            WiringConfig::File { path }
+            | WiringConfig::Bnn { path, .. }
+            | WiringConfig::Connectome { path, .. } => path,
+            _ => return Ok(None),
+        };
+        let wiring = Wiring::from_config(self)?;
+        if wiring.generator != Generator::Circuit {
+            return Ok(None);
+        }
+        let names = wiring.neuron_names();
+        let neuron = (names.iter().zip(wiring.neuron_types()))
+            .map(|(name, &role)| CircuitNeuron {
+                name: name.clone(),
+                role,
+            })
+            .collect();
+        let synapse = (wiring.typed_synapses().into_iter())
+            .map(|(a, b, kind)| CircuitSynapse {
+                from: names[a].clone(),
+                to: names[b].clone(),
+                kind,
+            })
+            .collect();
+        Ok(Some(WiringConfig::Circuit {
+            source: Some(format!("{}, as read when the run began", path.display())),
+            neuron,
+            synapse,
+        }))
     }
 }

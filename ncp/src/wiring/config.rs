@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use super::circuit::{CircuitNeuron, CircuitSynapse};
+
 /// What can go wrong when making or loading a wiring; messages name the field or file.
 #[derive(Debug, Error)]
 pub enum WiringError {
@@ -188,6 +190,19 @@ pub enum WiringConfig {
         #[serde(default)]
         inhibitory: Vec<String>,
     },
+    /// A circuit written out in the config itself (named neurons, typed synapses), the way a
+    /// run keeps a wiring read from a file: its directory alone rebuilds the policy, whatever
+    /// later happens to the file ([`WiringConfig::embedded`]).
+    Circuit {
+        /// Where the circuit comes from; informational.
+        #[serde(default)]
+        source: Option<String>,
+        /// The neurons, in the wiring's order (motor neurons first).
+        neuron: Vec<CircuitNeuron>,
+        /// The connections.
+        #[serde(default)]
+        synapse: Vec<CircuitSynapse>,
+    },
 }
 
 /// The most neurons a generated wiring may have: an LTC of this size already holds 16 M
@@ -213,6 +228,7 @@ impl WiringConfig {
             ),
             WiringConfig::Bnn { names, .. } => Some(names.len()),
             WiringConfig::Connectome { keep, .. } => Some(keep.len()),
+            WiringConfig::Circuit { neuron, .. } => Some(neuron.len()),
             WiringConfig::File { .. } => None,
         }
     }

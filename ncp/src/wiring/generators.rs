@@ -1,6 +1,7 @@
 //! The generated wirings of ncps 1.0.1 (FullyConnected, Random, NCP, AutoNCP), synapse for
 //! synapse with the same seeds, and building a wiring for a number of inputs.
 
+use super::circuit::CircuitFile;
 use super::config::{
     auto_ncp_params, invalid, ncp_seed, round_half_even, Generator, NcpParams, NeuronType,
     WiringConfig, WiringError, MAX_UNITS,
@@ -76,6 +77,16 @@ impl Wiring {
                 motor,
                 inhibitory,
             } => Self::load_connectome(path, keep, [sensory, command, motor], inhibitory)?,
+            WiringConfig::Circuit {
+                source,
+                neuron,
+                synapse,
+            } => CircuitFile {
+                source: source.clone(),
+                neuron: neuron.clone(),
+                synapse: synapse.clone(),
+            }
+            .to_wiring()?,
         };
         w.config = Some(config.clone());
         Ok(w)

@@ -180,6 +180,11 @@ const SAME_RESULTS: &[&str] = &["run.threads", "env.workers"];
 /// The dotted keys where `trained` (an existing trial's config) differs from `wanted` (the
 /// sweep file's resolved config for it), each as `key: old -> new`.
 pub fn config_changes(trained: &TrainConfig, wanted: &TrainConfig) -> Vec<String> {
+    // A run keeps the circuit its wiring file held (`PolicyConfig::embed_circuits`): the file
+    // is compared as it reads now, so an edited circuit counts as a change. A file that cannot
+    // be read stays a path, which differs too; training it names the error.
+    let mut wanted = wanted.clone();
+    wanted.policy.embed_circuits().ok();
     let (old, new) = (flatten(&trained.to_toml()), flatten(&wanted.to_toml()));
     let keys: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).collect();
     keys.into_iter()
