@@ -57,37 +57,9 @@ pub fn run(args: WiringArgs, registry: &Registry) -> Result<()> {
     }
     let mut inputs = args.inputs;
     let mut wiring = if let Some(policy) = value.get("policy") {
-        let actor = policy
-            .get("actor")
-            .with_context(|| format!("{}: no [policy.actor] section", path.display()))?;
-        let actor: NcpConfig = actor
-            .clone()
-            .try_into()
-            .with_context(|| format!("{}: [policy.actor] is invalid", path.display()))?;
-        let Some(mut wiring) = actor
-            .wiring()
-            .with_context(|| format!("{}: [policy.actor]", path.display()))?
-        else {
-            bail!(
-                "{}: the actor is a dense CfC (no wiring to draw)",
-                path.display()
-            );
-        };
-        if let Some(env) = value.get("env") {
-            let spec = env_spec(env, registry).with_context(|| {
-                format!(
-                    "{}: cannot build the [env] to size the inputs",
-                    path.display()
-                )
-            })?;
-            options.motor_names = spec.action_names.clone();
-            // Built as the policy builds it (sensor pairs feed their own neurons).
-            let built = actor.built_wiring(spec.obs_dim(), &spec.observation_names);
-            let built = built.with_context(|| format!("{}: [policy.actor]", path.display()))?;
-            if let Some((built, names)) = built {
-                (options.sensory_names, inputs, wiring) = (names, built.input_dim(), built);
-            }
-        }
+        let (wiring, built_inputs) =
+            experiment_wiring(policy, &value, path, registry, &mut options)?;
+        inputs = built_inputs.or(inputs);
         wiring
     } else if value.get("kind").is_some() {
         let cfg: WiringConfig = value
@@ -164,4 +136,50 @@ fn env_spec(env: &toml::Value, registry: &Registry) -> Result<wormnet_sim::EnvSp
     };
     let env = registry.make(name, &options)?;
     Ok(env.spec().clone())
+}
+
+/// The actor's wiring of an experiment config, built as the policy builds it when the config
+/// names an env (sensor pairs feed their own neurons); with its input count where it was
+/// built. The env's action and input names go into `options`.
+fn experiment_wiring(
+    policy: &toml::Value,
+    value: &toml::Value,
+    path: &Path,
+    registry: &Registry,
+    options: &mut PictureOptions,
+) -> Result<(Wiring, Option<usize>)> {
+    let actor = policy
+        .get("actor")
+        .with_context(|| format!("{}: no [policy.actor] section", path.display()))?;
+    let actor: NcpConfig = actor
+        .clone()
+        .try_into()
+        .with_context(|| format!("{}: [policy.actor] is invalid", path.display()))?;
+    let Some(wiring) = actor
+        .wiring()
+        .with_context(|| format!("{}: [policy.actor]", path.display()))?
+    else {
+        bail!(
+            "{}: the actor is a dense CfC (no wiring to draw)",
+            path.display()
+        );
+    };
+    if let Some(env) = value.get("env") {
+        let spec = env_spec(env, registry).with_context(|| {
+            format!(
+                "{}: cannot build the [env] to size the inputs",
+                path.display()
+            )
+        })?;
+        options.motor_names = spec.action_names.clone();
+        // Built as the policy builds it (sensor pairs feed their own neurons).
+        let built = actor.built_wiring(spec.obs_dim(), &spec.observation_names);
+        let built = built.with_context(|| format!("{}: [policy.actor]", path.display()))?;
+        if let Some((built, names)) = built {
+            options.sensory_names = names;
+            let inputs = built.input_dim();
+            return Ok((built, inputs));
+        }
+    }
+    Ok((wiring, None))
 }

@@ -6,53 +6,11 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::config::{invalid, Generator, NeuronType, WiringConfig, WiringError};
+use super::config::{
+    invalid, CircuitNeuron, CircuitSynapse, Generator, NeuronType, SynapseKind, WiringConfig,
+    WiringError,
+};
 use super::graph::Wiring;
-
-/// What a connection between two neurons is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SynapseKind {
-    /// A chemical synapse pulling the target toward a high reversal potential (+1).
-    Excitatory,
-    /// A chemical synapse pulling the target toward a low reversal potential (−1).
-    Inhibitory,
-    /// A gap junction (electrical synapse): a symmetric current between the two neurons.
-    Gap,
-}
-
-impl SynapseKind {
-    /// The name used in files and in `attribution.csv`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SynapseKind::Excitatory => "excitatory",
-            SynapseKind::Inhibitory => "inhibitory",
-            SynapseKind::Gap => "gap",
-        }
-    }
-}
-
-/// One neuron of a circuit file: its name and role.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CircuitNeuron {
-    /// Its name (`AVA`); labels it everywhere.
-    pub name: String,
-    /// `sensory` (fed by the inputs), `inter`, `command` or `motor` (an output).
-    pub role: NeuronType,
-}
-
-/// One connection of a circuit file, between neurons named in it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CircuitSynapse {
-    /// Presynaptic neuron (for a gap junction, either end).
-    pub from: String,
-    /// Postsynaptic neuron (for a gap junction, the other end).
-    pub to: String,
-    /// `excitatory`, `inhibitory` or `gap`.
-    pub kind: SynapseKind,
-}
 
 /// The circuit form of a wiring file: `[[neuron]]` tables (name, role) and `[[synapse]]`
 /// tables (from, to, kind), in any order; motor neurons become the outputs in file order.

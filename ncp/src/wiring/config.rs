@@ -6,8 +6,6 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use super::circuit::{CircuitNeuron, CircuitSynapse};
-
 /// What can go wrong when making or loading a wiring; messages name the field or file.
 #[derive(Debug, Error)]
 pub enum WiringError {
@@ -69,6 +67,51 @@ impl NeuronType {
             NeuronType::Motor => "motor",
         }
     }
+}
+
+/// What a connection between two neurons is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SynapseKind {
+    /// A chemical synapse pulling the target toward a high reversal potential (+1).
+    Excitatory,
+    /// A chemical synapse pulling the target toward a low reversal potential (−1).
+    Inhibitory,
+    /// A gap junction (electrical synapse): a symmetric current between the two neurons.
+    Gap,
+}
+
+impl SynapseKind {
+    /// The name used in files and in `attribution.csv`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SynapseKind::Excitatory => "excitatory",
+            SynapseKind::Inhibitory => "inhibitory",
+            SynapseKind::Gap => "gap",
+        }
+    }
+}
+
+/// One neuron of a circuit file: its name and role.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CircuitNeuron {
+    /// Its name (`AVA`); labels it everywhere.
+    pub name: String,
+    /// `sensory` (fed by the inputs), `inter`, `command` or `motor` (an output).
+    pub role: NeuronType,
+}
+
+/// One connection of a circuit file, between neurons named in it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CircuitSynapse {
+    /// Presynaptic neuron (for a gap junction, either end).
+    pub from: String,
+    /// Postsynaptic neuron (for a gap junction, the other end).
+    pub to: String,
+    /// `excitatory`, `inhibitory` or `gap`.
+    pub kind: SynapseKind,
 }
 
 /// Largest wiring: keeps `N²` synapse candidates within numpy's 32-bit sampling range.

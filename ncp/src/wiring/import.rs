@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use super::circuit::{assign_roles, SynapseKind};
-use super::config::WiringError;
+use super::circuit::assign_roles;
+use super::config::{SynapseKind, WiringError};
 use super::graph::Wiring;
 
 /// The roles of a circuit's neurons by name: `[sensory, command, motor]` (the rest inter).

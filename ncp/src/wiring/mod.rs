@@ -22,8 +22,11 @@ pub mod picture;
 #[cfg(test)]
 mod tests;
 
-pub use circuit::{assign_roles, CircuitFile, CircuitNeuron, CircuitSynapse, SynapseKind};
-pub use config::{auto_ncp_params, NcpParams, NeuronType, WiringConfig, WiringError, MAX_NEURONS};
+pub use circuit::{assign_roles, CircuitFile};
+pub use config::{
+    auto_ncp_params, CircuitNeuron, CircuitSynapse, NcpParams, NeuronType, SynapseKind,
+    WiringConfig, WiringError, MAX_NEURONS,
+};
 pub use file::WiringFile;
 pub use graph::Wiring;
 pub use import::{parse_bnn, Roles};
