@@ -196,3 +196,26 @@ fn shares(n: usize, threads: usize) -> Vec<std::ops::Range<usize>> {
         })
         .collect()
 }
+
+/// The mean of the `worst` lowest returns (all of them when there are fewer).
+pub fn worst_mean(returns: &[f64], worst: usize) -> f64 {
+    let mut sorted = returns.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let k = worst.clamp(1, sorted.len().max(1)).min(sorted.len());
+    if k == 0 {
+        return f64::NAN;
+    }
+    sorted[..k].iter().sum::<f64>() / k as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_score_is_the_mean_of_the_worst_returns() {
+        assert_eq!(worst_mean(&[5.0, 1.0, 3.0, 10.0], 2), 2.0);
+        assert_eq!(worst_mean(&[5.0, 1.0], 8), 3.0);
+        assert!(worst_mean(&[], 2).is_nan());
+    }
+}

@@ -11,9 +11,9 @@ use tch::Tensor;
 use wormnet_ncp::parse_device;
 use wormnet_sim::{EnvFactory, EnvSpec, Registry};
 
-use super::episodes::{Episode, Scorer};
+use super::episodes::{worst_mean, Episode, Scorer};
+use super::outcome::{StopReason, LOG};
 use super::space::SearchSpace;
-use super::{worst_mean, StopReason, LOG};
 use crate::checkpoint::{self, CheckpointParts};
 use crate::config::TrainConfig;
 use crate::eval::{evaluate, EvalOptions, EvalSummary};
