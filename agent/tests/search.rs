@@ -4,12 +4,14 @@
 //! that evaluation and `report` read, labelled by method beside a PPO run of the same config.
 
 use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::sync::{Mutex, MutexGuard};
 
 use wormnet_agent::checkpoint::load_checkpoint;
-use wormnet_agent::compare::{group, summarize, Method, RunRecord};
+use wormnet_agent::compare::{group, markdown, summarize, Method, RunRecord};
 use wormnet_agent::config::TrainConfig;
 use wormnet_agent::eval::{evaluate, EvalOptions};
+use wormnet_agent::interrupt::STOP;
 use wormnet_agent::search::{search, StopReason};
 use wormnet_agent::train::Trainer;
 
@@ -157,4 +159,36 @@ fn a_search_run_is_evaluated_and_reported_beside_ppo_by_method() {
     assert!(labels[1].contains("method=ppo"), "{labels:?}");
     let row = summarize(&groups[0], None).expect("a row");
     assert!(row.final_success.is_some() && row.wall_seconds.is_some());
+    let steps = std::fs::read_to_string(s_dir.join("search.csv")).unwrap();
+    let steps: f64 = steps
+        .lines()
+        .last()
+        .unwrap()
+        .split(',')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        row.env_steps, steps,
+        "the report's env steps are the scorings'"
+    );
+    let ppo_row = summarize(&groups[1], None).expect("a row");
+    assert_eq!(ppo_row.env_steps, 1024.0);
+    let table = markdown(&[row, ppo_row], None, "success");
+    assert!(table.contains("| env steps |"), "{table}");
+}
+
+#[test]
+fn ctrl_c_stops_a_search_with_latest_saved() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let config = tw_cartpole(&["run.eval_every=0"]);
+    STOP.store(true, Ordering::SeqCst);
+    let stop = search(config, dir.path(), &wormnet_envs::registry(), |_| {});
+    STOP.store(false, Ordering::SeqCst);
+    assert_eq!(stop.expect("search"), StopReason::Interrupted);
+    assert!(load_checkpoint(dir.path(), tch::Device::Cpu).is_ok());
+    let record_stop = wormnet_agent::search::stop_reason(dir.path());
+    assert_eq!(record_stop, Some(StopReason::Interrupted));
 }
