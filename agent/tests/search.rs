@@ -59,7 +59,7 @@ fn search_finds_a_far_better_tw_circuit_on_cartpole_within_seconds() {
     let dir = tempfile::tempdir().unwrap();
     let config = tw_cartpole(&[
         "search.iterations=1000",
-        "run.eval_every=250",
+        "search.eval_every=250",
         "run.threads=2",
     ]);
     let registry = wormnet_envs::registry();
@@ -98,7 +98,7 @@ fn the_same_seed_and_threads_give_the_same_bits() {
         let config = tw_cartpole(&[
             "search.iterations=60",
             "search.patience=10",
-            "run.eval_every=0",
+            "search.eval_every=0",
             "run.threads=2",
             seed,
         ]);
@@ -124,7 +124,7 @@ fn a_search_run_is_evaluated_and_reported_beside_ppo_by_method() {
     let registry = wormnet_envs::registry();
     let runs = tempfile::tempdir().unwrap();
     let (s_dir, p_dir) = (runs.path().join("search"), runs.path().join("ppo"));
-    let small = ["run.eval_every=20", "run.eval_episodes=4"];
+    let small = ["search.eval_every=20", "run.eval_episodes=4"];
     let config = tw_cartpole(&[&["search.iterations=40"], &small[..]].concat());
     search(config, &s_dir, &registry, |_| {}).expect("search");
     let ppo = tw_cartpole(&[&["run.total_steps=1024"], &small[..]].concat());
@@ -183,7 +183,7 @@ fn a_search_run_is_evaluated_and_reported_beside_ppo_by_method() {
 fn ctrl_c_stops_a_search_with_latest_saved() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
-    let config = tw_cartpole(&["run.eval_every=0"]);
+    let config = tw_cartpole(&["search.eval_every=0"]);
     STOP.store(true, Ordering::SeqCst);
     let stop = search(config, dir.path(), &wormnet_envs::registry(), |_| {});
     STOP.store(false, Ordering::SeqCst);

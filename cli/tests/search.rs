@@ -31,7 +31,7 @@ fn search_writes_a_run_that_eval_and_report_read() {
             "--set",
             "search.iterations=30",
             "--set",
-            "run.eval_every=10",
+            "search.eval_every=10",
             "--set",
             "run.eval_episodes=4",
             "--threads",

@@ -24,7 +24,11 @@ pub struct SearchConfig {
     pub iterations: usize,
     /// Wall-clock budget in minutes (`--minutes`); absent, only `iterations` bounds the run.
     pub minutes: Option<f64>,
-    /// Stop once a periodic evaluation (`run.eval_every` tries) succeeds at least this often.
+    /// Evaluate the incumbent (`run.eval_episodes`) and save `latest` every this many tries
+    /// (0: only at the end). Not `run.eval_every`: PPO's cadence in updates would spend a
+    /// search's time evaluating.
+    pub eval_every: usize,
+    /// Stop once a periodic evaluation succeeds at least this often.
     pub stop_at_success: Option<f64>,
 }
 
@@ -38,6 +42,7 @@ impl Default for SearchConfig {
             patience: 50,
             iterations: 50_000,
             minutes: None,
+            eval_every: 200,
             stop_at_success: None,
         }
     }
@@ -56,6 +61,12 @@ impl SearchConfig {
             ("patience", self.patience, MOST),
             ("iterations", self.iterations, MOST),
         ];
+        if self.eval_every > MOST {
+            return Err((
+                "eval_every",
+                format!("must be at most {MOST}, got {}", self.eval_every),
+            ));
+        }
         for (field, value, most) in counts {
             if !(1..=most).contains(&value) {
                 let bound = if field == "worst" {

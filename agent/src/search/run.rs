@@ -309,7 +309,7 @@ pub fn search(
 }
 
 /// Tries until the budget is spent, the task solved or Ctrl-C; evaluates every
-/// `run.eval_every` tries and at the end, saving `latest` and `best`.
+/// `search.eval_every` tries and at the end, saving `latest` and `best`.
 fn search_loop(
     s: &mut Search<'_>,
     files: &mut RunFiles<'_>,
@@ -317,7 +317,7 @@ fn search_loop(
     progress: &mut impl FnMut(&Progress),
 ) -> Result<StopReason> {
     let config = files.config;
-    let (cfg, run) = (&config.search, &config.run);
+    let cfg = &config.search;
     let mut options = EvalOptions::during_training(config);
     options.deterministic = true;
     let mut best: Option<f64> = None;
@@ -339,8 +339,9 @@ fn search_loop(
         let t = s.step(done)?;
         done += 1;
         files.log_try(s, done - 1, &t)?;
-        if run.eval_every > 0 && done % run.eval_every == 0 {
+        if cfg.eval_every > 0 && done % cfg.eval_every == 0 {
             let eval = evaluate_incumbent(s, files, eval_factory, &options, &mut best, done)?;
+            files.save(s, done, "latest", best, None)?;
             evaluated_at = Some(done);
             progress(&progress_of(s, files, done, eval.clone()));
             if cfg
@@ -349,9 +350,6 @@ fn search_loop(
             {
                 break StopReason::Solved;
             }
-        }
-        if done % run.checkpoint_every == 0 {
-            files.save(s, done, "latest", best, None)?;
         }
     };
     if stop.finished() && evaluated_at != Some(done) {
