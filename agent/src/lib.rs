@@ -14,6 +14,7 @@
 //! - [`checkpoint`], [`metrics`], [`rundir`]: what a run directory holds, written so a crash
 //!   loses nothing, and locked so two runs never share one.
 //! - [`imitation`]: behavioural cloning of an env's expert, the start before PPO.
+//! - [`search`]: adaptive random search over a circuit's parameters, the worm papers' optimiser.
 //! - [`eval`]: judging a policy; [`compare`]: judging many runs against each other.
 //! - [`inspect`]: the audit log, the neuron panel, plots, recording and the live window.
 //! - [`interrupt`]: the Ctrl-C/SIGTERM stop request that every long loop checks.
@@ -29,6 +30,7 @@ pub mod metrics;
 pub mod policy;
 pub mod ppo;
 pub mod rundir;
+pub mod search;
 pub mod seeds;
 pub mod threads;
 pub mod train;

@@ -25,3 +25,7 @@ pub const EVAL_STREAM: u64 = 3 << 40;
 pub const NOISE_STREAM: u64 = 1;
 /// Action sampling of a standalone evaluation (`wormnet eval --seed S`), from its seed.
 pub const ACTION_STREAM: u64 = 4 << 40;
+/// Episode seeds of `wormnet search`'s `d`-th scoring (incumbent or try): `SEARCH_STREAM + d`.
+pub const SEARCH_STREAM: u64 = 5 << 40;
+/// Which scalars `wormnet search`'s try `i` perturbs, and by how much: `PERTURB_STREAM + i`.
+pub const PERTURB_STREAM: u64 = 6 << 40;

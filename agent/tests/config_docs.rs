@@ -27,6 +27,7 @@ const STRUCTS: &[&str] = &[
     "ppo",
     "run",
     "imitation",
+    "search",
 ];
 
 /// Config tables that are enums tagged by `kind`: `P.kind` and every kind's fields need a row.

@@ -56,6 +56,8 @@ enum Command {
     Train(commands::train::TrainArgs),
     /// Clone the env's expert (behavioural cloning with DAgger rounds) into a new run directory.
     Imitate(commands::imitate::ImitateArgs),
+    /// Adaptive random search over the circuit's parameters (the worm papers' optimiser).
+    Search(commands::search::SearchArgs),
     /// Train every trial of a sweep file (seeds × grid × variants), locally or on Ray; resumable.
     Sweep(commands::sweep::SweepArgs),
     /// Compare runs across seeds: CI table (Markdown, CSV), learning curves, robustness to noise.
@@ -121,6 +123,7 @@ where
         Command::Info(args) => commands::info::run(args, &registry),
         Command::Train(args) => commands::train::run(args, &registry),
         Command::Imitate(args) => commands::imitate::run(args, &registry),
+        Command::Search(args) => commands::search::run(args, &registry),
         Command::Sweep(args) => commands::sweep::run(args),
         Command::Report(args) => commands::report::run(args, &registry),
         Command::Eval(args) => commands::eval::run(args, &registry),

@@ -495,6 +495,8 @@ fn report_numbers_match_a_hand_computation() {
         (num(ltc, "train_seconds"), num(ltc, "wall_seconds")),
         (18.0, 24.0)
     );
+    // Each run's last row is at step 384.
+    assert_eq!(num(ltc, "env_steps"), 384.0);
     let cfc = &rows[2];
     assert_eq!(
         (
@@ -506,7 +508,7 @@ fn report_numbers_match_a_hand_computation() {
     );
     assert_eq!(num(cfc, "steps_to_threshold"), 128.0);
     let md = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
-    assert!(md.contains("| cell=ltc | 2 | 15.0 [10.0, 20.0] | 15.0 | 25.0 [20.0, 30.0] | 320 (2/2) | 20.0 | 18.0 | 24.0 |"), "{md}");
+    assert!(md.contains("| cell=ltc | 2 | 15.0 [10.0, 20.0] | 15.0 | 25.0 [20.0, 30.0] | 320 (2/2) | 20.0 | 384 | 18.0 | 24.0 |"), "{md}");
     assert!(out_dir.join("curves.png").exists());
 
     // Runs without a policy to evaluate still report; their noise cells are empty.

@@ -14,5 +14,5 @@ pub mod runs;
 pub mod stats;
 pub mod table;
 
-pub use runs::{find_runs, group, Group, RunRecord};
+pub use runs::{find_runs, group, Group, Method, RunRecord};
 pub use table::{csv, markdown, summarize, GroupRow};

@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use crate::config::TrainConfig;
 use crate::inspect::plot::read_metrics;
 use crate::metrics::names;
+use crate::search::{self, StopReason};
 
 /// What a run directory says about how training went.
 #[derive(Clone, Debug)]
@@ -27,6 +28,36 @@ pub struct RunRecord {
     /// Wall seconds of the cloning before PPO (`imitation.before_ppo`), from
     /// `RUN/imitation/imitation.csv`; already inside the run's wall seconds.
     pub cloning_seconds: Option<f64>,
+    /// How it was trained: PPO, or `wormnet search` (a `search.csv` beside the metrics).
+    pub method: Method,
+}
+
+/// How a run was trained: part of its group, so PPO and search runs of one config compare.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// `wormnet train`.
+    Ppo,
+    /// `wormnet search`, and how it ended (`None`: still running, or killed).
+    Search(Option<StopReason>),
+}
+
+impl Method {
+    /// Of the run in `dir`: search where it holds a search log.
+    fn of(dir: &Path) -> Method {
+        if dir.join(search::LOG).is_file() {
+            Method::Search(search::stop_reason(dir))
+        } else {
+            Method::Ppo
+        }
+    }
+
+    /// `ppo` or `search`, as group labels say it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Ppo => "ppo",
+            Method::Search(_) => "search",
+        }
+    }
 }
 
 impl RunRecord {
@@ -62,17 +93,19 @@ impl RunRecord {
             times,
             noise: Vec::new(),
             cloning_seconds: cloning_seconds(dir),
+            method: Method::of(dir),
         })
     }
 
-    /// The config with the seed and run name taken out: runs with equal keys form a group.
-    /// Unfinished runs form groups of their own: a run stopped short of its budget must not
-    /// pass for a final result in a finished group's statistics.
+    /// The method and the config with the seed and run name taken out: runs with equal keys
+    /// form a group. Unfinished runs form groups of their own: a run stopped short of its
+    /// budget must not pass for a final result in a finished group's statistics.
     fn group_key(&self) -> String {
         let mut c = self.config.clone();
         c.run.seed = 0;
         c.run.name = None;
-        let mut key = c.to_toml();
+        // First, before any table, so that `flatten` reads it as a top-level key.
+        let mut key = format!("method = \"{}\"\n{}", self.method.name(), c.to_toml());
         if self.unfinished().is_some() {
             key.push_str("\n# unfinished\n");
         }
@@ -80,9 +113,13 @@ impl RunRecord {
     }
 
     /// Env steps done and `run.total_steps`, for a run whose `metrics.csv` ends short of its
-    /// budget (stopped or still training); `None` for a finished run.
+    /// budget (stopped or still training); `None` for a finished run. A search run has no step
+    /// budget (total 0): it is unfinished unless its log says it spent its budget or solved.
     pub fn unfinished(&self) -> Option<(u64, u64)> {
         let done = self.times.last().map_or(0.0, |t| t.0);
+        if let Method::Search(stop) = self.method {
+            return (!stop.is_some_and(StopReason::finished)).then_some((done as u64, 0));
+        }
         let total = self.config.run.total_steps;
         (done < total as f64).then_some((done as u64, total))
     }
@@ -191,6 +228,9 @@ fn unfinished_mark(runs: &[RunRecord]) -> Option<String> {
     let lo = steps.iter().map(|s| s.0).min()?;
     let hi = steps.iter().map(|s| s.0).max()?;
     let total = steps.iter().map(|s| s.1).max()?;
+    if total == 0 {
+        return Some(format!("unfinished: stopped after {} steps", thousands(hi)));
+    }
     Some(match steps.len() {
         1 => format!(
             "unfinished: {} of {} steps",
@@ -269,8 +309,12 @@ fn difference_label(
         })
         .collect();
     if differing.is_empty() {
+        let method = match first.method {
+            Method::Ppo => "",
+            Method::Search(_) => " search",
+        };
         format!(
-            "{} {:?}",
+            "{} {:?}{method}",
             first.config.env.name, first.config.policy.actor.cell
         )
         .to_lowercase()

@@ -28,6 +28,9 @@ pub struct GroupRow {
     pub steps_to_threshold: Option<f64>,
     /// Mean wall seconds to the threshold over the runs that reached it (and logged it).
     pub wall_to_threshold: Option<f64>,
+    /// Mean env steps of a whole run (PPO's rollouts, search's scorings): what each method
+    /// spent, to compare beside the seconds.
+    pub env_steps: f64,
     /// Mean training seconds (rollouts and updates only) of a whole run.
     pub train_seconds: f64,
     /// Mean wall seconds of a whole run (evaluations and checkpoints included), where logged.
@@ -89,6 +92,13 @@ pub fn summarize(group: &Group, threshold: Option<f64>) -> Option<GroupRow> {
         reached: reached.len(),
         steps_to_threshold: mean(&reached.iter().map(|r| r.0).collect::<Vec<_>>()),
         wall_to_threshold: mean(&reached.iter().filter_map(|r| r.1).collect::<Vec<_>>()),
+        env_steps: mean(
+            &runs
+                .iter()
+                .map(|r| r.times.last().map_or(0.0, |t| t.0))
+                .collect::<Vec<_>>(),
+        )
+        .unwrap_or(0.0),
         train_seconds: mean(
             &runs
                 .iter()
@@ -150,6 +160,7 @@ pub fn markdown(rows: &[GroupRow], threshold: Option<f64>, noise_metric: &str) -
     if any_cloning {
         head.push("cloning s".into());
     }
+    head.push("env steps".into());
     head.push("train s".into());
     head.push("wall s".into());
     let levels = noise_levels(rows);
@@ -182,6 +193,7 @@ pub fn markdown(rows: &[GroupRow], threshold: Option<f64>, noise_metric: &str) -
         if any_cloning {
             cells.push(r.cloning_seconds.map_or("–".into(), |s| format!("{s:.1}")));
         }
+        cells.push(format!("{:.0}", r.env_steps));
         cells.push(format!("{:.1}", r.train_seconds));
         cells.push(r.wall_seconds.map_or("–".into(), |s| format!("{s:.1}")));
         for sigma in &levels {
@@ -220,6 +232,7 @@ pub fn csv(rows: &[GroupRow]) -> String {
         "reached_threshold",
         "steps_to_threshold",
         "wall_seconds_to_threshold",
+        "env_steps",
         "train_seconds",
         "wall_seconds",
         "cloning_seconds",
@@ -254,6 +267,7 @@ pub fn csv(rows: &[GroupRow]) -> String {
             r.reached.to_string(),
             opt(r.steps_to_threshold),
             opt(r.wall_to_threshold),
+            r.env_steps.to_string(),
             r.train_seconds.to_string(),
             opt(r.wall_seconds),
             opt(r.cloning_seconds),

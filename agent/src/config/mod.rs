@@ -10,6 +10,9 @@ use crate::policy::PolicyConfig;
 use crate::ppo::config::PpoConfig;
 
 pub mod limits;
+pub mod search;
+
+pub use search::SearchConfig;
 
 fn default_num_envs() -> usize {
     8
@@ -230,6 +233,9 @@ pub struct TrainConfig {
     #[serde(default)]
     /// Behavioural cloning of the env's expert (`wormnet imitate`).
     pub imitation: ImitationConfig,
+    #[serde(default)]
+    /// Adaptive random search over the circuit's parameters (`wormnet search`).
+    pub search: SearchConfig,
 }
 
 /// A config that could not be read or does not make sense, naming the file and the field.
@@ -359,6 +365,9 @@ impl TrainConfig {
         self.imitation
             .check()
             .map_err(|(field, message)| invalid(&format!("imitation.{field}"), message))?;
+        self.search
+            .check()
+            .map_err(|(field, message)| invalid(&format!("search.{field}"), message))?;
         Ok(())
     }
 
@@ -424,7 +433,7 @@ impl TrainConfig {
                 format!("cannot be written as TOML ({e}); is a number past 2^63?"),
             )
         })?;
-        for section in ["policy", "ppo", "imitation"] {
+        for section in ["policy", "ppo", "imitation", "search"] {
             if let Some(v) = value.get(section) {
                 limits::check_floats(v, section)?;
             }

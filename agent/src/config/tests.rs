@@ -183,3 +183,22 @@ fn a_number_too_big_for_64_bits_is_called_a_number() {
     );
     assert_eq!(set("run.name=007").value, toml::Value::String("007".into()));
 }
+
+#[test]
+fn search_fields_are_checked_by_name() {
+    for (set, field) in [
+        ("[search]\nworst = 20\nepisodes = 16", "search.worst"),
+        ("[search]\nstep = 0.0", "search.step"),
+        ("[search]\niterations = 0", "search.iterations"),
+        ("[search]\nminutes = -1.0", "search.minutes"),
+        ("[search]\nstop_at_success = 1.5", "search.stop_at_success"),
+        ("[search]\nepisodes = 1000000000000", "search.episodes"),
+    ] {
+        let e = TrainConfig::parse(&format!("{MINIMAL}\n{set}\n"), Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(field) && !e.contains('\n'), "{set}: {e}");
+    }
+    let c = TrainConfig::parse(MINIMAL, Path::new("c.toml")).unwrap();
+    assert_eq!((c.search.episodes, c.search.worst), (16, 8));
+}

@@ -9,6 +9,7 @@ pub mod plot;
 #[cfg(feature = "render")]
 pub mod record;
 pub mod report;
+pub mod search;
 pub mod sweep;
 pub mod train;
 #[cfg(feature = "render")]

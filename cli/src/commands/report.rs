@@ -128,7 +128,12 @@ fn warn_unfinished(runs: &[RunRecord]) {
         .iter()
         .filter_map(|r| {
             let (done, total) = r.unfinished()?;
-            Some(format!("{} ({done} of {total} steps)", r.dir.display()))
+            let of = if total == 0 {
+                String::new()
+            } else {
+                format!(" of {total}")
+            };
+            Some(format!("{} ({done}{of} steps)", r.dir.display()))
         })
         .collect();
     if !unfinished.is_empty() {
