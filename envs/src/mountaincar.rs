@@ -5,6 +5,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Deserialize;
+use wormnet_sim::env::check_option_ranges;
 use wormnet_sim::frame::{Geometry, Overlay, Polyline, Pose, Rgba, Shape};
 use wormnet_sim::{parse_options, Env, EnvError, EnvSpec, Frame, Space, Step};
 
@@ -17,10 +18,28 @@ const MAX_SPEED: f64 = 0.07;
 const GOAL_POSITION: f64 = 0.45;
 const POWER: f32 = 0.0015;
 
-/// Options accepted in the env's TOML table (none yet: Gymnasium's defaults).
+/// The slope's pull per step, `0.0025·cos(3x)`: the car's energy is `v²/2 + SLOPE/3·sin(3x)`.
+const SLOPE: f64 = 0.0025;
+
+/// Options accepted in the env's TOML table; the defaults are Gymnasium's task.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct MountainCarOptions {}
+pub struct MountainCarOptions {
+    /// Potential-based reward shaping by the car's mechanical energy (Ng et al., 1999): each
+    /// step's reward gains `energy_shaping` × the change of energy, in units of the energy
+    /// from the valley floor at rest to the flag, so the shaping of a whole episode adds up to
+    /// `energy_shaping` × (final − initial energy) and leaves the best policy as it is. 0 (the
+    /// default) is Gymnasium's reward; set it for training envs only (`eval_options`: 0).
+    pub energy_shaping: f64,
+}
+
+/// The car's mechanical energy at `[position, velocity]`, in units of the rise from the valley
+/// floor at rest (0) to standing at the flag (1).
+fn energy([position, velocity]: [f64; 2]) -> f64 {
+    let e = |x: f64, v: f64| v * v / 2.0 + SLOPE / 3.0 * (3.0 * x).sin();
+    let floor = -SLOPE / 3.0;
+    (e(position, velocity) - floor) / (e(GOAL_POSITION, 0.0) - floor)
+}
 
 /// Drive an under-powered car up the right hill (Gymnasium MountainCarContinuous-v0: 999-step
 /// limit, reward 100 at the flag minus 0.1·force² per step, terminates at the flag). The
@@ -36,11 +55,12 @@ pub struct MountainCar {
     rng: ChaCha8Rng,
     last_force: f32,
     steps: u32,
+    energy_shaping: f64,
 }
 
 impl MountainCar {
     /// A mountain car with the given options.
-    pub fn new(_options: MountainCarOptions) -> Self {
+    pub fn new(options: MountainCarOptions) -> Self {
         let spec = EnvSpec {
             name: NAME.to_string(),
             observation_space: Space::Box {
@@ -67,12 +87,16 @@ impl MountainCar {
             rng: ChaCha8Rng::seed_from_u64(0),
             last_force: 0.0,
             steps: 0,
+            energy_shaping: options.energy_shaping,
         }
     }
 
     /// Builds from a TOML options table (unknown options are an error).
     pub fn from_options(options: &toml::Table) -> Result<Self, EnvError> {
-        Ok(MountainCar::new(parse_options(NAME, options)?))
+        let options: MountainCarOptions = parse_options(NAME, options)?;
+        let shaping = options.energy_shaping as f32;
+        check_option_ranges(NAME, &[], &[("energy_shaping", shaping)])?;
+        Ok(MountainCar::new(options))
     }
 
     /// The state `[position, velocity]`.
@@ -101,8 +125,8 @@ impl MountainCar {
         let [position, velocity] = self.state;
         let force = action.clamp(-1.0, 1.0);
         let slope = match self.single {
-            true => 0.0025 * f64::from(3.0f32 * position as f32).cos(),
-            false => 0.0025 * (3.0 * position).cos(),
+            true => SLOPE * f64::from(3.0f32 * position as f32).cos(),
+            false => SLOPE * (3.0 * position).cos(),
         };
         let delta = match force == action {
             true => f64::from(force * POWER - slope as f32),
@@ -144,6 +168,7 @@ impl Env for MountainCar {
 
     fn step(&mut self, action: &[f32], obs: &mut [f32]) -> Step {
         self.last_force = action[0].clamp(-1.0, 1.0);
+        let before = energy(self.state);
         let [position, velocity] = self.advance(action[0]);
         let terminated = position >= GOAL_POSITION && velocity >= 0.0;
         self.state = [f64::from(position as f32), f64::from(velocity as f32)];
@@ -153,6 +178,9 @@ impl Env for MountainCar {
         self.observe(obs);
         let mut reward = if terminated { 100.0 } else { 0.0 };
         reward -= f64::from(action[0]).powi(2) * 0.1;
+        if self.energy_shaping != 0.0 {
+            reward += self.energy_shaping * (energy(self.state) - before);
+        }
         Step {
             reward: reward as f32,
             terminated,

@@ -291,3 +291,56 @@ fn continuous_cartpole_is_gymnasiums_with_a_scaled_force() {
         .unwrap_or_default();
     assert!(err.contains("force"), "{err}");
 }
+
+/// Energy shaping is potential-based: over a whole episode it adds exactly `energy_shaping` ×
+/// (final − initial energy), in units of the rise from the valley floor to the flag — about
+/// the full amount for an episode that reaches the flag from rest, nothing for one that stays
+/// where it started — and the flag is reached by the same steps as without it.
+#[test]
+fn mountaincar_energy_shaping_adds_the_change_of_energy() {
+    let run = |shaping: f64, pump: bool| {
+        let mut env = MountainCar::new(MountainCarOptions {
+            energy_shaping: shaping,
+        });
+        let mut obs = vec![0.0; 2];
+        env.reset(Some(3), &mut obs);
+        let start = env.state();
+        let (mut total, mut steps) = (0.0f64, 0);
+        loop {
+            let a = if !pump {
+                0.0
+            } else if obs[1] >= 0.0 {
+                1.0
+            } else {
+                -1.0
+            };
+            let step = env.step(&[a], &mut obs);
+            total += f64::from(step.reward);
+            steps += 1;
+            if step.terminated || steps == 999 {
+                return (total, steps, start, env.state());
+            }
+        }
+    };
+    let (plain, plain_steps, ..) = run(0.0, true);
+    let (shaped, shaped_steps, start, end) = run(50.0, true);
+    assert_eq!(plain_steps, shaped_steps, "shaping changes no dynamics");
+    assert!(plain > 80.0, "the pump reaches the flag: {plain}");
+    let energy = |[x, v]: [f64; 2]| {
+        let e = |x: f64, v: f64| v * v / 2.0 + 0.0025 / 3.0 * (3.0 * x).sin();
+        (e(x, v) + 0.0025 / 3.0) / (e(0.45, 0.0) + 0.0025 / 3.0)
+    };
+    let bonus = 50.0 * (energy(end) - energy(start));
+    assert!(bonus > 40.0, "from near the floor to the flag: {bonus}");
+    assert!(
+        (shaped - plain - bonus).abs() < 1e-3,
+        "{shaped} - {plain} != {bonus}"
+    );
+    let (idle_plain, ..) = run(0.0, false);
+    let (idle_shaped, _, start, end) = run(50.0, false);
+    let drift = 50.0 * (energy(end) - energy(start));
+    assert!((idle_shaped - idle_plain - drift).abs() < 1e-3);
+    let bad = MountainCar::from_options(&toml::from_str("energy_shaping = -1.0").unwrap());
+    let err = bad.err().expect("negative shaping refused").to_string();
+    assert!(err.contains("energy_shaping"), "{err}");
+}

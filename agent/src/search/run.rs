@@ -275,6 +275,7 @@ pub fn search(
     let incumbent = space.read(&policy);
     let scorer = Scorer::new(policy, replicas, &space, &factory)?;
     let guard = rundir::NewRunGuard::new(run_dir, rundir::claim_new(run_dir, None)?);
+    config.policy.embed_circuits()?;
     checkpoint::write_atomic(&run_dir.join("config.toml"), config.to_toml().as_bytes())?;
     let mut files = RunFiles {
         dir: run_dir,
