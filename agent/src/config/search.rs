@@ -20,6 +20,9 @@ pub struct SearchConfig {
     /// Rejected tries in a row before the incumbent is re-scored on fresh episodes (its score
     /// may have been lucky) and twice as many scalars are perturbed at once.
     pub patience: usize,
+    /// The widest a try gets: widening past it starts again from `perturb`, so a search on a
+    /// plateau cycles through small and wide moves instead of perturbing everything forever.
+    pub max_perturb: usize,
     /// Tries at most.
     pub iterations: usize,
     /// Wall-clock budget in minutes (`--minutes`); absent, only `iterations` bounds the run.
@@ -40,6 +43,7 @@ impl Default for SearchConfig {
             perturb: 4,
             step: 1.0,
             patience: 50,
+            max_perturb: 64,
             iterations: 50_000,
             minutes: None,
             eval_every: 200,
@@ -58,6 +62,7 @@ impl SearchConfig {
             ("episodes", self.episodes, 100_000),
             ("worst", self.worst, self.episodes.min(100_000)),
             ("perturb", self.perturb, MOST),
+            ("max_perturb", self.max_perturb, MOST),
             ("patience", self.patience, MOST),
             ("iterations", self.iterations, MOST),
         ];
@@ -76,6 +81,15 @@ impl SearchConfig {
                 };
                 return Err((field, format!("must be {bound}, got {value}")));
             }
+        }
+        if self.max_perturb < self.perturb {
+            return Err((
+                "max_perturb",
+                format!(
+                    "must be at least search.perturb ({}), got {}",
+                    self.perturb, self.max_perturb
+                ),
+            ));
         }
         if !(self.step > 0.0 && self.step <= 1e3) {
             return Err(("step", format!("must be in (0, 1000], got {}", self.step)));

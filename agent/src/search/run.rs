@@ -15,7 +15,7 @@ use super::episodes::{worst_mean, Episode, Scorer};
 use super::outcome::{StopReason, LOG};
 use super::space::SearchSpace;
 use crate::checkpoint::{self, CheckpointParts};
-use crate::config::TrainConfig;
+use crate::config::{SearchConfig, TrainConfig};
 use crate::eval::{evaluate, EvalOptions, EvalSummary};
 use crate::interrupt::STOP;
 use crate::metrics::{names, MetricsWriter, Scalars, COLUMNS};
@@ -46,6 +46,17 @@ pub struct Progress {
     pub eval: EvalSummary,
     /// Wall-clock seconds since the run started.
     pub wall_seconds: f64,
+}
+
+/// The width after `patience` rejections: twice as wide, up to `max_perturb` (and the `len`
+/// scalars there are); from there a new cycle starts at `perturb`.
+fn wider(width: usize, cfg: &SearchConfig, len: usize) -> usize {
+    let widest = cfg.max_perturb.min(len);
+    match width * 2 > widest {
+        true if width >= widest => cfg.perturb.min(len),
+        true => widest,
+        false => width * 2,
+    }
 }
 
 /// The search's state: the incumbent, its score, and the counters that steer the width.
@@ -119,7 +130,7 @@ impl Search<'_> {
             if self.failures >= cfg.patience {
                 let incumbent = self.incumbent.clone();
                 self.score = self.score(&incumbent)?.0;
-                self.width = (self.width * 2).min(self.space.len());
+                self.width = wider(self.width, cfg, self.space.len());
                 self.failures = 0;
             }
         }
@@ -396,5 +407,27 @@ fn progress_of(s: &Search<'_>, files: &RunFiles<'_>, done: usize, eval: EvalSumm
         accepted: s.accepted,
         eval,
         wall_seconds: files.started.elapsed().as_secs_f64(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn widening_doubles_up_to_max_perturb_then_starts_a_new_cycle() {
+        let cfg = SearchConfig::default();
+        let cycle = |len: usize| {
+            let mut w = cfg.perturb.min(len);
+            (0..7)
+                .map(|_| {
+                    w = wider(w, &cfg, len);
+                    w
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(cycle(707), [8, 16, 32, 64, 4, 8, 16]);
+        assert_eq!(cycle(20), [8, 16, 20, 4, 8, 16, 20]);
+        assert_eq!(cycle(3), [3, 3, 3, 3, 3, 3, 3]);
     }
 }
