@@ -95,8 +95,10 @@ fn each_input_feeds_its_pair_and_only_it() {
 
 #[test]
 fn the_output_is_fwd_minus_rev_on_every_path() {
-    let (_vp, paired) = build(&tw(true));
-    let (_vm, plain) = build(&tw(false));
+    let (vp, paired) = build(&tw(true));
+    let (mut vm, plain) = build(&tw(false));
+    // The same weights whatever other tests draw from libtorch's global generator meanwhile.
+    vm.copy(&vp).expect("the same parameters");
     let w = plain.wiring().expect("wired");
     let (fwd, rev) = (
         w.neuron_id("FWD").expect("FWD") as i64,
