@@ -246,3 +246,41 @@ fn a_policy_that_cannot_be_built_creates_no_directory() {
         assert!(!run.exists(), "{edit}: a run directory was created");
     }
 }
+
+/// Every run made before `run.threads` recorded `run.update_threads` and `ppo.log_std_init`,
+/// settings since retired: such a run still evaluates, reports and resumes (a config a person
+/// writes with them is refused, naming them; see the config tests).
+#[test]
+fn a_run_recorded_with_since_retired_settings_still_loads_reports_and_resumes() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = Trainer::create(config(), dir.path(), &envs()).unwrap();
+    t.run(Some(2), |_, _| {}).unwrap();
+    drop(t);
+    for name in ["best.json", "latest.json"] {
+        let path = dir.path().join(name);
+        let mut sidecar: serde_json::Value = load_json(&path).unwrap();
+        sidecar["config"]["run"]["update_threads"] = 2.into();
+        sidecar["config"]["ppo"]["log_std_init"] = 0.0.into();
+        save_json(&path, &sidecar).unwrap();
+    }
+    let record = dir.path().join("config.toml");
+    let text = std::fs::read_to_string(&record).unwrap();
+    assert!(
+        text.contains("[run]\n") && text.contains("[ppo]\n"),
+        "{text}"
+    );
+    let old = text
+        .replace("[run]\n", "[run]\nupdate_threads = 2\n")
+        .replace("[ppo]\n", "[ppo]\nlog_std_init = 0.0\n");
+    std::fs::write(&record, old).unwrap();
+    assert!(
+        TrainConfig::load(&record).is_err(),
+        "as a config it is refused"
+    );
+    load_checkpoint(&dir.path().join("best.json"), tch::Device::Cpu).unwrap();
+    let run = wormnet_agent::compare::RunRecord::load(dir.path()).unwrap();
+    assert_eq!(run.config, TrainConfig::parse(&text, &record).unwrap());
+    let mut t = Trainer::resume(dir.path(), None, &envs()).unwrap();
+    t.run(Some(3), |_, _| {}).unwrap();
+}

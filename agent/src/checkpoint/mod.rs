@@ -99,7 +99,9 @@ pub fn save(
 /// Reads a sidecar and checks every field of it ([`validate::check`]): what it names can be
 /// built and loaded without a surprise.
 pub fn load_sidecar(path: &Path) -> Result<Sidecar> {
-    let sidecar: Sidecar = load_json(path)?;
+    let mut sidecar: Sidecar = load_json(path)?;
+    // Written by wormnet, perhaps an older one: settings retired since are dropped.
+    sidecar.config.forget_retired();
     validate::check(&sidecar, path)?;
     Ok(sidecar)
 }

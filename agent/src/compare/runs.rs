@@ -63,7 +63,7 @@ impl Method {
 impl RunRecord {
     /// Reads `config.toml` and `metrics.csv` of a run directory.
     pub fn load(dir: &Path) -> Result<Self> {
-        let config = TrainConfig::load(&dir.join("config.toml"))?;
+        let config = TrainConfig::load_record(&dir.join("config.toml"))?;
         let (header, rows) = read_metrics(&dir.join("metrics.csv"))?;
         let col = |name: &str| header.iter().position(|h| h == name);
         let step = col("global_step")

@@ -14,6 +14,18 @@ pub mod search;
 
 pub use search::SearchConfig;
 
+/// The text of a config file, or an error naming it.
+fn read_text(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+        path: path.to_path_buf(),
+        error,
+    })
+}
+
+/// Settings a run may have recorded that wormnet no longer reads, as `(section, key)`: a config
+/// that sets one is refused with what replaced it; a run's record of one is dropped.
+const RETIRED: &[(&str, &str)] = &[("run", "update_threads"), ("ppo", "log_std_init")];
+
 fn default_num_envs() -> usize {
     8
 }
@@ -272,10 +284,7 @@ pub enum ConfigError {
 impl TrainConfig {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
-            path: path.to_path_buf(),
-            error,
-        })?;
+        let text = read_text(path)?;
         Self::parse(&text, path)
     }
 
@@ -287,10 +296,7 @@ impl TrainConfig {
     /// Reads a config file with `--set` overrides laid over it (see [`Override`]), then
     /// validates the result exactly as a file: an unknown key is an error naming it.
     pub fn load_with(path: &Path, overrides: &[Override]) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
-            path: path.to_path_buf(),
-            error,
-        })?;
+        let text = read_text(path)?;
         Self::parse_with(&text, path, overrides)
     }
 
@@ -304,8 +310,21 @@ impl TrainConfig {
             path: path.to_path_buf(),
             message,
         };
-        let mut table: toml::Table =
+        let table: toml::Table =
             toml::from_str(text).map_err(|e| parse_error(toml_error(&e, Some(text))))?;
+        Self::from_table(table, path, overrides)
+    }
+
+    /// [`Self::parse_with`] from the parsed TOML.
+    fn from_table(
+        mut table: toml::Table,
+        path: &Path,
+        overrides: &[Override],
+    ) -> Result<Self, ConfigError> {
+        let parse_error = |message: String| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message,
+        };
         for o in overrides {
             o.apply(&mut table).map_err(&parse_error)?;
         }
@@ -319,6 +338,30 @@ impl TrainConfig {
         })?;
         config.validate(path)?;
         Ok(config)
+    }
+
+    /// Reads a run directory's `config.toml`. wormnet wrote it, perhaps an older wormnet, so a
+    /// setting retired since (what it did is in the run's checkpoints) is dropped rather than
+    /// refused as in a config a person writes: old runs stay readable.
+    pub fn load_record(path: &Path) -> Result<Self, ConfigError> {
+        let text = read_text(path)?;
+        let mut table: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: toml_error(&e, Some(&text)),
+        })?;
+        for (section, key) in RETIRED {
+            if let Some(toml::Value::Table(t)) = table.get_mut(*section) {
+                t.remove(*key);
+            }
+        }
+        Self::from_table(table, path, &[])
+    }
+
+    /// Drops the settings retired since a run recorded them (see [`Self::load_record`]); a
+    /// checkpoint's config is read through it.
+    pub fn forget_retired(&mut self) {
+        self.run.update_threads = None;
+        self.ppo.log_std_init = None;
     }
 
     /// Checks values that serde cannot (ranges, divisibility).

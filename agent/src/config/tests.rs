@@ -118,6 +118,47 @@ fn threads_default_to_the_machine_and_update_threads_is_named_as_replaced() {
     assert!(e.contains("replaced by run.threads"), "{e}");
 }
 
+/// A person's config that sets a retired key is refused, naming it and its replacement; a run's
+/// record of the same key (every run before it was retired wrote it) reads as if it were absent.
+#[test]
+fn retired_keys_are_refused_in_a_config_and_dropped_from_a_runs_record() {
+    let old = format!("{MINIMAL}\n[run]\nupdate_threads = 2\n[ppo]\nlog_std_init = 0.0\n");
+    let e = TrainConfig::parse(
+        &format!("{MINIMAL}\n[ppo]\nlog_std_init = -0.5\n"),
+        Path::new("c.toml"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("ppo.log_std_init") && e.contains("policy.log_std_init"),
+        "{e}"
+    );
+    assert!(TrainConfig::parse(&old, Path::new("c.toml")).is_err());
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("config.toml");
+    std::fs::write(&record, &old).unwrap();
+    let read = TrainConfig::load_record(&record).unwrap();
+    assert_eq!(
+        read,
+        TrainConfig::parse(MINIMAL, Path::new("c.toml")).unwrap()
+    );
+    // The same for a checkpoint's copy of the config (read with serde, then forgotten).
+    let mut from_json: TrainConfig = serde_json::from_value(serde_json::json!({
+        "env": {"name": "cartpole"},
+        "policy": {"actor": {"cell": "cfc", "wiring": {"kind": "auto_ncp", "units": 8, "output_size": 2}}},
+        "run": {"update_threads": 2},
+        "ppo": {"log_std_init": 0.0},
+    }))
+    .unwrap();
+    assert!(from_json.validate(Path::new("best.json")).is_err());
+    from_json.forget_retired();
+    assert_eq!(from_json, read);
+    // A record still names what is wrong in it.
+    std::fs::write(&record, format!("{old}seed = -1\n")).unwrap();
+    let e = TrainConfig::load_record(&record).unwrap_err().to_string();
+    assert!(e.contains("config.toml"), "{e}");
+}
+
 #[test]
 fn envs_per_app_defaults_to_one_and_zero_is_named() {
     let c = TrainConfig::parse(MINIMAL, Path::new("c.toml")).unwrap();

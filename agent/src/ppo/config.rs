@@ -50,8 +50,10 @@ pub struct PpoConfig {
     /// Bootstrap time-limit truncations from V(final observation) (not CleanRL's default, which
     /// treats truncation as termination; Gymnasium and SB3 recommend bootstrapping).
     pub bootstrap_truncated: bool,
-    /// Initial value of the state-independent log-std for Box actions (detail R2).
-    pub log_std_init: f64,
+    /// Retired: never read, the initial log-std of Box actions is `policy.log_std_init`. Kept
+    /// only to say so; a run recorded by an older wormnet has it (`TrainConfig::forget_retired`).
+    #[serde(skip_serializing)]
+    pub log_std_init: Option<toml::Value>,
     /// On the CPU, compute the grad norm, the ratio statistics, a categorical policy's loss
     /// and Adam's step as host loops (fast; the same to float rounding, see `ppo::host`).
     /// `false` computes every loss, statistic and norm with libtorch's operations: the plain
@@ -82,7 +84,7 @@ impl Default for PpoConfig {
             norm_reward: true,
             reward_clip: 10.0,
             bootstrap_truncated: true,
-            log_std_init: 0.0,
+            log_std_init: None,
             host_loops: true,
         }
     }
@@ -149,10 +151,12 @@ impl PpoConfig {
         if let Some(kl) = self.target_kl.filter(|&kl| !positive(kl)) {
             return err("target_kl", format!("must be > 0 and finite, got {kl}"));
         }
-        if self.log_std_init.is_nan() || self.log_std_init.abs() > 20.0 {
+        if self.log_std_init.is_some() {
             return err(
                 "log_std_init",
-                format!("must lie in [-20, 20], got {}", self.log_std_init),
+                "is not read: the initial log-std of Box actions is policy.log_std_init; move \
+                 it there"
+                    .into(),
             );
         }
         Ok(())

@@ -149,7 +149,7 @@ fn resumed_run(run_dir: &Path, args: &TrainArgs, registry: &Registry) -> Result<
         .with_context(|| format!("cannot resume {}", run_dir.display()))?;
     let edited = run_dir.join("config.toml");
     let mut config = if edited.exists() {
-        TrainConfig::load(&edited)?
+        TrainConfig::load_record(&edited)?
     } else {
         sidecar.config.clone()
     };

@@ -154,7 +154,7 @@ pub fn existing(run_dir: &Path) -> Result<Option<Existing>> {
     let edited = run_dir.join("config.toml");
     let config = match std::fs::symlink_metadata(&edited) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => sidecar.config,
-        _ => TrainConfig::load(&edited)?,
+        _ => TrainConfig::load_record(&edited)?,
     };
     Ok(Some(Existing {
         config,
