@@ -293,4 +293,14 @@ fn a_minibatch_of_full_lanes_splits_actor_and_critic_and_keeps_every_bit() {
     assert_eq!(one.params, two.params);
     let bits = |o: &Outcome| figures(&o.stats).map(|(_, v)| v.to_bits());
     assert_eq!(bits(&one), bits(&two));
+    // On 4 threads: two shards of 8 envs, each split in halves, on three replicas: the same
+    // update to float rounding, and the same bits again.
+    let replicas = (0..3).map(|_| self::policy(&spec, 2)).collect();
+    let four_threads = Shards::spawn(replicas).unwrap();
+    assert_eq!(four_threads.layout(16, true), (2, true));
+    let four = run_on(&policy, &init, &rollout, true, &four_threads);
+    assert_close(&one.params, &four.params, 1e-5, "four threads: parameter");
+    assert_close(&one.grads, &four.grads, 1e-4, "four threads: gradient");
+    let again = run_on(&policy, &init, &rollout, true, &four_threads);
+    assert_eq!((again.params, again.grads), (four.params, four.grads));
 }
