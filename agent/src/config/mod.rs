@@ -24,10 +24,6 @@ fn read_text(path: &Path) -> Result<String, ConfigError> {
     })
 }
 
-/// Settings a run may have recorded that wormnet no longer reads, as `(section, key)`: a config
-/// that sets one is refused with what replaced it; a run's record of one is dropped.
-const RETIRED: &[(&str, &str)] = &[("run", "update_threads"), ("ppo", "log_std_init")];
-
 fn default_num_envs() -> usize {
     8
 }
@@ -308,36 +304,7 @@ impl TrainConfig {
         path: &Path,
         overrides: &[Override],
     ) -> Result<Self, ConfigError> {
-        let parse_error = |message: String| ConfigError::Parse {
-            path: path.to_path_buf(),
-            message,
-        };
-        let table: toml::Table =
-            toml::from_str(text).map_err(|e| parse_error(toml_error(&e, Some(text))))?;
-        Self::from_table(table, path, overrides)
-    }
-
-    /// [`Self::parse_with`] from the parsed TOML.
-    fn from_table(
-        mut table: toml::Table,
-        path: &Path,
-        overrides: &[Override],
-    ) -> Result<Self, ConfigError> {
-        let parse_error = |message: String| ConfigError::Parse {
-            path: path.to_path_buf(),
-            message,
-        };
-        for o in overrides {
-            o.apply(&mut table).map_err(&parse_error)?;
-        }
-        let config: TrainConfig = table.try_into().map_err(|e: toml::de::Error| {
-            let message = toml_error(&e, None);
-            // Name the override that brought the bad key or value, if one did.
-            match overrides.iter().find(|o| o.is_named_in(&message)) {
-                Some(o) => parse_error(format!("--set {o}: {message}")),
-                None => parse_error(message),
-            }
-        })?;
+        let config = Self::read(text, path, overrides)?;
         config.validate(path)?;
         Ok(config)
     }
@@ -346,21 +313,36 @@ impl TrainConfig {
     /// setting retired since (what it did is in the run's checkpoints) is dropped rather than
     /// refused as in a config a person writes: old runs stay readable.
     pub fn load_record(path: &Path) -> Result<Self, ConfigError> {
-        let text = read_text(path)?;
-        let mut table: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Parse {
-            path: path.to_path_buf(),
-            message: toml_error(&e, Some(&text)),
-        })?;
-        for (section, key) in RETIRED {
-            if let Some(toml::Value::Table(t)) = table.get_mut(*section) {
-                t.remove(*key);
-            }
-        }
-        Self::from_table(table, path, &[])
+        let mut config = Self::read(&read_text(path)?, path, &[])?;
+        config.forget_retired();
+        config.validate(path)?;
+        Ok(config)
     }
 
-    /// Drops the settings retired since a run recorded them (see [`Self::load_record`]); a
-    /// checkpoint's config is read through it.
+    /// Config text with `overrides` laid over it, deserialised but not yet validated; errors
+    /// name the file and, where one brought the bad key or value, the override.
+    fn read(text: &str, path: &Path, overrides: &[Override]) -> Result<Self, ConfigError> {
+        let parse_error = |message: String| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message,
+        };
+        let mut table: toml::Table =
+            toml::from_str(text).map_err(|e| parse_error(toml_error(&e, Some(text))))?;
+        for o in overrides {
+            o.apply(&mut table).map_err(&parse_error)?;
+        }
+        table.try_into().map_err(|e: toml::de::Error| {
+            let message = toml_error(&e, None);
+            match overrides.iter().find(|o| o.is_named_in(&message)) {
+                Some(o) => parse_error(format!("--set {o}: {message}")),
+                None => parse_error(message),
+            }
+        })
+    }
+
+    /// Drops the settings retired since a run recorded them: each is kept in the config only to
+    /// refuse it in a config a person writes ([`Self::validate`]). A run's record is read
+    /// through it ([`Self::load_record`], a checkpoint's sidecar).
     pub fn forget_retired(&mut self) {
         self.run.update_threads = None;
         self.ppo.log_std_init = None;
