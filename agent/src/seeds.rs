@@ -29,3 +29,5 @@ pub const ACTION_STREAM: u64 = 4 << 40;
 pub const SEARCH_STREAM: u64 = 5 << 40;
 /// Which scalars `wormnet search`'s try `i` perturbs, and by how much: `PERTURB_STREAM + i`.
 pub const PERTURB_STREAM: u64 = 6 << 40;
+/// Episode seeds of `wormnet search`'s `c`-th confirmation of an evaluation: `CONFIRM_STREAM + c`.
+pub const CONFIRM_STREAM: u64 = 7 << 40;

@@ -180,6 +180,45 @@ fn a_search_run_is_evaluated_and_reported_beside_ppo_by_method() {
 }
 
 #[test]
+fn best_goes_by_fresh_episodes_that_confirm_an_evaluation() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let config = tw_cartpole(&[
+        "search.iterations=100",
+        "search.eval_every=20",
+        "run.eval_episodes=4",
+        "search.confirm_episodes=8",
+        "run.threads=1",
+    ]);
+    let mut evals = Vec::new();
+    search(config, dir.path(), &wormnet_envs::registry(), |p| {
+        evals.push(p.clone())
+    })
+    .expect("search");
+    assert_eq!(evals.len(), 5);
+    // An evaluation is confirmed exactly when it is at least as good as the best so far (none
+    // of these succeeds, so none could stop the run), and the best is the best confirmation.
+    let mut best = None::<f64>;
+    for p in &evals {
+        let contends = best.is_none_or(|b| p.eval.mean_return >= b);
+        assert_eq!(p.confirmation.is_some(), contends, "{p:?}");
+        if let Some(c) = &p.confirmation {
+            assert_eq!(c.episodes, 8);
+            if best.is_none_or(|b| c.mean_return > b) {
+                best = Some(c.mean_return);
+            }
+        }
+    }
+    let loaded = load_checkpoint(dir.path(), tch::Device::Cpu).expect("best loads");
+    assert_eq!(loaded.sidecar.best_eval, best);
+    assert_eq!(
+        loaded.sidecar.eval.map(|e| e.episodes),
+        Some(4),
+        "best keeps its periodic evaluation, which reproduces"
+    );
+}
+
+#[test]
 fn ctrl_c_stops_a_search_with_latest_saved() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();

@@ -64,6 +64,10 @@ fn bad_search_input_is_a_one_line_error_naming_the_field() {
         (vec!["--set", "search.worst=100"], "search.worst"),
         (vec!["--minutes", "0"], "search.minutes"),
         (vec!["--set", "search.step=-1"], "search.step"),
+        (
+            vec!["--set", "search.confirm_episodes=200000"],
+            "search.confirm_episodes",
+        ),
     ] {
         let run = tmp.path().join("run");
         let mut all = vec!["search", "configs/tw_cartpole.toml"];

@@ -31,8 +31,15 @@ pub struct SearchConfig {
     /// (0: only at the end). Not `run.eval_every`: PPO's cadence in updates would spend a
     /// search's time evaluating.
     pub eval_every: usize,
-    /// Stop once a periodic evaluation succeeds at least this often.
+    /// Stop once a periodic evaluation succeeds at least this often (and, with
+    /// `confirm_episodes`, so do that many fresh episodes).
     pub stop_at_success: Option<f64>,
+    /// Fresh episodes that confirm a periodic evaluation before it decides anything: every
+    /// evaluation sees the same `run.eval_episodes` starts, so after many of them one passes by
+    /// luck. An evaluation at least as good as the best so far, or one that would stop the run,
+    /// is run again on this many new starts, and `best` and the stop go by those. 0: by the
+    /// periodic evaluation alone.
+    pub confirm_episodes: usize,
 }
 
 impl Default for SearchConfig {
@@ -48,6 +55,7 @@ impl Default for SearchConfig {
             minutes: None,
             eval_every: 200,
             stop_at_success: None,
+            confirm_episodes: 100,
         }
     }
 }
@@ -66,6 +74,12 @@ impl SearchConfig {
             ("patience", self.patience, MOST),
             ("iterations", self.iterations, MOST),
         ];
+        if self.confirm_episodes > 100_000 {
+            return Err((
+                "confirm_episodes",
+                format!("must be at most 100000, got {}", self.confirm_episodes),
+            ));
+        }
         if self.eval_every > MOST {
             return Err((
                 "eval_every",

@@ -22,7 +22,7 @@ use crate::metrics::{names, MetricsWriter, Scalars, COLUMNS};
 use crate::policy::{ObsNormalizer, Policy};
 use crate::ppo::adam::Adam;
 use crate::rundir;
-use crate::seeds::{derive_seed, PERTURB_STREAM, SEARCH_STREAM, TORCH_STREAM};
+use crate::seeds::{derive_seed, CONFIRM_STREAM, PERTURB_STREAM, SEARCH_STREAM, TORCH_STREAM};
 use crate::threads::{available_cores, ThreadBudget};
 
 /// Header of [`LOG`].
@@ -44,6 +44,8 @@ pub struct Progress {
     pub accepted: usize,
     /// The incumbent's evaluation (`run.eval_episodes`, deterministic).
     pub eval: EvalSummary,
+    /// Its confirmation on `search.confirm_episodes` fresh episodes, where one ran.
+    pub confirmation: Option<EvalSummary>,
     /// Wall-clock seconds since the run started.
     pub wall_seconds: f64,
 }
@@ -332,7 +334,7 @@ fn search_loop(
     let cfg = &config.search;
     let mut options = EvalOptions::during_training(config);
     options.deterministic = true;
-    let mut best: Option<f64> = None;
+    let mut best = Best::default();
     let mut done = 0;
     let mut evaluated_at = None;
     let stop = loop {
@@ -352,23 +354,21 @@ fn search_loop(
         done += 1;
         files.log_try(s, done - 1, &t)?;
         if cfg.eval_every > 0 && done % cfg.eval_every == 0 {
-            let eval = evaluate_incumbent(s, files, eval_factory, &options, &mut best, done)?;
-            files.save(s, done, "latest", best, None)?;
+            let checked = evaluate_incumbent(s, files, eval_factory, &options, &mut best, done)?;
+            files.save(s, done, "latest", best.value, None)?;
             evaluated_at = Some(done);
-            progress(&progress_of(s, files, done, eval.clone()));
-            if cfg
-                .stop_at_success
-                .is_some_and(|want| eval.success_rate.is_some_and(|r| r >= want))
-            {
+            let solved = checked.solved;
+            progress(&progress_of(s, files, done, checked));
+            if solved {
                 break StopReason::Solved;
             }
         }
     };
     if stop.finished() && evaluated_at != Some(done) {
-        let eval = evaluate_incumbent(s, files, eval_factory, &options, &mut best, done)?;
-        progress(&progress_of(s, files, done, eval));
+        let checked = evaluate_incumbent(s, files, eval_factory, &options, &mut best, done)?;
+        progress(&progress_of(s, files, done, checked));
     }
-    files.save(s, done, "latest", best, None)?;
+    files.save(s, done, "latest", best.value, None)?;
     files.log(&format!(
         "{done},{},{},,,{},{:.3},{}",
         s.env_steps,
@@ -380,32 +380,107 @@ fn search_loop(
     Ok(stop)
 }
 
-/// Evaluates the incumbent, logs the metrics row and saves `best` when it is the best so far.
+/// The best checkpoint so far: the value it was chosen by (its confirmation's mean return, or
+/// its evaluation's without confirmations), and the confirmations run so far.
+#[derive(Default)]
+struct Best {
+    value: Option<f64>,
+    confirmations: u64,
+}
+
+/// One periodic evaluation of the incumbent: the evaluation, its confirmation where one ran, and
+/// whether the two meet `search.stop_at_success`.
+struct Checked {
+    eval: EvalSummary,
+    confirmation: Option<EvalSummary>,
+    solved: bool,
+}
+
+/// Evaluates the incumbent and logs the metrics row; confirms the evaluation on fresh episodes
+/// where [`contends`] says so, saves `best` where [`decide`] says so, and says whether the run
+/// is solved.
 fn evaluate_incumbent(
     s: &mut Search<'_>,
     files: &mut RunFiles<'_>,
     eval_factory: &EnvFactory,
     options: &EvalOptions,
-    best: &mut Option<f64>,
+    best: &mut Best,
     done: usize,
-) -> Result<EvalSummary> {
+) -> Result<Checked> {
+    let cfg = &files.config.search;
     let eval = evaluate(s.incumbent_policy(), eval_factory.clone(), options)?;
     files.log_eval(s, &eval)?;
-    if best.is_none_or(|b| eval.mean_return > b) {
-        *best = Some(eval.mean_return);
-        files.save(s, done, "best", *best, Some(eval.clone()))?;
+    let confirmation = if cfg.confirm_episodes > 0 && contends(cfg, best.value, &eval) {
+        let fresh = EvalOptions {
+            episodes: cfg.confirm_episodes,
+            seed: derive_seed(files.config.run.seed, CONFIRM_STREAM + best.confirmations),
+            ..options.clone()
+        };
+        best.confirmations += 1;
+        Some(evaluate(
+            s.incumbent_policy(),
+            eval_factory.clone(),
+            &fresh,
+        )?)
+    } else {
+        None
+    };
+    let (new_best, solved) = decide(cfg, best.value, &eval, confirmation.as_ref());
+    if new_best.is_some() {
+        best.value = new_best;
+        files.save(s, done, "best", best.value, Some(eval.clone()))?;
     }
-    Ok(eval)
+    Ok(Checked {
+        eval,
+        confirmation,
+        solved,
+    })
 }
 
-fn progress_of(s: &Search<'_>, files: &RunFiles<'_>, done: usize, eval: EvalSummary) -> Progress {
+/// Whether `eval` meets `search.stop_at_success`.
+fn succeeds(cfg: &SearchConfig, eval: &EvalSummary) -> bool {
+    cfg.stop_at_success
+        .is_some_and(|want| eval.success_rate.is_some_and(|r| r >= want))
+}
+
+/// Whether an evaluation is worth confirming: at least as good as the best so far (`best`, the
+/// value the best was chosen by), or good enough to stop the run.
+fn contends(cfg: &SearchConfig, best: Option<f64>, eval: &EvalSummary) -> bool {
+    best.is_none_or(|b| eval.mean_return >= b) || succeeds(cfg, eval)
+}
+
+/// What an evaluation (and its confirmation, where one ran) decides: the new best value where
+/// the incumbent becomes `best` — its confirmation's mean return, or without confirmations
+/// (`search.confirm_episodes = 0`) its evaluation's, beating the best so far — and whether the
+/// run is solved: the evaluation and its confirmation both meet `search.stop_at_success`.
+fn decide(
+    cfg: &SearchConfig,
+    best: Option<f64>,
+    eval: &EvalSummary,
+    confirmation: Option<&EvalSummary>,
+) -> (Option<f64>, bool) {
+    let value = match (confirmation, cfg.confirm_episodes) {
+        (Some(c), _) => Some(c.mean_return),
+        (None, 0) => Some(eval.mean_return),
+        (None, _) => None,
+    };
+    let new_best = value.filter(|&v| best.is_none_or(|b| v > b));
+    let confirmed = match confirmation {
+        Some(c) => succeeds(cfg, c),
+        None => cfg.confirm_episodes == 0,
+    };
+    (new_best, succeeds(cfg, eval) && confirmed)
+}
+
+fn progress_of(s: &Search<'_>, files: &RunFiles<'_>, done: usize, checked: Checked) -> Progress {
     Progress {
         iteration: done,
         env_steps: s.env_steps,
         score: s.score,
         width: s.width,
         accepted: s.accepted,
-        eval,
+        eval: checked.eval,
+        confirmation: checked.confirmation,
         wall_seconds: files.started.elapsed().as_secs_f64(),
     }
 }
@@ -429,5 +504,55 @@ mod tests {
         assert_eq!(cycle(707), [8, 16, 32, 64, 4, 8, 16]);
         assert_eq!(cycle(20), [8, 16, 20, 4, 8, 16, 20]);
         assert_eq!(cycle(3), [3, 3, 3, 3, 3, 3, 3]);
+    }
+
+    fn summary(mean_return: f64, success: f64) -> EvalSummary {
+        EvalSummary {
+            mean_return,
+            success_rate: Some(success),
+            episodes: 50,
+            ..EvalSummary::default()
+        }
+    }
+
+    #[test]
+    fn a_lucky_evaluation_decides_nothing_until_fresh_episodes_confirm_it() {
+        let cfg = SearchConfig {
+            stop_at_success: Some(1.0),
+            ..SearchConfig::default()
+        };
+        let lucky = summary(500.0, 1.0);
+        // The first evaluation contends; its confirmation's return is what the best is by.
+        assert!(contends(&cfg, None, &lucky));
+        let confirmed = |c| decide(&cfg, Some(486.0), &lucky, Some(&c));
+        assert_eq!(
+            decide(&cfg, None, &lucky, Some(&summary(486.0, 0.93))),
+            (Some(486.0), false)
+        );
+        // One as good as the best contends again: all fresh episodes succeeding solve the run;
+        // a confirmation no better than the best keeps the best and does not stop.
+        assert!(contends(&cfg, Some(486.0), &lucky));
+        assert_eq!(confirmed(summary(500.0, 1.0)), (Some(500.0), true));
+        assert_eq!(confirmed(summary(486.0, 0.96)), (None, false));
+        assert_eq!(confirmed(summary(480.0, 0.95)), (None, false));
+        // One below the best and the bar is not confirmed and decides nothing.
+        let weak = summary(400.0, 0.5);
+        assert!(!contends(&cfg, Some(486.0), &weak));
+        assert_eq!(decide(&cfg, Some(486.0), &weak, None), (None, false));
+        // One that meets the bar is confirmed even below the best.
+        assert!(contends(&cfg, Some(500.0), &summary(499.0, 1.0)));
+    }
+
+    #[test]
+    fn without_confirmations_the_evaluation_decides_alone() {
+        let cfg = SearchConfig {
+            stop_at_success: Some(0.9),
+            confirm_episodes: 0,
+            ..SearchConfig::default()
+        };
+        let decides = |best, e| decide(&cfg, Some(best), &e, None);
+        assert_eq!(decides(450.0, summary(460.0, 0.9)), (Some(460.0), true));
+        assert_eq!(decides(470.0, summary(460.0, 0.9)), (None, true));
+        assert_eq!(decides(470.0, summary(470.0, 0.8)), (None, false));
     }
 }

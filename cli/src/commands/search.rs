@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use wormnet_agent::config::{Override, TrainConfig};
+use wormnet_agent::eval::EvalSummary;
 use wormnet_agent::search::{search, StopReason, LOG};
 use wormnet_sim::Registry;
 
@@ -74,8 +75,20 @@ pub fn run(args: SearchArgs, registry: &Registry) -> Result<()> {
         run_dir.display()
     );
     let stop = search(config, &run_dir, registry, |p| {
+        let success = |e: &EvalSummary| {
+            e.success_rate
+                .map_or(String::new(), |s| format!(" (success {:.0}%)", 100.0 * s))
+        };
+        let confirmed = p.confirmation.as_ref().map_or(String::new(), |c| {
+            format!(
+                "; {} fresh episodes: {:.1}{}",
+                c.episodes,
+                c.mean_return,
+                success(c)
+            )
+        });
         eprintln!(
-            "try {}: score {:.1}, width {}, {} accepted, {} env steps, eval return {:.1}{}  \
+            "try {}: score {:.1}, width {}, {} accepted, {} env steps, eval return {:.1}{}{}  \
              [{:.0} s]",
             p.iteration,
             p.score,
@@ -83,9 +96,8 @@ pub fn run(args: SearchArgs, registry: &Registry) -> Result<()> {
             p.accepted,
             p.env_steps,
             p.eval.mean_return,
-            p.eval
-                .success_rate
-                .map_or(String::new(), |s| format!(" (success {:.0}%)", 100.0 * s)),
+            success(&p.eval),
+            confirmed,
             p.wall_seconds
         );
     })
