@@ -244,7 +244,13 @@ impl Drop for NewRunGuard<'_> {
 fn written_by_a_run(name: &str) -> bool {
     matches!(
         name,
-        "config.toml" | "metrics.csv" | "imitation.csv" | "imitation" | "evals.jsonl"
+        "config.toml"
+            | "metrics.csv"
+            | "imitation.csv"
+            | "imitation"
+            | "evals.jsonl"
+            | "search.csv"
+            | "confirmations.csv"
     ) || name.starts_with("events.out.tfevents.")
         || name.ends_with(".safetensors")
         || is_temporary(name)

@@ -12,7 +12,7 @@ use wormnet_agent::compare::{group, markdown, summarize, Method, RunRecord};
 use wormnet_agent::config::TrainConfig;
 use wormnet_agent::eval::{evaluate, EvalOptions};
 use wormnet_agent::interrupt::STOP;
-use wormnet_agent::search::{search, StopReason};
+use wormnet_agent::search::{search, StopReason, CONFIRM_LOG};
 use wormnet_agent::train::Trainer;
 
 /// libtorch's random generator is process-wide: tests that build policies take turns.
@@ -216,6 +216,30 @@ fn best_goes_by_fresh_episodes_that_confirm_an_evaluation() {
         Some(4),
         "best keeps its periodic evaluation, which reproduces"
     );
+    // confirmations.csv has a line per confirmation; the last one taken as best is the best.
+    let log = std::fs::read_to_string(dir.path().join(CONFIRM_LOG)).expect("the log");
+    let rows: Vec<Vec<&str>> = log
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    let confirmed = evals.iter().filter(|p| p.confirmation.is_some()).count();
+    assert_eq!(rows.len(), confirmed, "{log}");
+    let taken = rows.iter().rfind(|r| r[8] == "1").expect("a best");
+    assert_eq!(taken[6].parse::<f64>().ok(), best, "{log}");
+    // A search recorded before confirmations existed is read as one without them.
+    let record = RunRecord::load(dir.path()).expect("record");
+    assert_eq!(record.config.search.confirm_episodes, 8);
+    let path = dir.path().join("config.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let old: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with("confirm_episodes"))
+        .collect();
+    assert!(old.len() < text.lines().count());
+    std::fs::write(&path, old.join("\n")).unwrap();
+    let record = RunRecord::load(dir.path()).expect("record");
+    assert_eq!(record.config.search.confirm_episodes, 0);
 }
 
 #[test]

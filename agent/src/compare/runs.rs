@@ -63,7 +63,12 @@ impl Method {
 impl RunRecord {
     /// Reads `config.toml` and `metrics.csv` of a run directory.
     pub fn load(dir: &Path) -> Result<Self> {
-        let config = TrainConfig::load_record(&dir.join("config.toml"))?;
+        let mut config = TrainConfig::load_record(&dir.join("config.toml"))?;
+        let method = Method::of(dir);
+        if matches!(method, Method::Search(_)) && !records(dir, "search", "confirm_episodes") {
+            // A search from before confirmations: its evaluations decided alone.
+            config.search.confirm_episodes = 0;
+        }
         let (header, rows) = read_metrics(&dir.join("metrics.csv"))?;
         let col = |name: &str| header.iter().position(|h| h == name);
         let step = col("global_step")
@@ -93,7 +98,7 @@ impl RunRecord {
             times,
             noise: Vec::new(),
             cloning_seconds: cloning_seconds(dir),
-            method: Method::of(dir),
+            method,
         })
     }
 
@@ -130,6 +135,15 @@ impl RunRecord {
         let wall = self.times.iter().find(|t| t.0 >= step).and_then(|t| t.2);
         Some((step, wall))
     }
+}
+
+/// Whether the run in `dir` recorded `table.key` in its `config.toml`: a setting added since is
+/// absent from older runs' records, which ran without it.
+fn records(dir: &Path, table: &str, key: &str) -> bool {
+    std::fs::read_to_string(dir.join("config.toml"))
+        .ok()
+        .and_then(|text| text.parse::<toml::Table>().ok())
+        .is_some_and(|t| t.get(table).and_then(|t| t.get(key)).is_some())
 }
 
 /// The last `wall_seconds` of `RUN/imitation/imitation.csv`, if the run cloned an expert first.

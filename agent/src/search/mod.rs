@@ -11,11 +11,12 @@
 //! Every random stream derives from `run.seed`; the same seed and thread count give the same
 //! bits.
 
+mod confirm;
 pub mod episodes;
 pub mod outcome;
 mod run;
 pub mod space;
 
 pub use episodes::worst_mean;
-pub use outcome::{stop_reason, StopReason, LOG};
+pub use outcome::{stop_reason, StopReason, CONFIRM_LOG, LOG};
 pub use run::{search, Progress};

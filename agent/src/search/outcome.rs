@@ -4,6 +4,10 @@
 /// is the state the run ended in.
 pub const LOG: &str = "search.csv";
 
+/// The log of a search run's confirmations (`search.confirm_episodes`), a line each: what
+/// picked `best` and what stopped the run, beside its checkpoints.
+pub const CONFIRM_LOG: &str = "confirmations.csv";
+
 /// Why a search run stopped, as its log's last row says it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StopReason {
@@ -11,7 +15,7 @@ pub enum StopReason {
     Iterations,
     /// `search.minutes` spent.
     Minutes,
-    /// An evaluation reached `search.stop_at_success`.
+    /// An evaluation and its confirmation on fresh episodes reached `search.stop_at_success`.
     Solved,
     /// Ctrl-C ([`crate::interrupt::STOP`]): `latest` saved, the budget not spent.
     Interrupted,

@@ -11,8 +11,9 @@ use tch::Tensor;
 use wormnet_ncp::parse_device;
 use wormnet_sim::{EnvFactory, EnvSpec, Registry};
 
+use super::confirm::{contends, decide, Best};
 use super::episodes::{worst_mean, Episode, Scorer};
-use super::outcome::{StopReason, LOG};
+use super::outcome::{StopReason, CONFIRM_LOG, LOG};
 use super::space::SearchSpace;
 use crate::checkpoint::{self, CheckpointParts};
 use crate::config::{SearchConfig, TrainConfig};
@@ -24,6 +25,11 @@ use crate::ppo::adam::Adam;
 use crate::rundir;
 use crate::seeds::{derive_seed, CONFIRM_STREAM, PERTURB_STREAM, SEARCH_STREAM, TORCH_STREAM};
 use crate::threads::{available_cores, ThreadBudget};
+
+/// Header of [`CONFIRM_LOG`]: the try, the periodic evaluation, the confirmation (episodes,
+/// seed, return, success) and what it decided.
+const CONFIRM_HEADER: &str =
+    "iteration,env_steps,eval_return,eval_success,episodes,seed,return,success,best,solved";
 
 /// Header of [`LOG`].
 const HEADER: &str =
@@ -212,9 +218,36 @@ impl RunFiles<'_> {
     }
 
     fn log(&self, line: &str) -> Result<()> {
-        let path = self.dir.join(LOG);
+        self.append(LOG, line)
+    }
+
+    fn append(&self, name: &str, line: &str) -> Result<()> {
+        let path = self.dir.join(name);
         checkpoint::append_line(&path, line)
             .with_context(|| format!("cannot write {}", path.display()))
+    }
+
+    /// One line of [`CONFIRM_LOG`] (its header first).
+    fn log_confirmation(&self, i: usize, s: &Search<'_>, c: &Confirmed<'_>) -> Result<()> {
+        if !self.dir.join(CONFIRM_LOG).exists() {
+            self.append(CONFIRM_LOG, CONFIRM_HEADER)?;
+        }
+        let success = |e: &EvalSummary| e.success_rate.map_or(String::new(), |r| r.to_string());
+        self.append(
+            CONFIRM_LOG,
+            &format!(
+                "{i},{},{},{},{},{},{},{},{},{}",
+                s.env_steps,
+                c.eval.mean_return,
+                success(c.eval),
+                c.confirmation.episodes,
+                c.seed,
+                c.confirmation.mean_return,
+                success(c.confirmation),
+                u8::from(c.best),
+                u8::from(c.solved)
+            ),
+        )
     }
 
     fn log_try(&self, s: &Search<'_>, i: usize, t: &Try) -> Result<()> {
@@ -380,12 +413,13 @@ fn search_loop(
     Ok(stop)
 }
 
-/// The best checkpoint so far: the value it was chosen by (its confirmation's mean return, or
-/// its evaluation's without confirmations), and the confirmations run so far.
-#[derive(Default)]
-struct Best {
-    value: Option<f64>,
-    confirmations: u64,
+/// A confirmation and what it decided, as [`CONFIRM_LOG`] records it.
+struct Confirmed<'a> {
+    eval: &'a EvalSummary,
+    confirmation: &'a EvalSummary,
+    seed: u64,
+    best: bool,
+    solved: bool,
 }
 
 /// One periodic evaluation of the incumbent: the evaluation, its confirmation where one ran, and
@@ -410,10 +444,12 @@ fn evaluate_incumbent(
     let cfg = &files.config.search;
     let eval = evaluate(s.incumbent_policy(), eval_factory.clone(), options)?;
     files.log_eval(s, &eval)?;
+    let mut seed = 0;
     let confirmation = if cfg.confirm_episodes > 0 && contends(cfg, best.value, &eval) {
+        seed = derive_seed(files.config.run.seed, CONFIRM_STREAM + best.confirmations);
         let fresh = EvalOptions {
             episodes: cfg.confirm_episodes,
-            seed: derive_seed(files.config.run.seed, CONFIRM_STREAM + best.confirmations),
+            seed,
             ..options.clone()
         };
         best.confirmations += 1;
@@ -426,6 +462,16 @@ fn evaluate_incumbent(
         None
     };
     let (new_best, solved) = decide(cfg, best.value, &eval, confirmation.as_ref());
+    if let Some(confirmation) = &confirmation {
+        let c = Confirmed {
+            eval: &eval,
+            confirmation,
+            seed,
+            best: new_best.is_some(),
+            solved,
+        };
+        files.log_confirmation(done, s, &c)?;
+    }
     if new_best.is_some() {
         best.value = new_best;
         files.save(s, done, "best", best.value, Some(eval.clone()))?;
@@ -435,41 +481,6 @@ fn evaluate_incumbent(
         confirmation,
         solved,
     })
-}
-
-/// Whether `eval` meets `search.stop_at_success`.
-fn succeeds(cfg: &SearchConfig, eval: &EvalSummary) -> bool {
-    cfg.stop_at_success
-        .is_some_and(|want| eval.success_rate.is_some_and(|r| r >= want))
-}
-
-/// Whether an evaluation is worth confirming: at least as good as the best so far (`best`, the
-/// value the best was chosen by), or good enough to stop the run.
-fn contends(cfg: &SearchConfig, best: Option<f64>, eval: &EvalSummary) -> bool {
-    best.is_none_or(|b| eval.mean_return >= b) || succeeds(cfg, eval)
-}
-
-/// What an evaluation (and its confirmation, where one ran) decides: the new best value where
-/// the incumbent becomes `best` — its confirmation's mean return, or without confirmations
-/// (`search.confirm_episodes = 0`) its evaluation's, beating the best so far — and whether the
-/// run is solved: the evaluation and its confirmation both meet `search.stop_at_success`.
-fn decide(
-    cfg: &SearchConfig,
-    best: Option<f64>,
-    eval: &EvalSummary,
-    confirmation: Option<&EvalSummary>,
-) -> (Option<f64>, bool) {
-    let value = match (confirmation, cfg.confirm_episodes) {
-        (Some(c), _) => Some(c.mean_return),
-        (None, 0) => Some(eval.mean_return),
-        (None, _) => None,
-    };
-    let new_best = value.filter(|&v| best.is_none_or(|b| v > b));
-    let confirmed = match confirmation {
-        Some(c) => succeeds(cfg, c),
-        None => cfg.confirm_episodes == 0,
-    };
-    (new_best, succeeds(cfg, eval) && confirmed)
 }
 
 fn progress_of(s: &Search<'_>, files: &RunFiles<'_>, done: usize, checked: Checked) -> Progress {
@@ -504,55 +515,5 @@ mod tests {
         assert_eq!(cycle(707), [8, 16, 32, 64, 4, 8, 16]);
         assert_eq!(cycle(20), [8, 16, 20, 4, 8, 16, 20]);
         assert_eq!(cycle(3), [3, 3, 3, 3, 3, 3, 3]);
-    }
-
-    fn summary(mean_return: f64, success: f64) -> EvalSummary {
-        EvalSummary {
-            mean_return,
-            success_rate: Some(success),
-            episodes: 50,
-            ..EvalSummary::default()
-        }
-    }
-
-    #[test]
-    fn a_lucky_evaluation_decides_nothing_until_fresh_episodes_confirm_it() {
-        let cfg = SearchConfig {
-            stop_at_success: Some(1.0),
-            ..SearchConfig::default()
-        };
-        let lucky = summary(500.0, 1.0);
-        // The first evaluation contends; its confirmation's return is what the best is by.
-        assert!(contends(&cfg, None, &lucky));
-        let confirmed = |c| decide(&cfg, Some(486.0), &lucky, Some(&c));
-        assert_eq!(
-            decide(&cfg, None, &lucky, Some(&summary(486.0, 0.93))),
-            (Some(486.0), false)
-        );
-        // One as good as the best contends again: all fresh episodes succeeding solve the run;
-        // a confirmation no better than the best keeps the best and does not stop.
-        assert!(contends(&cfg, Some(486.0), &lucky));
-        assert_eq!(confirmed(summary(500.0, 1.0)), (Some(500.0), true));
-        assert_eq!(confirmed(summary(486.0, 0.96)), (None, false));
-        assert_eq!(confirmed(summary(480.0, 0.95)), (None, false));
-        // One below the best and the bar is not confirmed and decides nothing.
-        let weak = summary(400.0, 0.5);
-        assert!(!contends(&cfg, Some(486.0), &weak));
-        assert_eq!(decide(&cfg, Some(486.0), &weak, None), (None, false));
-        // One that meets the bar is confirmed even below the best.
-        assert!(contends(&cfg, Some(500.0), &summary(499.0, 1.0)));
-    }
-
-    #[test]
-    fn without_confirmations_the_evaluation_decides_alone() {
-        let cfg = SearchConfig {
-            stop_at_success: Some(0.9),
-            confirm_episodes: 0,
-            ..SearchConfig::default()
-        };
-        let decides = |best, e| decide(&cfg, Some(best), &e, None);
-        assert_eq!(decides(450.0, summary(460.0, 0.9)), (Some(460.0), true));
-        assert_eq!(decides(470.0, summary(460.0, 0.9)), (None, true));
-        assert_eq!(decides(470.0, summary(470.0, 0.8)), (None, false));
     }
 }
