@@ -6,14 +6,6 @@
 use crate::config::SearchConfig;
 use crate::eval::EvalSummary;
 
-/// The best checkpoint so far: the value it was chosen by (its confirmation's mean return, or
-/// its evaluation's without confirmations), and the confirmations run so far.
-#[derive(Default)]
-pub(super) struct Best {
-    pub value: Option<f64>,
-    pub confirmations: u64,
-}
-
 /// Whether `eval` meets `search.stop_at_success`.
 fn succeeds(cfg: &SearchConfig, eval: &EvalSummary) -> bool {
     cfg.stop_at_success

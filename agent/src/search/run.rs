@@ -11,7 +11,7 @@ use tch::Tensor;
 use wormnet_ncp::parse_device;
 use wormnet_sim::{EnvFactory, EnvSpec, Registry};
 
-use super::confirm::{contends, decide, Best};
+use super::confirm::{contends, decide};
 use super::episodes::{worst_mean, Episode, Scorer};
 use super::outcome::{StopReason, CONFIRM_LOG, LOG};
 use super::space::SearchSpace;
@@ -79,6 +79,8 @@ struct Search<'a> {
     accepted: usize,
     /// Scorings so far: the `SEARCH_STREAM` index of the next one's episode seeds.
     draws: u64,
+    /// Confirmations so far: the `CONFIRM_STREAM` index of the next one's episode seeds.
+    confirmations: u64,
     env_steps: u64,
     /// Seconds spent scoring since the last metrics row, and the mean return of the last try.
     scoring_seconds: f64,
@@ -227,8 +229,11 @@ impl RunFiles<'_> {
             .with_context(|| format!("cannot write {}", path.display()))
     }
 
-    /// One line of [`CONFIRM_LOG`] (its header first).
-    fn log_confirmation(&self, i: usize, s: &Search<'_>, c: &Confirmed<'_>) -> Result<()> {
+    /// The line of [`CONFIRM_LOG`] of a confirmed evaluation (the log's header first).
+    fn log_confirmation(&self, i: usize, s: &Search<'_>, c: &Checked) -> Result<()> {
+        let Some((confirmation, seed)) = &c.confirmation else {
+            return Ok(());
+        };
         if !self.dir.join(CONFIRM_LOG).exists() {
             self.append(CONFIRM_LOG, CONFIRM_HEADER)?;
         }
@@ -236,14 +241,13 @@ impl RunFiles<'_> {
         self.append(
             CONFIRM_LOG,
             &format!(
-                "{i},{},{},{},{},{},{},{},{},{}",
+                "{i},{},{},{},{},{seed},{},{},{},{}",
                 s.env_steps,
                 c.eval.mean_return,
-                success(c.eval),
-                c.confirmation.episodes,
-                c.seed,
-                c.confirmation.mean_return,
-                success(c.confirmation),
+                success(&c.eval),
+                confirmation.episodes,
+                confirmation.mean_return,
+                success(confirmation),
                 u8::from(c.best),
                 u8::from(c.solved)
             ),
@@ -344,6 +348,7 @@ pub fn search(
         failures: 0,
         accepted: 0,
         draws: 0,
+        confirmations: 0,
         env_steps: 0,
         scoring_seconds: 0.0,
         last_return: 0.0,
@@ -367,7 +372,9 @@ fn search_loop(
     let cfg = &config.search;
     let mut options = EvalOptions::during_training(config);
     options.deterministic = true;
-    let mut best = Best::default();
+    // The value `best` was chosen by: its confirmation's mean return (its evaluation's
+    // without confirmations).
+    let mut best: Option<f64> = None;
     let mut done = 0;
     let mut evaluated_at = None;
     let stop = loop {
@@ -388,7 +395,7 @@ fn search_loop(
         files.log_try(s, done - 1, &t)?;
         if cfg.eval_every > 0 && done % cfg.eval_every == 0 {
             let checked = evaluate_incumbent(s, files, eval_factory, &options, &mut best, done)?;
-            files.save(s, done, "latest", best.value, None)?;
+            files.save(s, done, "latest", best, None)?;
             evaluated_at = Some(done);
             let solved = checked.solved;
             progress(&progress_of(s, files, done, checked));
@@ -401,7 +408,7 @@ fn search_loop(
         let checked = evaluate_incumbent(s, files, eval_factory, &options, &mut best, done)?;
         progress(&progress_of(s, files, done, checked));
     }
-    files.save(s, done, "latest", best.value, None)?;
+    files.save(s, done, "latest", best, None)?;
     files.log(&format!(
         "{done},{},{},,,{},{:.3},{}",
         s.env_steps,
@@ -413,74 +420,55 @@ fn search_loop(
     Ok(stop)
 }
 
-/// A confirmation and what it decided, as [`CONFIRM_LOG`] records it.
-struct Confirmed<'a> {
-    eval: &'a EvalSummary,
-    confirmation: &'a EvalSummary,
-    seed: u64,
+/// One periodic evaluation of the incumbent: the evaluation, its confirmation (and that one's
+/// seed) where one ran, whether the incumbent became `best`, and whether the run is solved.
+struct Checked {
+    eval: EvalSummary,
+    confirmation: Option<(EvalSummary, u64)>,
     best: bool,
     solved: bool,
 }
 
-/// One periodic evaluation of the incumbent: the evaluation, its confirmation where one ran, and
-/// whether the two meet `search.stop_at_success`.
-struct Checked {
-    eval: EvalSummary,
-    confirmation: Option<EvalSummary>,
-    solved: bool,
-}
-
 /// Evaluates the incumbent and logs the metrics row; confirms the evaluation on fresh episodes
-/// where [`contends`] says so, saves `best` where [`decide`] says so, and says whether the run
-/// is solved.
+/// where [`contends`] says so (a line of [`CONFIRM_LOG`]), saves `best` where [`decide`] says
+/// so, and says whether the run is solved.
 fn evaluate_incumbent(
     s: &mut Search<'_>,
     files: &mut RunFiles<'_>,
     eval_factory: &EnvFactory,
     options: &EvalOptions,
-    best: &mut Best,
+    best: &mut Option<f64>,
     done: usize,
 ) -> Result<Checked> {
     let cfg = &files.config.search;
     let eval = evaluate(s.incumbent_policy(), eval_factory.clone(), options)?;
     files.log_eval(s, &eval)?;
-    let mut seed = 0;
-    let confirmation = if cfg.confirm_episodes > 0 && contends(cfg, best.value, &eval) {
-        seed = derive_seed(files.config.run.seed, CONFIRM_STREAM + best.confirmations);
+    let confirmation = if cfg.confirm_episodes > 0 && contends(cfg, *best, &eval) {
+        let seed = derive_seed(files.config.run.seed, CONFIRM_STREAM + s.confirmations);
+        s.confirmations += 1;
         let fresh = EvalOptions {
             episodes: cfg.confirm_episodes,
             seed,
             ..options.clone()
         };
-        best.confirmations += 1;
-        Some(evaluate(
-            s.incumbent_policy(),
-            eval_factory.clone(),
-            &fresh,
-        )?)
+        let summary = evaluate(s.incumbent_policy(), eval_factory.clone(), &fresh)?;
+        Some((summary, seed))
     } else {
         None
     };
-    let (new_best, solved) = decide(cfg, best.value, &eval, confirmation.as_ref());
-    if let Some(confirmation) = &confirmation {
-        let c = Confirmed {
-            eval: &eval,
-            confirmation,
-            seed,
-            best: new_best.is_some(),
-            solved,
-        };
-        files.log_confirmation(done, s, &c)?;
-    }
-    if new_best.is_some() {
-        best.value = new_best;
-        files.save(s, done, "best", best.value, Some(eval.clone()))?;
-    }
-    Ok(Checked {
+    let (new_best, solved) = decide(cfg, *best, &eval, confirmation.as_ref().map(|c| &c.0));
+    let checked = Checked {
         eval,
         confirmation,
+        best: new_best.is_some(),
         solved,
-    })
+    };
+    files.log_confirmation(done, s, &checked)?;
+    if new_best.is_some() {
+        *best = new_best;
+        files.save(s, done, "best", *best, Some(checked.eval.clone()))?;
+    }
+    Ok(checked)
 }
 
 fn progress_of(s: &Search<'_>, files: &RunFiles<'_>, done: usize, checked: Checked) -> Progress {
@@ -491,7 +479,7 @@ fn progress_of(s: &Search<'_>, files: &RunFiles<'_>, done: usize, checked: Check
         width: s.width,
         accepted: s.accepted,
         eval: checked.eval,
-        confirmation: checked.confirmation,
+        confirmation: checked.confirmation.map(|(c, _)| c),
         wall_seconds: files.started.elapsed().as_secs_f64(),
     }
 }
